@@ -1,0 +1,95 @@
+"""Domain errors: each carries an error code and an HTTP status.
+
+Services raise these; app.py maps them to `{"error": {"code", "message"}}` in
+one place. Messages are written for the API client and never carry secrets.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+
+class TesseraError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: Optional[str] = None,
+                 status: Optional[int] = None,
+                 headers: Optional[Dict[str, str]] = None,
+                 details: Optional[dict] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+        self.details = dict(details or {})
+
+    def to_body(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        error.update(self.details)
+        return {"error": error}
+
+
+class BadRequest(TesseraError):
+    status = 400
+    code = "invalid_request"
+
+
+class PayloadTooLarge(TesseraError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(TesseraError):
+    status = 401
+    code = "unauthorized"
+
+
+class InvalidCredentials(TesseraError):
+    status = 401
+    code = "invalid_credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The tenant, email or password is not valid.")
+
+
+class Forbidden(TesseraError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(TesseraError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(TesseraError):
+    status = 409
+    code = "conflict"
+
+
+class TooManyRequests(TesseraError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: Optional[str] = None,
+                 details: Optional[dict] = None) -> None:
+        super().__init__(message, code=code, details=details,
+                         headers={"Retry-After": str(max(1, int(retry_after)))})
+        self.retry_after = max(1, int(retry_after))
+
+
+class PaymentRequired(TesseraError):
+    status = 402
+    code = "budget_exceeded"
+
+
+class UpstreamError(TesseraError):
+    status = 503
+    code = "upstream_unavailable"
+
+
+class ConfigurationError(TesseraError):
+    status = 500
+    code = "configuration_error"

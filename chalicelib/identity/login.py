@@ -1,0 +1,99 @@
+"""Password login for a tenant's users.
+
+Every failure (unknown tenant or user, wrong password, suspended tenant) is
+the same 401, and unknown users still cost a hash verification, so neither
+the answer nor its timing tells which part was wrong. Failures are counted
+per (tenant, email) in fixed windows; past the limit the pair gets 429.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Mapping, Optional
+
+from chalicelib import validation
+from chalicelib.errors import BadRequest, InvalidCredentials, TooManyRequests
+from chalicelib.identity.passwords import burn_verification_time, verify_password
+from chalicelib.identity.tokens import issue_access_token
+from chalicelib.models import LoginThrottle, SlugClaim, Tenant, User, UserEmail, tenant_pk
+from chalicelib.settings import get_settings
+from chalicelib.store import get_items
+
+MAX_FAILURES = 5
+WINDOW_SECONDS = 15 * 60
+
+
+def slug_from_host(host: Optional[str]) -> Optional[str]:
+    """`acme.api.example.com` -> `acme` when the base domain is `api.example.com`."""
+    base = get_settings().base_domain
+    if not host or not base:
+        return None
+    name = host.split(":")[0].lower().rstrip(".")
+    suffix = "." + base.lower().strip(".")
+    if name.endswith(suffix):
+        sub = name[: -len(suffix)]
+        if sub and "." not in sub:
+            return sub
+    return None
+
+
+def _throttle_key(slug: str, email: str, now: float) -> tuple[str, str, int]:
+    digest = hashlib.sha256(f"{slug}\n{email}".encode()).hexdigest()
+    start = int(now // WINDOW_SECONDS * WINDOW_SECONDS)
+    return f"LOGIN#{digest}", f"WINDOW#{start}", start + WINDOW_SECONDS
+
+
+def _check_throttle(pk: str, sk: str, window_end: int, now: float) -> None:
+    try:
+        record = LoginThrottle.get(pk, sk, consistent_read=True)
+    except LoginThrottle.DoesNotExist:
+        return
+    if record.failures >= MAX_FAILURES:
+        raise TooManyRequests("Too many failed sign-in attempts; try again later.",
+                              retry_after=window_end - int(now), code="too_many_attempts")
+
+
+def _record_failure(pk: str, sk: str, window_end: int) -> None:
+    LoginThrottle(pk, sk).update(actions=[LoginThrottle.failures.add(1),
+                                          LoginThrottle.expires_at.set(window_end + 60)])
+
+
+def _find_user(slug: str, email: str) -> tuple[Optional[Tenant], Optional[User]]:
+    try:
+        claim = SlugClaim.get(*SlugClaim.key(slug))
+    except SlugClaim.DoesNotExist:
+        return None, None
+    pk = tenant_pk(claim.tenant_id)
+    tenant, email_claim = get_items([(Tenant, pk, Tenant.SK), (UserEmail, pk, UserEmail.sk_for(email))])
+    if tenant is None or email_claim is None:
+        return tenant, None
+    try:
+        return tenant, User.get(pk, User.sk_for(email_claim.user_id))
+    except User.DoesNotExist:
+        return tenant, None
+
+
+def login(body: Mapping[str, Any], host: Optional[str] = None) -> dict:
+    validation.fields(body, {"tenant", "email", "password"}, required=("email", "password"))
+    slug = body.get("tenant") or slug_from_host(host)
+    if not slug:
+        raise BadRequest("Name the tenant (its slug) in 'tenant' or call through its subdomain.",
+                         code="missing_field")
+    slug = validation.string({"tenant": slug}, "tenant", min_len=1, max_len=64).lower()
+    email = validation.string(body, "email", min_len=1, max_len=254).strip().lower()
+    password = validation.string(body, "password", min_len=1, max_len=256)
+
+    now = time.time()
+    pk, sk, window_end = _throttle_key(slug, email, now)
+    _check_throttle(pk, sk, window_end, now)
+    tenant, user = _find_user(slug, email)
+    if user is None:
+        burn_verification_time(password)
+        ok = False
+    else:
+        ok = verify_password(user.password_hash, password)
+    if not ok or tenant is None or tenant.status != "active" or user.status != "active":
+        _record_failure(pk, sk, window_end)
+        raise InvalidCredentials()
+    token, expires_in = issue_access_token(tenant.tenant_id, user.user_id, user.role)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}

@@ -1,0 +1,52 @@
+"""Tenant API keys for machine clients: create (secret shown once), list, revoke."""
+from __future__ import annotations
+
+from typing import Any, List, Mapping
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import validation
+from chalicelib.identity import apikeys
+from chalicelib.errors import NotFound
+from chalicelib.models import ApiKey, tenant_pk
+from chalicelib.periods import isoformat, utcnow
+from chalicelib.store import condition_failed
+from chalicelib.tenancy import TenantContext
+
+
+def view(key: ApiKey) -> dict:
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "last4": key.last4,
+        "created_at": isoformat(key.created_at),
+        "created_by": key.created_by,
+        "revoked_at": isoformat(key.revoked_at) if key.revoked_at else None,
+    }
+
+
+def create_key(tenant_id: str, ctx: TenantContext, body: Mapping[str, Any]) -> dict:
+    ctx.require("admin")
+    validation.fields(body, {"name"}, required=("name",))
+    name = validation.string(body, "name", min_len=1, max_len=100).strip()
+    key_id, secret, digest = apikeys.generate(tenant_id)
+    key = ApiKey(tenant_pk(tenant_id), ApiKey.sk_for(key_id), key_id=key_id, name=name, secret_hash=digest,
+                 last4=secret[-4:], created_at=utcnow(), created_by=ctx.principal_id)
+    key.save(condition=ApiKey.pk.does_not_exist())
+    return {**view(key), "key": secret}
+
+
+def list_keys(tenant_id: str, ctx: TenantContext) -> List[dict]:
+    ctx.require("admin")
+    return [view(k) for k in ApiKey.query(tenant_pk(tenant_id), ApiKey.sk.startswith("APIKEY#"))]
+
+
+def revoke_key(tenant_id: str, ctx: TenantContext, key_id: str) -> None:
+    ctx.require("admin")
+    key = ApiKey(tenant_pk(tenant_id), ApiKey.sk_for(key_id))
+    try:
+        key.update(actions=[ApiKey.revoked_at.set(ApiKey.revoked_at | utcnow())], condition=ApiKey.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound("API key not found.") from None
+        raise

@@ -1,0 +1,297 @@
+"""PynamoDB models: every item type that lives in the one table.
+
+Tenant-owned items have `pk = TENANT#<tenant_id>`; the few global lookups
+(slug claims, sign-up idempotency records, login throttles) have their own
+partitions and point at a tenant. Key builders live next to the models so
+the key layout is written down once. The table name and region are read from
+settings on first use, never at import.
+"""
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import get_settings
+from chalicelib.table import BUDGET_INDEX, TENANT_LIST_INDEX
+
+TENANT_LIST_PARTITION = "TENANTS"
+BUDGET_PARTITION = "BUDGETED"
+
+
+class _LazyTable(type):
+    @property
+    def table_name(cls) -> str:
+        return get_settings().table_name
+
+    @property
+    def region(cls) -> str:
+        return get_settings().region
+
+
+class _Meta(metaclass=_LazyTable):
+    host = None
+    connect_timeout_seconds = 2
+    read_timeout_seconds = 5
+    max_retry_attempts = 2
+    max_pool_connections = 20
+
+
+def tenant_pk(tenant_id: str) -> str:
+    if not tenant_id:
+        raise ValueError("tenant_id is required")
+    return f"TENANT#{tenant_id}"
+
+
+class _Item(Model):
+    class Meta(_Meta):
+        pass
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class TenantListIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = TENANT_LIST_INDEX
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class BudgetIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = BUDGET_INDEX
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class Tenant(_Item):
+    """pk=TENANT#<id> sk=PROFILE. Listed by operators through gsi1; budgeted tenants appear in gsi2."""
+
+    tenant_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    slug = UnicodeAttribute()
+    plan = UnicodeAttribute()
+    status = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    plan_changed_at = UTCDateTimeAttribute(null=True)
+    owner_count = NumberAttribute(default=1)
+    monthly_budget_micros = NumberAttribute(null=True)
+    budget_alert_thresholds = NumberSetAttribute(null=True)
+    budget_hard_limit = BooleanAttribute(default=False)
+    limit_overrides = MapAttribute(null=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+
+    by_created = TenantListIndex()
+    with_budget = BudgetIndex()
+
+    SK = "PROFILE"
+
+
+class SlugClaim(_Item):
+    """pk=SLUG#<slug> sk=CLAIM: makes a slug unique across the platform."""
+
+    tenant_id = UnicodeAttribute()
+
+    SK = "CLAIM"
+
+    @staticmethod
+    def key(slug: str) -> tuple:
+        return f"SLUG#{slug}", SlugClaim.SK
+
+
+class User(_Item):
+    """pk=TENANT#<id> sk=USER#<user_id>."""
+
+    user_id = UnicodeAttribute()
+    email = UnicodeAttribute()
+    password_hash = UnicodeAttribute()
+    role = UnicodeAttribute()
+    status = UnicodeAttribute(default="active")
+    created_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def sk_for(user_id: str) -> str:
+        return f"USER#{user_id}"
+
+
+class UserEmail(_Item):
+    """pk=TENANT#<id> sk=EMAIL#<email>: unique email within a tenant, points at the user."""
+
+    user_id = UnicodeAttribute()
+
+    @staticmethod
+    def sk_for(email: str) -> str:
+        return f"EMAIL#{email}"
+
+
+class AIConfig(_Item):
+    """pk=TENANT#<id> sk=AICONFIG: the tenant's model settings and (encrypted) own key."""
+
+    model = UnicodeAttribute()
+    max_tokens = NumberAttribute()
+    temperature = NumberAttribute()
+    custom_instructions = UnicodeAttribute(default="")
+    inject_context = BooleanAttribute(default=True)
+    api_key_ciphertext = BinaryAttribute(null=True, legacy_encoding=False)
+    api_key_last4 = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+
+    SK = "AICONFIG"
+
+
+class ApiKey(_Item):
+    """pk=TENANT#<id> sk=APIKEY#<key_id>; the secret is stored only as a SHA-256 digest."""
+
+    key_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    secret_hash = UnicodeAttribute()
+    last4 = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    created_by = UnicodeAttribute()
+    revoked_at = UTCDateTimeAttribute(null=True)
+
+    @staticmethod
+    def sk_for(key_id: str) -> str:
+        return f"APIKEY#{key_id}"
+
+
+class IdempotencyRecord(_Item):
+    """pk=IDEMPOTENCY#<scope>#<digest of key> sk=RECORD: replays a sign-up retried with the same key."""
+
+    fingerprint = UnicodeAttribute()
+    tenant_id = UnicodeAttribute()
+    response = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+    SK = "RECORD"
+
+
+class LoginThrottle(_Item):
+    """pk=LOGIN#<digest of tenant+email> sk=WINDOW#<epoch start>: failed logins in one window."""
+
+    failures = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
+class Prompt(_Item):
+    """pk=TENANT#<id> sk=PROMPT#<prompt_id>."""
+
+    prompt_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    template = UnicodeAttribute()
+    variables = UnicodeAttribute()  # JSON list, in order of first appearance
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+
+    @staticmethod
+    def sk_for(prompt_id: str) -> str:
+        return f"PROMPT#{prompt_id}"
+
+
+class UsagePeriod(_Item):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>: the month's totals, changed only by atomic ADDs.
+
+    `committed_micros` is spend plus worst-case cost of calls in flight; a hard
+    budget is enforced by a condition on it.
+    """
+
+    period = UnicodeAttribute()
+    requests = NumberAttribute(default=0)
+    input_tokens = NumberAttribute(default=0)
+    output_tokens = NumberAttribute(default=0)
+    cache_creation_tokens = NumberAttribute(default=0)
+    cache_read_tokens = NumberAttribute(default=0)
+    cost_micros = NumberAttribute(default=0)
+    committed_micros = NumberAttribute(default=0)
+    own_key_requests = NumberAttribute(default=0)
+    own_key_cost_micros = NumberAttribute(default=0)
+    pool_requests = NumberAttribute(default=0)
+    pool_cost_micros = NumberAttribute(default=0)
+    alerts_sent = NumberSetAttribute(null=True)
+
+    @staticmethod
+    def sk_for(period: str) -> str:
+        return f"USAGE#{period}"
+
+
+class FeatureUsage(_Item):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#FEATURE#<feature>: admissions and totals of one feature."""
+
+    feature = UnicodeAttribute()
+    admitted = NumberAttribute(default=0)
+    requests = NumberAttribute(default=0)
+    input_tokens = NumberAttribute(default=0)
+    output_tokens = NumberAttribute(default=0)
+    cost_micros = NumberAttribute(default=0)
+
+    @staticmethod
+    def sk_for(period: str, feature: str) -> str:
+        return f"USAGE#{period}#FEATURE#{feature}"
+
+
+class RateWindow(_Item):
+    """pk=TENANT#<id> sk=RPM#<YYYYMMDDHHMM>: requests admitted in one minute."""
+
+    count = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def sk_for(minute: str) -> str:
+        return f"RPM#{minute}"
+
+
+class UsageEvent(_Item):
+    """pk=TENANT#<id> sk=EVENT#<request_id>; request ids sort by time, so a query reads newest first."""
+
+    request_id = UnicodeAttribute()
+    principal_id = UnicodeAttribute()
+    principal_type = UnicodeAttribute()
+    feature = UnicodeAttribute()
+    model = UnicodeAttribute()
+    status = UnicodeAttribute()
+    input_tokens = NumberAttribute(default=0)
+    output_tokens = NumberAttribute(default=0)
+    cache_creation_tokens = NumberAttribute(default=0)
+    cache_read_tokens = NumberAttribute(default=0)
+    cost_micros = NumberAttribute(default=0)
+    latency_ms = NumberAttribute(default=0)
+    key_source = UnicodeAttribute()
+    upstream_request_id = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def sk_for(request_id: str) -> str:
+        return f"EVENT#{request_id}"
+
+
+class AlertClaim(_Item):
+    """pk=TENANT#<id> sk=ALERT#<YYYY-MM>#<threshold>: at most one budget alert per threshold and month."""
+
+    period = UnicodeAttribute()
+    threshold = NumberAttribute()
+    status = UnicodeAttribute()
+    lease_until = NumberAttribute()
+    claimed_at = UTCDateTimeAttribute()
+    sent_at = UTCDateTimeAttribute(null=True)
+
+    @staticmethod
+    def sk_for(period: str, threshold: int) -> str:
+        return f"ALERT#{period}#{threshold:03d}"

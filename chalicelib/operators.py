@@ -1,0 +1,104 @@
+"""What the platform's operators do to tenants: list, change plan, suspend, resume, override limits."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import validation
+from chalicelib.errors import BadRequest, NotFound
+from chalicelib.models import TENANT_LIST_PARTITION, Tenant, tenant_pk
+from chalicelib.periods import utcnow
+from chalicelib.plans import FEATURES, PLANS
+from chalicelib.store import condition_failed, decode_cursor, encode_cursor
+from chalicelib.tenants import profile
+
+MAX_PAGE = 100
+
+
+def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
+    size = _page_size(limit)
+    start = decode_cursor(cursor, TENANT_LIST_PARTITION, attribute="gsi1pk")
+    result = Tenant.by_created.query(TENANT_LIST_PARTITION, limit=size, last_evaluated_key=start,
+                                     scan_index_forward=False)
+    tenants = [profile(t) for t in result]
+    return {"tenants": tenants, "next_cursor": encode_cursor(result.last_evaluated_key)}
+
+
+def _page_size(limit: Optional[str]) -> int:
+    if limit in (None, ""):
+        return 50
+    if not str(limit).isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}.", code="invalid_limit")
+    return int(limit)
+
+
+def _update(tenant_id: str, actions: list) -> dict:
+    tenant = Tenant(tenant_pk(tenant_id), Tenant.SK)
+    try:
+        tenant.update(actions=actions, condition=Tenant.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound("Tenant not found.") from None
+        raise
+    return profile(tenant)
+
+
+def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
+    validation.fields(body, {"plan"}, required=("plan",))
+    plan = validation.one_of(body, "plan", PLANS)
+    return _update(tenant_id, [Tenant.plan.set(plan), Tenant.plan_changed_at.set(utcnow())])
+
+
+def set_status(tenant_id: str, status: str) -> dict:
+    return _update(tenant_id, [Tenant.status.set(status)])
+
+
+def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
+    """Per-tenant overrides of feature limits and requests per minute; null restores the plan's number."""
+    validation.fields(body, {"features", "requests_per_minute"})
+    if not body:
+        raise BadRequest("Give 'features' and/or 'requests_per_minute'.", code="empty_update")
+    tenant = _get(tenant_id)
+    overrides = dict(tenant.limit_overrides.as_dict()) if tenant.limit_overrides else {}
+    features = dict(overrides.get("features") or {})
+    if "features" in body:
+        given = body["features"]
+        if not isinstance(given, dict):
+            raise BadRequest("features must be an object of feature name to limit.", code="invalid_field")
+        for name, value in given.items():
+            if name not in FEATURES:
+                raise BadRequest(f"Unknown feature: {name}.", code="unknown_feature")
+            if value is None:
+                features.pop(name, None)
+            else:
+                features[name] = validation.integer(given, name, minimum=0, maximum=100_000_000)
+        overrides["features"] = features
+    if "requests_per_minute" in body:
+        if body["requests_per_minute"] is None:
+            overrides.pop("requests_per_minute", None)
+        else:
+            overrides["requests_per_minute"] = validation.integer(body, "requests_per_minute",
+                                                                  minimum=1, maximum=100_000)
+    _update(tenant_id, [Tenant.limit_overrides.set(overrides)])
+    return limits_view(_get(tenant_id))
+
+
+def _get(tenant_id: str) -> Tenant:
+    try:
+        return Tenant.get(tenant_pk(tenant_id), Tenant.SK, consistent_read=True)
+    except Tenant.DoesNotExist:
+        raise NotFound("Tenant not found.") from None
+
+
+def limits_view(tenant: Tenant) -> dict:
+    from chalicelib.plans import feature_limit, requests_per_minute
+
+    overrides = tenant.limit_overrides.as_dict() if tenant.limit_overrides else {}
+    return {
+        "tenant_id": tenant.tenant_id,
+        "plan": tenant.plan,
+        "features": {name: feature_limit(name, overrides) for name in FEATURES},
+        "requests_per_minute": requests_per_minute(tenant.plan, overrides),
+        "overrides": overrides,
+    }

@@ -1,0 +1,65 @@
+"""The models a tenant may choose, with their prices: one table, used both as the
+allow-list and for cost.
+
+Prices are USD per million tokens from Anthropic's published pricing page
+(https://platform.claude.com/docs/en/about-claude/pricing), read 2026-11-26.
+Cache writes are the 5-minute rate. Costs are computed in integer
+micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Dict
+
+MICROS_PER_USD = 1_000_000
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    model: str
+    display_name: str
+    input: Decimal
+    output: Decimal
+    cache_write: Decimal
+    cache_read: Decimal
+
+
+def _price(model: str, name: str, input_: str, output: str, cache_write: str, cache_read: str) -> ModelPrice:
+    return ModelPrice(model, name, Decimal(input_), Decimal(output), Decimal(cache_write), Decimal(cache_read))
+
+
+MODELS: Dict[str, ModelPrice] = {p.model: p for p in (
+    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50"),
+    _price("claude-opus-4-8", "Claude Opus 4.8", "5", "25", "6.25", "0.50"),
+    _price("claude-opus-4-7", "Claude Opus 4.7", "5", "25", "6.25", "0.50"),
+    _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50"),
+    _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30"),
+    _price("claude-haiku-4-5", "Claude Haiku 4.5", "1", "5", "1.25", "0.10"),
+)}
+
+DEFAULT_MODEL = "claude-sonnet-4-6"
+
+
+def micros(tokens: int, usd_per_million: Decimal) -> Decimal:
+    """Exact micro-dollars for `tokens` at a per-million price (USD/MTok == micro-USD/token)."""
+    return Decimal(tokens) * usd_per_million
+
+
+def cost_micros(model: str, input_tokens: int, output_tokens: int,
+                cache_creation_tokens: int = 0, cache_read_tokens: int = 0) -> int:
+    price = MODELS[model]
+    exact = (micros(input_tokens, price.input) + micros(output_tokens, price.output)
+             + micros(cache_creation_tokens, price.cache_write) + micros(cache_read_tokens, price.cache_read))
+    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+
+
+def usd(micro_dollars: int) -> str:
+    """Micro-dollars as a decimal string of dollars, e.g. 1234 -> "0.001234"."""
+    return str((Decimal(micro_dollars) / MICROS_PER_USD).quantize(Decimal("0.000001")))
+
+
+def to_micros(amount: object) -> int:
+    """A client-given dollar amount (number or string) as whole micro-dollars."""
+    value = Decimal(str(amount))
+    return int((value * MICROS_PER_USD).to_integral_value(rounding=ROUND_CEILING))

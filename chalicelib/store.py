@@ -1,0 +1,74 @@
+"""Reads that span item types: one BatchGetItem for several tenant items at once."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Type
+
+from pynamodb.models import Model
+
+from chalicelib.models import _Item
+
+ItemRef = Tuple[Type[Model], str, str]
+
+
+def get_items(refs: Sequence[ItemRef], consistent: bool = False) -> List[Optional[Model]]:
+    """Fetch items of different models in one round trip (more only if DynamoDB defers keys)."""
+    wanted = {(pk, sk): model for model, pk, sk in refs}
+    found = {}
+    keys = [{"pk": pk, "sk": sk} for pk, sk in wanted]
+    connection = _Item._get_connection()
+    table_name = _Item.Meta.table_name
+    while keys:
+        data = connection.batch_get_item(keys, consistent_read=consistent or None)
+        for raw in data.get("Responses", {}).get(table_name, []):
+            key = (raw["pk"]["S"], raw["sk"]["S"])
+            found[key] = wanted[key].from_raw_data(raw)
+        unprocessed = data.get("UnprocessedKeys", {}).get(table_name, {}).get("Keys", [])
+        keys = [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
+    return [found.get((pk, sk)) for _, pk, sk in refs]
+
+
+def transaction(client_request_token: Optional[str] = None):
+    """A TransactWrite on the shared table connection (one round trip on commit)."""
+    from pynamodb.transactions import TransactWrite
+
+    return TransactWrite(connection=_Item._get_connection().connection, client_request_token=client_request_token)
+
+
+def cancelled_because(error, index: int) -> bool:
+    """Whether the transaction item at `index` failed its condition."""
+    reasons = error.cancellation_reasons or []
+    return index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
+
+
+def condition_failed(error: Exception) -> bool:
+    """Whether a PynamoDB put/update/delete failed only because its condition did not hold."""
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def encode_cursor(last_evaluated_key: Optional[dict]) -> Optional[str]:
+    if not last_evaluated_key:
+        return None
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(last_evaluated_key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: Optional[str], partition: str, attribute: str = "pk") -> Optional[dict]:
+    """A page cursor back into DynamoDB's start key; it must point into the caller's own partition."""
+    if not cursor:
+        return None
+    import base64
+    import binascii
+    import json
+
+    from chalicelib.errors import BadRequest
+
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise BadRequest("The cursor is not valid.", code="invalid_cursor") from None
+    owner = key.get(attribute) if isinstance(key, dict) else None
+    if not isinstance(owner, dict) or owner.get("S") != partition:
+        raise BadRequest("The cursor is not valid.", code="invalid_cursor")
+    return key

@@ -1,0 +1,216 @@
+"""Tenants: sign-up, the tenant profile and its budget settings."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from typing import Any, Mapping, Optional
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+
+from chalicelib import pricing, validation
+from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
+from chalicelib.ids import new_id
+from chalicelib.logs import get_logger
+from chalicelib.models import (
+    BUDGET_PARTITION,
+    TENANT_LIST_PARTITION,
+    AIConfig,
+    IdempotencyRecord,
+    SlugClaim,
+    Tenant,
+    User,
+    UserEmail,
+    tenant_pk,
+)
+from chalicelib.notify import Notifier
+from chalicelib.periods import isoformat, utcnow
+from chalicelib.plans import DEFAULT_PLAN
+from chalicelib.store import cancelled_because, condition_failed, transaction
+
+log = get_logger("tenants")
+
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+RESERVED_SLUGS = frozenset({
+    "www", "api", "app", "admin", "administrator", "root", "mail", "email", "support", "help", "status",
+    "billing", "auth", "login", "signup", "static", "assets", "cdn", "docs", "blog", "dashboard",
+    "console", "tessera", "system", "internal", "operator", "operators", "security", "dev", "staging", "prod",
+})
+DEFAULT_THRESHOLDS = (50, 80, 100)
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+DEFAULT_AI_SETTINGS = {"max_tokens": 1024, "temperature": 0.7}
+
+
+def validate_slug(value: Any) -> str:
+    slug = validation.string({"slug": value}, "slug", min_len=3, max_len=32, pattern=SLUG,
+                             hint="lowercase letters, digits and single hyphens")
+    if slug in RESERVED_SLUGS:
+        raise BadRequest(f"The slug '{slug}' is reserved.", code="slug_reserved")
+    return slug
+
+
+def validate_password(body: Mapping[str, Any]) -> str:
+    value = body.get("password")
+    if not isinstance(value, str) or not (MIN_LENGTH <= len(value) <= MAX_LENGTH):
+        raise BadRequest(f"password must be {MIN_LENGTH} to {MAX_LENGTH} characters long.", code="invalid_field")
+    return value
+
+
+def _signup_fingerprint(name: str, slug: str, email: str) -> str:
+    return hashlib.sha256(json.dumps([name, slug, email]).encode()).hexdigest()
+
+
+def _idempotency_pk(key: str) -> str:
+    return f"IDEMPOTENCY#signup#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
+            notifier: Optional[Notifier] = None) -> dict:
+    """Create tenant, slug claim, owner and AI config in one transaction: all or nothing."""
+    validation.fields(body, {"company_name", "slug", "email", "password"},
+                      required=("company_name", "slug", "email", "password"))
+    name = validation.string(body, "company_name", min_len=1, max_len=120).strip()
+    if not name:
+        raise BadRequest("company_name must not be blank.", code="invalid_field")
+    slug = validate_slug(body["slug"])
+    email = validation.email(body)
+    password = validate_password(body)
+    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
+        raise BadRequest("Idempotency-Key must be 1 to 200 characters.", code="invalid_idempotency_key")
+
+    now = utcnow()
+    tenant_id, user_id = new_id("ten"), new_id("usr")
+    pk = tenant_pk(tenant_id)
+    tenant = Tenant(pk, Tenant.SK, tenant_id=tenant_id, name=name, slug=slug, plan=DEFAULT_PLAN,
+                    status="active", created_at=now, budget_hard_limit=False, owner_count=1,
+                    budget_alert_thresholds=set(DEFAULT_THRESHOLDS),
+                    gsi1pk=TENANT_LIST_PARTITION, gsi1sk=f"{isoformat(now)}#{tenant_id}")
+    owner = User(pk, User.sk_for(user_id), user_id=user_id, email=email,
+                 password_hash=hash_password(password), role="owner", status="active", created_at=now)
+    response = {
+        "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
+        "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
+    }
+    fingerprint = _signup_fingerprint(name, slug, email)
+    try:
+        with transaction() as tx:
+            tx.save(SlugClaim(*SlugClaim.key(slug), tenant_id=tenant_id), condition=SlugClaim.pk.does_not_exist())
+            tx.save(tenant, condition=Tenant.pk.does_not_exist())
+            tx.save(owner, condition=User.pk.does_not_exist())
+            tx.save(UserEmail(pk, UserEmail.sk_for(email), user_id=user_id), condition=UserEmail.pk.does_not_exist())
+            tx.save(AIConfig(pk, AIConfig.SK, model=pricing.DEFAULT_MODEL, custom_instructions="",
+                             inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
+            if idempotency_key is not None:
+                tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
+                                          fingerprint=fingerprint, tenant_id=tenant_id,
+                                          response=json.dumps(response),
+                                          expires_at=int(time.time()) + IDEMPOTENCY_TTL_SECONDS),
+                        condition=IdempotencyRecord.pk.does_not_exist())
+    except TransactWriteError as error:
+        if idempotency_key is not None and cancelled_because(error, 5):
+            return _replay(idempotency_key, fingerprint)
+        if cancelled_because(error, 0):
+            raise Conflict(f"The slug '{slug}' is already taken.", code="slug_taken") from None
+        raise
+    log.info("tenant created", extra={"fields": {"tenant_id": tenant_id}})
+    _send_welcome(notifier or Notifier(), email, name, slug)
+    return response
+
+
+def _replay(idempotency_key: str, fingerprint: str) -> dict:
+    record = IdempotencyRecord.get(_idempotency_pk(idempotency_key), IdempotencyRecord.SK, consistent_read=True)
+    if record.fingerprint != fingerprint:
+        raise Conflict("This Idempotency-Key was used for a different sign-up.", code="idempotency_key_reused")
+    return json.loads(record.response)
+
+
+def _send_welcome(notifier: Notifier, email: str, name: str, slug: str) -> None:
+    try:
+        notifier.email([email], f"Welcome to Tessera, {name}",
+                       f"Your workspace '{slug}' is ready. Sign in with this email address.")
+    except Exception as error:  # an email outage must not undo a committed sign-up
+        log.warning("welcome email failed", extra={"fields": {"error": type(error).__name__}})
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    try:
+        return Tenant.get(tenant_pk(tenant_id), Tenant.SK)
+    except Tenant.DoesNotExist:
+        raise NotFound("Tenant not found.") from None
+
+
+def profile(tenant: Tenant) -> dict:
+    return {
+        "tenant_id": tenant.tenant_id,
+        "name": tenant.name,
+        "slug": tenant.slug,
+        "plan": tenant.plan,
+        "status": tenant.status,
+        "created_at": isoformat(tenant.created_at),
+        "budget": budget_settings(tenant),
+    }
+
+
+def budget_settings(tenant: Tenant) -> dict:
+    budget = tenant.monthly_budget_micros
+    return {
+        "monthly_budget_usd": pricing.usd(int(budget)) if budget is not None else None,
+        "budget_alert_thresholds": sorted(int(t) for t in (tenant.budget_alert_thresholds or DEFAULT_THRESHOLDS)),
+        "budget_hard_limit": bool(tenant.budget_hard_limit),
+    }
+
+
+def _budget_micros(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadRequest("monthly_budget_usd must be a number of dollars or null.", code="invalid_field")
+    try:
+        amount = pricing.to_micros(value)
+    except Exception:
+        raise BadRequest("monthly_budget_usd must be a number of dollars or null.", code="invalid_field") from None
+    if not (0 <= amount <= 10_000_000 * pricing.MICROS_PER_USD):
+        raise BadRequest("monthly_budget_usd must be between 0 and 10000000.", code="invalid_field")
+    return amount
+
+
+def _thresholds(value: Any) -> set:
+    if (not isinstance(value, list) or not 1 <= len(value) <= 10
+            or any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 100 for t in value)):
+        raise BadRequest("budget_alert_thresholds must be 1 to 10 whole percentages from 1 to 100.",
+                         code="invalid_field")
+    return set(value)
+
+
+def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
+    """Owner/admin edits: the name and budget settings; plan and status are operator-only."""
+    validation.fields(body, {"name", "monthly_budget_usd", "budget_alert_thresholds", "budget_hard_limit"})
+    if not body:
+        raise BadRequest("Nothing to update.", code="empty_update")
+    actions = []
+    if "name" in body:
+        name = validation.string(body, "name", min_len=1, max_len=120).strip()
+        if not name:
+            raise BadRequest("name must not be blank.", code="invalid_field")
+        actions.append(Tenant.name.set(name))
+    if "monthly_budget_usd" in body:
+        budget = _budget_micros(body["monthly_budget_usd"])
+        if budget is None:
+            actions += [Tenant.monthly_budget_micros.remove(), Tenant.gsi2pk.remove(), Tenant.gsi2sk.remove()]
+        else:
+            actions += [Tenant.monthly_budget_micros.set(budget), Tenant.gsi2pk.set(BUDGET_PARTITION),
+                        Tenant.gsi2sk.set(tenant_id)]
+    if "budget_alert_thresholds" in body:
+        actions.append(Tenant.budget_alert_thresholds.set(_thresholds(body["budget_alert_thresholds"])))
+    if "budget_hard_limit" in body:
+        actions.append(Tenant.budget_hard_limit.set(validation.boolean(body, "budget_hard_limit")))
+    tenant = Tenant(tenant_pk(tenant_id), Tenant.SK)
+    try:
+        tenant.update(actions=actions, condition=Tenant.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound("Tenant not found.") from None
+        raise
+    return profile(tenant)

@@ -1,0 +1,91 @@
+"""Request bodies: strict JSON objects with known fields and checked values.
+
+Unknown fields are rejected (a client can never set what it was not offered),
+and every failure is a 400 that names the field, raised before anything is written.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterable, Mapping, Optional
+
+from chalicelib.errors import BadRequest, PayloadTooLarge
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def json_object(raw: Optional[bytes], max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict:
+    if raw is not None and len(raw) > max_bytes:
+        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes.")
+    if not raw:
+        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def fields(body: Mapping[str, Any], allowed: Iterable[str], required: Iterable[str] = ()) -> None:
+    allowed = set(allowed)
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(unknown)}.", code="unknown_field")
+    missing = [name for name in required if body.get(name) is None]
+    if missing:
+        raise BadRequest(f"Missing required field(s): {', '.join(missing)}.", code="missing_field")
+
+
+def string(body: Mapping[str, Any], name: str, *, min_len: int = 1, max_len: int = 200,
+           pattern: Optional[re.Pattern] = None, hint: str = "") -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string.", code="invalid_field")
+    if not (min_len <= len(value) <= max_len):
+        raise BadRequest(f"{name} must be {min_len} to {max_len} characters long.", code="invalid_field")
+    if pattern is not None and not pattern.match(value):
+        raise BadRequest(f"{name} is not valid{': ' + hint if hint else ''}.", code="invalid_field")
+    return value
+
+
+def integer(body: Mapping[str, Any], name: str, *, minimum: int, maximum: int) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{name} must be an integer.", code="invalid_field")
+    if not (minimum <= value <= maximum):
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}.", code="invalid_field")
+    return value
+
+
+def number(body: Mapping[str, Any], name: str, *, minimum: float, maximum: float) -> float:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest(f"{name} must be a number.", code="invalid_field")
+    if not (minimum <= value <= maximum):
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}.", code="invalid_field")
+    return value
+
+
+def boolean(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false.", code="invalid_field")
+    return value
+
+
+def one_of(body: Mapping[str, Any], name: str, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    value = body.get(name)
+    if value not in choices:
+        raise BadRequest(f"{name} must be one of: {', '.join(choices)}.", code="invalid_field")
+    return value
+
+
+def email(body: Mapping[str, Any], name: str = "email") -> str:
+    value = string(body, name, min_len=3, max_len=254)
+    if not _EMAIL.match(value):
+        raise BadRequest(f"{name} is not a valid email address.", code="invalid_field")
+    return value.strip().lower()

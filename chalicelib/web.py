@@ -1,0 +1,88 @@
+"""The HTTP edge: turns domain errors into the one error envelope, binds log keys per
+request, and reads request bodies and tenant hints. Only app.py uses this module."""
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any, Callable, Optional
+
+from chalice.app import Request, Response
+
+from chalicelib import logs
+from chalicelib.errors import TesseraError
+from chalicelib.ids import new_id
+from chalicelib.identity.login import slug_from_host
+from chalicelib.tenancy import TenantContext
+from chalicelib.validation import json_object
+
+log = logs.get_logger("http")
+
+_CHALICE_CODES = {
+    "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type",
+    "BadRequest": "invalid_request",
+    "BadRequestError": "invalid_request",
+    "NotFoundError": "not_found",
+    "InternalServerError": "internal_error",
+}
+
+
+def error_response(error: TesseraError) -> Response:
+    return Response(body=error.to_body(), status_code=error.status,
+                    headers={"Content-Type": "application/json", **error.headers})
+
+
+def internal_error() -> Response:
+    return error_response(TesseraError("An internal error occurred."))
+
+
+def translated(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a view; domain errors become their envelope, anything else a bare 500 (logged, never shown)."""
+    @functools.wraps(view)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except TesseraError as error:
+            if error.status >= 500:
+                log.error("request failed", extra={"fields": {"code": error.code}})
+            return error_response(error)
+        except Exception:
+            log.exception("unhandled error")
+            return internal_error()
+    return run
+
+
+def envelope_middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Bind request keys to every log line; rewrite chalice's own errors into the envelope."""
+    request_id = (event.context or {}).get("requestId") or new_id("req")
+    authorizer = (event.context or {}).get("authorizer") or {}
+    logs.bind(request_id=request_id, tenant_id=authorizer.get("tenant_id"))
+    try:
+        response = get_response(event)
+        if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
+            code = _CHALICE_CODES.get(str(response.body.get("Code")), "error")
+            message = str(response.body.get("Message") or "The request failed.")
+            response = Response(body={"error": {"code": code, "message": message}},
+                                status_code=response.status_code, headers=dict(response.headers))
+        response.headers["X-Request-Id"] = request_id
+        log.info("request", extra={"fields": {"method": event.method, "path": event.context.get("resourcePath"),
+                                              "status": response.status_code}})
+        return response
+    finally:
+        logs.clear()
+
+
+def body(request: Request, max_bytes: Optional[int] = None) -> dict:
+    raw = request.raw_body
+    return json_object(raw, max_bytes) if max_bytes else json_object(raw)
+
+
+def tenant_context(request: Request) -> TenantContext:
+    """The one place a route's tenant comes from: the authorizer's context, checked against hints."""
+    ctx = TenantContext.from_authorizer(request.context.get("authorizer"))
+    ctx.check_hints(request.headers.get("x-tenant-id"), slug_from_host(request.headers.get("host")))
+    return ctx
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,606 @@
+"""Local stand-in for the Anthropic Messages API, for development and tests.
+
+Point the official SDK at it::
+
+    client = anthropic.Anthropic(base_url="http://127.0.0.1:8787", api_key="sk-anything")
+
+It answers ``POST /v1/messages`` (non-streaming only) with the real Messages
+response shape and a deterministic reply that echoes the settings it received::
+
+    [stand-in] model=<model>; system=<first 200 chars of system text, or "(none)">; reply to: <first 200 chars of last user message text>
+
+A key is required (``Authorization: Bearer <key>`` or ``x-api-key: <key>``);
+any key is accepted except those starting with ``sk-invalid``, which get a 401.
+Keys are never stored or logged: requests are recorded with
+``key_fingerprint`` = first 12 hex chars of sha256(key).
+
+Token rule
+----------
+A text's token count is ceil(len(text.encode("utf-8")) / 4), minimum 1 for
+non-empty text (0 for empty text).
+input_tokens = tokens(system text) + sum over messages of tokens(message text),
+where a system or message given as a list of text blocks is the concatenation
+of its blocks' text with no separator.
+output_tokens = tokens(reply).
+If output_tokens > max_tokens, the reply is truncated to max_tokens*4 UTF-8
+bytes (on a character boundary), stop_reason is "max_tokens" and
+output_tokens = max_tokens; otherwise stop_reason is "end_turn".
+input_tokens therefore never exceeds the total UTF-8 byte count of the system
+and message texts.
+
+Fault switches
+--------------
+Magic text anywhere in the last user message:
+
+* ``[[standin:429]]``          -> 429 rate_limit_error with ``retry-after: 7``
+* ``[[standin:529]]``          -> 529 overloaded_error
+* ``[[standin:500]]``          -> 500 api_error
+* ``[[standin:slow=SECONDS]]`` -> sleep SECONDS (float, capped at 60), then answer
+
+Control endpoints (no key needed):
+
+* ``POST /_standin/faults`` ``{"status": 429|529|500|401, "count": N}`` makes the
+  next N ``/v1/messages`` requests fail with that status;
+  ``{"delay_seconds": X, "count": N}`` delays the next N (both keys together
+  delay, then fail). ``count`` defaults to 1.
+* ``GET /_standin/faults`` lists the queue; ``DELETE /_standin/faults`` clears it.
+* ``GET /_standin/requests`` lists the last 100 valid ``/v1/messages`` requests,
+  newest last; ``DELETE /_standin/requests`` clears them.
+* ``GET /health`` -> ``{"status": "ok"}``.
+
+Order of checks for ``/v1/messages``: key present and not rejected, body valid,
+request recorded, queued fault, magic-text fault, reply.
+
+Run it: ``python dev/anthropic_standin.py [--host HOST] [--port PORT]``
+(port defaults to $ANTHROPIC_STANDIN_PORT or 8787).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULT_PORT = 8787
+PORT_ENV_VAR = "ANTHROPIC_STANDIN_PORT"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_RECORDED_REQUESTS = 100
+MAX_SLEEP_SECONDS = 60.0
+MAX_FAULT_COUNT = 1000
+PREVIEW_CHARS = 200
+RETRY_AFTER_SECONDS = "7"
+REJECTED_KEY_PREFIX = "sk-invalid"
+POLL_INTERVAL_SECONDS = 0.1
+
+FAULT_STATUSES = {
+    401: ("authentication_error", "invalid x-api-key (stand-in fault injection)"),
+    429: ("rate_limit_error", "rate limit exceeded (stand-in fault injection)"),
+    500: ("api_error", "internal server error (stand-in fault injection)"),
+    529: ("overloaded_error", "overloaded (stand-in fault injection)"),
+}
+
+MAGIC_STATUS_RE = re.compile(r"\[\[standin:(429|529|500)\]\]")
+MAGIC_SLOW_RE = re.compile(r"\[\[standin:slow=(\d+(?:\.\d*)?|\.\d+)\]\]")
+
+
+class RequestError(Exception):
+    """An error answered with the Anthropic error shape."""
+
+    def __init__(self, status: int, error_type: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.headers = headers or {}
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(400, "invalid_request_error", message)
+
+
+def fault_error(status: int) -> RequestError:
+    error_type, message = FAULT_STATUSES[status]
+    headers = {"retry-after": RETRY_AFTER_SECONDS} if status == 429 else {}
+    return RequestError(status, error_type, message, headers)
+
+
+def count_tokens(text: str) -> int:
+    return math.ceil(len(text.encode("utf-8")) / 4)
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def key_fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def short_hash(data: str) -> str:
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:24]
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def text_of_blocks(blocks: object, where: str) -> str:
+    if isinstance(blocks, str):
+        return blocks
+    if not isinstance(blocks, list) or not blocks:
+        raise invalid(f"{where}: must be a string or a non-empty list of text blocks")
+    parts = []
+    for index, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise invalid(f'{where}.{index}: only {{"type": "text", "text": ...}} blocks are supported')
+        if not isinstance(block.get("text"), str):
+            raise invalid(f"{where}.{index}.text: must be a string")
+        parts.append(block["text"])
+    return "".join(parts)
+
+
+def validate_messages(messages: object) -> list[tuple[str, str]]:
+    if not isinstance(messages, list) or not messages:
+        raise invalid("messages: must be a non-empty list")
+    parsed = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid(f"messages.{index}: must be an object")
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            raise invalid(f'messages.{index}.role: must be "user" or "assistant"')
+        if "content" not in message:
+            raise invalid(f"messages.{index}.content: field required")
+        parsed.append((role, text_of_blocks(message["content"], f"messages.{index}.content")))
+    return parsed
+
+
+def validate_request(body: object) -> dict:
+    if not isinstance(body, dict):
+        raise invalid("request body must be a JSON object")
+    if body.get("stream") is True:
+        raise invalid("streaming is not supported by the stand-in")
+    if body.get("stream") not in (None, False):
+        raise invalid("stream: must be a boolean")
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise invalid("model: must be a non-empty string")
+    max_tokens = body.get("max_tokens")
+    if not is_int(max_tokens) or max_tokens < 1:
+        raise invalid("max_tokens: must be an integer >= 1")
+    messages = validate_messages(body.get("messages"))
+    system = body.get("system")
+    system_text = "" if system is None else text_of_blocks(system, "system")
+    temperature = body.get("temperature")
+    if temperature is not None and (not is_number(temperature) or not 0 <= temperature <= 1):
+        raise invalid("temperature: must be a number between 0 and 1")
+    user_texts = [text for role, text in messages if role == "user"]
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "system": None if system is None else system_text,
+        "system_text": system_text,
+        "messages": messages,
+        "last_user_text": user_texts[-1] if user_texts else "",
+    }
+
+
+def build_reply(request: dict) -> str:
+    system = request["system_text"][:PREVIEW_CHARS] or "(none)"
+    return (
+        f"[stand-in] model={request['model']}; system={system}; "
+        f"reply to: {request['last_user_text'][:PREVIEW_CHARS]}"
+    )
+
+
+def build_message(request: dict, message_id: str) -> dict:
+    reply = build_reply(request)
+    max_tokens = request["max_tokens"]
+    output_tokens = count_tokens(reply)
+    stop_reason = "end_turn"
+    if output_tokens > max_tokens:
+        reply = truncate_utf8(reply, max_tokens * 4)
+        output_tokens = max_tokens
+        stop_reason = "max_tokens"
+    input_tokens = count_tokens(request["system_text"]) + sum(
+        count_tokens(text) for _, text in request["messages"]
+    )
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": request["model"],
+        "content": [{"type": "text", "text": reply}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    }
+
+
+def magic_delay(text: str) -> float:
+    match = MAGIC_SLOW_RE.search(text)
+    return min(float(match.group(1)), MAX_SLEEP_SECONDS) if match else 0.0
+
+
+def magic_status(text: str) -> int | None:
+    match = MAGIC_STATUS_RE.search(text)
+    return int(match.group(1)) if match else None
+
+
+def parse_fault_spec(body: object) -> tuple[dict, int]:
+    if not isinstance(body, dict):
+        raise invalid("fault spec must be a JSON object")
+    status = body.get("status")
+    delay = body.get("delay_seconds")
+    count = body.get("count", 1)
+    if status is None and delay is None:
+        raise invalid('fault spec needs "status" and/or "delay_seconds"')
+    if status is not None and (not is_int(status) or status not in FAULT_STATUSES):
+        raise invalid(f"status: must be one of {sorted(FAULT_STATUSES)}")
+    if delay is not None and (not is_number(delay) or not 0 <= delay <= MAX_SLEEP_SECONDS):
+        raise invalid(f"delay_seconds: must be a number between 0 and {MAX_SLEEP_SECONDS:g}")
+    if not is_int(count) or not 1 <= count <= MAX_FAULT_COUNT:
+        raise invalid(f"count: must be an integer between 1 and {MAX_FAULT_COUNT}")
+    return {"status": status, "delay_seconds": float(delay or 0)}, count
+
+
+class StandinState:
+    """Recorded requests, queued faults and a sequence counter, behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: deque = deque(maxlen=MAX_RECORDED_REQUESTS)
+        self._faults: deque = deque()
+        self._sequence = 0
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            self._sequence += 1
+            return self._sequence
+
+    def record(self, entry: dict) -> None:
+        with self._lock:
+            self._requests.append(entry)
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> int:
+        with self._lock:
+            cleared = len(self._requests)
+            self._requests.clear()
+            return cleared
+
+    def queue_faults(self, fault: dict, count: int) -> int:
+        with self._lock:
+            self._faults.extend(dict(fault) for _ in range(count))
+            return len(self._faults)
+
+    def take_fault(self) -> dict | None:
+        with self._lock:
+            return self._faults.popleft() if self._faults else None
+
+    def faults(self) -> list[dict]:
+        with self._lock:
+            return list(self._faults)
+
+    def clear_faults(self) -> int:
+        with self._lock:
+            cleared = len(self._faults)
+            self._faults.clear()
+            return cleared
+
+
+class StandinHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AnthropicStandin/1.0"
+    timeout = 120
+
+    @property
+    def state(self) -> StandinState:
+        return self.server.standin_state
+
+    @property
+    def route_path(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/") or "/"
+
+    def do_GET(self) -> None:
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:
+        self.dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self.dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self.dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self.dispatch("PATCH")
+
+    def routes(self) -> dict:
+        return {
+            "/v1/messages": {"POST": self.create_message},
+            "/health": {"GET": self.health},
+            "/_standin/faults": {
+                "GET": self.list_faults,
+                "POST": self.add_faults,
+                "DELETE": self.clear_faults,
+            },
+            "/_standin/requests": {
+                "GET": self.list_requests,
+                "DELETE": self.clear_requests,
+            },
+        }
+
+    def dispatch(self, method: str) -> None:
+        request_id = "req_standin_" + short_hash(f"{id(self.server)}:{self.state.next_sequence()}")
+        try:
+            handlers = self.routes().get(self.route_path)
+            if handlers is None:
+                self.discard_body()
+                raise RequestError(404, "not_found_error", f"{method} {self.route_path}: not found")
+            if method not in handlers:
+                self.discard_body()
+                raise RequestError(405, "invalid_request_error", f"{method} not allowed on {self.route_path}")
+            status, payload, headers = handlers[method](request_id)
+        except RequestError as error:
+            status, payload, headers = error.status, self.error_body(error, request_id), error.headers
+        except Exception as exc:
+            self.close_connection = True
+            self.log_message("internal error: %s", type(exc).__name__)
+            error = RequestError(500, "api_error", "the stand-in failed to handle the request")
+            status, payload, headers = 500, self.error_body(error, request_id), {}
+        self.send_json(status, payload, {"request-id": request_id, **headers})
+
+    @staticmethod
+    def error_body(error: RequestError, request_id: str) -> dict:
+        return {
+            "type": "error",
+            "error": {"type": error.error_type, "message": error.message},
+            "request_id": request_id,
+        }
+
+    def content_length(self) -> int:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise RequestError(
+                411, "invalid_request_error", "chunked request bodies are not supported; send Content-Length"
+            )
+        raw = self.headers.get("Content-Length", "0")
+        try:
+            length = int(raw)
+        except ValueError:
+            self.close_connection = True
+            raise invalid("Content-Length header is not an integer") from None
+        if length < 0:
+            self.close_connection = True
+            raise invalid("Content-Length header is negative")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise RequestError(413, "request_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+        return length
+
+    def read_body(self) -> bytes:
+        length = self.content_length()
+        return self.rfile.read(length) if length else b""
+
+    def discard_body(self) -> None:
+        try:
+            self.read_body()
+        except RequestError:
+            pass
+
+    def read_json(self) -> object:
+        raw = self.read_body()
+        if not raw.strip():
+            raise invalid("request body is empty; expected a JSON object")
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise invalid(f"request body is not valid JSON: {exc}") from None
+
+    def api_key(self) -> str | None:
+        key = self.headers.get("x-api-key", "").strip()
+        if key:
+            return key
+        scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+
+    def authenticate(self) -> str:
+        key = self.api_key()
+        if key is None:
+            self.discard_body()
+            raise RequestError(
+                401, "authentication_error", "missing API key: send x-api-key or Authorization: Bearer <key>"
+            )
+        if key.startswith(REJECTED_KEY_PREFIX):
+            self.discard_body()
+            raise RequestError(401, "authentication_error", "invalid x-api-key")
+        return key
+
+    def create_message(self, request_id: str) -> tuple[int, dict, dict]:
+        key = self.authenticate()
+        body = self.read_json()
+        request = validate_request(body)
+        self.state.record(
+            {
+                "model": request["model"],
+                "system": request["system"],
+                "max_tokens": request["max_tokens"],
+                "temperature": request["temperature"],
+                "messages_count": len(request["messages"]),
+                "last_user_text": request["last_user_text"],
+                "key_fingerprint": key_fingerprint(key),
+            }
+        )
+        self.apply_queued_fault()
+        self.apply_magic_faults(request["last_user_text"])
+        message_id = "msg_standin_" + short_hash(json.dumps(body, sort_keys=True, separators=(",", ":")))
+        return 200, build_message(request, message_id), {}
+
+    def apply_queued_fault(self) -> None:
+        fault = self.state.take_fault()
+        if fault is None:
+            return
+        if fault["delay_seconds"]:
+            time.sleep(fault["delay_seconds"])
+        if fault["status"] is not None:
+            raise fault_error(fault["status"])
+
+    @staticmethod
+    def apply_magic_faults(text: str) -> None:
+        delay = magic_delay(text)
+        if delay:
+            time.sleep(delay)
+        status = magic_status(text)
+        if status is not None:
+            raise fault_error(status)
+
+    def health(self, request_id: str) -> tuple[int, dict, dict]:
+        self.discard_body()
+        return 200, {"status": "ok"}, {}
+
+    def list_faults(self, request_id: str) -> tuple[int, list, dict]:
+        self.discard_body()
+        return 200, self.state.faults(), {}
+
+    def add_faults(self, request_id: str) -> tuple[int, dict, dict]:
+        fault, count = parse_fault_spec(self.read_json())
+        return 200, {"queued": self.state.queue_faults(fault, count)}, {}
+
+    def clear_faults(self, request_id: str) -> tuple[int, dict, dict]:
+        self.discard_body()
+        return 200, {"cleared": self.state.clear_faults()}, {}
+
+    def list_requests(self, request_id: str) -> tuple[int, list, dict]:
+        self.discard_body()
+        return 200, self.state.requests(), {}
+
+    def clear_requests(self, request_id: str) -> tuple[int, dict, dict]:
+        self.discard_body()
+        return 200, {"cleared": self.state.clear_requests()}, {}
+
+    def send_json(self, status: int, payload: object, headers: dict) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def log_request(self, code: object = "-", size: object = "-") -> None:
+        self.log_message("%s %s %s", self.command, self.route_path, getattr(code, "value", code))
+
+    def log_message(self, format: str, *args: object) -> None:
+        line = (format % args).replace("\r", " ").replace("\n", " ")
+        sys.stderr.write(f"[anthropic-standin] {line}\n")
+
+
+def make_server(host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), StandinHandler)
+    server.daemon_threads = True
+    server.standin_state = StandinState()
+    return server
+
+
+def serve_in_thread(host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    server = make_server(host, port)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(POLL_INTERVAL_SECONDS,), name="anthropic-standin", daemon=True
+    )
+    thread.start()
+    bound_host, bound_port = server.server_address[:2]
+    return server, f"http://{bound_host}:{bound_port}"
+
+
+def default_port() -> int:
+    raw = os.environ.get(PORT_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_PORT
+    try:
+        return int(raw)
+    except ValueError:
+        print(f"error: {PORT_ENV_VAR}={raw!r} is not an integer port", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Local stand-in for the Anthropic Messages API.")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=None, help=f"port to bind (default ${PORT_ENV_VAR} or {DEFAULT_PORT})"
+    )
+    args = parser.parse_args(argv)
+    if args.port is None:
+        args.port = default_port()
+    return args
+
+
+def bind_or_exit(host: str, port: int) -> ThreadingHTTPServer:
+    try:
+        return make_server(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            problem = f"port {port} on {host} is already in use"
+        else:
+            problem = f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+        message = f"error: {problem}; pass --port or set {PORT_ENV_VAR} to a free port"
+        print(message, file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def install_stop_handlers(server: ThreadingHTTPServer) -> None:
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    server = bind_or_exit(args.host, args.port)
+    install_stop_handlers(server)
+    print(f"anthropic stand-in listening on http://{args.host}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(POLL_INTERVAL_SECONDS)
+    finally:
+        server.server_close()
+    print("anthropic stand-in stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The local stack: moto in server mode as AWS, the Anthropic stand-in, and `chalice local`.
+
+`make run` calls `main()`; the end-to-end tests start the same processes with
+the same functions. Every process is started in its own process group and
+stopped with it, so Ctrl-C leaves nothing running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+DEFAULT_PORTS = {"TESSERA_PORT": 8000, "MOTO_PORT": 5001, "ANTHROPIC_STANDIN_PORT": 8787}
+LOCAL_JWT_SECRET = "local-only-jwt-secret-do-not-deploy"
+LOCAL_OPERATOR_SECRET = "local-only-operator-secret-do-not-deploy"
+STANDIN_POOL_KEY = "sk-standin-platform-pool"
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def stage_environment(stage: str = "local") -> Dict[str, str]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_free(port: int, variable: str) -> None:
+    if not port_is_free(port):
+        raise PortTaken(f"Port {port} is already in use. Free it or choose another with {variable}=<port>.")
+
+
+def wait_for_http(url: str, timeout: float = 30.0, process: Optional[subprocess.Popen] = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{' '.join(process.args[:3])} exited with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def _spawn(args: List[str], env: Dict[str, str], quiet: bool) -> subprocess.Popen:
+    output = subprocess.DEVNULL if quiet else None
+    return subprocess.Popen(args, env=env, cwd=str(ROOT), start_new_session=True,
+                            stdout=output, stderr=output)
+
+
+def start_moto(port: int, quiet: bool = True) -> subprocess.Popen:
+    env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+    process = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, quiet)
+    wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process=process)
+    return process
+
+
+def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
+    process = _spawn([sys.executable, str(ROOT / "dev" / "anthropic_standin.py"), "--port", str(port)],
+                     dict(os.environ), quiet)
+    wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
+    return process
+
+
+def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
+    chalice = str(Path(sys.executable).with_name("chalice"))
+    process = _spawn([chalice, "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port),
+                      "--no-autoreload"], env, quiet)
+    wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60, process=process)
+    return process
+
+
+def aws_environment(moto_port: int) -> Dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+def bootstrap(endpoint: str, stage_env: Dict[str, str]) -> None:
+    """Create what production's template creates: the table, the KMS key and alias, the alert topic,
+    and a verified sender. Safe to run twice."""
+    import boto3
+
+    from chalicelib.table import create_table
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name=REGION)
+    create_table(session.client("dynamodb", endpoint_url=endpoint), stage_env["TESSERA_TABLE_NAME"])
+    kms = session.client("kms", endpoint_url=endpoint)
+    alias = stage_env["TESSERA_KMS_KEY_ID"]
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    if alias not in aliases:
+        key_id = kms.create_key(Description="Tessera tenant API keys")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    topic_name = stage_env["TESSERA_ALERT_TOPIC_ARN"].rsplit(":", 1)[1]
+    session.client("sns", endpoint_url=endpoint).create_topic(Name=topic_name)
+    session.client("ses", endpoint_url=endpoint).verify_email_identity(EmailAddress=stage_env["TESSERA_EMAIL_SENDER"])
+
+
+def app_environment(moto_port: int, anthropic_base_url: Optional[str], platform_keys: str) -> Dict[str, str]:
+    env = {
+        **os.environ,
+        **aws_environment(moto_port),
+        "TESSERA_JWT_SECRET": os.environ.get("TESSERA_JWT_SECRET", LOCAL_JWT_SECRET),
+        "TESSERA_OPERATOR_SECRET": os.environ.get("TESSERA_OPERATOR_SECRET", LOCAL_OPERATOR_SECRET),
+        "TESSERA_PLATFORM_KEYS": platform_keys,
+    }
+    if anthropic_base_url:
+        env["ANTHROPIC_BASE_URL"] = anthropic_base_url
+    else:
+        env.pop("ANTHROPIC_BASE_URL", None)
+    env.pop("ANTHROPIC_API_KEY", None)
+    return env
+
+
+class LocalStack:
+    """Start and stop the local stack; usable as a context manager."""
+
+    def __init__(self, api_port: int, moto_port: int, standin_port: Optional[int], quiet: bool = True) -> None:
+        self.api_port, self.moto_port, self.standin_port, self.quiet = api_port, moto_port, standin_port, quiet
+        self.processes: List[subprocess.Popen] = []
+        self.env: Dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def standin_url(self) -> Optional[str]:
+        return f"http://127.0.0.1:{self.standin_port}" if self.standin_port else None
+
+    def start(self) -> "LocalStack":
+        try:
+            self.processes.append(start_moto(self.moto_port, self.quiet))
+            bootstrap(f"http://127.0.0.1:{self.moto_port}", stage_environment())
+            if self.standin_port:
+                self.processes.append(start_standin(self.standin_port, self.quiet))
+                self.env = app_environment(self.moto_port, self.standin_url, STANDIN_POOL_KEY)
+            else:
+                self.env = app_environment(self.moto_port, os.environ.get("ANTHROPIC_BASE_URL"),
+                                           os.environ["ANTHROPIC_API_KEY"])
+            self.processes.append(start_chalice_local(self.api_port, self.env, self.quiet))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def operator_token(env: Dict[str, str]) -> str:
+    os.environ.update({k: env[k] for k in ("TESSERA_OPERATOR_SECRET",)})
+    os.environ.update(stage_environment())
+    from chalicelib.identity.tokens import issue_operator_token
+    from chalicelib.settings import reset_settings
+
+    reset_settings()
+    return issue_operator_token("local-operator")
+
+
+def _port(variable: str) -> int:
+    value = os.environ.get(variable, str(DEFAULT_PORTS[variable]))
+    if not value.isdigit():
+        raise PortTaken(f"{variable} must be a port number, not {value!r}.")
+    return int(value)
+
+
+def main() -> int:
+    try:
+        api_port, moto_port = _port("TESSERA_PORT"), _port("MOTO_PORT")
+        use_standin = not os.environ.get("ANTHROPIC_API_KEY")
+        standin_port = _port("ANTHROPIC_STANDIN_PORT") if use_standin else None
+        require_free(api_port, "TESSERA_PORT")
+        require_free(moto_port, "MOTO_PORT")
+        if standin_port:
+            require_free(standin_port, "ANTHROPIC_STANDIN_PORT")
+    except PortTaken as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    stack = LocalStack(api_port, moto_port, standin_port, quiet=False)
+    stopping = {"now": False}
+
+    def stop(signum: int, frame: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        stack.start()
+        upstream = stack.standin_url or stack.env.get("ANTHROPIC_BASE_URL") or "Anthropic's API"
+        print("\n" + "\n".join([
+            f"Tessera is running at {stack.api_url} (ready in {time.monotonic() - started:.1f} s)",
+            f"  local AWS (moto):   http://127.0.0.1:{moto_port}",
+            f"  model upstream:     {upstream}{' (stand-in)' if stack.standin_url else ''}",
+            f"  operator token:     {operator_token(stack.env)}",
+            "Press Ctrl-C to stop everything.",
+        ]), flush=True)
+        while not stopping["now"] and all(p.poll() is None for p in stack.processes):
+            time.sleep(0.2)
+        if not stopping["now"]:
+            print("make run: a local process exited; stopping the rest.", file=sys.stderr)
+            return 1
+        return 0
+    except (RuntimeError, TimeoutError, OSError) as error:
+        print(f"make run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("Stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
