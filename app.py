@@ -4,12 +4,20 @@ Each route parses its request, makes one service call and returns a dict.
 The tenant always comes from the authorizer (`tenant()`), never from a path,
 query or body. Logic lives in chalicelib/.
 """
-from chalice import AuthResponse, Chalice, Response
+import functools
+
+from chalice import AuthResponse, Chalice, Rate, Response
 
 from chalicelib import keys, operators, tenants, users
+from chalicelib.ai import features, messages_api, prompts
+from chalicelib.ai import settings as ai_settings
+from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import TesseraError
 from chalicelib.identity import login as identity_login
 from chalicelib.identity.resolve import resolve, resolve_operator
+from chalicelib.jobs.budget_check import check_budgets
+from chalicelib.metering import usage
+from chalicelib.periods import current_period
 from chalicelib.web import body, envelope_middleware, tenant_context, translated
 
 app = Chalice(app_name="tessera")
@@ -37,10 +45,11 @@ def operator_auth(auth_request):
     return AuthResponse(routes=["*"], principal_id=operator_id, context={"operator_id": operator_id})
 
 
-def route(path, authorizer=tenant_auth, **kwargs):
+def route(path, authorizer=tenant_auth, render=None, **kwargs):
     """app.route with the tenant authorizer by default and errors mapped to the envelope."""
     def register(view):
-        return app.route(path, authorizer=authorizer, **kwargs)(translated(view))
+        wrapped = translated(view, render) if render else translated(view)
+        return app.route(path, authorizer=authorizer, **kwargs)(wrapped)
     return register
 
 
@@ -54,8 +63,22 @@ def tenant():
     return tenant_context(app.current_request)
 
 
-def request_body():
-    return body(app.current_request)
+def needs_feature(feature):
+    """Refuse the route unless the caller's plan includes `feature`."""
+    def gate(view):
+        @functools.wraps(view)
+        def gated(*args, **kwargs):
+            default_gateway().require_plan_feature(tenant().tenant_id, feature)
+            return view(*args, **kwargs)
+        return gated
+    return gate
+
+
+AI_BODY_BYTES = 1024 * 1024
+
+
+def request_body(max_bytes=None):
+    return body(app.current_request, max_bytes)
 
 
 def no_content():
@@ -187,3 +210,144 @@ def admin_resume(tenant_id):
 @route("/admin/tenants/{tenant_id}/limits", methods=["PUT"], authorizer=operator_auth)
 def admin_set_limits(tenant_id):
     return operators.set_limits(tenant_id, request_body())
+
+
+# --- AI settings and models --------------------------------------------------
+
+@route("/tenant/ai-config", methods=["GET"])
+def get_ai_config():
+    return ai_settings.view(ai_settings.get_config(tenant().tenant_id))
+
+
+@route("/tenant/ai-config", methods=["PUT"])
+def update_ai_config():
+    ctx = tenant()
+    ctx.require("admin")
+    plan = tenants.get_tenant(ctx.tenant_id).plan
+    updated = ai_settings.update_config(ctx.tenant_id, plan, request_body())
+    default_gateway().settings_changed(ctx.tenant_id)
+    return updated
+
+
+@route("/tenant/ai-config/api-key", methods=["PUT"])
+def set_tenant_api_key():
+    ctx = tenant()
+    ctx.require("owner")
+    updated = ai_settings.set_own_key(ctx.tenant_id, request_body())
+    default_gateway().settings_changed(ctx.tenant_id)
+    return updated
+
+
+@route("/tenant/ai-config/api-key", methods=["DELETE"])
+def remove_tenant_api_key():
+    ctx = tenant()
+    ctx.require("owner")
+    updated = ai_settings.remove_own_key(ctx.tenant_id)
+    default_gateway().settings_changed(ctx.tenant_id)
+    return updated
+
+
+@route("/models", methods=["GET"])
+def list_models():
+    return ai_settings.models_for(tenants.get_tenant(tenant().tenant_id))
+
+
+# --- AI features -------------------------------------------------------------
+
+@route("/ai/chat", methods=["POST"])
+def ai_chat():
+    call = features.chat(request_body(AI_BODY_BYTES))
+    return default_gateway().run(tenant(), "basic_chat", call).as_response()
+
+
+@route("/ai/code-review", methods=["POST"])
+def ai_code_review():
+    call = features.code_review(request_body(AI_BODY_BYTES))
+    return default_gateway().run(tenant(), "code_review", call).as_response()
+
+
+@route("/ai/document-analysis", methods=["POST"])
+def ai_document_analysis():
+    call = features.document_analysis(request_body(AI_BODY_BYTES))
+    return default_gateway().run(tenant(), "document_analysis", call).as_response()
+
+
+@route("/prompts", methods=["POST"])
+@needs_feature("custom_prompts")
+def create_prompt():
+    ctx = tenant()
+    return Response(body=prompts.create_prompt(ctx.tenant_id, request_body()), status_code=201)
+
+
+@route("/prompts", methods=["GET"])
+@needs_feature("custom_prompts")
+def list_prompts():
+    return {"prompts": prompts.list_prompts(tenant().tenant_id)}
+
+
+@route("/prompts/{prompt_id}", methods=["GET"])
+@needs_feature("custom_prompts")
+def get_prompt(prompt_id):
+    ctx = tenant()
+    return prompts.view(prompts.get_prompt(ctx.tenant_id, prompt_id))
+
+
+@route("/prompts/{prompt_id}", methods=["PUT"])
+@needs_feature("custom_prompts")
+def update_prompt(prompt_id):
+    ctx = tenant()
+    return prompts.update_prompt(ctx.tenant_id, prompt_id, request_body())
+
+
+@route("/prompts/{prompt_id}", methods=["DELETE"])
+@needs_feature("custom_prompts")
+def delete_prompt(prompt_id):
+    ctx = tenant()
+    prompts.delete_prompt(ctx.tenant_id, prompt_id)
+    return no_content()
+
+
+@route("/prompts/{prompt_id}/run", methods=["POST"])
+@needs_feature("custom_prompts")
+def run_prompt(prompt_id):
+    ctx = tenant()
+    call = prompts.render(prompts.get_prompt(ctx.tenant_id, prompt_id), request_body(AI_BODY_BYTES))
+    return default_gateway().run(ctx, "custom_prompts", call).as_response()
+
+
+# --- Anthropic-compatible API ------------------------------------------------
+
+def anthropic_error(error):
+    return Response(body=messages_api.error_body(error), status_code=error.status,
+                    headers={"Content-Type": "application/json", **error.headers})
+
+
+@route("/v1/messages", methods=["POST"], render=anthropic_error)
+def anthropic_messages():
+    call = messages_api.parse(request_body(AI_BODY_BYTES))
+    result = default_gateway().run(tenant(), messages_api.FEATURE, call)
+    return Response(body=messages_api.response(result), headers=messages_api.headers(result))
+
+
+# --- usage, features and budgets ---------------------------------------------
+
+@route("/usage", methods=["GET"])
+def get_usage():
+    return usage.summary(tenants.get_tenant(tenant().tenant_id), query_param("period"))
+
+
+@route("/usage/events", methods=["GET"])
+def list_usage_events():
+    return usage.events(tenant().tenant_id, query_param("period"), query_param("limit"), query_param("cursor"))
+
+
+@route("/features", methods=["GET"])
+def list_features():
+    return usage.feature_standing(tenants.get_tenant(tenant().tenant_id), current_period())
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def budget_check(event):
+    report = check_budgets()
+    return {"period": report.period, "tenants_checked": report.tenants_checked,
+            "alerts_sent": len(report.alerts_sent)}

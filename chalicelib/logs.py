@@ -14,7 +14,7 @@ import time
 from typing import Any, Dict
 
 _keys: contextvars.ContextVar[Dict[str, Any]] = contextvars.ContextVar("log_keys", default={})
-_SECRET_WORDS = ("password", "secret", "token", "api_key", "authorization", "key_material")
+_SECRET_WORDS = ("password", "secret", "access_token", "bearer", "api_key", "apikey", "authorization", "ciphertext")
 
 
 def bind(**keys: Any) -> None:

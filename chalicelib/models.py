@@ -8,6 +8,9 @@ settings on first use, never at import.
 """
 from __future__ import annotations
 
+import threading
+from typing import Dict
+
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
@@ -18,11 +21,13 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection.base import MetaTable
+from pynamodb.connection.table import TableConnection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.settings import get_settings
-from chalicelib.table import BUDGET_INDEX, TENANT_LIST_INDEX
+from chalicelib.table import BUDGET_INDEX, TENANT_LIST_INDEX, create_table_request
 
 TENANT_LIST_PARTITION = "TENANTS"
 BUDGET_PARTITION = "BUDGETED"
@@ -52,12 +57,43 @@ def tenant_pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
 
 
+_connections: Dict[str, TableConnection] = {}
+_connections_lock = threading.Lock()
+
+
+def table_connection() -> TableConnection:
+    """One connection (one botocore client) for every item type: they all live in the same table.
+
+    It carries the whole table's schema, so no DescribeTable call is ever made,
+    and a warm Lambda builds one DynamoDB client instead of one per model.
+    """
+    name = _Meta.table_name
+    connection = _connections.get(name)
+    if connection is None:
+        with _connections_lock:
+            connection = _connections.get(name)
+            if connection is None:
+                connection = TableConnection(
+                    name, region=_Meta.region, host=_Meta.host,
+                    connect_timeout_seconds=_Meta.connect_timeout_seconds,
+                    read_timeout_seconds=_Meta.read_timeout_seconds,
+                    max_retry_attempts=_Meta.max_retry_attempts,
+                    max_pool_connections=_Meta.max_pool_connections,
+                    meta_table=MetaTable(create_table_request(name)))
+                _connections[name] = connection
+    return connection
+
+
 class _Item(Model):
     class Meta(_Meta):
         pass
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        return table_connection()
 
 
 class TenantListIndex(GlobalSecondaryIndex):

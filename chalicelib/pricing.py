@@ -3,7 +3,8 @@ allow-list and for cost.
 
 Prices are USD per million tokens from Anthropic's published pricing page
 (https://platform.claude.com/docs/en/about-claude/pricing), read 2026-11-26.
-Cache writes are the 5-minute rate. Costs are computed in integer
+Cache writes are the 5-minute rate. `min_plan` is the lowest plan that may
+use the model. Costs are computed in integer
 micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Dict
+
+from chalicelib.plans import PLANS
 
 MICROS_PER_USD = 1_000_000
 
@@ -23,22 +26,30 @@ class ModelPrice:
     output: Decimal
     cache_write: Decimal
     cache_read: Decimal
+    min_plan: str
 
 
-def _price(model: str, name: str, input_: str, output: str, cache_write: str, cache_read: str) -> ModelPrice:
-    return ModelPrice(model, name, Decimal(input_), Decimal(output), Decimal(cache_write), Decimal(cache_read))
+def _price(model: str, name: str, input_: str, output: str, cache_write: str, cache_read: str,
+           min_plan: str = "free") -> ModelPrice:
+    return ModelPrice(model, name, Decimal(input_), Decimal(output), Decimal(cache_write), Decimal(cache_read),
+                      min_plan)
 
 
 MODELS: Dict[str, ModelPrice] = {p.model: p for p in (
-    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50"),
-    _price("claude-opus-4-8", "Claude Opus 4.8", "5", "25", "6.25", "0.50"),
-    _price("claude-opus-4-7", "Claude Opus 4.7", "5", "25", "6.25", "0.50"),
-    _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50"),
+    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50", "pro"),
+    _price("claude-opus-4-8", "Claude Opus 4.8", "5", "25", "6.25", "0.50", "pro"),
+    _price("claude-opus-4-7", "Claude Opus 4.7", "5", "25", "6.25", "0.50", "pro"),
+    _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro"),
     _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30"),
     _price("claude-haiku-4-5", "Claude Haiku 4.5", "1", "5", "1.25", "0.10"),
 )}
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
+
+
+def model_allowed(model: str, plan: str) -> bool:
+    """Whether a plan may use a model: the Opus models need pro or higher."""
+    return model in MODELS and PLANS[plan].rank >= PLANS[MODELS[model].min_plan].rank
 
 
 def micros(tokens: int, usd_per_million: Decimal) -> Decimal:

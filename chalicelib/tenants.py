@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
+from datetime import timedelta
 from typing import Any, Mapping, Optional
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -106,7 +106,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
                 tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
                                           fingerprint=fingerprint, tenant_id=tenant_id,
                                           response=json.dumps(response),
-                                          expires_at=int(time.time()) + IDEMPOTENCY_TTL_SECONDS),
+                                          expires_at=timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)),
                         condition=IdempotencyRecord.pk.does_not_exist())
     except TransactWriteError as error:
         if idempotency_key is not None and cancelled_because(error, 5):

@@ -3,7 +3,6 @@ request, and reads request bodies and tenant hints. Only app.py uses this module
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable, Optional
 
 from chalice.app import Request, Response
@@ -32,11 +31,8 @@ def error_response(error: TesseraError) -> Response:
                     headers={"Content-Type": "application/json", **error.headers})
 
 
-def internal_error() -> Response:
-    return error_response(TesseraError("An internal error occurred."))
-
-
-def translated(view: Callable[..., Any]) -> Callable[..., Any]:
+def translated(view: Callable[..., Any],
+               render: Callable[[TesseraError], Response] = error_response) -> Callable[..., Any]:
     """Run a view; domain errors become their envelope, anything else a bare 500 (logged, never shown)."""
     @functools.wraps(view)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -45,10 +41,10 @@ def translated(view: Callable[..., Any]) -> Callable[..., Any]:
         except TesseraError as error:
             if error.status >= 500:
                 log.error("request failed", extra={"fields": {"code": error.code}})
-            return error_response(error)
+            return render(error)
         except Exception:
             log.exception("unhandled error")
-            return internal_error()
+            return render(TesseraError("An internal error occurred."))
     return run
 
 
@@ -82,7 +78,3 @@ def tenant_context(request: Request) -> TenantContext:
     ctx = TenantContext.from_authorizer(request.context.get("authorizer"))
     ctx.check_hints(request.headers.get("x-tenant-id"), slug_from_host(request.headers.get("host")))
     return ctx
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -147,3 +147,14 @@ def operator_token():
     from chalicelib.identity.tokens import issue_operator_token
 
     return issue_operator_token("test-operator")
+
+
+@pytest.fixture(scope="module")
+def module_api(environment):
+    """An Api whose tenants a whole test module may share (argon2 makes each sign-up cost ~30 ms)."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="local") as test_client:
+        yield Api(test_client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
 from chalicelib import validation
@@ -55,7 +56,7 @@ def _check_throttle(pk: str, sk: str, window_end: int, now: float) -> None:
 
 def _record_failure(pk: str, sk: str, window_end: int) -> None:
     LoginThrottle(pk, sk).update(actions=[LoginThrottle.failures.add(1),
-                                          LoginThrottle.expires_at.set(window_end + 60)])
+                                          LoginThrottle.expires_at.set(datetime.fromtimestamp(window_end + 60, timezone.utc))])
 
 
 def _find_user(slug: str, email: str) -> tuple[Optional[Tenant], Optional[User]]:

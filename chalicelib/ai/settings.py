@@ -1,0 +1,93 @@
+"""A tenant's AI settings: model, limits, instructions and its own key."""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Optional
+
+from chalicelib import validation
+from chalicelib.ai.tenant_keys import TenantKeyVault
+from chalicelib.errors import BadRequest, NotFound
+from chalicelib.models import AIConfig, Tenant, tenant_pk
+from chalicelib.periods import utcnow
+from chalicelib.plans import PLANS
+from chalicelib.pricing import DEFAULT_MODEL, MODELS, model_allowed
+
+MAX_INSTRUCTIONS = 4000
+_API_KEY = re.compile(r"^[\x21-\x7e]{20,300}$")
+
+
+def view(config: AIConfig) -> dict:
+    return {
+        "model": config.model,
+        "max_tokens": int(config.max_tokens),
+        "temperature": float(config.temperature),
+        "custom_instructions": config.custom_instructions or "",
+        "inject_context": bool(config.inject_context),
+        "api_key": {"set": config.api_key_ciphertext is not None,
+                    "last4": config.api_key_last4 if config.api_key_ciphertext is not None else None},
+    }
+
+
+def get_config(tenant_id: str) -> AIConfig:
+    try:
+        return AIConfig.get(tenant_pk(tenant_id), AIConfig.SK, consistent_read=True)
+    except AIConfig.DoesNotExist:
+        raise NotFound("AI settings not found.") from None
+
+
+def update_config(tenant_id: str, plan: str, body: Mapping[str, Any]) -> dict:
+    validation.fields(body, {"model", "max_tokens", "temperature", "custom_instructions", "inject_context"})
+    if not body:
+        raise BadRequest("Nothing to update.", code="empty_update")
+    actions = []
+    if "model" in body:
+        model = validation.string(body, "model", min_len=1, max_len=100)
+        if model not in MODELS:
+            raise BadRequest(f"Unknown model '{model}'. GET /models lists the allowed models.", code="invalid_model")
+        if not model_allowed(model, plan):
+            raise BadRequest(f"The model '{model}' is not available on the {plan} plan.", code="model_not_in_plan")
+        actions.append(AIConfig.model.set(model))
+    if "max_tokens" in body:
+        cap = PLANS[plan].max_tokens_cap
+        actions.append(AIConfig.max_tokens.set(validation.integer(body, "max_tokens", minimum=1, maximum=cap)))
+    if "temperature" in body:
+        actions.append(AIConfig.temperature.set(validation.number(body, "temperature", minimum=0, maximum=1)))
+    if "custom_instructions" in body:
+        text = validation.string(body, "custom_instructions", min_len=0, max_len=MAX_INSTRUCTIONS)
+        actions.append(AIConfig.custom_instructions.set(text))
+    if "inject_context" in body:
+        actions.append(AIConfig.inject_context.set(validation.boolean(body, "inject_context")))
+    config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
+    config.update(actions=actions + [AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
+    return view(config)
+
+
+def set_own_key(tenant_id: str, body: Mapping[str, Any], vault: Optional[TenantKeyVault] = None) -> dict:
+    validation.fields(body, {"api_key"}, required=("api_key",))
+    api_key = body["api_key"]
+    if not isinstance(api_key, str) or not _API_KEY.match(api_key):
+        raise BadRequest("api_key must be 20 to 300 printable characters without spaces.", code="invalid_field")
+    ciphertext = (vault or TenantKeyVault()).encrypt(tenant_id, api_key)
+    config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
+    config.update(actions=[AIConfig.api_key_ciphertext.set(ciphertext), AIConfig.api_key_last4.set(api_key[-4:]),
+                           AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
+    return view(config)
+
+
+def remove_own_key(tenant_id: str) -> dict:
+    config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
+    config.update(actions=[AIConfig.api_key_ciphertext.remove(), AIConfig.api_key_last4.remove(),
+                           AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
+    return view(config)
+
+
+def models_for(tenant: Tenant) -> dict:
+    return {
+        "default_model": DEFAULT_MODEL,
+        "models": [
+            {"id": p.model, "display_name": p.display_name,
+             "prices_usd_per_million_tokens": {"input": str(p.input), "output": str(p.output),
+                                               "cache_write": str(p.cache_write), "cache_read": str(p.cache_read)}}
+            for p in MODELS.values() if model_allowed(p.model, tenant.plan)
+        ],
+    }

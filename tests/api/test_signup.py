@@ -1,0 +1,294 @@
+"""POST /tenants: one transaction creates the tenant, its slug claim, its owner and its AI config."""
+import json
+import logging
+import os
+import secrets
+import urllib.request
+
+import pytest
+
+from conftest import random_slug
+
+PASSWORD = "correct-horse-battery"
+
+
+def signup_body(slug=None, **overrides):
+    slug = slug or random_slug("su")
+    body = {"company_name": "Acme Inc", "slug": slug, "email": f"owner@{slug}.example.com", "password": PASSWORD}
+    body.update(overrides)
+    return body
+
+
+def slug_claimed(slug):
+    from chalicelib.models import SlugClaim
+
+    try:
+        SlugClaim.get(*SlugClaim.key(slug), consistent_read=True)
+        return True
+    except SlugClaim.DoesNotExist:
+        return False
+
+
+def tenants_with_slug(slug):
+    from chalicelib.models import TENANT_LIST_PARTITION, Tenant
+
+    return [t for t in Tenant.by_created.query(TENANT_LIST_PARTITION) if t.slug == slug]
+
+
+def sent_emails(to):
+    with urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/data.json") as response:
+        messages = json.load(response)["ses"]["Message"]
+    return [m for m in messages if to in m["destinations"]["ToAddresses"]]
+
+
+@pytest.fixture(scope="module")
+def created(module_api):
+    body = signup_body()
+    response = module_api.call("POST", "/tenants", body)
+    return body, response
+
+
+# --- what one sign-up creates -------------------------------------------------
+
+def test_signup_answers_201_with_tenant_id_slug_and_owner(created):
+    body, response = created
+    assert response.status_code == 201, response.body
+    assert response.json["tenant_id"].startswith("ten_")
+    assert response.json["slug"] == body["slug"]
+    assert response.json["owner"]["email"] == body["email"]
+    assert response.json["owner"]["role"] == "owner"
+
+
+def test_signup_creates_an_active_tenant_on_the_free_plan(created):
+    from chalicelib.models import Tenant, tenant_pk
+
+    tenant = Tenant.get(tenant_pk(created[1].json["tenant_id"]), Tenant.SK, consistent_read=True)
+    assert (tenant.plan, tenant.status, tenant.slug, tenant.owner_count) == ("free", "active", created[0]["slug"], 1)
+
+
+def test_signup_claims_the_slug_for_the_new_tenant(created):
+    from chalicelib.models import SlugClaim
+
+    claim = SlugClaim.get(*SlugClaim.key(created[0]["slug"]), consistent_read=True)
+    assert claim.tenant_id == created[1].json["tenant_id"]
+
+
+def test_signup_creates_the_owner_with_an_argon2id_hash(created):
+    from chalicelib.models import User, tenant_pk
+
+    owner = created[1].json["owner"]
+    user = User.get(tenant_pk(created[1].json["tenant_id"]), User.sk_for(owner["user_id"]), consistent_read=True)
+    assert user.role == "owner"
+    assert user.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in user.password_hash
+
+
+def test_signup_creates_the_default_ai_config(created):
+    from chalicelib.models import AIConfig, tenant_pk
+
+    config = AIConfig.get(tenant_pk(created[1].json["tenant_id"]), AIConfig.SK, consistent_read=True)
+    assert (config.max_tokens, float(config.temperature)) == (1024, 0.7)
+
+
+def test_signup_response_carries_no_password_or_hash(created):
+    assert PASSWORD not in created[1].body.decode()
+    assert "argon2" not in created[1].body.decode()
+
+
+def test_owner_can_log_in_right_after_signup(module_api, created):
+    body = created[0]
+    assert module_api.login(body["slug"], body["email"], PASSWORD)
+
+
+def test_signup_stores_the_email_in_lowercase(module_api):
+    slug = random_slug("case")
+    response = module_api.call("POST", "/tenants", signup_body(slug, email=f"Owner@{slug.upper()}.Example.COM"))
+    assert response.status_code == 201, response.body
+    assert response.json["owner"]["email"] == f"owner@{slug}.example.com"
+
+
+# --- slug rules -----------------------------------------------------------------
+
+@pytest.mark.parametrize("slug", [
+    "ab", "a" * 33, "Acme", "acme--co", "-acme", "acme-", "acme_co", "acme co", "acme.co", "acmé",
+    "acme\n", "admin", "www", "api",
+])
+def test_invalid_or_reserved_slug_is_rejected_and_not_claimed(module_api, slug):
+    response = module_api.call("POST", "/tenants", signup_body(slug))
+    assert response.status_code == 400, response.body
+    assert set(response.json["error"]) >= {"code", "message"}
+    assert not slug_claimed(slug)
+
+
+@pytest.mark.parametrize("slug", [None, 123, ["acme"], ""])
+def test_slug_that_is_not_a_non_empty_string_is_rejected(module_api, slug):
+    body = signup_body()
+    body["slug"] = slug
+    response = module_api.call("POST", "/tenants", body)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] in ("missing_field", "invalid_field")
+
+
+def test_reserved_slug_names_its_own_error_code(module_api):
+    response = module_api.call("POST", "/tenants", signup_body("admin"))
+    assert response.json["error"]["code"] == "slug_reserved"
+
+
+@pytest.mark.parametrize("length", [3, 32])
+def test_slug_of_boundary_length_is_accepted(module_api, length):
+    slug = ("s" + secrets.token_hex(16))[:length]
+    response = module_api.call("POST", "/tenants", signup_body(slug))
+    assert response.status_code == 201, response.body
+
+
+def test_taken_slug_answers_409_slug_taken(module_api, created):
+    response = module_api.call("POST", "/tenants", signup_body(created[0]["slug"], email="other@example.com"))
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "slug_taken"
+
+
+def test_taken_slug_writes_no_second_tenant(module_api, created):
+    module_api.call("POST", "/tenants", signup_body(created[0]["slug"], email="second@example.com"))
+    assert [t.tenant_id for t in tenants_with_slug(created[0]["slug"])] == [created[1].json["tenant_id"]]
+
+
+def test_taken_slug_writes_no_user_for_the_losing_email(module_api, created):
+    module_api.call("POST", "/tenants", signup_body(created[0]["slug"], email="loser@example.com"))
+    response = module_api.call("POST", "/auth/login", {"tenant": created[0]["slug"], "email": "loser@example.com",
+                                                       "password": PASSWORD})
+    assert response.status_code == 401
+
+
+# --- other fields ------------------------------------------------------------------
+
+@pytest.mark.parametrize("email", ["not-an-email", "a@b", "a b@example.com", "@example.com", "a@", "",
+                                   "a@example.com\n", 42])
+def test_invalid_email_is_rejected(module_api, email):
+    body = signup_body(email=email)
+    response = module_api.call("POST", "/tenants", body)
+    assert response.status_code == 400, response.body
+    assert not slug_claimed(body["slug"])
+
+
+def test_password_shorter_than_ten_characters_is_rejected(module_api):
+    body = signup_body(password="9chars-pw")
+    response = module_api.call("POST", "/tenants", body)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_field"
+    assert not slug_claimed(body["slug"])
+
+
+def test_password_of_exactly_ten_characters_is_accepted(module_api):
+    response = module_api.call("POST", "/tenants", signup_body(password="ten-chars!"))
+    assert response.status_code == 201, response.body
+
+
+@pytest.mark.parametrize("name", ["", "   ", None, 7, "x" * 121])
+def test_invalid_company_name_is_rejected(module_api, name):
+    body = signup_body(company_name=name)
+    response = module_api.call("POST", "/tenants", body)
+    assert response.status_code == 400
+    assert not slug_claimed(body["slug"])
+
+
+@pytest.mark.parametrize("field, value", [
+    ("plan", "enterprise"), ("role", "admin"), ("tenant_id", "ten_chosen"), ("monthly_budget_usd", 1000),
+    ("status", "active"), ("owner_count", 5),
+])
+def test_unknown_field_is_rejected_and_nothing_is_written(module_api, field, value):
+    body = signup_body(**{field: value})
+    response = module_api.call("POST", "/tenants", body)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "unknown_field"
+    assert not slug_claimed(body["slug"])
+    assert tenants_with_slug(body["slug"]) == []
+
+
+@pytest.mark.parametrize("missing", ["company_name", "slug", "email", "password"])
+def test_missing_field_is_rejected(module_api, missing):
+    body = signup_body()
+    del body[missing]
+    response = module_api.call("POST", "/tenants", body)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "missing_field"
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"', b"", b"\xff\xfe"])
+def test_body_that_is_not_a_json_object_is_400_invalid_json(module_api, raw):
+    response = module_api.call("POST", "/tenants", raw=raw)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_json"
+
+
+# --- Idempotency-Key ----------------------------------------------------------------
+
+def test_retry_with_the_same_idempotency_key_returns_the_same_201(module_api):
+    body, key = signup_body(), secrets.token_hex(8)
+    first = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    retry = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert retry.json == first.json
+
+
+def test_idempotent_retry_creates_only_one_tenant(module_api):
+    body, key = signup_body(), secrets.token_hex(8)
+    first = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert [t.tenant_id for t in tenants_with_slug(body["slug"])] == [first.json["tenant_id"]]
+
+
+def test_retry_without_an_idempotency_key_is_409(module_api):
+    body = signup_body()
+    module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": secrets.token_hex(8)})
+    retry = module_api.call("POST", "/tenants", body)
+    assert retry.status_code == 409
+
+
+def test_idempotency_key_reused_for_a_different_signup_is_409(module_api):
+    key = secrets.token_hex(8)
+    module_api.call("POST", "/tenants", signup_body(), headers={"Idempotency-Key": key})
+    other = signup_body()
+    response = module_api.call("POST", "/tenants", other, headers={"Idempotency-Key": key})
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "idempotency_key_reused"
+    assert not slug_claimed(other["slug"])
+
+
+def test_overlong_idempotency_key_is_rejected(module_api):
+    body = signup_body()
+    response = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": "k" * 201})
+    assert response.status_code == 400
+    assert not slug_claimed(body["slug"])
+
+
+# --- welcome email ---------------------------------------------------------------------
+
+def test_signup_sends_a_welcome_email_through_ses(created):
+    messages = sent_emails(created[0]["email"])
+    assert len(messages) == 1
+    assert created[0]["slug"] in messages[0]["body"]
+
+
+def test_welcome_email_failure_is_logged_and_keeps_the_tenant(environment, caplog):
+    import boto3
+    from botocore.config import Config
+
+    from chalicelib import tenants
+    from chalicelib.identity.login import login
+    from chalicelib.notify import Notifier
+    from conftest import stack
+
+    dead_port = stack.free_port()  # nothing listens here
+    ses = boto3.session.Session().client("ses", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{dead_port}",
+                                         config=Config(connect_timeout=1, retries={"max_attempts": 1}))
+    body = signup_body()
+    tessera = logging.getLogger("tessera")
+    tessera.addHandler(caplog.handler)
+    try:
+        created = tenants.sign_up(body, notifier=Notifier(ses=ses))
+    finally:
+        tessera.removeHandler(caplog.handler)
+    assert created["slug"] == body["slug"]
+    assert login({"tenant": body["slug"], "email": body["email"], "password": PASSWORD})["access_token"]
+    assert any(r.getMessage() == "welcome email failed" for r in caplog.records)
+    assert sent_emails(body["email"]) == []
