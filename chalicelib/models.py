@@ -48,7 +48,7 @@ class _Meta(metaclass=_LazyTable):
     connect_timeout_seconds = 2
     read_timeout_seconds = 5
     max_retry_attempts = 2
-    max_pool_connections = 20
+    max_pool_connections = 64
 
 
 def tenant_pk(tenant_id: str) -> str:

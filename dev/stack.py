@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -76,32 +77,65 @@ def wait_for_http(url: str, timeout: float = 30.0, process: Optional[subprocess.
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
+def terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop a process started by `_spawn` and everything in its process group."""
+    try:
+        # Signal the group even if its leader is gone: a child it left behind may still hold a port.
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+
 def _spawn(args: List[str], env: Dict[str, str], quiet: bool) -> subprocess.Popen:
     output = subprocess.DEVNULL if quiet else None
     return subprocess.Popen(args, env=env, cwd=str(ROOT), start_new_session=True,
                             stdout=output, stderr=output)
 
 
-def start_moto(port: int, quiet: bool = True) -> subprocess.Popen:
-    env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
-    process = _spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env, quiet)
-    wait_for_http(f"http://127.0.0.1:{port}/moto-api/", process=process)
+def _ready(process: subprocess.Popen, url: str, timeout: float = 30.0) -> subprocess.Popen:
+    """Wait until `process` answers at `url`; if it never does (or Ctrl-C comes first), stop it, so a
+    failed start leaves nothing running that the caller does not know about."""
+    try:
+        wait_for_http(url, timeout=timeout, process=process)
+    except BaseException:
+        terminate(process)
+        raise
     return process
+
+
+def _inherited_environment() -> Dict[str, str]:
+    """The caller's environment without its AWS and Anthropic settings: a developer's real profile,
+    session token or per-service endpoint (AWS_ENDPOINT_URL_DYNAMODB, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS),
+    or a test session's endpoints, must never reach the local stack."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANTHROPIC_"))}
+
+
+def start_moto(port: int, quiet: bool = True) -> subprocess.Popen:
+    env = {**_inherited_environment(), "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+    process = _spawn([sys.executable, str(ROOT / "dev" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
+                     env, quiet)
+    return _ready(process, f"http://127.0.0.1:{port}/moto-api/")
 
 
 def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
     process = _spawn([sys.executable, str(ROOT / "dev" / "anthropic_standin.py"), "--port", str(port)],
-                     dict(os.environ), quiet)
-    wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
-    return process
+                     _inherited_environment(), quiet)
+    return _ready(process, f"http://127.0.0.1:{port}/health")
 
 
 def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
     chalice = str(Path(sys.executable).with_name("chalice"))
     process = _spawn([chalice, "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port),
                       "--no-autoreload"], env, quiet)
-    wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60, process=process)
-    return process
+    return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 
 
 def aws_environment(moto_port: int) -> Dict[str, str]:
@@ -137,7 +171,7 @@ def bootstrap(endpoint: str, stage_env: Dict[str, str]) -> None:
 
 def app_environment(moto_port: int, anthropic_base_url: Optional[str], platform_keys: str) -> Dict[str, str]:
     env = {
-        **os.environ,
+        **_inherited_environment(),
         **aws_environment(moto_port),
         "TESSERA_JWT_SECRET": os.environ.get("TESSERA_JWT_SECRET", LOCAL_JWT_SECRET),
         "TESSERA_OPERATOR_SECRET": os.environ.get("TESSERA_OPERATOR_SECRET", LOCAL_OPERATOR_SECRET),
@@ -145,9 +179,6 @@ def app_environment(moto_port: int, anthropic_base_url: Optional[str], platform_
     }
     if anthropic_base_url:
         env["ANTHROPIC_BASE_URL"] = anthropic_base_url
-    else:
-        env.pop("ANTHROPIC_BASE_URL", None)
-    env.pop("ANTHROPIC_API_KEY", None)
     return env
 
 
@@ -184,19 +215,10 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self.processes.clear()
+        """Stop the app first, then what it talks to. Safe to call twice."""
+        while self.processes:
+            terminate(self.processes[-1])
+            self.processes.pop()
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -216,10 +238,20 @@ def operator_token(env: Dict[str, str]) -> str:
 
 
 def _port(variable: str) -> int:
-    value = os.environ.get(variable, str(DEFAULT_PORTS[variable]))
-    if not value.isdigit():
-        raise PortTaken(f"{variable} must be a port number, not {value!r}.")
+    value = os.environ.get(variable, str(DEFAULT_PORTS[variable])).strip()
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise PortTaken(f"{variable} must be a port number from 1 to 65535, not {value!r}.")
     return int(value)
+
+
+def _distinct(ports: Dict[str, Optional[int]]) -> None:
+    seen: Dict[int, str] = {}
+    for variable, port in ports.items():
+        if port is None:
+            continue
+        if port in seen:
+            raise PortTaken(f"{seen[port]} and {variable} are both {port}; give each its own port.")
+        seen[port] = variable
 
 
 def main() -> int:
@@ -227,6 +259,7 @@ def main() -> int:
         api_port, moto_port = _port("TESSERA_PORT"), _port("MOTO_PORT")
         use_standin = not os.environ.get("ANTHROPIC_API_KEY")
         standin_port = _port("ANTHROPIC_STANDIN_PORT") if use_standin else None
+        _distinct({"TESSERA_PORT": api_port, "MOTO_PORT": moto_port, "ANTHROPIC_STANDIN_PORT": standin_port})
         require_free(api_port, "TESSERA_PORT")
         require_free(moto_port, "MOTO_PORT")
         if standin_port:
@@ -236,13 +269,14 @@ def main() -> int:
         return 2
     started = time.monotonic()
     stack = LocalStack(api_port, moto_port, standin_port, quiet=False)
-    stopping = {"now": False}
 
-    def stop(signum: int, frame: object) -> None:
-        stopping["now"] = True
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Ctrl-C or SIGTERM interrupts whatever is happening, startup included; every process started
+    # so far is stopped on the way out (a half-started one by `_ready`, the rest by `stack.stop`).
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     try:
         stack.start()
         upstream = stack.standin_url or stack.env.get("ANTHROPIC_BASE_URL") or "Anthropic's API"
@@ -253,16 +287,18 @@ def main() -> int:
             f"  operator token:     {operator_token(stack.env)}",
             "Press Ctrl-C to stop everything.",
         ]), flush=True)
-        while not stopping["now"] and all(p.poll() is None for p in stack.processes):
+        while all(p.poll() is None for p in stack.processes):
             time.sleep(0.2)
-        if not stopping["now"]:
-            print("make run: a local process exited; stopping the rest.", file=sys.stderr)
-            return 1
+        print("make run: a local process exited; stopping the rest.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError, OSError) as error:
         print(f"make run: {error}", file=sys.stderr)
         return 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         print("Stopped.", flush=True)
 
