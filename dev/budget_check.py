@@ -1,0 +1,37 @@
+"""Run the scheduled budget check once against the local stack started by `make run`.
+
+    make budget-check            # uses MOTO_PORT (default 5001), like make run
+
+It calls the same function the hourly `@app.schedule` calls and prints what it
+did; alerts it sends show up in `GET /usage` as `budget.alerts_sent`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import stack  # noqa: E402
+
+
+def main() -> int:
+    port = int(os.environ.get("MOTO_PORT", stack.DEFAULT_PORTS["MOTO_PORT"]))
+    if stack.port_is_free(port):
+        print(f"make budget-check: nothing is listening on port {port}; start the stack with `make run` first "
+              "(or set MOTO_PORT to its port).", file=sys.stderr)
+        return 2
+    os.environ.update(stack.stage_environment("local"))
+    os.environ.update(stack.aws_environment(port))
+    from chalicelib.jobs.budget_check import check_budgets
+
+    report = check_budgets()
+    print(json.dumps({"period": report.period, "tenants_checked": report.tenants_checked,
+                      "alerts_sent": report.alerts_sent, "alerts_skipped": report.alerts_skipped}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The authorizer's Lambda imports app.py too: the anthropic SDK must stay off that path."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def modules_after(code):
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(','.join(sorted(sys.modules)))"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return set(out.strip().split(","))
+
+
+def test_importing_the_app_does_not_import_the_anthropic_sdk():
+    loaded = modules_after("import app")
+    assert "anthropic" not in loaded and "httpx2" not in loaded and "pydantic" not in loaded
+    assert "app" in loaded and "chalicelib.ai.gateway" in loaded
+
+
+def test_resolving_identity_does_not_import_the_anthropic_sdk():
+    loaded = modules_after("import chalicelib.identity.resolve")
+    assert "anthropic" not in loaded
