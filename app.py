@@ -20,14 +20,17 @@ from chalicelib.metering import usage
 from chalicelib.periods import current_period
 from chalicelib.web import body, envelope_middleware, tenant_context, translated
 
-app = Chalice(app_name="tessera")
-app.debug = False
+# The app's logger is ours ("tessera", JSON lines from chalicelib.logs). Chalice's own set-up, and its
+# `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
+app = Chalice(app_name="tessera", configure_logs=False)
 app.register_middleware(envelope_middleware, "http")
 
 
 # --- authorizers -------------------------------------------------------------
 
-@app.authorizer(ttl_seconds=60)
+# Not cached (ttl 0): a cached allow would outlive a revoked key, a suspended tenant, a deleted user or a
+# demoted admin by the cache's lifetime. The price is one BatchGetItem per request.
+@app.authorizer(ttl_seconds=0)
 def tenant_auth(auth_request):
     try:
         ctx = resolve(auth_request.token)
@@ -276,6 +279,7 @@ def ai_document_analysis():
 @needs_feature("custom_prompts")
 def create_prompt():
     ctx = tenant()
+    ctx.require("admin")
     return Response(body=prompts.create_prompt(ctx.tenant_id, request_body()), status_code=201)
 
 
@@ -296,6 +300,7 @@ def get_prompt(prompt_id):
 @needs_feature("custom_prompts")
 def update_prompt(prompt_id):
     ctx = tenant()
+    ctx.require("admin")
     return prompts.update_prompt(ctx.tenant_id, prompt_id, request_body())
 
 
@@ -303,6 +308,7 @@ def update_prompt(prompt_id):
 @needs_feature("custom_prompts")
 def delete_prompt(prompt_id):
     ctx = tenant()
+    ctx.require("admin")
     prompts.delete_prompt(ctx.tenant_id, prompt_id)
     return no_content()
 

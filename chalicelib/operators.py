@@ -28,7 +28,7 @@ def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
 def _page_size(limit: Optional[str]) -> int:
     if limit in (None, ""):
         return 50
-    if not str(limit).isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+    if not str(limit).isdecimal() or not 1 <= int(limit) <= MAX_PAGE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}.", code="invalid_limit")
     return int(limit)
 

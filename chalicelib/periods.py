@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from chalicelib.errors import BadRequest
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
 
 def utcnow() -> datetime:
@@ -24,7 +24,7 @@ def current_period() -> str:
 def parse_period(value: str | None) -> str:
     if value is None or value == "":
         return current_period()
-    if not _PERIOD.match(value):
+    if not _PERIOD.fullmatch(value):
         raise BadRequest("period must look like YYYY-MM.", code="invalid_period")
     return value
 

@@ -46,7 +46,7 @@ def string(body: Mapping[str, Any], name: str, *, min_len: int = 1, max_len: int
         raise BadRequest(f"{name} must be a string.", code="invalid_field")
     if not (min_len <= len(value) <= max_len):
         raise BadRequest(f"{name} must be {min_len} to {max_len} characters long.", code="invalid_field")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):  # fullmatch: `$` would allow a trailing newline
         raise BadRequest(f"{name} is not valid{': ' + hint if hint else ''}.", code="invalid_field")
     return value
 
@@ -86,6 +86,6 @@ def one_of(body: Mapping[str, Any], name: str, choices: Iterable[str]) -> str:
 
 def email(body: Mapping[str, Any], name: str = "email") -> str:
     value = string(body, name, min_len=3, max_len=254)
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
         raise BadRequest(f"{name} is not a valid email address.", code="invalid_field")
     return value.strip().lower()

@@ -55,8 +55,9 @@ def parse(body: Mapping[str, Any]) -> FeatureCall:
                              or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in stop)):
         raise BadRequest("stop_sequences must be up to 8 non-empty strings.", code="invalid_field")
     metadata = body.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}):
-        raise BadRequest("metadata may only hold user_id.", code="invalid_field")
+    if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}
+                                 or not isinstance(metadata.get("user_id", ""), str)):
+        raise BadRequest("metadata may only hold user_id, a string.", code="invalid_field")
     return FeatureCall(messages=messages(body["messages"]), system=_system_text(body.get("system")) or None,
                        max_tokens=max_tokens, temperature=temperature, model=model, stop_sequences=stop,
                        metadata=metadata)

@@ -52,6 +52,8 @@ def _validated(body: Mapping[str, Any], partial: bool = False) -> Dict[str, Any]
     out: Dict[str, Any] = {}
     if "name" in body:
         out["name"] = validation.string(body, "name", min_len=1, max_len=100).strip()
+        if not out["name"]:
+            raise BadRequest("name must not be blank.", code="invalid_field")
     if "template" in body:
         template = validation.string(body, "template", min_len=1, max_len=MAX_TEMPLATE_CHARS)
         out["template"] = template

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
+from pynamodb.exceptions import UpdateError
+
 from chalicelib import validation
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, NotFound
@@ -11,9 +13,10 @@ from chalicelib.models import AIConfig, Tenant, tenant_pk
 from chalicelib.periods import utcnow
 from chalicelib.plans import PLANS
 from chalicelib.pricing import DEFAULT_MODEL, MODELS, model_allowed
+from chalicelib.store import condition_failed
 
 MAX_INSTRUCTIONS = 4000
-_API_KEY = re.compile(r"^[\x21-\x7e]{20,300}$")
+_API_KEY = re.compile(r"[\x21-\x7e]{20,300}")
 
 
 def view(config: AIConfig) -> dict:
@@ -57,28 +60,32 @@ def update_config(tenant_id: str, plan: str, body: Mapping[str, Any]) -> dict:
         actions.append(AIConfig.custom_instructions.set(text))
     if "inject_context" in body:
         actions.append(AIConfig.inject_context.set(validation.boolean(body, "inject_context")))
-    config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
-    config.update(actions=actions + [AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
-    return view(config)
+    return view(_update(tenant_id, actions))
 
 
 def set_own_key(tenant_id: str, body: Mapping[str, Any], vault: Optional[TenantKeyVault] = None) -> dict:
     validation.fields(body, {"api_key"}, required=("api_key",))
     api_key = body["api_key"]
-    if not isinstance(api_key, str) or not _API_KEY.match(api_key):
+    if not isinstance(api_key, str) or not _API_KEY.fullmatch(api_key):
         raise BadRequest("api_key must be 20 to 300 printable characters without spaces.", code="invalid_field")
     ciphertext = (vault or TenantKeyVault()).encrypt(tenant_id, api_key)
-    config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
-    config.update(actions=[AIConfig.api_key_ciphertext.set(ciphertext), AIConfig.api_key_last4.set(api_key[-4:]),
-                           AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
-    return view(config)
+    return view(_update(tenant_id, [AIConfig.api_key_ciphertext.set(ciphertext),
+                                    AIConfig.api_key_last4.set(api_key[-4:])]))
 
 
 def remove_own_key(tenant_id: str) -> dict:
+    return view(_update(tenant_id, [AIConfig.api_key_ciphertext.remove(), AIConfig.api_key_last4.remove()]))
+
+
+def _update(tenant_id: str, actions: list) -> AIConfig:
     config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
-    config.update(actions=[AIConfig.api_key_ciphertext.remove(), AIConfig.api_key_last4.remove(),
-                           AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
-    return view(config)
+    try:
+        config.update(actions=actions + [AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound("AI settings not found.") from None
+        raise
+    return config
 
 
 def models_for(tenant: Tenant) -> dict:

@@ -85,7 +85,7 @@ def events(tenant_id: str, period_param: Optional[str], limit: Optional[str], cu
     period = parse_period(period_param)
     if limit in (None, ""):
         size = 50
-    elif str(limit).isdigit() and 1 <= int(limit) <= MAX_EVENTS_PAGE:
+    elif str(limit).isdecimal() and 1 <= int(limit) <= MAX_EVENTS_PAGE:
         size = int(limit)
     else:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}.", code="invalid_limit")

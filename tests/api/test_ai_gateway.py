@@ -304,3 +304,22 @@ def test_default_model_is_current_per_the_sdk():
     assert DEFAULT_MODEL in MODELS
     assert DEFAULT_MODEL not in DEPRECATED_MODELS
     assert not set(MODELS) & set(DEPRECATED_MODELS)
+
+
+def test_members_run_prompts_but_only_admins_manage_them(api, tenant, operator_token):
+    set_plan(api, operator_token, tenant, "enterprise")
+    prompt_id = api.call("POST", "/prompts", {"name": "p", "template": "Say {{word}}"},
+                         token=tenant.token).json["prompt_id"]
+    _, member = api.add_user(tenant, "member")
+    assert api.call("POST", "/prompts", {"name": "m", "template": "x"}, token=member).status_code == 403
+    assert api.call("PUT", f"/prompts/{prompt_id}", {"name": "m"}, token=member).status_code == 403
+    assert api.call("DELETE", f"/prompts/{prompt_id}", token=member).status_code == 403
+    ran = api.call("POST", f"/prompts/{prompt_id}/run", {"variables": {"word": "hi"}}, token=member)
+    assert ran.status_code == 200, ran.body
+
+
+@pytest.mark.parametrize("key", ["sk-ant-valid-looking-key-123456\n", "sk ant with spaces 1234567890", "short"])
+def test_own_key_must_be_printable_without_whitespace(api, tenant, key):
+    r = api.call("PUT", "/tenant/ai-config/api-key", {"api_key": key}, token=tenant.token)
+    assert r.status_code == 400
+    assert api.call("GET", "/tenant/ai-config", token=tenant.token).json["api_key"]["set"] is False
