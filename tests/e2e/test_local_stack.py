@@ -1,0 +1,293 @@
+"""The local stack as real processes: moto server, the Anthropic stand-in and `chalice local`, over real HTTP.
+
+The stack is started with dev/stack.py's `LocalStack` (what `make run` uses) and `python dev/stack.py`
+itself, always on free ports so a developer's running stack is never disturbed. The session fixtures in
+tests/conftest.py point os.environ at the test session's own moto and stand-in; the stack must not
+inherit those.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import pytest
+
+import stack  # dev/stack.py, put on sys.path by tests/conftest.py
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "Tessera is running at"
+
+
+def free_ports(count: int) -> List[int]:
+    """Distinct free ports: all held open at once, so no two are the same."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def call(method: str, url: str, body: Optional[dict] = None, token: Optional[str] = None) -> Tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, json.loads(raw) if raw else None
+
+
+def command_lines() -> Dict[int, List[str]]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+    return found
+
+
+def processes_using(ports: List[int]) -> Dict[int, List[str]]:
+    """Processes whose command line names one of the ports (how the stack passes them to each child)."""
+    wanted = {str(p) for p in ports}
+    return {pid: args for pid, args in command_lines().items() if wanted & set(args)}
+
+
+def process_group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def child_environment(pid: int) -> Dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    api_port, moto_port, standin_port = free_ports(3)
+    started = time.monotonic()
+    running = stack.LocalStack(api_port, moto_port, standin_port).start()
+    print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def tenant(local_stack):
+    """A tenant signed up and logged in over HTTP: (sign-up response, slug, access token)."""
+    slug = f"e2e-{secrets.token_hex(4)}"
+    email, password = f"owner@{slug}.example.com", "correct-horse-battery"
+    status, created = call("POST", local_stack.api_url + "/tenants",
+                           {"company_name": "E2E Inc", "slug": slug, "email": email, "password": password})
+    assert status == 201, created
+    status, login = call("POST", local_stack.api_url + "/auth/login",
+                         {"tenant": slug, "email": email, "password": password})
+    assert status == 200, login
+    return created, slug, login["access_token"]
+
+
+# --- over HTTP ------------------------------------------------------------------
+
+def test_health_answers_ok(local_stack):
+    assert call("GET", local_stack.api_url + "/health") == (200, {"status": "ok"})
+
+
+def test_login_token_reaches_me_as_the_owner(local_stack, tenant):
+    created, _, token = tenant
+    status, me = call("GET", local_stack.api_url + "/me", token=token)
+    assert status == 200, me
+    assert me["tenant_id"] == created["tenant_id"] and me["role"] == "owner" and me["principal_type"] == "user"
+
+
+def test_api_key_created_over_http_authenticates_me(local_stack, tenant):
+    created, _, token = tenant
+    status, key = call("POST", local_stack.api_url + "/api-keys", {"name": "e2e"}, token=token)
+    assert status == 201, key
+    status, me = call("GET", local_stack.api_url + "/me", token=key["key"])
+    assert status == 200, me
+    assert me == {"key_id": key["key_id"], "name": "e2e", "tenant_id": created["tenant_id"], "role": "member",
+                  "principal_type": "api_key"}
+
+
+def test_me_without_credentials_is_refused(local_stack):
+    status, _ = call("GET", local_stack.api_url + "/me")
+    assert status == 401
+
+
+# --- isolation from the test session ---------------------------------------------
+
+def slug_claim_in(endpoint: str, slug: str) -> bool:
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=stack.REGION,
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    table = stack.stage_environment()["TESSERA_TABLE_NAME"]
+    return "Item" in client.get_item(TableName=table, Key={"pk": {"S": f"SLUG#{slug}"}, "sk": {"S": "CLAIM"}},
+                                     ConsistentRead=True)
+
+
+def test_app_writes_to_the_stacks_own_moto_not_the_test_sessions(local_stack, tenant):
+    _, slug, _ = tenant
+    assert slug_claim_in(f"http://127.0.0.1:{local_stack.moto_port}", slug)
+    assert not slug_claim_in(os.environ["AWS_ENDPOINT_URL"], slug)
+
+
+@needs_proc
+def test_app_process_gets_the_stacks_endpoints_not_the_test_sessions(local_stack):
+    app_process = local_stack.processes[-1]
+    env = child_environment(app_process.pid)
+    assert env["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{local_stack.moto_port}" != os.environ["AWS_ENDPOINT_URL"]
+    assert env["ANTHROPIC_BASE_URL"] == local_stack.standin_url != os.environ["ANTHROPIC_BASE_URL"]
+    assert "ANTHROPIC_API_KEY" not in env
+    assert env["TESSERA_PLATFORM_KEYS"] == stack.STANDIN_POOL_KEY
+
+
+def test_app_environment_drops_inherited_aws_and_anthropic_settings(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.us-east-1.amazonaws.com")
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "real-token")
+    env = stack.app_environment(5001, "http://127.0.0.1:8787", stack.STANDIN_POOL_KEY)
+    assert not {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "ANTHROPIC_AUTH_TOKEN"} & set(env)
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
+
+
+# --- stopping -------------------------------------------------------------------
+
+def test_stop_ends_every_process_and_frees_every_port():
+    ports = free_ports(3)
+    running = stack.LocalStack(*ports).start()
+    processes = list(running.processes)
+    assert len(processes) == 3 and not any(stack.port_is_free(p) for p in ports)
+    running.stop()
+    assert [p.poll() is not None for p in processes] == [True, True, True]
+    assert not any(process_group_exists(p.pid) for p in processes)
+    assert all(stack.port_is_free(p) for p in ports)
+
+
+# --- `make run` (python dev/stack.py) ----------------------------------------------
+
+def make_run_environment(ports: List[int]) -> Dict[str, str]:
+    env = {**os.environ, **dict(zip(("TESSERA_PORT", "MOTO_PORT", "ANTHROPIC_STANDIN_PORT"), map(str, ports)))}
+    env.pop("ANTHROPIC_API_KEY", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def test_make_run_refuses_a_taken_api_port():
+    ports = free_ports(3)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports[0]))
+        taken.listen()
+        result = subprocess.run([sys.executable, str(ROOT / "dev" / "stack.py")], cwd=str(ROOT),
+                                env=make_run_environment(ports), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Port {ports[0]} is already in use" in result.stderr and "TESSERA_PORT=" in result.stderr
+    assert READY_LINE not in result.stdout
+    assert all(stack.port_is_free(p) for p in ports[1:])
+
+
+class MakeRun:
+    """`python dev/stack.py` in its own session (like a terminal's foreground job), its output drained."""
+
+    def __init__(self, ports: List[int]) -> None:
+        self.started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "dev" / "stack.py")], cwd=str(ROOT),
+                                        env=make_run_environment(ports), stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self.output: List[str] = []
+        # Keep reading: the children write to the same pipe and would block on a full one.
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"make run exited before printing {text!r}:\n" + self.text
+            if text in line:
+                return line
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)  # what Ctrl-C sends to a terminal's foreground group
+        return self.process.wait(timeout=60)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.reader.join(timeout=10)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+
+def test_make_run_serves_until_ctrl_c_then_leaves_nothing_behind():
+    ports = free_ports(3)
+    run = MakeRun(ports)
+    try:
+        line = run.wait_for(READY_LINE)
+        print(f"make run became ready in {time.monotonic() - run.started:.1f} s ({line.strip()})")
+        assert call("GET", f"http://127.0.0.1:{ports[0]}/health") == (200, {"status": "ok"})
+        assert run.ctrl_c() == 0, run.text
+    finally:
+        run.close()
+    assert "Stopped." in run.text
+    assert all(stack.port_is_free(p) for p in ports)
+    if Path("/proc").exists():
+        assert processes_using(ports) == {}
+
+
+def test_make_run_interrupted_while_starting_leaves_nothing_behind():
+    ports = free_ports(3)
+    run = MakeRun(ports)
+    try:
+        run.wait_for(f"127.0.0.1:{ports[1]}")  # moto announces itself; the rest is still starting
+        assert run.ctrl_c() == 0, run.text
+    finally:
+        run.close()
+    assert READY_LINE not in run.text
+    assert all(stack.port_is_free(p) for p in ports)
+    if Path("/proc").exists():
+        assert processes_using(ports) == {}
