@@ -291,3 +291,26 @@ def test_make_run_interrupted_while_starting_leaves_nothing_behind():
     assert all(stack.port_is_free(p) for p in ports)
     if Path("/proc").exists():
         assert processes_using(ports) == {}
+
+
+def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant):
+    import anthropic
+
+    _, _, token = tenant
+    status, key = call("POST", local_stack.api_url + "/api-keys", {"name": "sdk"}, token=token)
+    assert status == 201, key
+    client = anthropic.Anthropic(base_url=local_stack.api_url, api_key=key["key"], max_retries=0)
+    raw = client.messages.with_raw_response.create(
+        model="claude-haiku-4-5", max_tokens=64, system="Reply in one line.",
+        messages=[{"role": "user", "content": "e2e-sdk-probe"}])
+    message = raw.parse()
+    assert message.model == "claude-haiku-4-5" and "e2e-sdk-probe" in message.content[0].text
+    with urllib.request.urlopen(local_stack.standin_url + "/_standin/requests") as response:
+        seen = [r for r in json.loads(response.read()) if r["last_user_text"] == "e2e-sdk-probe"][-1]
+    assert seen["system"].endswith("Reply in one line.") and "You are assisting the team at" in seen["system"]
+    status, usage = call("GET", local_stack.api_url + "/usage", token=token)
+    assert usage["by_feature"]["basic_chat"]["requests"] >= 1
+    assert raw.headers["x-tessera-cost-usd"] == usage["total_cost_usd"]
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(model="claude-haiku-4-5", max_tokens=8, stream=True,
+                               messages=[{"role": "user", "content": "no streams"}])
