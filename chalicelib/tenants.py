@@ -95,7 +95,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
     }
     fingerprint = _signup_fingerprint(name, slug, email)
     try:
-        with transaction() as tx:
+        with transaction(client_request_token=tenant_id) as tx:
             tx.save(SlugClaim(*SlugClaim.key(slug), tenant_id=tenant_id), condition=SlugClaim.pk.does_not_exist())
             tx.save(tenant, condition=Tenant.pk.does_not_exist())
             tx.save(owner, condition=User.pk.does_not_exist())

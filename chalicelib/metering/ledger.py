@@ -63,6 +63,11 @@ class Settlement:
     upstream_request_id: Optional[str] = None
 
 
+def _token(step: str, request_id: str) -> str:
+    """A ClientRequestToken: an SDK retry of a transaction that did commit is then not applied twice."""
+    return f"{step}-{request_id.removeprefix('req_')}"
+
+
 def reserve(tenant_id: str, request_id: str, feature: str, limits: Limits, worst_case_micros: int,
             now: Optional[datetime] = None) -> Reservation:
     now = now or datetime.now(timezone.utc)
@@ -83,7 +88,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, limits: Limits, worst
         budget_condition = (UsagePeriod.committed_micros.does_not_exist()
                             | (UsagePeriod.committed_micros <= headroom))
     try:
-        with transaction() as tx:
+        with transaction(_token("reserve", request_id)) as tx:
             tx.update(feature_item, actions=[FeatureUsage.admitted.add(1), FeatureUsage.feature.set(feature)],
                       condition=feature_condition)
             tx.update(RateWindow(pk, RateWindow.sk_for(minute)),
@@ -117,7 +122,7 @@ def _budget_error() -> PaymentRequired:
 
 def release(reservation: Reservation) -> None:
     pk = tenant_pk(reservation.tenant_id)
-    with transaction() as tx:
+    with transaction(_token("release", reservation.request_id)) as tx:
         tx.update(FeatureUsage(pk, FeatureUsage.sk_for(reservation.period, reservation.feature)),
                   actions=[FeatureUsage.admitted.add(-1)])
         tx.update(UsagePeriod(pk, UsagePeriod.sk_for(reservation.period)),
@@ -140,7 +145,7 @@ def settle(reservation: Reservation, result: Settlement) -> bool:
     source_requests = UsagePeriod.own_key_requests if result.own_key else UsagePeriod.pool_requests
     source_cost = UsagePeriod.own_key_cost_micros if result.own_key else UsagePeriod.pool_cost_micros
     try:
-        with transaction() as tx:
+        with transaction(_token("settle", reservation.request_id)) as tx:
             tx.save(event, condition=UsageEvent.pk.does_not_exist())
             tx.update(UsagePeriod(pk, UsagePeriod.sk_for(reservation.period)), actions=[
                 UsagePeriod.requests.add(1),
