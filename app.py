@@ -28,9 +28,13 @@ app.register_middleware(envelope_middleware, "http")
 
 # --- authorizers -------------------------------------------------------------
 
-# Not cached (ttl 0): a cached allow would outlive a revoked key, a suspended tenant, a deleted user or a
-# demoted admin by the cache's lifetime. The price is one BatchGetItem per request.
-@app.authorizer(ttl_seconds=0)
+# API Gateway caches a decision per token for AUTHORIZER_CACHE_SECONDS: a revoked key, a suspended tenant,
+# a deleted user or a changed role takes effect within that time in deployed stages (at once locally).
+# Without the cache every request would pay an authorizer invocation and a DynamoDB read.
+AUTHORIZER_CACHE_SECONDS = 30
+
+
+@app.authorizer(ttl_seconds=AUTHORIZER_CACHE_SECONDS)
 def tenant_auth(auth_request):
     try:
         ctx = resolve(auth_request.token)
@@ -39,7 +43,7 @@ def tenant_auth(auth_request):
     return AuthResponse(routes=["*"], principal_id=ctx.principal_id, context=ctx.to_authorizer())
 
 
-@app.authorizer(ttl_seconds=60)
+@app.authorizer(ttl_seconds=AUTHORIZER_CACHE_SECONDS)
 def operator_auth(auth_request):
     try:
         operator_id = resolve_operator(auth_request.token)

@@ -59,5 +59,12 @@ def get_logger(name: str = "tessera") -> logging.Logger:
     return logger if name == "tessera" else logger.getChild(name)
 
 
-def set_level(level: str) -> None:
-    get_logger().setLevel(level.upper())
+_level_applied = False
+
+
+def apply_level(level: str) -> None:
+    """Set the configured level once; called on the first request, when settings can be read."""
+    global _level_applied
+    if not _level_applied:
+        get_logger().setLevel(level.upper())
+        _level_applied = True

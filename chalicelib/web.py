@@ -10,6 +10,7 @@ from chalice.app import Request, Response
 from chalicelib import logs
 from chalicelib.errors import TesseraError
 from chalicelib.ids import new_id
+from chalicelib.settings import get_settings
 from chalicelib.identity.login import slug_from_host
 from chalicelib.tenancy import TenantContext
 from chalicelib.validation import json_object
@@ -50,6 +51,7 @@ def translated(view: Callable[..., Any],
 
 def envelope_middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Bind request keys to every log line; rewrite chalice's own errors into the envelope."""
+    logs.apply_level(get_settings().log_level)
     request_id = (event.context or {}).get("requestId") or new_id("req")
     authorizer = (event.context or {}).get("authorizer") or {}
     logs.bind(request_id=request_id, tenant_id=authorizer.get("tenant_id"))

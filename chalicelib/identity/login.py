@@ -2,7 +2,7 @@
 
 Every failure (unknown tenant or user, wrong password, suspended tenant) is
 the same 401, and unknown users still cost a hash verification, so neither
-the answer nor its timing tells which part was wrong. Failures are counted
+the answer nor its timing tells which part was wrong. Attempts are counted
 per (tenant, email) in fixed windows; past the limit the pair gets 429.
 """
 from __future__ import annotations
@@ -12,13 +12,15 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
+from pynamodb.exceptions import UpdateError
+
 from chalicelib import validation
 from chalicelib.errors import BadRequest, InvalidCredentials, TooManyRequests
 from chalicelib.identity.passwords import burn_verification_time, verify_password
 from chalicelib.identity.tokens import issue_access_token
 from chalicelib.models import LoginThrottle, SlugClaim, Tenant, User, UserEmail, tenant_pk
 from chalicelib.settings import get_settings
-from chalicelib.store import get_items
+from chalicelib.store import condition_failed, get_items
 
 MAX_FAILURES = 5
 WINDOW_SECONDS = 15 * 60
@@ -44,32 +46,39 @@ def _throttle_key(slug: str, email: str, now: float) -> tuple[str, str, int]:
     return f"LOGIN#{digest}", f"WINDOW#{start}", start + WINDOW_SECONDS
 
 
-def _check_throttle(pk: str, sk: str, window_end: int, now: float) -> None:
+def _reserve_attempt(pk: str, sk: str, window_end: int, now: float) -> None:
+    """Count the attempt before the password is checked, with one conditional ADD, so concurrent
+    guesses cannot overrun the limit (a read-then-write check let all of them through)."""
+    expires = datetime.fromtimestamp(window_end + 60, timezone.utc)
+    under_limit = LoginThrottle.failures.does_not_exist() | (LoginThrottle.failures < MAX_FAILURES)
     try:
-        record = LoginThrottle.get(pk, sk, consistent_read=True)
-    except LoginThrottle.DoesNotExist:
-        return
-    if record.failures >= MAX_FAILURES:
-        raise TooManyRequests("Too many failed sign-in attempts; try again later.",
-                              retry_after=window_end - int(now), code="too_many_attempts")
+        LoginThrottle(pk, sk).update(actions=[LoginThrottle.failures.add(1), LoginThrottle.expires_at.set(expires)],
+                                     condition=under_limit)
+    except UpdateError as error:
+        if condition_failed(error):
+            raise TooManyRequests("Too many failed sign-in attempts; try again later.",
+                                  retry_after=window_end - int(now), code="too_many_attempts") from None
+        raise
 
 
-def _record_failure(pk: str, sk: str, window_end: int) -> None:
-    LoginThrottle(pk, sk).update(actions=[LoginThrottle.failures.add(1),
-                                          LoginThrottle.expires_at.set(datetime.fromtimestamp(window_end + 60, timezone.utc))])
+def _give_back_attempt(pk: str, sk: str) -> None:
+    """A successful sign-in does not count against the limit."""
+    LoginThrottle(pk, sk).update(actions=[LoginThrottle.failures.add(-1)])
 
 
 def _find_user(slug: str, email: str) -> tuple[Optional[Tenant], Optional[User]]:
+    """Strongly consistent reads: an owner signs in right after sign-up, a suspension holds at once."""
     try:
-        claim = SlugClaim.get(*SlugClaim.key(slug))
+        claim = SlugClaim.get(*SlugClaim.key(slug), consistent_read=True)
     except SlugClaim.DoesNotExist:
         return None, None
     pk = tenant_pk(claim.tenant_id)
-    tenant, email_claim = get_items([(Tenant, pk, Tenant.SK), (UserEmail, pk, UserEmail.sk_for(email))])
+    tenant, email_claim = get_items([(Tenant, pk, Tenant.SK), (UserEmail, pk, UserEmail.sk_for(email))],
+                                    consistent=True)
     if tenant is None or email_claim is None:
         return tenant, None
     try:
-        return tenant, User.get(pk, User.sk_for(email_claim.user_id))
+        return tenant, User.get(pk, User.sk_for(email_claim.user_id), consistent_read=True)
     except User.DoesNotExist:
         return tenant, None
 
@@ -86,7 +95,7 @@ def login(body: Mapping[str, Any], host: Optional[str] = None) -> dict:
 
     now = time.time()
     pk, sk, window_end = _throttle_key(slug, email, now)
-    _check_throttle(pk, sk, window_end, now)
+    _reserve_attempt(pk, sk, window_end, now)
     tenant, user = _find_user(slug, email)
     if user is None:
         burn_verification_time(password)
@@ -94,7 +103,7 @@ def login(body: Mapping[str, Any], host: Optional[str] = None) -> dict:
     else:
         ok = verify_password(user.password_hash, password)
     if not ok or tenant is None or tenant.status != "active" or user.status != "active":
-        _record_failure(pk, sk, window_end)
         raise InvalidCredentials()
+    _give_back_attempt(pk, sk)
     token, expires_in = issue_access_token(tenant.tenant_id, user.user_id, user.role)
     return {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}

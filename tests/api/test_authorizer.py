@@ -1,0 +1,316 @@
+"""The tenant authorizer: a JWT or an API key becomes a tenant context, or the request goes no further."""
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from conftest import TEST_JWT_SECRET, TEST_OPERATOR_SECRET
+
+PUBLIC = {("/health", "GET"), ("/tenants", "POST"), ("/auth/login", "POST")}
+DENIED = (401, 403)
+
+
+@pytest.fixture(scope="module")
+def acme(module_api):
+    return module_api.signup()
+
+
+@pytest.fixture(scope="module")
+def other(module_api):
+    return module_api.signup()
+
+
+@pytest.fixture(scope="module")
+def acme_key(module_api, acme):
+    return module_api.api_key(acme, name="deploy-bot")
+
+
+def kid():
+    from chalicelib.secrets import jwt_keyring
+
+    return jwt_keyring().active
+
+
+def forge(acme, secret=TEST_JWT_SECRET, algorithm="HS256", headers=None, **overrides):
+    now = int(time.time())
+    claims = {"iss": "tessera-local", "aud": "tessera-api", "sub": acme.owner_id, "tid": acme.id, "role": "owner",
+              "iat": now, "exp": now + 600, **overrides}
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, secret, algorithm=algorithm, headers={"kid": kid(), **(headers or {})})
+
+
+def me(api, token, headers=None):
+    return api.call("GET", "/me", token=token, headers=headers)
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+# --- a forged or stale credential never gets through -----------------------------------
+
+def test_a_correctly_forged_token_is_accepted_so_the_bad_ones_below_fail_for_their_defect(module_api, acme):
+    assert me(module_api, forge(acme)).status_code == 200
+
+
+def test_token_with_alg_none_is_refused(module_api, acme):
+    claims = jwt.decode(forge(acme), options={"verify_signature": False})
+    token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': kid()})}.{b64(claims)}."
+    assert me(module_api, token).status_code in DENIED
+
+
+def test_token_signed_with_another_key_is_refused(module_api, acme):
+    assert me(module_api, forge(acme, secret="another-secret-" + "z" * 32)).status_code in DENIED
+
+
+def test_token_signed_with_the_operator_key_is_refused(module_api, acme):
+    assert me(module_api, forge(acme, secret=TEST_OPERATOR_SECRET)).status_code in DENIED
+
+
+@pytest.mark.filterwarnings("ignore:The HMAC key")
+def test_token_with_hs512_is_refused_even_with_the_right_secret(module_api, acme):
+    assert me(module_api, forge(acme, algorithm="HS512")).status_code in DENIED
+
+
+def test_expired_token_is_refused(module_api, acme):
+    past = int(time.time()) - 7200
+    assert me(module_api, forge(acme, iat=past, exp=past + 60)).status_code in DENIED
+
+
+def test_token_without_expiry_is_refused(module_api, acme):
+    token = jwt.encode({"iss": "tessera-local", "aud": "tessera-api", "sub": acme.owner_id, "tid": acme.id,
+                        "iat": int(time.time())}, TEST_JWT_SECRET, algorithm="HS256", headers={"kid": kid()})
+    assert me(module_api, token).status_code in DENIED
+
+
+def test_token_for_another_audience_is_refused(module_api, acme):
+    assert me(module_api, forge(acme, aud="tessera-admin")).status_code in DENIED
+
+
+def test_token_from_another_issuer_is_refused(module_api, acme):
+    assert me(module_api, forge(acme, iss="someone-else")).status_code in DENIED
+
+
+def test_token_with_an_unknown_kid_is_refused(module_api, acme):
+    assert me(module_api, forge(acme, headers={"kid": "not-a-key"})).status_code in DENIED
+
+
+def test_token_without_a_tenant_claim_is_refused(module_api, acme):
+    assert me(module_api, forge(acme, tid=None)).status_code in DENIED
+
+
+def test_token_with_a_tampered_payload_is_refused(module_api, acme, other):
+    header, _, signature = acme.token.split(".")
+    claims = jwt.decode(acme.token, options={"verify_signature": False})
+    tampered = f"{header}.{b64({**claims, 'tid': other.id, 'sub': other.owner_id})}.{signature}"
+    assert me(module_api, tampered).status_code in DENIED
+
+
+def test_token_naming_a_user_of_another_tenant_is_refused(module_api, acme, other):
+    """Even correctly signed: the user must exist in the token's own tenant."""
+    assert me(module_api, forge(acme, sub=other.owner_id)).status_code in DENIED
+
+
+def test_garbage_bearer_token_is_refused(module_api):
+    assert me(module_api, "not-a-token").status_code in DENIED
+
+
+def test_basic_auth_scheme_is_refused(module_api, acme):
+    response = module_api.call("GET", "/me", headers={"Authorization": f"Basic {acme.token}"})
+    assert response.status_code in DENIED
+
+
+def test_missing_authorization_header_is_401(module_api):
+    assert module_api.call("GET", "/me").status_code == 401
+
+
+def test_token_of_a_deleted_user_is_refused(module_api, acme):
+    user, token = module_api.add_user(acme)
+    assert me(module_api, token).status_code == 200
+    assert module_api.call("DELETE", f"/users/{user['user_id']}", token=acme.token).status_code == 204
+    assert me(module_api, token).status_code in DENIED
+
+
+def test_revoked_api_key_is_refused(module_api, acme):
+    key = module_api.api_key(acme)
+    assert me(module_api, key["key"]).status_code == 200
+    assert module_api.call("DELETE", f"/api-keys/{key['key_id']}", token=acme.token).status_code == 204
+    assert me(module_api, key["key"]).status_code in DENIED
+
+
+def test_api_key_with_a_wrong_secret_is_refused(module_api, acme_key):
+    prefix, _, _ = acme_key["key"].rpartition(".")
+    assert me(module_api, f"{prefix}.{'A' * 43}").status_code in DENIED
+
+
+def test_api_key_moved_to_another_tenant_is_refused(module_api, acme, other, acme_key):
+    _, key_id, secret = acme_key["key"][len("tsk_"):].split(".")
+    assert me(module_api, f"tsk_{other.id}.{key_id}.{secret}").status_code in DENIED
+
+
+def test_malformed_api_key_is_refused(module_api, acme):
+    assert me(module_api, f"tsk_{acme.id}.only-two-parts").status_code in DENIED
+
+
+# --- suspension --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def suspension(module_api):
+    from chalicelib.identity.tokens import issue_operator_token
+
+    tenant, operator = module_api.signup(), issue_operator_token("ops")
+    key = module_api.api_key(tenant)["key"]
+    suspended = module_api.call("POST", f"/admin/tenants/{tenant.id}/suspend", token=operator)
+    while_suspended = (me(module_api, tenant.token).status_code, me(module_api, key).status_code)
+    resumed = module_api.call("POST", f"/admin/tenants/{tenant.id}/resume", token=operator)
+    after_resume = (me(module_api, tenant.token).status_code, me(module_api, key).status_code)
+    assert (suspended.status_code, resumed.status_code) == (200, 200)
+    return while_suspended, after_resume
+
+
+def test_suspended_tenant_token_is_refused(suspension):
+    assert suspension[0][0] in DENIED
+
+
+def test_suspended_tenant_api_key_is_refused(suspension):
+    assert suspension[0][1] in DENIED
+
+
+def test_resumed_tenant_credentials_work_again(suspension):
+    assert suspension[1] == (200, 200)
+
+
+# --- what the authorizer hands the route ----------------------------------------------------
+
+def authorize(token):
+    from app import tenant_auth
+
+    event = {"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+             "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef/api/GET/me"}
+    return tenant_auth(event, None)
+
+
+def test_authorizer_context_values_are_all_strings_for_a_user(acme):
+    context = authorize(acme.token)["context"]
+    assert context["tenant_id"] == acme.id
+    assert all(isinstance(value, str) for value in context.values())
+
+
+def test_authorizer_context_values_are_all_strings_for_an_api_key(acme, acme_key):
+    context = authorize(acme_key["key"])["context"]
+    assert context["principal_id"] == acme_key["key_id"]
+    assert all(isinstance(value, str) for value in context.values())
+
+
+def test_authorizer_denial_allows_no_resource_and_carries_no_context(acme):
+    result = authorize(forge(acme, aud="wrong"))
+    allowed = [r for s in result["policyDocument"]["Statement"] if s["Effect"] == "Allow" for r in s["Resource"]]
+    assert allowed == []
+    assert not result.get("context")
+
+
+def test_authorizer_cache_bounds_how_long_a_revocation_takes_in_deployed_stages():
+    """API Gateway reuses a decision for `ttl_seconds`: a revoked key, a suspended tenant or a demoted
+    admin keeps working at most that long, which the README promises is 30 seconds."""
+    from app import app
+
+    for path, method in [("/me", "GET"), ("/admin/tenants", "GET")]:
+        assert app.routes[path][method].authorizer.config.ttl_seconds == 30
+
+
+def test_role_comes_from_the_stored_user_not_the_token(module_api, acme):
+    user, token = module_api.add_user(acme, role="admin")
+    assert module_api.call("PATCH", f"/users/{user['user_id']}", {"role": "member"},
+                           token=acme.token).status_code == 200
+    assert me(module_api, token).json["role"] == "member"
+    assert module_api.call("GET", "/api-keys", token=token).status_code == 403
+
+
+def test_me_for_a_user_names_user_tenant_email_and_role(module_api, acme):
+    response = me(module_api, acme.token)
+    assert response.status_code == 200
+    assert {k: response.json[k] for k in ("user_id", "tenant_id", "email", "role")} == {
+        "user_id": acme.owner_id, "tenant_id": acme.id, "email": acme.email, "role": "owner"}
+
+
+def test_me_for_an_api_key_names_the_key_and_its_tenant(module_api, acme, acme_key):
+    response = me(module_api, acme_key["key"])
+    assert response.status_code == 200
+    assert (response.json["key_id"], response.json["name"], response.json["tenant_id"]) == (
+        acme_key["key_id"], "deploy-bot", acme.id)
+
+
+# --- tenant hints: X-Tenant-ID and the Host subdomain may confirm, never choose ----------------
+
+def test_x_tenant_id_of_the_credentials_tenant_proceeds(module_api, acme):
+    assert me(module_api, acme.token, headers={"X-Tenant-ID": acme.id}).status_code == 200
+
+
+def test_x_tenant_id_of_another_tenant_is_403_tenant_mismatch(module_api, acme, other):
+    response = me(module_api, acme.token, headers={"X-Tenant-ID": other.id})
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "tenant_mismatch"
+
+
+def test_x_tenant_id_mismatch_applies_to_api_keys_too(module_api, other, acme_key):
+    response = me(module_api, acme_key["key"], headers={"X-Tenant-ID": other.id})
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "tenant_mismatch"
+
+
+def test_host_subdomain_of_the_credentials_tenant_proceeds(module_api, acme):
+    assert me(module_api, acme.token, headers={"Host": f"{acme.slug}.localhost:8000"}).status_code == 200
+
+
+def test_host_subdomain_of_another_tenant_is_403_tenant_mismatch(module_api, acme, other):
+    response = me(module_api, acme.token, headers={"Host": f"{other.slug}.localhost"})
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "tenant_mismatch"
+
+
+def test_bare_base_domain_host_names_no_tenant_and_proceeds(module_api, acme):
+    assert me(module_api, acme.token, headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_tenant_mismatch_stops_a_write_before_it_happens(module_api, acme, other):
+    before = module_api.call("GET", "/tenant", token=acme.token).json["name"]
+    response = module_api.call("PATCH", "/tenant", {"name": "Renamed by mismatch"}, token=acme.token,
+                               headers={"X-Tenant-ID": other.id})
+    assert response.status_code == 403
+    assert module_api.call("GET", "/tenant", token=acme.token).json["name"] == before
+
+
+# --- every route but the public ones sits behind an authorizer ----------------------------------
+
+def all_routes():
+    from app import app
+
+    return [(path, method) for path, methods in app.routes.items() for method in methods]
+
+
+def concrete(path):
+    import re
+
+    return re.sub(r"\{[^}]+\}", "x_1", path)
+
+
+def test_public_routes_are_exactly_health_signup_and_login():
+    from app import app
+
+    public = {(p, m) for p, m in all_routes() if app.routes[p][m].authorizer is None}
+    assert public == PUBLIC
+
+
+@pytest.mark.parametrize("path, method", [r for r in all_routes() if r not in PUBLIC])
+def test_route_without_credentials_is_401(module_api, path, method):
+    response = module_api.client.http.request(method, concrete(path), headers={"Content-Type": "application/json"},
+                                              body=b"{}")
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("path, method", [r for r in all_routes() if r not in PUBLIC])
+def test_route_with_a_garbage_credential_is_refused(module_api, path, method):
+    response = module_api.call(method, concrete(path), {}, token="garbage")
+    assert response.status_code in DENIED

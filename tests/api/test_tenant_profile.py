@@ -1,0 +1,119 @@
+"""GET/PATCH /tenant: every user reads the profile; owners and admins change only its name and budget."""
+import pytest
+
+
+@pytest.fixture(scope="module")
+def acme(module_api):
+    return module_api.signup(name="Acme Inc")
+
+
+@pytest.fixture(scope="module")
+def tokens(module_api, acme):
+    _, admin = module_api.add_user(acme, role="admin")
+    _, member = module_api.add_user(acme, role="member")
+    return {"owner": acme.token, "admin": admin, "member": member}
+
+
+def read(api, tenant):
+    response = api.call("GET", "/tenant", token=tenant.token)
+    assert response.status_code == 200
+    return response.json
+
+
+def patch(api, token, body):
+    return api.call("PATCH", "/tenant", body, token=token)
+
+
+def test_profile_names_the_tenant_its_plan_status_and_budget(module_api, acme):
+    profile = read(module_api, acme)
+    assert (profile["tenant_id"], profile["slug"], profile["plan"], profile["status"]) == (
+        acme.id, acme.slug, "free", "active")
+    assert profile["budget"] == {"monthly_budget_usd": None, "budget_alert_thresholds": [50, 80, 100],
+                                 "budget_hard_limit": False}
+
+
+def test_member_reads_the_profile(module_api, tokens, acme):
+    response = module_api.call("GET", "/tenant", token=tokens["member"])
+    assert response.status_code == 200
+    assert response.json["tenant_id"] == acme.id
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owner_and_admin_rename_the_tenant(module_api, acme, tokens, role):
+    response = patch(module_api, tokens[role], {"name": f"Renamed by {role}"})
+    assert response.status_code == 200
+    assert read(module_api, acme)["name"] == f"Renamed by {role}"
+
+
+def test_member_cannot_change_the_tenant(module_api, acme, tokens):
+    before = read(module_api, acme)
+    response = patch(module_api, tokens["member"], {"name": "Member rename"})
+    assert response.status_code == 403
+    assert read(module_api, acme) == before
+
+
+def test_api_key_cannot_change_the_tenant(module_api, acme):
+    key = module_api.api_key(acme)["key"]
+    before = read(module_api, acme)
+    assert patch(module_api, key, {"name": "Key rename"}).status_code == 403
+    assert read(module_api, acme) == before
+
+
+def test_budget_settings_are_saved_and_shown(module_api, acme):
+    response = patch(module_api, acme.token, {"monthly_budget_usd": 25.5, "budget_alert_thresholds": [90, 50],
+                                              "budget_hard_limit": True})
+    assert response.status_code == 200, response.body
+    assert read(module_api, acme)["budget"] == {"monthly_budget_usd": "25.500000",
+                                                "budget_alert_thresholds": [50, 90], "budget_hard_limit": True}
+
+
+def test_null_budget_removes_it(module_api, acme):
+    patch(module_api, acme.token, {"monthly_budget_usd": 10})
+    assert patch(module_api, acme.token, {"monthly_budget_usd": None}).status_code == 200
+    assert read(module_api, acme)["budget"]["monthly_budget_usd"] is None
+
+
+@pytest.mark.parametrize("field, value", [("plan", "enterprise"), ("status", "active"), ("slug", "stolen"),
+                                          ("tenant_id", "ten_x"), ("owner_count", 9), ("limit_overrides", {})])
+def test_operator_only_or_unknown_field_is_400_unknown_field(module_api, acme, field, value):
+    before = read(module_api, acme)
+    response = patch(module_api, acme.token, {field: value, "name": "Sneaky"})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "unknown_field"
+    assert read(module_api, acme) == before
+
+
+@pytest.mark.parametrize("body", [
+    {"name": ""}, {"name": "   "}, {"name": 3}, {"name": "x" * 121},
+    {"monthly_budget_usd": -1}, {"monthly_budget_usd": "lots"}, {"monthly_budget_usd": True},
+    {"monthly_budget_usd": [5]}, {"monthly_budget_usd": 10_000_001}, {"monthly_budget_usd": "NaN"},
+    {"budget_alert_thresholds": []}, {"budget_alert_thresholds": [0]}, {"budget_alert_thresholds": [101]},
+    {"budget_alert_thresholds": [50.5]}, {"budget_alert_thresholds": "50"}, {"budget_alert_thresholds": [True]},
+    {"budget_alert_thresholds": list(range(1, 12))},
+    {"budget_hard_limit": "yes"}, {"budget_hard_limit": 1},
+    {"name": "Fine", "budget_hard_limit": "yes"},
+])
+def test_invalid_setting_is_400_and_changes_nothing(module_api, acme, body):
+    before = read(module_api, acme)
+    response = patch(module_api, acme.token, body)
+    assert response.status_code == 400, response.body
+    assert set(response.json["error"]) >= {"code", "message"}
+    assert read(module_api, acme) == before
+
+
+def test_empty_patch_is_400(module_api, acme):
+    response = patch(module_api, acme.token, {})
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "empty_update"
+
+
+def test_patch_with_invalid_json_is_400_invalid_json(module_api, acme):
+    response = module_api.call("PATCH", "/tenant", raw=b"{'name': 'single quotes'}", token=acme.token)
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_json"
+
+
+def test_renaming_one_tenant_leaves_another_alone(module_api, acme):
+    other = module_api.signup(name="Other Co")
+    patch(module_api, acme.token, {"name": "Only Acme"})
+    assert read(module_api, other)["name"] == "Other Co"
