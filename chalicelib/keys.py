@@ -3,14 +3,11 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import validation
 from chalicelib.identity import apikeys
-from chalicelib.errors import NotFound
 from chalicelib.models import ApiKey, tenant_pk
 from chalicelib.periods import isoformat, utcnow
-from chalicelib.store import condition_failed
+from chalicelib.store import update_existing
 from chalicelib.tenancy import TenantContext
 
 
@@ -43,10 +40,5 @@ def list_keys(tenant_id: str, ctx: TenantContext) -> List[dict]:
 
 def revoke_key(tenant_id: str, ctx: TenantContext, key_id: str) -> None:
     ctx.require("admin")
-    key = ApiKey(tenant_pk(tenant_id), ApiKey.sk_for(key_id))
-    try:
-        key.update(actions=[ApiKey.revoked_at.set(ApiKey.revoked_at | utcnow())], condition=ApiKey.pk.exists())
-    except UpdateError as error:
-        if condition_failed(error):
-            raise NotFound("API key not found.") from None
-        raise
+    update_existing(ApiKey(tenant_pk(tenant_id), ApiKey.sk_for(key_id)),
+                    [ApiKey.revoked_at.set(ApiKey.revoked_at | utcnow())], "API key")

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import validation
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.models import TENANT_LIST_PARTITION, Tenant, tenant_pk
 from chalicelib.periods import utcnow
 from chalicelib.plans import FEATURES, PLANS
-from chalicelib.store import condition_failed, decode_cursor, encode_cursor
-from chalicelib.tenants import profile
+from chalicelib.store import decode_cursor, encode_cursor
+from chalicelib.tenants import profile, update_profile
 
 MAX_PAGE = 100
 
@@ -33,25 +31,14 @@ def _page_size(limit: Optional[str]) -> int:
     return int(limit)
 
 
-def _update(tenant_id: str, actions: list) -> dict:
-    tenant = Tenant(tenant_pk(tenant_id), Tenant.SK)
-    try:
-        tenant.update(actions=actions, condition=Tenant.pk.exists())
-    except UpdateError as error:
-        if condition_failed(error):
-            raise NotFound("Tenant not found.") from None
-        raise
-    return profile(tenant)
-
-
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"plan"}, required=("plan",))
     plan = validation.one_of(body, "plan", PLANS)
-    return _update(tenant_id, [Tenant.plan.set(plan), Tenant.plan_changed_at.set(utcnow())])
+    return update_profile(tenant_id, [Tenant.plan.set(plan), Tenant.plan_changed_at.set(utcnow())])
 
 
 def set_status(tenant_id: str, status: str) -> dict:
-    return _update(tenant_id, [Tenant.status.set(status)])
+    return update_profile(tenant_id, [Tenant.status.set(status)])
 
 
 def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
@@ -80,7 +67,7 @@ def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
         else:
             overrides["requests_per_minute"] = validation.integer(body, "requests_per_minute",
                                                                   minimum=1, maximum=100_000)
-    _update(tenant_id, [Tenant.limit_overrides.set(overrides)])
+    update_profile(tenant_id, [Tenant.limit_overrides.set(overrides)])
     return limits_view(_get(tenant_id))
 
 

@@ -40,6 +40,21 @@ def cancelled_because(error, index: int) -> bool:
     return index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
 
 
+def update_existing(item: Model, actions: list, what: str) -> Model:
+    """Update an item only if it exists; a missing one (or another tenant's) is a 404."""
+    from pynamodb.exceptions import UpdateError
+
+    from chalicelib.errors import NotFound
+
+    try:
+        item.update(actions=actions, condition=type(item).pk.exists())
+    except UpdateError as error:
+        if condition_failed(error):
+            raise NotFound(f"{what} not found.") from None
+        raise
+    return item
+
+
 def condition_failed(error: Exception) -> bool:
     """Whether a PynamoDB put/update/delete failed only because its condition did not hold."""
     return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Any, Mapping, Optional
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError
 
 from chalicelib import pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
@@ -28,7 +28,7 @@ from chalicelib.models import (
 from chalicelib.notify import Notifier
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.plans import DEFAULT_PLAN
-from chalicelib.store import cancelled_because, condition_failed, transaction
+from chalicelib.store import cancelled_because, transaction, update_existing
 
 log = get_logger("tenants")
 
@@ -206,11 +206,8 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
         actions.append(Tenant.budget_alert_thresholds.set(_thresholds(body["budget_alert_thresholds"])))
     if "budget_hard_limit" in body:
         actions.append(Tenant.budget_hard_limit.set(validation.boolean(body, "budget_hard_limit")))
-    tenant = Tenant(tenant_pk(tenant_id), Tenant.SK)
-    try:
-        tenant.update(actions=actions, condition=Tenant.pk.exists())
-    except UpdateError as error:
-        if condition_failed(error):
-            raise NotFound("Tenant not found.") from None
-        raise
-    return profile(tenant)
+    return update_profile(tenant_id, actions)
+
+
+def update_profile(tenant_id: str, actions: list) -> dict:
+    return profile(update_existing(Tenant(tenant_pk(tenant_id), Tenant.SK), actions, "Tenant"))

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Dict, List, Mapping
 
-from pynamodb.exceptions import DeleteError, UpdateError
+from pynamodb.exceptions import DeleteError
 
 from chalicelib import validation
 from chalicelib.ai.features import overrides
@@ -19,7 +19,7 @@ from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge
 from chalicelib.ids import new_id
 from chalicelib.models import Prompt, tenant_pk
 from chalicelib.periods import isoformat, utcnow
-from chalicelib.store import condition_failed
+from chalicelib.store import condition_failed, update_existing
 
 MAX_TEMPLATE_CHARS = 20_000
 MAX_VARIABLES = 20
@@ -86,14 +86,9 @@ def get_prompt(tenant_id: str, prompt_id: str) -> Prompt:
 
 def update_prompt(tenant_id: str, prompt_id: str, body: Mapping[str, Any]) -> dict:
     values = _validated(body, partial=True)
-    prompt = Prompt(tenant_pk(tenant_id), Prompt.sk_for(prompt_id))
     actions = [getattr(Prompt, name).set(value) for name, value in values.items()]
-    try:
-        prompt.update(actions=actions + [Prompt.updated_at.set(utcnow())], condition=Prompt.pk.exists())
-    except UpdateError as error:
-        if condition_failed(error):
-            raise NotFound("Prompt not found.") from None
-        raise
+    prompt = update_existing(Prompt(tenant_pk(tenant_id), Prompt.sk_for(prompt_id)),
+                             actions + [Prompt.updated_at.set(utcnow())], "Prompt")
     return view(prompt)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import validation
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, NotFound
@@ -13,7 +11,7 @@ from chalicelib.models import AIConfig, Tenant, tenant_pk
 from chalicelib.periods import utcnow
 from chalicelib.plans import PLANS
 from chalicelib.pricing import DEFAULT_MODEL, MODELS, model_allowed
-from chalicelib.store import condition_failed
+from chalicelib.store import update_existing
 
 MAX_INSTRUCTIONS = 4000
 _API_KEY = re.compile(r"[\x21-\x7e]{20,300}")
@@ -78,14 +76,8 @@ def remove_own_key(tenant_id: str) -> dict:
 
 
 def _update(tenant_id: str, actions: list) -> AIConfig:
-    config = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
-    try:
-        config.update(actions=actions + [AIConfig.updated_at.set(utcnow())], condition=AIConfig.pk.exists())
-    except UpdateError as error:
-        if condition_failed(error):
-            raise NotFound("AI settings not found.") from None
-        raise
-    return config
+    return update_existing(AIConfig(tenant_pk(tenant_id), AIConfig.SK),
+                           actions + [AIConfig.updated_at.set(utcnow())], "AI settings")
 
 
 def models_for(tenant: Tenant) -> dict:
