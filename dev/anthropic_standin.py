@@ -314,6 +314,9 @@ class StandinState:
 
 class StandinHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the body waits ~40 ms for the
+    # client's delayed ACK on every call.
+    disable_nagle_algorithm = True
     server_version = "AnthropicStandin/1.0"
     timeout = 120
 

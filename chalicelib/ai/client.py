@@ -55,7 +55,11 @@ class ModelReply:
     usage: Usage
     upstream_request_id: Optional[str]
     latency_ms: int
-    message: Dict[str, Any] = field(repr=False, default_factory=dict)
+    raw: Any = field(repr=False, default=None)
+
+    def message(self) -> Dict[str, Any]:
+        """The upstream message in the Messages API's JSON shape (only /v1/messages needs it)."""
+        return self.raw.model_dump(mode="json", exclude_none=True) if self.raw is not None else {}
 
 
 class TenantKeyRejected(TesseraError):
@@ -125,7 +129,7 @@ class ModelClient:
                         cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0),
             upstream_request_id=getattr(message, "_request_id", None),
             latency_ms=latency_ms,
-            message=message.model_dump(mode="json", exclude_none=True),
+            raw=message,
         )
 
 

@@ -64,7 +64,7 @@ def parse(body: Mapping[str, Any]) -> FeatureCall:
 
 
 def response(result: GatewayResult) -> Dict[str, Any]:
-    message = dict(result.reply.message)
+    message = result.reply.message()
     message.setdefault("type", "message")
     message.setdefault("role", "assistant")
     message.setdefault("stop_sequence", None)
