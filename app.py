@@ -18,7 +18,7 @@ from chalicelib.identity.resolve import resolve, resolve_operator
 from chalicelib.jobs.budget_check import check_budgets
 from chalicelib.metering import usage
 from chalicelib.periods import current_period
-from chalicelib.web import body, envelope_middleware, tenant_context, translated
+from chalicelib.web import body, envelope_middleware, tenant_context, translated, unauthorized
 
 # The app's logger is ours ("tessera", JSON lines from chalicelib.logs). Chalice's own set-up, and its
 # `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
@@ -38,8 +38,8 @@ AUTHORIZER_CACHE_SECONDS = 30
 def tenant_auth(auth_request):
     try:
         ctx = resolve(auth_request.token)
-    except TesseraError:
-        return AuthResponse(routes=[], principal_id="anonymous")
+    except TesseraError as error:
+        raise unauthorized(error) from None
     return AuthResponse(routes=["*"], principal_id=ctx.principal_id, context=ctx.to_authorizer())
 
 
@@ -47,8 +47,8 @@ def tenant_auth(auth_request):
 def operator_auth(auth_request):
     try:
         operator_id = resolve_operator(auth_request.token)
-    except TesseraError:
-        return AuthResponse(routes=[], principal_id="anonymous")
+    except TesseraError as error:
+        raise unauthorized(error) from None
     return AuthResponse(routes=["*"], principal_id=operator_id, context={"operator_id": operator_id})
 
 

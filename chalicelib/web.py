@@ -3,6 +3,7 @@ request, and reads request bodies and tenant hints. Only app.py uses this module
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any, Callable, Optional
 
 from chalice.app import Request, Response
@@ -47,6 +48,23 @@ def translated(view: Callable[..., Any],
             log.exception("unhandled error")
             return render(TesseraError("An internal error occurred."))
     return run
+
+
+def unauthorized(error: TesseraError) -> Exception:
+    """What an authorizer raises to refuse a credential with 401 rather than a deny's 403.
+
+    API Gateway answers 401 when a TOKEN authorizer fails with the message "Unauthorized" (the gateway
+    response in the packaged template wraps it in the error envelope). chalice's local gateway, which
+    `make run` and the test client use, would drop the connection on that error instead; it has its own
+    exception for the same answer, and the deployed runtime does not ship chalice.local.
+    """
+    try:
+        from chalice.local import NotAuthorizedError
+    except ImportError:
+        return Exception("Unauthorized")
+    body = json.dumps(error.to_body()).encode()
+    return NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException", "Content-Type": "application/json"},
+                              body)
 
 
 def envelope_middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:

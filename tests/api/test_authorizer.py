@@ -204,11 +204,24 @@ def test_authorizer_context_values_are_all_strings_for_an_api_key(acme, acme_key
     assert all(isinstance(value, str) for value in context.values())
 
 
-def test_authorizer_denial_allows_no_resource_and_carries_no_context(acme):
-    result = authorize(forge(acme, aud="wrong"))
-    allowed = [r for s in result["policyDocument"]["Statement"] if s["Effect"] == "Allow" for r in s["Resource"]]
-    assert allowed == []
-    assert not result.get("context")
+def test_authorizer_refuses_a_bad_credential_as_unauthorized_with_no_policy(acme):
+    from chalice.local import NotAuthorizedError
+
+    with pytest.raises(NotAuthorizedError) as caught:
+        authorize(forge(acme, aud="wrong"))
+    assert json.loads(caught.value.body)["error"]["code"] == "unauthorized"
+
+
+def test_in_lambda_the_refusal_is_the_error_api_gateway_maps_to_401(monkeypatch):
+    """The deployed runtime ships chalice.app but not chalice.local."""
+    import sys
+
+    from chalicelib.errors import Unauthorized
+    from chalicelib.web import unauthorized
+
+    monkeypatch.setitem(sys.modules, "chalice.local", None)
+    error = unauthorized(Unauthorized("The token is not valid."))
+    assert type(error) is Exception and str(error) == "Unauthorized"
 
 
 def test_authorizer_cache_bounds_how_long_a_revocation_takes_in_deployed_stages():
