@@ -129,6 +129,7 @@ class Tenant(_Item):
     budget_alert_thresholds = NumberSetAttribute(null=True)
     budget_hard_limit = BooleanAttribute(default=False)
     limit_overrides = MapAttribute(null=True)
+    limits_version = NumberAttribute(null=True)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)

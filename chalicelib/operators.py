@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from pynamodb.exceptions import UpdateError
+
 from chalicelib import validation
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.models import TENANT_LIST_PARTITION, Tenant, tenant_pk
 from chalicelib.periods import utcnow
 from chalicelib.plans import FEATURES, PLANS
-from chalicelib.store import decode_cursor, encode_cursor
+from chalicelib.store import condition_failed, decode_cursor, encode_cursor
 from chalicelib.tenants import profile, update_profile
 
 MAX_PAGE = 100
+OVERRIDE_ATTEMPTS = 3
 
 
 def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
@@ -46,29 +49,52 @@ def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"features", "requests_per_minute"})
     if not body:
         raise BadRequest("Give 'features' and/or 'requests_per_minute'.", code="empty_update")
-    tenant = _get(tenant_id)
+    given = body.get("features", {})
+    if not isinstance(given, dict):
+        raise BadRequest("features must be an object of feature name to limit.", code="invalid_field")
+    for name, value in given.items():
+        if name not in FEATURES:
+            raise BadRequest(f"Unknown feature: {name}.", code="unknown_feature")
+        if value is not None:
+            validation.integer(given, name, minimum=0, maximum=100_000_000)
+    if body.get("requests_per_minute") is not None:
+        validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
+    for _ in range(OVERRIDE_ATTEMPTS):
+        tenant = _get(tenant_id)
+        if _write_overrides(tenant, _merged(tenant, body)):
+            return limits_view(_get(tenant_id))
+    raise Conflict("The tenant's limits changed while this request ran; try again.", code="conflict")
+
+
+def _merged(tenant: Tenant, body: Mapping[str, Any]) -> dict:
     overrides = dict(tenant.limit_overrides.as_dict()) if tenant.limit_overrides else {}
     features = dict(overrides.get("features") or {})
-    if "features" in body:
-        given = body["features"]
-        if not isinstance(given, dict):
-            raise BadRequest("features must be an object of feature name to limit.", code="invalid_field")
-        for name, value in given.items():
-            if name not in FEATURES:
-                raise BadRequest(f"Unknown feature: {name}.", code="unknown_feature")
-            if value is None:
-                features.pop(name, None)
-            else:
-                features[name] = validation.integer(given, name, minimum=0, maximum=100_000_000)
-        overrides["features"] = features
+    for name, value in body.get("features", {}).items():
+        if value is None:
+            features.pop(name, None)
+        else:
+            features[name] = value
+    overrides["features"] = features
     if "requests_per_minute" in body:
         if body["requests_per_minute"] is None:
             overrides.pop("requests_per_minute", None)
         else:
-            overrides["requests_per_minute"] = validation.integer(body, "requests_per_minute",
-                                                                  minimum=1, maximum=100_000)
-    update_profile(tenant_id, [Tenant.limit_overrides.set(overrides)])
-    return limits_view(_get(tenant_id))
+            overrides["requests_per_minute"] = body["requests_per_minute"]
+    return overrides
+
+
+def _write_overrides(tenant: Tenant, overrides: dict) -> bool:
+    """Write only if nobody changed the overrides since they were read (two operators, one tenant)."""
+    version = tenant.limits_version
+    unchanged = Tenant.limits_version.does_not_exist() if version is None else Tenant.limits_version == version
+    try:
+        tenant.update(actions=[Tenant.limit_overrides.set(overrides), Tenant.limits_version.add(1)],
+                      condition=Tenant.pk.exists() & unchanged)
+    except UpdateError as error:
+        if condition_failed(error):
+            return False
+        raise
+    return True
 
 
 def _get(tenant_id: str) -> Tenant:
