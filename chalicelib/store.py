@@ -1,13 +1,17 @@
-"""Reads that span item types: one BatchGetItem for several tenant items at once."""
+"""Store helpers the services share: reads across item types, transactions and why they failed,
+updates of items that must exist, and page cursors that stay inside the caller's partition."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Type
+import random
+import time
+from typing import Callable, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from pynamodb.models import Model
 
 from chalicelib.models import _Item
 
 ItemRef = Tuple[Type[Model], str, str]
+T = TypeVar("T")
 
 
 def get_items(refs: Sequence[ItemRef], consistent: bool = False) -> List[Optional[Model]]:
@@ -32,6 +36,34 @@ def transaction(client_request_token: Optional[str] = None):
     from pynamodb.transactions import TransactWrite
 
     return TransactWrite(connection=_Item._get_connection().connection, client_request_token=client_request_token)
+
+
+CONFLICT_ATTEMPTS = 4
+
+
+def conflicted(error: Exception) -> bool:
+    """A transaction cancelled only because another one was writing the same item at that moment."""
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    codes = {r.code for r in reasons if r is not None and r.code not in (None, "None")}
+    if getattr(error, "cause_response_code", None) == "TransactionInProgressException":
+        return True
+    return bool(codes) and codes <= {"TransactionConflict"}
+
+
+def retry_conflicts(write: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS,
+                    sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run an idempotent transactional write, again after a short jittered pause if DynamoDB cancelled
+    it for a conflicting transaction (which botocore does not retry). Other failures pass through."""
+    from pynamodb.exceptions import TransactWriteError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except TransactWriteError as error:
+            if attempt == attempts or not conflicted(error):
+                raise
+            sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 def cancelled_because(error, index: int) -> bool:
@@ -69,8 +101,10 @@ def encode_cursor(last_evaluated_key: Optional[dict]) -> Optional[str]:
     return base64.urlsafe_b64encode(json.dumps(last_evaluated_key, sort_keys=True).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: Optional[str], partition: str, attribute: str = "pk") -> Optional[dict]:
-    """A page cursor back into DynamoDB's start key; it must point into the caller's own partition."""
+def decode_cursor(cursor: Optional[str], partition: str, attribute: str = "pk",
+                  sk_prefix: str = "") -> Optional[dict]:
+    """A page cursor back into DynamoDB's start key: string keys only, with a sort key of the listed kind,
+    pointing into the caller's own partition."""
     if not cursor:
         return None
     import base64
@@ -83,7 +117,8 @@ def decode_cursor(cursor: Optional[str], partition: str, attribute: str = "pk") 
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):
         raise BadRequest("The cursor is not valid.", code="invalid_cursor") from None
-    owner = key.get(attribute) if isinstance(key, dict) else None
-    if not isinstance(owner, dict) or owner.get("S") != partition:
+    strings = isinstance(key, dict) and {"pk", "sk", attribute} <= set(key) and all(
+        isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) for v in key.values())
+    if not strings or key[attribute]["S"] != partition or not key["sk"]["S"].startswith(sk_prefix):
         raise BadRequest("The cursor is not valid.", code="invalid_cursor")
     return key

@@ -2,8 +2,9 @@
 
 moto's DynamoDB backend is not safe under concurrent requests: a transaction
 that is cancelled restores a copy of the whole table taken when it started,
-silently undoing writes other requests made meanwhile. DynamoDB itself
-serialises conflicting writes, so this server accepts connections on many
+silently undoing writes other requests made meanwhile. DynamoDB never does
+that (it cancels a transaction that conflicts with another in flight), so
+this server accepts connections on many
 threads but runs one request at a time through moto's backends.
 
 That whole-table copy also makes every TransactWriteItems cost time in

@@ -191,6 +191,32 @@ class Gateway:
                              budget_micros=int(budget) if budget is not None else None,
                              hard_limit=bool(tenant.budget_hard_limit))
 
+    @staticmethod
+    def _release(reservation: ledger.Reservation) -> None:
+        """Give the reservation back; a failure here must not hide the upstream error being raised."""
+        try:
+            ledger.release(reservation)
+        except Exception as error:
+            log.error("reservation not released", extra={"fields": {
+                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
+                "worst_case_micros": reservation.worst_case_micros, "error": type(error).__name__}})
+
+    @staticmethod
+    def _settle(reservation: ledger.Reservation, settlement: ledger.Settlement) -> bool:
+        """Record the call. The model has answered and been paid for, so the caller gets the answer even if
+        recording fails after retries; the reservation then keeps holding the worst case, and this line
+        carries what an operator needs to record it by hand."""
+        try:
+            return ledger.settle(reservation, settlement)
+        except Exception as error:
+            log.error("usage not settled", extra={"fields": {
+                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
+                "model": settlement.model, "input_tokens": settlement.input_tokens,
+                "output_tokens": settlement.output_tokens, "cost_micros": settlement.cost_micros,
+                "worst_case_micros": reservation.worst_case_micros, "key_source":
+                    "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
+            return False
+
     def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
         state = self.tenant_state(ctx.tenant_id)
         self.require_feature(state, feature)
@@ -202,17 +228,18 @@ class Gateway:
         try:
             reply = self.model_client.complete(model_call, api_key, own_key)
         except BaseException:
-            ledger.release(reservation)
+            self._release(reservation)
             raise
         usage = reply.usage
         cost = pricing.cost_micros(model_call.model, usage.input_tokens, usage.output_tokens,
                                    usage.cache_creation_tokens, usage.cache_read_tokens)
-        settled = ledger.settle(reservation, ledger.Settlement(
+        settlement = ledger.Settlement(
             principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model_call.model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
             cost_micros=cost, latency_ms=reply.latency_ms, own_key=own_key,
-            upstream_request_id=reply.upstream_request_id))
+            upstream_request_id=reply.upstream_request_id)
+        settled = self._settle(reservation, settlement)
         log.info("model call", extra={"fields": {"feature": feature, "model": model_call.model,
                                                  "input_tokens": usage.input_tokens,
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,

@@ -7,13 +7,15 @@ a conditional write (one claim per tenant, month and threshold), then sent,
 then marked sent together with the month's `alerts_sent`. Two concurrent runs
 cannot both win a claim. A run that dies after claiming leaves a lease that a
 later run may take over once it expires; only a crash between sending and
-marking can repeat an alert.
+marking can repeat an alert. In the first hours of a month the run also
+checks the month before, so spend settled after that month's last run is
+not left unalerted.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Dict, Iterable, List, Optional
 
 from pynamodb.exceptions import PutError
@@ -23,11 +25,12 @@ from chalicelib.logs import get_logger
 from chalicelib.models import BUDGET_PARTITION, AlertClaim, Tenant, UsagePeriod, User, tenant_pk
 from chalicelib.notify import Notifier
 from chalicelib.periods import period_of
-from chalicelib.store import condition_failed, transaction
+from chalicelib.store import condition_failed, retry_conflicts, transaction
 from chalicelib.tenants import DEFAULT_THRESHOLDS
 
 log = get_logger("budget-check")
 LEASE_SECONDS = 600
+LATE_SPEND_HOURS = 2
 BATCH = 100
 
 
@@ -86,40 +89,57 @@ def _send(notifier: Notifier, tenant: Tenant, period: str, threshold: int, spent
 
 
 def _mark_sent(claim: AlertClaim, tenant_id: str, period: str, threshold: int) -> None:
-    with transaction() as tx:
-        tx.update(claim, actions=[AlertClaim.status.set("sent"), AlertClaim.sent_at.set(datetime.now(timezone.utc))])
-        tx.update(UsagePeriod(tenant_pk(tenant_id), UsagePeriod.sk_for(period)),
-                  actions=[UsagePeriod.alerts_sent.add({threshold}), UsagePeriod.period.set(period)])
+    def write() -> None:
+        with transaction() as tx:
+            tx.update(claim, actions=[AlertClaim.status.set("sent"),
+                                      AlertClaim.sent_at.set(datetime.now(timezone.utc))])
+            tx.update(UsagePeriod(tenant_pk(tenant_id), UsagePeriod.sk_for(period)),
+                      actions=[UsagePeriod.alerts_sent.add({threshold}), UsagePeriod.period.set(period)])
+
+    retry_conflicts(write)
+
+
+def periods_to_check(now: datetime) -> List[str]:
+    """The current month, and for the first hours of a month also the one before: spend settled after
+    last month's final run still gets its alerts."""
+    return sorted({period_of(now - timedelta(hours=LATE_SPEND_HOURS)), period_of(now)})
 
 
 def check_budgets(now: Optional[datetime] = None, notifier: Optional[Notifier] = None) -> Report:
     now = now or datetime.now(timezone.utc)
     notifier = notifier or Notifier()
-    period = period_of(now)
-    report = Report(period=period)
+    report = Report(period=period_of(now))
     tenants = [t for t in Tenant.with_budget.query(BUDGET_PARTITION) if t.monthly_budget_micros is not None]
-    aggregates = _aggregates(tenants, period)
-    for tenant in tenants:
-        report.tenants_checked += 1
-        aggregate = aggregates.get(tenant_pk(tenant.tenant_id))
-        spent = int(aggregate.cost_micros) if aggregate else 0
-        already = {int(t) for t in (aggregate.alerts_sent or [])} if aggregate else set()
-        budget = int(tenant.monthly_budget_micros)
-        for threshold in crossed(spent, budget, tenant.budget_alert_thresholds or DEFAULT_THRESHOLDS):
-            if threshold in already:
-                continue
-            claim = _claim(tenant.tenant_id, period, threshold, time.time())
-            if claim is None:
-                report.alerts_skipped += 1
-                continue
-            try:
-                _send(notifier, tenant, period, threshold, spent, budget)
-            except Exception as error:  # the claim's lease expires and a later run retries
-                log.error("budget alert failed", extra={"fields": {"tenant_id": tenant.tenant_id,
-                                                                   "threshold": threshold,
-                                                                   "error": type(error).__name__}})
-                continue
-            _mark_sent(claim, tenant.tenant_id, period, threshold)
-            report.alerts_sent.append({"tenant_id": tenant.tenant_id, "threshold": threshold})
-            log.info("budget alert sent", extra={"fields": {"tenant_id": tenant.tenant_id, "threshold": threshold}})
+    report.tenants_checked = len(tenants)
+    for period in periods_to_check(now):
+        aggregates = _aggregates(tenants, period)
+        for tenant in tenants:
+            _check_tenant(tenant, aggregates.get(tenant_pk(tenant.tenant_id)), period, notifier, report)
     return report
+
+
+def _check_tenant(tenant: Tenant, aggregate: Optional[UsagePeriod], period: str, notifier: Notifier,
+                  report: Report) -> None:
+    spent = int(aggregate.cost_micros) if aggregate else 0
+    already = {int(t) for t in (aggregate.alerts_sent or [])} if aggregate else set()
+    budget = int(tenant.monthly_budget_micros)
+    for threshold in crossed(spent, budget, tenant.budget_alert_thresholds or DEFAULT_THRESHOLDS):
+        if threshold in already:
+            continue
+        claim = _claim(tenant.tenant_id, period, threshold, time.time())
+        if claim is None:
+            report.alerts_skipped += 1
+            continue
+        fields = {"tenant_id": tenant.tenant_id, "period": period, "threshold": threshold}
+        try:
+            _send(notifier, tenant, period, threshold, spent, budget)
+        except Exception as error:  # the claim's lease expires and a later run retries
+            log.error("budget alert failed", extra={"fields": {**fields, "error": type(error).__name__}})
+            continue
+        report.alerts_sent.append(fields)
+        try:
+            _mark_sent(claim, tenant.tenant_id, period, threshold)
+        except Exception as error:  # sent but not marked: a run after the lease may send it again
+            log.error("budget alert not marked sent", extra={"fields": {**fields, "error": type(error).__name__}})
+            continue
+        log.info("budget alert sent", extra={"fields": fields})

@@ -24,7 +24,7 @@ from chalicelib.logs import get_logger
 from chalicelib.models import FeatureUsage, RateWindow, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
 from chalicelib.settings import get_settings
-from chalicelib.store import cancelled_because, transaction
+from chalicelib.store import cancelled_because, conflicted, retry_conflicts, transaction
 
 log = get_logger("metering")
 
@@ -87,7 +87,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, limits: Limits, worst
         headroom = limits.budget_micros - worst_case_micros
         budget_condition = (UsagePeriod.committed_micros.does_not_exist()
                             | (UsagePeriod.committed_micros <= headroom))
-    try:
+    def write() -> None:
         with transaction(_token("reserve", request_id)) as tx:
             tx.update(feature_item, actions=[FeatureUsage.admitted.add(1), FeatureUsage.feature.set(feature)],
                       condition=feature_condition)
@@ -97,6 +97,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, limits: Limits, worst
             tx.update(UsagePeriod(pk, UsagePeriod.sk_for(period)),
                       actions=[UsagePeriod.committed_micros.add(worst_case_micros), UsagePeriod.period.set(period)],
                       condition=budget_condition)
+
+    try:
+        retry_conflicts(write)
     except TransactWriteError as error:
         if cancelled_because(error, 1):
             raise TooManyRequests("Too many requests this minute for this tenant.",
@@ -105,6 +108,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, limits: Limits, worst
             raise _feature_limit_error(feature, period, now) from None
         if cancelled_because(error, 2):
             raise _budget_error() from None
+        if conflicted(error):
+            raise TooManyRequests("Too many simultaneous requests for this tenant; retry shortly.",
+                                  retry_after=1, code="rate_limited") from None
         raise
     return Reservation(tenant_id, request_id, feature, period, worst_case_micros, now)
 
@@ -122,11 +128,15 @@ def _budget_error() -> PaymentRequired:
 
 def release(reservation: Reservation) -> None:
     pk = tenant_pk(reservation.tenant_id)
-    with transaction(_token("release", reservation.request_id)) as tx:
-        tx.update(FeatureUsage(pk, FeatureUsage.sk_for(reservation.period, reservation.feature)),
-                  actions=[FeatureUsage.admitted.add(-1)])
-        tx.update(UsagePeriod(pk, UsagePeriod.sk_for(reservation.period)),
-                  actions=[UsagePeriod.committed_micros.add(-reservation.worst_case_micros)])
+
+    def write() -> None:
+        with transaction(_token("release", reservation.request_id)) as tx:
+            tx.update(FeatureUsage(pk, FeatureUsage.sk_for(reservation.period, reservation.feature)),
+                      actions=[FeatureUsage.admitted.add(-1)])
+            tx.update(UsagePeriod(pk, UsagePeriod.sk_for(reservation.period)),
+                      actions=[UsagePeriod.committed_micros.add(-reservation.worst_case_micros)])
+
+    retry_conflicts(write)
 
 
 def settle(reservation: Reservation, result: Settlement) -> bool:
@@ -144,7 +154,8 @@ def settle(reservation: Reservation, result: Settlement) -> bool:
     )
     source_requests = UsagePeriod.own_key_requests if result.own_key else UsagePeriod.pool_requests
     source_cost = UsagePeriod.own_key_cost_micros if result.own_key else UsagePeriod.pool_cost_micros
-    try:
+
+    def write() -> None:
         with transaction(_token("settle", reservation.request_id)) as tx:
             tx.save(event, condition=UsageEvent.pk.does_not_exist())
             tx.update(UsagePeriod(pk, UsagePeriod.sk_for(reservation.period)), actions=[
@@ -164,6 +175,9 @@ def settle(reservation: Reservation, result: Settlement) -> bool:
                 FeatureUsage.output_tokens.add(result.output_tokens),
                 FeatureUsage.cost_micros.add(result.cost_micros),
             ])
+
+    try:
+        retry_conflicts(write)
     except TransactWriteError as error:
         if cancelled_because(error, 0):
             log.info("usage already settled", extra={"fields": {"request_id": reservation.request_id}})

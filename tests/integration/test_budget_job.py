@@ -56,9 +56,9 @@ def budgeted_tenant(budget_usd="1.00", thresholds=(50, 80, 100)):
     return tenant_id
 
 
-def spend(tenant_id, micros, calls=1):
+def spend(tenant_id, micros, calls=1, now=None):
     for i in range(calls):
-        reservation = ledger.reserve(tenant_id, f"req_{random_slug('s')}", "basic_chat", NO_LIMITS, micros)
+        reservation = ledger.reserve(tenant_id, f"req_{random_slug('s')}", "basic_chat", NO_LIMITS, micros, now=now)
         ledger.settle(reservation, ledger.Settlement(
             principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
             output_tokens=1, cache_creation_tokens=0, cache_read_tokens=0, cost_micros=micros, latency_ms=1,
@@ -170,3 +170,17 @@ def test_owners_are_emailed_through_ses(alert_queue):
     check_budgets()
     assert after_signup == before + 1
     assert ses.get_send_quota()["SentLast24Hours"] == after_signup + 1
+
+
+def test_spend_after_a_months_last_run_is_alerted_by_the_first_run_of_the_next(alert_queue):
+    tenant_id = budgeted_tenant(thresholds=(50,))
+    last_run = datetime(2031, 1, 31, 23, 5, tzinfo=timezone.utc)
+    check_budgets(now=last_run)
+    spend(tenant_id, 600_000, now=datetime(2031, 1, 31, 23, 40, tzinfo=timezone.utc))
+    drain(alert_queue)
+    report = check_budgets(now=datetime(2031, 2, 1, 0, 5, tzinfo=timezone.utc))
+    assert [a for a in report.alerts_sent if a["tenant_id"] == tenant_id] == [
+        {"tenant_id": tenant_id, "period": "2031-01", "threshold": 50}]
+    assert alerts_for(drain(alert_queue), tenant_id) == [50]
+    later = check_budgets(now=datetime(2031, 2, 1, 1, 5, tzinfo=timezone.utc))
+    assert not [a for a in later.alerts_sent if a["tenant_id"] == tenant_id]
