@@ -115,7 +115,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
             raise Conflict(f"The slug '{slug}' is already taken.", code="slug_taken") from None
         raise
     log.info("tenant created", extra={"fields": {"tenant_id": tenant_id}})
-    _send_welcome(notifier or Notifier(), email, name, slug)
+    _send_welcome(notifier or Notifier(), email, slug)
     return response
 
 
@@ -126,9 +126,11 @@ def _replay(idempotency_key: str, fingerprint: str) -> dict:
     return json.loads(record.response)
 
 
-def _send_welcome(notifier: Notifier, email: str, name: str, slug: str) -> None:
+def _send_welcome(notifier: Notifier, email: str, slug: str) -> None:
+    """Sign-up is public, so the email carries no free text the signer chose (only the constrained slug):
+    it cannot be used to send someone else a message of the signer's writing."""
     try:
-        notifier.email([email], f"Welcome to Tessera, {name}",
+        notifier.email([email], "Welcome to Tessera",
                        f"Your workspace '{slug}' is ready. Sign in with this email address.")
     except Exception as error:  # an email outage must not undo a committed sign-up
         log.warning("welcome email failed", extra={"fields": {"error": type(error).__name__}})

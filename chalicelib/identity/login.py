@@ -66,21 +66,27 @@ def _give_back_attempt(pk: str, sk: str) -> None:
     LoginThrottle(pk, sk).update(actions=[LoginThrottle.failures.add(-1)])
 
 
+NO_SUCH_TENANT = "ten_none"
+NO_SUCH_USER = "usr_none"
+
+
 def _find_user(slug: str, email: str) -> tuple[Optional[Tenant], Optional[User]]:
-    """Strongly consistent reads: an owner signs in right after sign-up, a suspension holds at once."""
+    """The same three reads whether or not the tenant and the email exist, so response time does not
+    tell which emails have accounts. Strongly consistent: an owner signs in right after sign-up, and a
+    suspension holds at once."""
     try:
-        claim = SlugClaim.get(*SlugClaim.key(slug), consistent_read=True)
+        tenant_id = SlugClaim.get(*SlugClaim.key(slug), consistent_read=True).tenant_id
     except SlugClaim.DoesNotExist:
-        return None, None
-    pk = tenant_pk(claim.tenant_id)
+        tenant_id = NO_SUCH_TENANT
+    pk = tenant_pk(tenant_id)
     tenant, email_claim = get_items([(Tenant, pk, Tenant.SK), (UserEmail, pk, UserEmail.sk_for(email))],
                                     consistent=True)
-    if tenant is None or email_claim is None:
-        return tenant, None
+    user_id = email_claim.user_id if tenant is not None and email_claim is not None else NO_SUCH_USER
     try:
-        return tenant, User.get(pk, User.sk_for(email_claim.user_id), consistent_read=True)
+        user = User.get(pk, User.sk_for(user_id), consistent_read=True)
     except User.DoesNotExist:
-        return tenant, None
+        user = None
+    return tenant, user
 
 
 def login(body: Mapping[str, Any], host: Optional[str] = None) -> dict:
