@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from chalicelib.errors import BadRequest
 
-_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+_PERIOD = re.compile(r"(2\d{3})-(0[1-9]|1[0-2])")
 
 
 def utcnow() -> datetime:
@@ -25,7 +25,7 @@ def parse_period(value: str | None) -> str:
     if value is None or value == "":
         return current_period()
     if not _PERIOD.fullmatch(value):
-        raise BadRequest("period must look like YYYY-MM.", code="invalid_period")
+        raise BadRequest("period must look like YYYY-MM (years 2000 to 2999).", code="invalid_period")
     return value
 
 

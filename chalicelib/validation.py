@@ -22,7 +22,9 @@ def json_object(raw: Optional[bytes], max_bytes: int = DEFAULT_MAX_BODY_BYTES) -
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        # JSON may carry lone surrogates ("\ud800"), which no UTF-8 string (or DynamoDB item) can hold.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")

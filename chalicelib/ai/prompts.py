@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping
 from pynamodb.exceptions import DeleteError
 
 from chalicelib import validation
-from chalicelib.ai.features import overrides
+from chalicelib.ai.features import MAX_TOTAL_CHARS, overrides
 from chalicelib.ai.gateway import FeatureCall
 from chalicelib.errors import BadRequest, NotFound, PayloadTooLarge
 from chalicelib.ids import new_id
@@ -118,5 +118,9 @@ def render(prompt: Prompt, body: Mapping[str, Any]) -> FeatureCall:
             raise BadRequest(f"Variable {name} must be a string.", code="invalid_variables")
         if len(value) > MAX_VALUE_CHARS:
             raise PayloadTooLarge(f"Variable {name} is longer than {MAX_VALUE_CHARS} characters.")
+    rendered_chars = len(PLACEHOLDER.sub("", prompt.template)) + sum(
+        len(given[m.group(1)]) for m in PLACEHOLDER.finditer(prompt.template))
+    if rendered_chars > MAX_TOTAL_CHARS:
+        raise PayloadTooLarge(f"The rendered prompt would be longer than {MAX_TOTAL_CHARS} characters.")
     text = PLACEHOLDER.sub(lambda m: given[m.group(1)], prompt.template)
     return FeatureCall(messages=[{"role": "user", "content": text}], **overrides(body))

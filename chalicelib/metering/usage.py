@@ -94,7 +94,7 @@ def events(tenant_id: str, period_param: Optional[str], limit: Optional[str], cu
     end_ms = int(period_end(period).timestamp() * 1000)
     low, high = UsageEvent.sk_for(f"req_{start_ms:012x}"), UsageEvent.sk_for(f"req_{end_ms:012x}")
     result = UsageEvent.query(pk, UsageEvent.sk.between(low, high), scan_index_forward=False, limit=size,
-                              last_evaluated_key=decode_cursor(cursor, pk))
+                              last_evaluated_key=decode_cursor(cursor, pk, sk_prefix="EVENT#"))
     items: List[dict] = [_event_view(e) for e in result]
     return {"period": period, "events": items, "next_cursor": encode_cursor(result.last_evaluated_key)}
 

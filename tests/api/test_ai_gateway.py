@@ -323,3 +323,14 @@ def test_own_key_must_be_printable_without_whitespace(api, tenant, key):
     r = api.call("PUT", "/tenant/ai-config/api-key", {"api_key": key}, token=tenant.token)
     assert r.status_code == 400
     assert api.call("GET", "/tenant/ai-config", token=tenant.token).json["api_key"]["set"] is False
+
+
+def test_prompt_whose_rendered_text_is_too_long_is_413_before_any_upstream_call(api, tenant, operator_token,
+                                                                                standin):
+    set_plan(api, operator_token, tenant, "enterprise")
+    prompt_id = api.call("POST", "/prompts", {"name": "big", "template": "{{a}}" * 4000},
+                         token=tenant.token).json["prompt_id"]
+    before = len(standin_requests(standin))
+    r = api.call("POST", f"/prompts/{prompt_id}/run", {"variables": {"a": "x" * 200}}, token=tenant.token)
+    assert r.status_code == 413
+    assert len(standin_requests(standin)) == before
