@@ -158,3 +158,15 @@ def module_api(environment):
 
     with Client(app, stage_name="local") as test_client:
         yield Api(test_client)
+
+
+@pytest.fixture(scope="module")
+def acme(module_api):
+    """A tenant a test module shares: module_api signs it up once per module."""
+    return module_api.signup()
+
+
+@pytest.fixture(scope="module")
+def other(module_api):
+    """A second tenant of the module, for checks across tenants."""
+    return module_api.signup()

@@ -5,16 +5,6 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def acme(module_api):
-    return module_api.signup()
-
-
-@pytest.fixture(scope="module")
-def other(module_api):
-    return module_api.signup()
-
-
-@pytest.fixture(scope="module")
 def roles(module_api, acme):
     _, admin_token = module_api.add_user(acme, role="admin")
     _, member_token = module_api.add_user(acme, role="member")

@@ -13,16 +13,6 @@ DENIED = (401, 403)
 
 
 @pytest.fixture(scope="module")
-def acme(module_api):
-    return module_api.signup()
-
-
-@pytest.fixture(scope="module")
-def other(module_api):
-    return module_api.signup()
-
-
-@pytest.fixture(scope="module")
 def acme_key(module_api, acme):
     return module_api.api_key(acme, name="deploy-bot")
 

@@ -11,11 +11,6 @@ from conftest import TEST_JWT_SECRET, random_slug
 
 
 @pytest.fixture(scope="module")
-def acme(module_api):
-    return module_api.signup()
-
-
-@pytest.fixture(scope="module")
 def suspended(module_api):
     from chalicelib.identity.tokens import issue_operator_token
 

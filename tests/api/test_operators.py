@@ -17,11 +17,6 @@ def operator(environment):
 
 
 @pytest.fixture(scope="module")
-def acme(module_api):
-    return module_api.signup()
-
-
-@pytest.fixture(scope="module")
 def tenant_credentials(module_api, acme):
     _, admin_token = module_api.add_user(acme, role="admin")
     _, member_token = module_api.add_user(acme, role="member")
