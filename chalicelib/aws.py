@@ -18,7 +18,3 @@ def client(service: str) -> Any:
 
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
     return boto3.session.Session().client(service, region_name=get_settings().region, config=config)
-
-
-def reset_clients() -> None:
-    client.cache_clear()

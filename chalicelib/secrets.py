@@ -87,8 +87,3 @@ def platform_api_keys() -> List[str]:
     if not keys:
         raise ConfigurationError("The platform Anthropic key pool is empty.")
     return keys
-
-
-def clear_cache() -> None:
-    with _lock:
-        _cache.clear()

@@ -40,10 +40,6 @@ class Settings:
     usage_retention_days: int
     log_level: str
 
-    @property
-    def is_local(self) -> bool:
-        return self.stage == "local"
-
 
 def _env(name: str, default: Optional[str] = None) -> Optional[str]:
     value = os.environ.get(name)

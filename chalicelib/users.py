@@ -12,7 +12,7 @@ from typing import Any, List, Mapping
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib import validation
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.identity.passwords import hash_password
 from chalicelib.ids import new_id
 from chalicelib.models import Tenant, User, UserEmail, tenant_pk
@@ -131,8 +131,3 @@ def _explain(error: TransactWriteError) -> None:
     if any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons):
         raise Conflict("A tenant must keep at least one owner.", code="last_owner") from None
     raise error
-
-
-def require_body_free(body: Mapping[str, Any]) -> None:
-    if body:
-        raise BadRequest("This request takes no body.", code="unexpected_body")
