@@ -403,23 +403,12 @@ class Bench:
         endpoint = f"http://127.0.0.1:{self.moto_port}"
         stage_env = stack.stage_environment("local")
         stack.bootstrap(endpoint, stage_env)
-        standin = _load_standin()
+        standin = stack.load_standin()
         standin.StandinHandler.log_message = lambda self, *args: None  # keep the bench's output to the table
         self.standin_server, self.standin_url = standin.serve_in_thread()
-        os.environ.update(stack.aws_environment(self.moto_port))
-        os.environ.update(stage_env)
-        os.environ.update({
-            "TESSERA_JWT_SECRET": JWT_SECRET,
-            "TESSERA_OPERATOR_SECRET": OPERATOR_SECRET,
-            "TESSERA_PLATFORM_KEYS": POOL_KEY,
-            "ANTHROPIC_BASE_URL": self.standin_url,
-            "TESSERA_ANTHROPIC_MAX_RETRIES": "0",
-        })
-        os.environ.pop("ANTHROPIC_API_KEY", None)
+        stack.run_app_in_process(self.moto_port, self.standin_url, JWT_SECRET, OPERATOR_SECRET, POOL_KEY)
         import app  # only now, after the environment is set, as tests/conftest.py does
 
-        from chalicelib.settings import reset_settings
-        reset_settings()
         for handler in logging.getLogger("tessera").handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(NullStream())
@@ -1177,13 +1166,6 @@ def _items_in(operation: str, parsed: dict) -> int:
 
 def ops(calls: Counter) -> str:
     return ", ".join(f"{n} {op}" for op, n in sorted(calls.items())) or "none"
-
-
-def _load_standin():
-    spec = importlib.util.spec_from_file_location("anthropic_standin", ROOT / "dev" / "anthropic_standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _load_app_copy(index: int) -> Any:

@@ -6,6 +6,7 @@ stopped with it, so Ctrl-C leaves nothing running.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import ModuleType
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,6 +182,33 @@ def app_environment(moto_port: int, anthropic_base_url: Optional[str], platform_
     if anthropic_base_url:
         env["ANTHROPIC_BASE_URL"] = anthropic_base_url
     return env
+
+
+def load_standin() -> ModuleType:
+    """dev/anthropic_standin.py as a module, for running the stand-in on a thread of this process."""
+    spec = importlib.util.spec_from_file_location("anthropic_standin", ROOT / "dev" / "anthropic_standin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_app_in_process(moto_port: int, standin_url: str, jwt_secret: str, operator_secret: str,
+                       platform_keys: str) -> None:
+    """Point this process at a local stack so the app runs in it, as the tests and the benchmark do: the
+    local stage's settings, moto as AWS, the stand-in as upstream, and no SDK retries."""
+    os.environ.update(aws_environment(moto_port))
+    os.environ.update(stage_environment("local"))
+    os.environ.update({
+        "TESSERA_JWT_SECRET": jwt_secret,
+        "TESSERA_OPERATOR_SECRET": operator_secret,
+        "TESSERA_PLATFORM_KEYS": platform_keys,
+        "ANTHROPIC_BASE_URL": standin_url,
+        "TESSERA_ANTHROPIC_MAX_RETRIES": "0",
+    })
+    os.environ.pop("ANTHROPIC_API_KEY", None)
+    from chalicelib.settings import reset_settings
+
+    reset_settings()
 
 
 class LocalStack:

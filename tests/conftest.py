@@ -6,7 +6,6 @@ creating their own tenants (random slugs), never by resetting shared state.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -26,13 +25,6 @@ TEST_OPERATOR_SECRET = "test-operator-secret-" + "y" * 32
 POOL_KEY = "sk-test-platform-pool-key"
 
 
-def _load_standin():
-    spec = importlib.util.spec_from_file_location("anthropic_standin", ROOT / "dev" / "anthropic_standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def moto_server():
     port = stack.free_port()
@@ -44,7 +36,7 @@ def moto_server():
 
 @pytest.fixture(scope="session")
 def standin():
-    module = _load_standin()
+    module = stack.load_standin()
     server, url = module.serve_in_thread()
     yield url
     server.shutdown()
@@ -53,21 +45,8 @@ def standin():
 @pytest.fixture(scope="session", autouse=True)
 def environment(moto_server, standin):
     endpoint, port = moto_server
-    stage_env = stack.stage_environment("local")
-    os.environ.update(stack.aws_environment(port))
-    os.environ.update(stage_env)
-    os.environ.update({
-        "TESSERA_JWT_SECRET": TEST_JWT_SECRET,
-        "TESSERA_OPERATOR_SECRET": TEST_OPERATOR_SECRET,
-        "TESSERA_PLATFORM_KEYS": POOL_KEY,
-        "ANTHROPIC_BASE_URL": standin,
-        "TESSERA_ANTHROPIC_MAX_RETRIES": "0",
-    })
-    os.environ.pop("ANTHROPIC_API_KEY", None)
-    stack.bootstrap(endpoint, stage_env)
-    from chalicelib.settings import reset_settings
-
-    reset_settings()
+    stack.bootstrap(endpoint, stack.stage_environment("local"))
+    stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
     yield
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import importlib.util
 import json
 import math
 import signal
@@ -19,20 +18,15 @@ from pathlib import Path
 import anthropic
 import pytest
 
+import stack  # dev/stack.py, put on sys.path by tests/conftest.py
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE_PATH = REPO_ROOT / "dev" / "anthropic_standin.py"
 API_KEY = "sk-test-123"
 MODEL = "claude-standin-test"
 
 
-def load_standin():
-    spec = importlib.util.spec_from_file_location("anthropic_standin", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-standin = load_standin()
+standin = stack.load_standin()
 
 
 def tokens(text: str) -> int:
