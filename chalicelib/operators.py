@@ -6,12 +6,12 @@ from typing import Any, Mapping, Optional
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import validation
-from chalicelib.errors import BadRequest, Conflict, NotFound
-from chalicelib.models import TENANT_LIST_PARTITION, Tenant, tenant_pk
+from chalicelib.errors import BadRequest, Conflict
+from chalicelib.models import TENANT_LIST_PARTITION, Tenant
 from chalicelib.periods import utcnow
 from chalicelib.plans import FEATURES, PLANS
 from chalicelib.store import condition_failed, decode_cursor, encode_cursor
-from chalicelib.tenants import profile, update_profile
+from chalicelib.tenants import get_tenant, profile, update_profile
 
 MAX_PAGE = 100
 OVERRIDE_ATTEMPTS = 3
@@ -60,9 +60,9 @@ def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
     if body.get("requests_per_minute") is not None:
         validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
     for _ in range(OVERRIDE_ATTEMPTS):
-        tenant = _get(tenant_id)
+        tenant = get_tenant(tenant_id, consistent=True)
         if _write_overrides(tenant, _merged(tenant, body)):
-            return limits_view(_get(tenant_id))
+            return limits_view(get_tenant(tenant_id, consistent=True))
     raise Conflict("The tenant's limits changed while this request ran; try again.", code="conflict")
 
 
@@ -95,13 +95,6 @@ def _write_overrides(tenant: Tenant, overrides: dict) -> bool:
             return False
         raise
     return True
-
-
-def _get(tenant_id: str) -> Tenant:
-    try:
-        return Tenant.get(tenant_pk(tenant_id), Tenant.SK, consistent_read=True)
-    except Tenant.DoesNotExist:
-        raise NotFound("Tenant not found.") from None
 
 
 def limits_view(tenant: Tenant) -> dict:

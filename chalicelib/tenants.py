@@ -136,9 +136,9 @@ def _send_welcome(notifier: Notifier, email: str, slug: str) -> None:
         log.warning("welcome email failed", extra={"fields": {"error": type(error).__name__}})
 
 
-def get_tenant(tenant_id: str) -> Tenant:
+def get_tenant(tenant_id: str, consistent: bool = False) -> Tenant:
     try:
-        return Tenant.get(tenant_pk(tenant_id), Tenant.SK)
+        return Tenant.get(tenant_pk(tenant_id), Tenant.SK, consistent_read=consistent)
     except Tenant.DoesNotExist:
         raise NotFound("Tenant not found.") from None
 
