@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -63,8 +63,6 @@ class GatewayResult:
     request_id: str
     reply: ModelReply
     cost_micros: int
-    settled: bool = True
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     def as_response(self) -> dict:
         return {"id": self.request_id, "content": self.reply.text, "model": self.reply.model,
@@ -202,12 +200,12 @@ class Gateway:
                 "worst_case_micros": reservation.worst_case_micros, "error": type(error).__name__}})
 
     @staticmethod
-    def _settle(reservation: ledger.Reservation, settlement: ledger.Settlement) -> bool:
+    def _settle(reservation: ledger.Reservation, settlement: ledger.Settlement) -> None:
         """Record the call. The model has answered and been paid for, so the caller gets the answer even if
         recording fails after retries; the reservation then keeps holding the worst case, and this line
         carries what an operator needs to record it by hand."""
         try:
-            return ledger.settle(reservation, settlement)
+            ledger.settle(reservation, settlement)
         except Exception as error:
             log.error("usage not settled", extra={"fields": {
                 "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
@@ -215,7 +213,6 @@ class Gateway:
                 "output_tokens": settlement.output_tokens, "cost_micros": settlement.cost_micros,
                 "worst_case_micros": reservation.worst_case_micros, "key_source":
                     "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
-            return False
 
     def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
         state = self.tenant_state(ctx.tenant_id)
@@ -239,13 +236,13 @@ class Gateway:
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
             cost_micros=cost, latency_ms=reply.latency_ms, own_key=own_key,
             upstream_request_id=reply.upstream_request_id)
-        settled = self._settle(reservation, settlement)
+        self._settle(reservation, settlement)
         log.info("model call", extra={"fields": {"feature": feature, "model": model_call.model,
                                                  "input_tokens": usage.input_tokens,
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,
                                                  "latency_ms": reply.latency_ms,
                                                  "key_source": "tenant" if own_key else "platform"}})
-        return GatewayResult(request_id, reply, cost, settled)
+        return GatewayResult(request_id, reply, cost)
 
 
 _default: Optional[Gateway] = None
