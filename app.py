@@ -16,7 +16,7 @@ from chalicelib.errors import TesseraError
 from chalicelib.identity import login as identity_login
 from chalicelib.identity.resolve import resolve, resolve_operator
 from chalicelib.jobs.budget_check import check_budgets
-from chalicelib.metering import usage
+from chalicelib.metering import aggregator, sweeper, usage
 from chalicelib.periods import current_period
 from chalicelib.web import body, envelope_middleware, tenant_context, translated, unauthorized
 
@@ -354,6 +354,24 @@ def list_usage_events():
 @route("/features", methods=["GET"])
 def list_features():
     return usage.feature_standing(tenants.get_tenant(tenant().tenant_id), current_period())
+
+
+# The table's stream. Chalice needs the ARN at packaging time; dev/package.py points the event source at
+# the table resource's StreamArn, so this placeholder never reaches AWS.
+TABLE_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/tessera/stream/TABLE_STREAM"
+
+
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM_PLACEHOLDER, batch_size=1000, starting_position="TRIM_HORIZON",
+                        maximum_batching_window_in_seconds=1)
+def usage_aggregator(event):
+    report = aggregator.handle(event.to_dict()["Records"])
+    return {"events": report.events, "duplicates": report.duplicates, "marks": report.marks}
+
+
+@app.schedule(Rate(10, unit=Rate.MINUTES))
+def reservation_sweeper(event):
+    report = sweeper.sweep()
+    return {"buckets": report.buckets, "tenants": report.tenants, "reclaims": report.reclaims}
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

@@ -3,18 +3,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import validation
-from chalicelib.errors import BadRequest, Conflict
+from chalicelib.errors import BadRequest
 from chalicelib.models import TENANT_LIST_PARTITION, Tenant
 from chalicelib.periods import utcnow
 from chalicelib.plans import FEATURES, PLANS
-from chalicelib.store import condition_failed, decode_cursor, encode_cursor
-from chalicelib.tenants import get_tenant, profile, update_profile
+from chalicelib.store import decode_cursor, encode_cursor
+from chalicelib.tenants import change_tenant, profile
 
 MAX_PAGE = 100
-OVERRIDE_ATTEMPTS = 3
 
 
 def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
@@ -37,11 +34,12 @@ def _page_size(limit: Optional[str]) -> int:
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"plan"}, required=("plan",))
     plan = validation.one_of(body, "plan", PLANS)
-    return update_profile(tenant_id, [Tenant.plan.set(plan), Tenant.plan_changed_at.set(utcnow())])
+
+    return profile(change_tenant(tenant_id, lambda tenant: {"plan": plan, "plan_changed_at": utcnow()}))
 
 
 def set_status(tenant_id: str, status: str) -> dict:
-    return update_profile(tenant_id, [Tenant.status.set(status)])
+    return profile(change_tenant(tenant_id, lambda tenant: {"status": status}))
 
 
 def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
@@ -59,11 +57,7 @@ def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
             validation.integer(given, name, minimum=0, maximum=100_000_000)
     if body.get("requests_per_minute") is not None:
         validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
-    for _ in range(OVERRIDE_ATTEMPTS):
-        tenant = get_tenant(tenant_id, consistent=True)
-        if _write_overrides(tenant, _merged(tenant, body)):
-            return limits_view(get_tenant(tenant_id, consistent=True))
-    raise Conflict("The tenant's limits changed while this request ran; try again.", code="conflict")
+    return limits_view(change_tenant(tenant_id, lambda tenant: {"limit_overrides": _merged(tenant, body)}))
 
 
 def _merged(tenant: Tenant, body: Mapping[str, Any]) -> dict:
@@ -81,20 +75,6 @@ def _merged(tenant: Tenant, body: Mapping[str, Any]) -> dict:
         else:
             overrides["requests_per_minute"] = body["requests_per_minute"]
     return overrides
-
-
-def _write_overrides(tenant: Tenant, overrides: dict) -> bool:
-    """Write only if nobody changed the overrides since they were read (two operators, one tenant)."""
-    version = tenant.limits_version
-    unchanged = Tenant.limits_version.does_not_exist() if version is None else Tenant.limits_version == version
-    try:
-        tenant.update(actions=[Tenant.limit_overrides.set(overrides), Tenant.limits_version.add(1)],
-                      condition=Tenant.pk.exists() & unchanged)
-    except UpdateError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
 
 
 def limits_view(tenant: Tenant) -> dict:

@@ -5,7 +5,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from pynamodb.exceptions import TransactWriteError
 
@@ -14,8 +14,10 @@ from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
+from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import (
     BUDGET_PARTITION,
+    Admission,
     TENANT_LIST_PARTITION,
     AIConfig,
     IdempotencyRecord,
@@ -28,7 +30,7 @@ from chalicelib.models import (
 from chalicelib.notify import Notifier
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.plans import DEFAULT_PLAN
-from chalicelib.store import cancelled_because, transaction, update_existing
+from chalicelib.store import cancelled_because, transaction
 
 log = get_logger("tenants")
 
@@ -102,6 +104,8 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
             tx.save(UserEmail(pk, UserEmail.sk_for(email), user_id=user_id), condition=UserEmail.pk.does_not_exist())
             tx.save(AIConfig(pk, AIConfig.SK, model=pricing.DEFAULT_MODEL, custom_instructions="",
                              inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
+            tx.save(Admission(pk, Admission.SK, version=0, limits=AdmissionLimits.of(tenant).to_json(),
+                              counters={}))
             if idempotency_key is not None:
                 tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
                                           fingerprint=fingerprint, tenant_id=tenant_id,
@@ -109,7 +113,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
                                           expires_at=timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)),
                         condition=IdempotencyRecord.pk.does_not_exist())
     except TransactWriteError as error:
-        if idempotency_key is not None and cancelled_because(error, 5):
+        if idempotency_key is not None and cancelled_because(error, 6):
             return _replay(idempotency_key, fingerprint)
         if cancelled_because(error, 0):
             raise Conflict(f"The slug '{slug}' is already taken.", code="slug_taken") from None
@@ -191,25 +195,59 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"name", "monthly_budget_usd", "budget_alert_thresholds", "budget_hard_limit"})
     if not body:
         raise BadRequest("Nothing to update.", code="empty_update")
-    actions = []
+    changes: dict = {}
     if "name" in body:
         name = validation.string(body, "name", min_len=1, max_len=120).strip()
         if not name:
             raise BadRequest("name must not be blank.", code="invalid_field")
-        actions.append(Tenant.name.set(name))
+        changes["name"] = name
     if "monthly_budget_usd" in body:
         budget = _budget_micros(body["monthly_budget_usd"])
-        if budget is None:
-            actions += [Tenant.monthly_budget_micros.remove(), Tenant.gsi2pk.remove(), Tenant.gsi2sk.remove()]
-        else:
-            actions += [Tenant.monthly_budget_micros.set(budget), Tenant.gsi2pk.set(BUDGET_PARTITION),
-                        Tenant.gsi2sk.set(tenant_id)]
+        changes.update(monthly_budget_micros=budget, gsi2pk=None if budget is None else BUDGET_PARTITION,
+                       gsi2sk=None if budget is None else tenant_id)
     if "budget_alert_thresholds" in body:
-        actions.append(Tenant.budget_alert_thresholds.set(_thresholds(body["budget_alert_thresholds"])))
+        changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])
     if "budget_hard_limit" in body:
-        actions.append(Tenant.budget_hard_limit.set(validation.boolean(body, "budget_hard_limit")))
-    return update_profile(tenant_id, actions)
+        changes["budget_hard_limit"] = validation.boolean(body, "budget_hard_limit")
+    return profile(change_tenant(tenant_id, lambda tenant: changes))
 
 
-def update_profile(tenant_id: str, actions: list) -> dict:
-    return profile(update_existing(Tenant(tenant_pk(tenant_id), Tenant.SK), actions, "Tenant"))
+CHANGE_ATTEMPTS = 5
+
+
+def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]]) -> Tenant:
+    """Set the attributes `change` returns (None removes one) and write the admission limits they imply.
+
+    One transaction updates the profile (only if its limits are unchanged since it was read:
+    `limits_version`) and the admission item's copy of the limits with the new version, so the next
+    admission anywhere checks the new numbers and two concurrent changes cannot leave the copy behind
+    the profile. Only the named attributes are written: counters kept elsewhere on the profile stay."""
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.store import conflicted
+
+    for _ in range(CHANGE_ATTEMPTS):
+        tenant = get_tenant(tenant_id, consistent=True)
+        version = tenant.limits_version
+        changes = dict(change(tenant))
+        changes["limits_version"] = int(version or 0) + 1
+        actions = []
+        for name, value in changes.items():
+            setattr(tenant, name, value)
+            attribute = getattr(Tenant, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        unchanged = Tenant.limits_version.does_not_exist() if version is None else Tenant.limits_version == version
+        admission = Admission(tenant_pk(tenant_id), Admission.SK)
+        try:
+            with transaction() as tx:
+                tx.update(Tenant(tenant_pk(tenant_id), Tenant.SK), actions=actions,
+                          condition=Tenant.pk.exists() & unchanged)
+                tx.update(admission, actions=[Admission.version.set(tenant.limits_version),
+                                              Admission.limits.set(AdmissionLimits.of(tenant).to_json()),
+                                              Admission.counters.set(Admission.counters | {})])
+        except TransactWriteError as error:
+            if cancelled_because(error, 0) or conflicted(error):
+                continue
+            raise
+        return get_tenant(tenant_id, consistent=True)
+    raise Conflict("The tenant changed while this request ran; try again.", code="conflict")

@@ -12,7 +12,11 @@ from typing import Any
 
 
 class DynamoProbe:
-    def __init__(self) -> None:
+    """`this_thread=True` counts only the calls of the thread that entered it (not, say, the usage
+    stream's consumer running on another thread of the same process)."""
+
+    def __init__(self, this_thread: bool = False) -> None:
+        self._thread = threading.get_ident() if this_thread else None
         self.calls: Counter = Counter()
         self.seconds = 0.0
         self._started = threading.local()
@@ -20,6 +24,8 @@ class DynamoProbe:
         self._client: Any = None
 
     def _before(self, model: Any = None, **kwargs: Any) -> None:
+        if self._thread is not None and threading.get_ident() != self._thread:
+            return
         self._started.at = time.perf_counter()
         with self._lock:
             self.calls[model.name] += 1

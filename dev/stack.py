@@ -140,6 +140,13 @@ def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> s
     return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 
 
+def start_stream_worker(env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
+    """The usage stream's consumer and the reservation sweeper (what Lambda runs from the stream and
+    the schedule in AWS): dev/stream_worker.py."""
+    return _spawn([sys.executable, str(ROOT / "dev" / "stream_worker.py")],
+                  {**env, **stage_environment("local")}, quiet)
+
+
 def aws_environment(moto_port: int) -> Dict[str, str]:
     return {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
@@ -237,6 +244,7 @@ class LocalStack:
             else:
                 self.env = app_environment(self.moto_port, os.environ.get("ANTHROPIC_BASE_URL"),
                                            os.environ["ANTHROPIC_API_KEY"])
+            self.processes.append(start_stream_worker(self.env, self.quiet))
             self.processes.append(start_chalice_local(self.api_port, self.env, self.quiet))
         except BaseException:
             self.stop()

@@ -47,7 +47,25 @@ def environment(moto_server, standin):
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
+    global _pump
+    import stream_worker
+
+    _pump = stream_worker.StreamPump().start()
     yield
+    _pump.stop()
+
+
+_pump = None
+
+
+def settle_usage() -> None:
+    """Wait until the usage aggregator has folded every call made so far (in AWS: the stream's delay)."""
+    _pump.drain()
+
+
+@pytest.fixture
+def drain():
+    return settle_usage
 
 
 @pytest.fixture
@@ -71,6 +89,8 @@ class Api:
         self.client = client
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None):
+        if method == "GET" and path.startswith(("/usage", "/features")):
+            settle_usage()  # usage totals follow the calls through the stream: read them once folded
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
@@ -149,3 +169,19 @@ def acme(module_api):
 def other(module_api):
     """A second tenant of the module, for checks across tenants."""
     return module_api.signup()
+
+
+def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
+    """Calls that cost `micros` each, through the real admission and ledger (no model call), folded."""
+    from chalicelib.ids import new_request_id
+    from chalicelib.metering import admission, ledger
+
+    for _ in range(calls):
+        reservation, _ = admission.reserve(
+            tenant_id, new_request_id(now.timestamp() if now else None), feature, micros, None, admission.Returns(),
+            load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
+            now=now)
+        ledger.settle(reservation, ledger.Settlement(
+            principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
+            output_tokens=1, cost_micros=micros, latency_ms=1))
+    settle_usage()

@@ -62,6 +62,20 @@ class ModelReply:
         return self.raw.model_dump(mode="json", exclude_none=True) if self.raw is not None else {}
 
 
+class UpstreamNoAnswer(UpstreamError):
+    """The request may have reached the model, but no answer came back (a read timeout, a dropped
+    connection): the upstream may have billed it, so the ledger records it as indeterminate."""
+
+    maybe_billed = True
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether the SDK failed before the request left this process (no connection was made)."""
+    import httpx2
+
+    return isinstance(error.__cause__, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
+
+
 class TenantKeyRejected(TesseraError):
     status = 400
     code = "tenant_api_key_invalid"
@@ -114,10 +128,10 @@ class ModelClient:
             message = self._client(api_key).messages.create(**params, extra_body=extra)
         except anthropic.APIStatusError as error:
             raise _map_status_error(error, own_key) from None
-        except anthropic.APITimeoutError:
-            raise UpstreamError("The model did not answer in time. Try again.") from None
-        except anthropic.APIConnectionError:
-            raise UpstreamError("The model service could not be reached. Try again.") from None
+        except anthropic.APIConnectionError as error:  # APITimeoutError included
+            if _never_sent(error):
+                raise UpstreamError("The model service could not be reached. Try again.") from None
+            raise UpstreamNoAnswer("The model did not answer in time. Try again.") from None
         latency_ms = int((time.perf_counter() - started) * 1000)
         usage = message.usage
         return ModelReply(

@@ -1,13 +1,14 @@
-"""The tenant-aware path of every AI call: settings, admission, the model call, settlement.
+"""The tenant-aware path of every AI call: settings, admission, the model call, its usage event.
 
-    load tenant + AI settings (one BatchGetItem, cached a few seconds)
-    -> plan gate -> build the call from the tenant's settings
-    -> before-call: reserve quota, rate and worst-case cost (one transaction)
+    load tenant, AI settings, admission item and reconciliation (one BatchGetItem, kept a few seconds)
+    -> plan gate and limits from the admission item's copy (current by its version)
+    -> build the call from the tenant's settings
+    -> admit: quota, rate and worst-case cost in one conditional UpdateItem
     -> the model call with the tenant's own key or the platform pool
-    -> after-call: settle the actual usage and cost (one transaction), or release on failure
+    -> record: one usage event (ok, failed, or indeterminate when the model may have billed unanswered)
 
-Only the caller's own tenant is ever loaded, so nothing about another tenant
-can reach a prompt.
+A warm request makes two DynamoDB calls. Only the caller's own tenant is ever
+loaded, so nothing about another tenant can reach a prompt.
 """
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
-from chalicelib.metering import ledger
-from chalicelib.models import AIConfig, Tenant, tenant_pk
-from chalicelib.plans import FEATURES, PLANS, feature_enabled, feature_limit, requests_per_minute
+from chalicelib.metering import admission, ledger
+from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
+from chalicelib.plans import FEATURES, PLANS
 from chalicelib.secrets import platform_api_keys
 from chalicelib.settings import get_settings
 from chalicelib.store import get_items
@@ -43,6 +45,15 @@ _PER_MESSAGE_TOKENS = 8
 class TenantAI:
     tenant: Tenant
     config: AIConfig
+    view: Optional[admission.AdmissionView] = None
+    returns: admission.Returns = admission.Returns()
+
+    @property
+    def limits(self) -> AdmissionLimits:
+        """The limits admission enforces: the admission item's copy when there is one."""
+        if self.view is not None and self.view.limits is not None:
+            return self.view.limits
+        return AdmissionLimits.of(self.tenant)
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,10 @@ class GatewayResult:
 
 
 class TenantCache:
-    """Tenant profile + AI settings for a few seconds in the warm Lambda (TESSERA_TENANT_CACHE_SECONDS)."""
+    """Tenant profile, AI settings, admission item and reconciliation for a few seconds in the warm Lambda
+    (TESSERA_TENANT_CACHE_SECONDS). Only settings (model, instructions, key) may be that old when used:
+    limits are proven current by the admission write itself, and every admission's returned item
+    replaces the cached view, so the view is usually as fresh as this instance's last call."""
 
     def __init__(self) -> None:
         self._entries: Dict[str, Tuple[float, TenantAI]] = {}
@@ -85,14 +99,24 @@ class TenantCache:
         if hit and hit[0] > now:
             return hit[1]
         pk = tenant_pk(tenant_id)
-        tenant, config = get_items([(Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK)])
+        tenant, config, item, reconciled = get_items([
+            (Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK), (Admission, pk, Admission.SK),
+            (Reconciliation, pk, Reconciliation.SK)])
         if tenant is None or config is None:
             raise NotFound("Tenant not found.")
-        state = TenantAI(tenant, config)
+        state = TenantAI(tenant, config, admission.AdmissionView.from_item(item),
+                         admission.Returns.from_item(reconciled))
         if ttl > 0:
             with self._lock:
                 self._entries[tenant_id] = (now + ttl, state)
         return state
+
+    def remember(self, tenant_id: str, view: admission.AdmissionView) -> None:
+        """Keep the admission item as this instance's last write left it."""
+        with self._lock:
+            hit = self._entries.get(tenant_id)
+            if hit is not None:
+                self._entries[tenant_id] = (hit[0], TenantAI(hit[1].tenant, hit[1].config, view, hit[1].returns))
 
     def forget(self, tenant_id: str) -> None:
         with self._lock:
@@ -140,11 +164,23 @@ class Gateway:
     def tenant_state(self, tenant_id: str) -> TenantAI:
         return self.cache.load(tenant_id)
 
-    def require_feature(self, state: TenantAI, feature: str) -> None:
-        if not feature_enabled(state.tenant.plan, feature):
-            needed = FEATURES[feature].plan
-            raise Forbidden(f"{feature} is not in the {state.tenant.plan} plan; it needs the {needed} plan.",
-                            code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
+    def require_feature(self, state: TenantAI, feature: str) -> TenantAI:
+        """Refuse a feature the plan lacks, confirming a refusal against the admission item first (the
+        plan may have changed since this instance last looked). Returns the state the check used."""
+        for fresh in (False, True):
+            if fresh:
+                state = TenantAI(state.tenant, state.config, admission.load_view(state.tenant.tenant_id),
+                                 state.returns)
+            limits = state.limits
+            if limits.status != "active":
+                error = Forbidden("This tenant is suspended.", code="tenant_suspended")
+            elif feature not in limits.features:
+                needed = FEATURES[feature].plan
+                error = Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
+                                  code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
+            else:
+                return state
+        raise error
 
     def settings_changed(self, tenant_id: str) -> None:
         """Drop this instance's cached copy; other warm instances see the change within the cache TTL."""
@@ -155,11 +191,12 @@ class Gateway:
 
     def build_call(self, state: TenantAI, call: FeatureCall) -> ModelCall:
         config = state.config
+        plan = state.limits.plan
         model = call.model or config.model
-        if model not in pricing.MODELS or not pricing.model_allowed(model, state.tenant.plan):
+        if model not in pricing.MODELS or not pricing.model_allowed(model, plan):
             raise BadRequest(f"The model '{model}' is not available to this tenant. GET /models lists them.",
                              code="invalid_model")
-        ceiling = min(int(config.max_tokens), PLANS[state.tenant.plan].max_tokens_cap)
+        ceiling = min(int(config.max_tokens), PLANS[plan].max_tokens_cap)
         max_tokens = min(call.max_tokens, ceiling) if call.max_tokens else ceiling
         temperature = call.temperature if call.temperature is not None else float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
@@ -180,68 +217,68 @@ class Gateway:
         self._plain_keys[digest] = (time.monotonic() + get_settings().tenant_cache_seconds, plain)
         return plain, True
 
-    def limits(self, state: TenantAI, feature: str) -> ledger.Limits:
-        tenant = state.tenant
-        overrides = tenant.limit_overrides.as_dict() if tenant.limit_overrides else {}
-        budget = tenant.monthly_budget_micros
-        return ledger.Limits(feature_limit=feature_limit(feature, overrides),
-                             requests_per_minute=requests_per_minute(tenant.plan, overrides),
-                             budget_micros=int(budget) if budget is not None else None,
-                             hard_limit=bool(tenant.budget_hard_limit))
+    def admit(self, ctx: TenantContext, state: TenantAI, feature: str, request_id: str,
+              worst: int) -> admission.Reservation:
+        tenant_id = ctx.tenant_id
+        reservation, view = admission.reserve(
+            tenant_id, request_id, feature, worst, state.view, state.returns,
+            load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id))
+        self.cache.remember(tenant_id, view)
+        return reservation
 
     @staticmethod
-    def _release(reservation: ledger.Reservation) -> None:
-        """Give the reservation back; a failure here must not hide the upstream error being raised."""
+    def _record(reservation: admission.Reservation, settlement: ledger.Settlement) -> None:
+        """Write the call's usage event. The model has answered and been paid for, so the caller gets the
+        answer even if the write fails after retries; the sweeper then gives the reservation back as
+        abandoned, and this line carries what an operator needs to record the call by hand."""
         try:
-            ledger.release(reservation)
+            ledger.record(reservation, settlement)
         except Exception as error:
-            log.error("reservation not released", extra={"fields": {
+            log.error("usage not recorded", extra={"fields": {
                 "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
-                "worst_case_micros": reservation.worst_case_micros, "error": type(error).__name__}})
-
-    @staticmethod
-    def _settle(reservation: ledger.Reservation, settlement: ledger.Settlement) -> None:
-        """Record the call. The model has answered and been paid for, so the caller gets the answer even if
-        recording fails after retries; the reservation then keeps holding the worst case, and this line
-        carries what an operator needs to record it by hand."""
-        try:
-            ledger.settle(reservation, settlement)
-        except Exception as error:
-            log.error("usage not settled", extra={"fields": {
-                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
-                "model": settlement.model, "input_tokens": settlement.input_tokens,
+                "status": settlement.status, "model": settlement.model, "input_tokens": settlement.input_tokens,
                 "output_tokens": settlement.output_tokens, "cost_micros": settlement.cost_micros,
                 "worst_case_micros": reservation.worst_case_micros, "key_source":
                     "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
 
-    def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
-        state = self.tenant_state(ctx.tenant_id)
-        self.require_feature(state, feature)
-        model_call = self.build_call(state, call)
-        api_key, own_key = self._api_key(state)
-        request_id = new_request_id()
-        worst = worst_case_micros(model_call.model, model_call.system, model_call.messages, model_call.max_tokens)
-        reservation = ledger.reserve(ctx.tenant_id, request_id, feature, self.limits(state, feature), worst)
-        try:
-            reply = self.model_client.complete(model_call, api_key, own_key)
-        except BaseException:
-            self._release(reservation)
-            raise
+    def fail(self, ctx: TenantContext, reservation: admission.Reservation, model: str, own_key: bool,
+             error: BaseException) -> None:
+        """The call ended without an answer: failed (never billed) or indeterminate (may have been)."""
+        status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
+        self._record(reservation, ledger.Settlement(ctx.principal_id, ctx.principal_type, model, own_key=own_key,
+                                                    status=status))
+
+    def finish(self, ctx: TenantContext, reservation: admission.Reservation, model: str, own_key: bool,
+               reply: ModelReply) -> int:
         usage = reply.usage
-        cost = pricing.cost_micros(model_call.model, usage.input_tokens, usage.output_tokens,
+        cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens,
                                    usage.cache_creation_tokens, usage.cache_read_tokens)
-        settlement = ledger.Settlement(
-            principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model_call.model,
+        self._record(reservation, ledger.Settlement(
+            principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
             cost_micros=cost, latency_ms=reply.latency_ms, own_key=own_key,
-            upstream_request_id=reply.upstream_request_id)
-        self._settle(reservation, settlement)
-        log.info("model call", extra={"fields": {"feature": feature, "model": model_call.model,
+            upstream_request_id=reply.upstream_request_id))
+        log.info("model call", extra={"fields": {"feature": reservation.feature, "model": model,
                                                  "input_tokens": usage.input_tokens,
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,
                                                  "latency_ms": reply.latency_ms,
                                                  "key_source": "tenant" if own_key else "platform"}})
+        return cost
+
+    def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
+        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        model_call = self.build_call(state, call)
+        api_key, own_key = self._api_key(state)
+        request_id = new_request_id()
+        worst = worst_case_micros(model_call.model, model_call.system, model_call.messages, model_call.max_tokens)
+        reservation = self.admit(ctx, state, feature, request_id, worst)
+        try:
+            reply = self.model_client.complete(model_call, api_key, own_key)
+        except BaseException as error:
+            self.fail(ctx, reservation, model_call.model, own_key, error)
+            raise
+        cost = self.finish(ctx, reservation, model_call.model, own_key, reply)
         return GatewayResult(request_id, reply, cost)
 
 

@@ -191,9 +191,9 @@ def test_stop_ends_every_process_and_frees_every_port():
     ports = free_ports(3)
     running = stack.LocalStack(*ports).start()
     processes = list(running.processes)
-    assert len(processes) == 3 and not any(stack.port_is_free(p) for p in ports)
+    assert len(processes) == 4 and not any(stack.port_is_free(p) for p in ports)  # moto, stand-in, stream worker, app
     running.stop()
-    assert [p.poll() is not None for p in processes] == [True, True, True]
+    assert [p.poll() is not None for p in processes] == [True, True, True, True]
     assert not any(process_group_exists(p.pid) for p in processes)
     assert all(stack.port_is_free(p) for p in ports)
 
@@ -308,7 +308,12 @@ def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant):
     with urllib.request.urlopen(local_stack.standin_url + "/_standin/requests") as response:
         seen = [r for r in json.loads(response.read()) if r["last_user_text"] == "e2e-sdk-probe"][-1]
     assert seen["system"].endswith("Reply in one line.") and "You are assisting the team at" in seen["system"]
-    status, usage = call("GET", local_stack.api_url + "/usage", token=token)
+    deadline = time.monotonic() + 10  # the usage stream folds the call in within moments
+    while True:
+        status, usage = call("GET", local_stack.api_url + "/usage", token=token)
+        if usage["requests"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert usage["by_feature"]["basic_chat"]["requests"] >= 1
     assert raw.headers["x-tessera-cost-usd"] == usage["total_cost_usd"]
     with pytest.raises(anthropic.BadRequestError):

@@ -12,14 +12,13 @@ import pytest
 
 from chalicelib import tenants
 from chalicelib.jobs.budget_check import LEASE_SECONDS, check_budgets, crossed
-from chalicelib.metering import ledger
+from chalicelib import operators
 from chalicelib.models import AlertClaim, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period
-from conftest import random_slug
+from conftest import random_slug, record_spend
 from probes import DynamoProbe
 
 READS = {"Query", "GetItem", "BatchGetItem", "Scan"}
-NO_LIMITS = ledger.Limits(feature_limit=None, requests_per_minute=100_000, budget_micros=None, hard_limit=False)
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +52,11 @@ def budgeted_tenant(budget_usd="1.00", thresholds=(50, 80, 100)):
                                "password": "budget-password-1"})
     tenant_id = created["tenant_id"]
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": budget_usd, "budget_alert_thresholds": list(thresholds)})
+    operators.set_limits(tenant_id, {"requests_per_minute": 100_000})
     return tenant_id
 
 
-def spend(tenant_id, micros, calls=1, now=None):
-    for i in range(calls):
-        reservation = ledger.reserve(tenant_id, f"req_{random_slug('s')}", "basic_chat", NO_LIMITS, micros, now=now)
-        ledger.settle(reservation, ledger.Settlement(
-            principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
-            output_tokens=1, cache_creation_tokens=0, cache_read_tokens=0, cost_micros=micros, latency_ms=1,
-            own_key=False))
+spend = record_spend
 
 
 def test_crossed_thresholds_are_whole_percentages_of_the_budget():
@@ -149,12 +143,12 @@ def test_job_reads_do_not_grow_with_usage_events():
     tenant_ids = [budgeted_tenant(budget_usd="1000000") for _ in range(3)]
     for tenant_id in tenant_ids:
         spend(tenant_id, 1, calls=2)
-    with DynamoProbe() as probe:
+    with DynamoProbe(this_thread=True) as probe:
         check_budgets()
     reads_small = sum(n for op, n in probe.calls.items() if op in READS)
     for tenant_id in tenant_ids:
         spend(tenant_id, 1, calls=20)
-    with DynamoProbe() as probe:
+    with DynamoProbe(this_thread=True) as probe:
         check_budgets()
     reads_large = sum(n for op, n in probe.calls.items() if op in READS)
     assert reads_small == reads_large

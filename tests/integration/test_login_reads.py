@@ -17,7 +17,7 @@ def tenant(environment):
 
 
 def reads_for(slug, email):
-    with DynamoProbe() as probe:
+    with DynamoProbe(this_thread=True) as probe:
         with pytest.raises(InvalidCredentials):
             login({"tenant": slug, "email": email, "password": "wrong-password-1"})
     return {op: n for op, n in probe.calls.items() if op != "UpdateItem"}
