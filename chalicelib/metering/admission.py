@@ -50,6 +50,7 @@ from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
+from chalicelib.plans import FEATURE_BY_CODE, FEATURES
 from chalicelib.store import update_or_explain, write_conflicted
 
 SLOT_SECONDS = 15
@@ -59,7 +60,7 @@ ATTEMPTS = 6
 
 
 def admitted_key(period: str, feature: str) -> str:
-    return f"a:{period}:{feature}"
+    return f"a:{period}:{FEATURES[feature].code}"
 
 
 def committed_key(period: str) -> str:
@@ -71,11 +72,11 @@ def tail_key(minute: int, slot: int) -> str:
 
 
 def bucket_count_key(bucket: int, feature: str) -> str:
-    return f"n:{bucket}:{feature}"
+    return f"n:{bucket}:{FEATURES[feature].code}"
 
 
 def bucket_worst_key(bucket: int, feature: str) -> str:
-    return f"v:{bucket}:{feature}"
+    return f"v:{bucket}:{FEATURES[feature].code}"
 
 
 # On the reconciliation item:
@@ -84,11 +85,17 @@ def refunded_key(period: str) -> str:
 
 
 def released_key(period: str, feature: str) -> str:
-    return f"q:{period}:{feature}"
+    return f"q:{period}:{FEATURES[feature].code}"
 
 
 def reclaimed_key(bucket: int, feature: str) -> str:
-    return f"x:{bucket}:{feature}"
+    return f"x:{bucket}:{FEATURES[feature].code}"
+
+
+def bucket_features(counters: Dict[str, int], bucket: int) -> List[str]:
+    """The features with reservations counted in a sweep bucket."""
+    prefix = f"n:{bucket}:"
+    return sorted(FEATURE_BY_CODE[k[len(prefix):]] for k in counters if k.startswith(prefix))
 
 
 def bucket_of(epoch: float) -> int:

@@ -76,8 +76,7 @@ def _counters(item) -> Dict[str, int]:
 def _sweep_tenant(mark: SweepMark, bucket: int, admitted: Optional[Admission], reconciled: Optional[Reconciliation],
                   now: datetime, report: Report) -> None:
     reserved, accounted = _counters(admitted), _counters(reconciled)
-    prefix = f"n:{bucket}:"
-    features = sorted(k[len(prefix):] for k in reserved if k.startswith(prefix))
+    features = keys.bucket_features(reserved, bucket)
     open_features = [f for f in features
                      if keys.reclaimed_key(bucket, f) not in accounted
                      and (reserved[keys.bucket_count_key(bucket, f)] > accounted.get(keys.bucket_count_key(bucket, f), 0)
