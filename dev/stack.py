@@ -120,10 +120,16 @@ def _inherited_environment() -> Dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANTHROPIC_"))}
 
 
-def start_moto(port: int, quiet: bool = True) -> subprocess.Popen:
-    env = {**_inherited_environment(), "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
-    process = _spawn([sys.executable, str(ROOT / "dev" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)],
-                     env, quiet)
+def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = None,
+               latency_ms: Optional[Dict[str, float]] = None) -> subprocess.Popen:
+    """Start dev/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
+    TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact")."""
+    args = [sys.executable, str(ROOT / "dev" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)]
+    if contention is not None:
+        args.append("--contention" if contention else "--no-contention")
+    for kind, ms in (latency_ms or {}).items():
+        args += [f"--latency-ms-{kind}", str(ms)]
+    process = _spawn(args, {**_inherited_environment(), "MOTO_ALLOW_NONEXISTENT_REGION": "true"}, quiet)
     return _ready(process, f"http://127.0.0.1:{port}/moto-api/")
 
 
