@@ -39,9 +39,10 @@ The rules are the "Transaction conflict handling" section of the DynamoDB
 Developer Guide (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
 AWS publishes no latency per operation beyond "single-digit milliseconds" on
 average for GetItem and PutItem (https://repost.aws/knowledge-center/dynamodb-high-latency);
-a write waits for a quorum of replicas, and a transaction makes two
-underlying writes of every item, prepare then commit (same Developer Guide
-page), hence the defaults. docs/local-dynamodb.md gives the details and what
+a write waits for a quorum of replicas (the DynamoDB paper, USENIX ATC 2022,
+https://www.usenix.org/conference/atc22/presentation/vig), and a transaction
+makes two underlying writes of every item, prepare then commit (the same
+Developer Guide page), hence the defaults. docs/local-dynamodb.md gives the details and what
 is not modelled.
 
 Options: those of `python -m moto.server` (`-H HOST -p PORT`), and the above.
