@@ -1,6 +1,6 @@
 """Run the scheduled budget check once against the local stack started by `make run`.
 
-    make budget-check            # uses MOTO_PORT (default 5001), like make run
+    make budget-check            # uses MOTO_PORT (default 5001), or AWS_ENDPOINT_URL, like make run
 
 It calls the same function the hourly `@app.schedule` calls and prints what it
 did; alerts it sends show up in `GET /usage` as `budget.alerts_sent`.
@@ -18,13 +18,18 @@ import stack  # noqa: E402
 
 
 def main() -> int:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
     port = int(os.environ.get("MOTO_PORT", stack.DEFAULT_PORTS["MOTO_PORT"]))
-    if stack.port_is_free(port):
+    if not endpoint and stack.port_is_free(port):
         print(f"make budget-check: nothing is listening on port {port}; start the stack with `make run` first "
               "(or set MOTO_PORT to its port).", file=sys.stderr)
         return 2
+    # With AWS_ENDPOINT_URL, the endpoint `make run` used: its topic's ARN is whatever that endpoint gave it.
+    aws = stack.use_endpoint(endpoint) if endpoint else stack.aws_environment(port)
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        del os.environ[name]  # as for the app: no other AWS setting of the caller's applies
     os.environ.update(stack.stage_environment("local"))
-    os.environ.update(stack.aws_environment(port))
+    os.environ.update(aws)
     from chalicelib.jobs.budget_check import check_budgets
 
     report = check_budgets()

@@ -180,7 +180,7 @@ def test_app_environment_drops_inherited_aws_and_anthropic_settings(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.us-east-1.amazonaws.com")
     monkeypatch.setenv("AWS_PROFILE", "production")
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "real-token")
-    env = stack.app_environment(5001, "http://127.0.0.1:8787", stack.STANDIN_POOL_KEY)
+    env = stack.app_environment(stack.aws_environment(5001), "http://127.0.0.1:8787", stack.STANDIN_POOL_KEY)
     assert not {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "ANTHROPIC_AUTH_TOKEN"} & set(env)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
 
@@ -201,7 +201,9 @@ def test_stop_ends_every_process_and_frees_every_port():
 # --- `make run` (python dev/stack.py) ----------------------------------------------
 
 def make_run_environment(ports: List[int]) -> Dict[str, str]:
-    env = {**os.environ, **dict(zip(("TESSERA_PORT", "MOTO_PORT", "ANTHROPIC_STANDIN_PORT"), map(str, ports)))}
+    """A shell's environment: the test session's AWS settings (its own moto) are not the developer's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(zip(("TESSERA_PORT", "MOTO_PORT", "ANTHROPIC_STANDIN_PORT"), map(str, ports)))
     env.pop("ANTHROPIC_API_KEY", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -223,10 +225,11 @@ def test_make_run_refuses_a_taken_api_port():
 class MakeRun:
     """`python dev/stack.py` in its own session (like a terminal's foreground job), its output drained."""
 
-    def __init__(self, ports: List[int]) -> None:
+    def __init__(self, ports: List[int], extra_env: Optional[Dict[str, str]] = None) -> None:
         self.started = time.monotonic()
         self.process = subprocess.Popen([sys.executable, str(ROOT / "dev" / "stack.py")], cwd=str(ROOT),
-                                        env=make_run_environment(ports), stdout=subprocess.PIPE,
+                                        env={**make_run_environment(ports), **(extra_env or {})},
+                                        stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self.output: List[str] = []
@@ -291,6 +294,28 @@ def test_make_run_interrupted_while_starting_leaves_nothing_behind():
     assert all(stack.port_is_free(p) for p in ports)
     if Path("/proc").exists():
         assert processes_using(ports) == {}
+
+
+def test_make_run_with_aws_endpoint_url_starts_no_moto_and_says_which_endpoint():
+    moto_port, *ports = free_ports(4)
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    moto = stack.start_moto(moto_port, contention=False)
+    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "dev", "AWS_SECRET_ACCESS_KEY": "dev",
+           "AWS_REGION": stack.REGION}
+    run = MakeRun(ports, {**aws, "TESSERA_JWT_SECRET": "", "TESSERA_OPERATOR_SECRET": ""})
+    try:
+        run.wait_for(READY_LINE)
+        token = run.wait_for("operator token:").split(":", 1)[1].strip()
+        assert f"AWS endpoint:       {endpoint} (AWS_ENDPOINT_URL; not started here)" in run.text
+        assert "local AWS (moto)" not in run.text
+        # The token was signed with the operator keyring make run created in the endpoint's Secrets Manager.
+        assert call("GET", f"http://127.0.0.1:{ports[0]}/admin/tenants", token=token)[0] == 200
+        assert stack.port_is_free(ports[1])  # MOTO_PORT: nothing was started on it
+        assert run.ctrl_c() == 0, run.text
+    finally:
+        run.close()
+        stack.terminate(moto)
+    assert moto.returncode is not None and all(stack.port_is_free(p) for p in ports)
 
 
 def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant):
