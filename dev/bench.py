@@ -679,6 +679,8 @@ class Bench:
     def measure_concurrency(self) -> None:
         s = self.sizes
         section(f"5. concurrency: {s.threads} threads on one tenant through the Lambda entry points")
+        import stream_worker
+        from chalicelib.metering import admission, usage
         from chalicelib.models import FeatureUsage, UsagePeriod, tenant_pk
         from chalicelib.periods import current_period
 
@@ -714,11 +716,16 @@ class Bench:
             answered = ok + [b for _, b in warm]
             cost = sum(int(Decimal(b["cost_usd"]) * 1_000_000) for b in answered)
             pk, period = tenant_pk(tenant.tenant_id), current_period()
+            stream_worker.StreamPump().drain(timeout=120)  # fold the usage stream, as Lambda would
             feature = FeatureUsage.get(pk, FeatureUsage.sk_for(period, "basic_chat"), consistent_read=True)
             aggregate = UsagePeriod.get(pk, UsagePeriod.sk_for(period), consistent_read=True)
-            right = (int(feature.admitted) == len(answered) and int(feature.requests) == len(answered)
+            view, returns = usage.admission_state(tenant.tenant_id)
+            admitted = view.counters.get(admission.admitted_key(period, "basic_chat"), 0) - returns.released(
+                period, "basic_chat")
+            committed = view.counters.get(admission.committed_key(period), 0) - returns.refunded(period)
+            right = (admitted == len(answered) and int(feature.requests) == len(answered)
                      and int(aggregate.requests) == len(answered) and int(aggregate.cost_micros) == cost
-                     and int(feature.cost_micros) == cost and int(aggregate.committed_micros) == cost)
+                     and int(feature.cost_micros) == cost and committed == cost)
             exact.append(1.0 if right else 0.0)
             throughput.append(len(results) / elapsed)
             latencies = [lat * 1000 for _, _, lat in results]
@@ -726,7 +733,7 @@ class Bench:
             p95s.append(percentile(latencies, 95))
             print(f"  round {round_no + 1}: {len(results)} requests in {elapsed:.2f} s, {len(ok)} x 200"
                   f"{', others: ' + str(dict(others)) if others else ''}; with 2 warm-up calls: admitted "
-                  f"{int(feature.admitted)}, requests {int(aggregate.requests)}, cost {int(aggregate.cost_micros)} "
+                  f"{admitted}, requests {int(aggregate.requests)}, cost {int(aggregate.cost_micros)} "
                   f"micro-USD vs {len(answered)} answered costing {cost}: {'exact' if right else 'MISMATCH'}",
                   flush=True)
         r, sec = self.report, f"5 Concurrency ({s.threads} threads)"
@@ -735,6 +742,30 @@ class Bench:
         r.add(sec, "latency under load p95", p95s, "ms", 1)
         r.add(sec, "rounds whose counters end exact (admitted, requests, cost = 200s, sum of cost_usd)",
               [sum(exact)], f"of {len(exact)} rounds", 0, "all", verdict="HOLD" if all(exact) else "MISS")
+
+    # -- 7, 8. the ledger under DynamoDB's conflict semantics, and the production latency estimate
+
+    def measure_latency_estimate(self) -> None:
+        section("8. latency estimate: the synchronous part of a warm AI request")
+        import bench_ledger
+        from chalicelib.ai.gateway import FeatureCall, Gateway
+        from chalicelib.tenancy import TenantContext
+
+        tenant = self.new_tenant("bench-latency")
+        ctx = TenantContext(tenant.tenant_id, "usr_bench", "user", "owner", tenant.email, tenant.slug)
+        call = FeatureCall(messages=[{"role": "user", "content": PROMPT}], max_tokens=MAX_TOKENS)
+        bench_ledger.measure_latency(self.report, Gateway, ctx, call, samples=self.sizes.profile_requests)
+
+    def measure_ledger_contention(self) -> None:
+        section("7. the ledger under DynamoDB's conflict semantics: one tenant, 16/64/256 in flight")
+        import bench_ledger
+
+        run = bench_ledger.LedgerBench(self.report, self.standin_url, quick=self.sizes is QUICK)
+        try:
+            run.start()
+            run.run()
+        finally:
+            run.stop()
 
     # -- 4. what grows with usage events
 
@@ -772,10 +803,9 @@ class Bench:
                 pk = tenant_pk(tid)
                 batch.save(UsagePeriod(pk, UsagePeriod.sk_for(period), period=period, requests=count,
                                        input_tokens=20 * count, output_tokens=40 * count, cost_micros=cost * count,
-                                       committed_micros=cost * count, pool_requests=count,
-                                       pool_cost_micros=cost * count))
+                                       pool_requests=count, pool_cost_micros=cost * count))
                 batch.save(FeatureUsage(pk, FeatureUsage.sk_for(period, "basic_chat"), feature="basic_chat",
-                                        admitted=count, requests=count, input_tokens=20 * count,
+                                        requests=count, input_tokens=20 * count,
                                         output_tokens=40 * count, cost_micros=cost * count))
         with UsageEvent.batch_write() as batch:
             for tid, count in zip(ids, counts):
@@ -1113,6 +1143,8 @@ class Bench:
             self.timed("round trips", self.measure_round_trips)
             self.timed("profile", self.profile_warm_path)
             self.timed("concurrency", self.measure_concurrency)
+            self.timed("latency estimate", self.measure_latency_estimate)
+            self.timed("ledger contention", self.measure_ledger_contention)
             self.timed("scaling", self.measure_scaling)
             self.cold_trees_cache = self.cold_trees()
             self.timed("cold start", self.measure_cold_start)
@@ -1143,7 +1175,7 @@ def make_probe():
 
         def _after(self, parsed: Any = None, model: Any = None, **kwargs: Any) -> None:
             super()._after(parsed=parsed, model=model, **kwargs)
-            if isinstance(parsed, dict) and model is not None:
+            if isinstance(parsed, dict) and model is not None and self.counted():
                 with self._lock:
                     self.items_read += _items_in(model.name, parsed)
 
@@ -1271,7 +1303,7 @@ def _profile_areas(stats: pstats.Stats, n: int) -> str:
     from chalicelib import logs, store
     from chalicelib.ai import client, features, gateway
     from chalicelib.identity import tokens
-    from chalicelib.metering import ledger
+    from chalicelib.metering import admission, ledger
 
     from pynamodb.models import Model
     from pynamodb.transactions import TransactWrite
@@ -1287,12 +1319,12 @@ def _profile_areas(stats: pstats.Stats, n: int) -> str:
         ("route Lambda: Chalice.__call__", key(chalice.app.Chalice.__call__)),
         ("  features.chat (body validation)", key(features.chat)),
         ("  Gateway.run", key(gateway.Gateway.run)),
-        ("    ledger.reserve (TransactWriteItems)", key(ledger.reserve)),
+        ("    admission.reserve (one UpdateItem)", key(admission.reserve)),
         ("    ModelClient.complete", key(client.ModelClient.complete)),
         ("      anthropic Messages.create", (_module_file("anthropic.resources.messages.messages"), None,
                                           "create")),
         ("      pydantic BaseModel.model_dump", key(pydantic.BaseModel.model_dump)),
-        ("    ledger.settle (TransactWriteItems)", key(ledger.settle)),
+        ("    ledger.record (one PutItem)", key(ledger.record)),
         ("botocore BaseClient._make_api_call (every DynamoDB call)", key(botocore.client.BaseClient._make_api_call)),
         ("  build the request (_convert_to_request_dict; outside the DynamoDB window)",
          key(botocore.client.BaseClient._convert_to_request_dict)),
@@ -1415,9 +1447,9 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "warm-up calls. Each thread drives its own copy of app.py (chalice keeps `current_request` on the app "
         "object, safe for one request at a time, as Lambda runs it; `chalice local` serves requests on threads "
         "and shares it), sharing chalicelib: the gateway, its caches and the one DynamoDB client, as in one warm "
-        "process. Exact = FeatureUsage.admitted and .requests, UsagePeriod.requests equal the number of 200s, "
-        "and UsagePeriod.cost_micros, FeatureUsage.cost_micros and committed_micros equal the sum of returned "
-        "cost_usd. dev/moto_server.py runs one request at a time because moto's backend is not safe under "
+        "process. Exact, once the usage stream is folded: admissions (admission item less released) and "
+        "FeatureUsage.requests, UsagePeriod.requests equal the number of 200s, and UsagePeriod.cost_micros, "
+        "FeatureUsage.cost_micros and committed spend equal the sum of returned cost_usd. dev/moto_server.py runs one request at a time because moto's backend is not safe under "
         "concurrent requests: a cancelled TransactWriteItems restores a backup taken when it started (in moto "
         "a copy of the whole table), silently undoing writes that other requests made meanwhile, whereas "
         "DynamoDB serialises conflicting writes itself. Throughput is therefore moto's, not the app's.",

@@ -11,6 +11,9 @@ from collections import Counter
 from typing import Any
 
 
+STREAM_THREAD = "usage-stream"
+
+
 class DynamoProbe:
     """`this_thread=True` counts only the calls of the thread that entered it (not, say, the usage
     stream's consumer running on another thread of the same process)."""
@@ -23,8 +26,14 @@ class DynamoProbe:
         self._lock = threading.Lock()
         self._client: Any = None
 
+    def counted(self) -> bool:
+        """Calls of the usage stream's consumer (dev/stream_worker.py's thread) belong to no request."""
+        if threading.current_thread().name == STREAM_THREAD:
+            return False
+        return self._thread is None or threading.get_ident() == self._thread
+
     def _before(self, model: Any = None, **kwargs: Any) -> None:
-        if self._thread is not None and threading.get_ident() != self._thread:
+        if not self.counted():
             return
         self._started.at = time.perf_counter()
         with self._lock:

@@ -21,6 +21,7 @@ from typing import Dict, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "dev"))
 
 BATCH = 1000  # the event source mapping's batch size in app.py
 
@@ -32,25 +33,30 @@ class StreamPump:
 
         from chalicelib.settings import get_settings
 
-        settings = get_settings()
-        self.table_name = table_name or settings.table_name
-        options = {"region_name": region or settings.region}
+        self._table_name = table_name  # None: the table the app's settings name at each read
+        options = {"region_name": region or get_settings().region}
         endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["endpoint_url"] = endpoint
         self.dynamodb = boto3.client("dynamodb", **options)
         self.streams = boto3.client("dynamodbstreams", **options)
-        self.iterators: Dict[str, Optional[str]] = {}
+        self.iterators: Dict[tuple, Optional[str]] = {}
         self.lock = threading.Lock()
         self.folded = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
+    @property
+    def table_name(self) -> str:
+        from chalicelib.settings import get_settings
+
+        return self._table_name or get_settings().table_name
+
     def _refresh_shards(self) -> None:
         arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
         for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            if shard["ShardId"] not in self.iterators:
-                self.iterators[shard["ShardId"]] = self.streams.get_shard_iterator(
+            if (arn, shard["ShardId"]) not in self.iterators:
+                self.iterators[(arn, shard["ShardId"])] = self.streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
 
     def poll_once(self) -> int:
@@ -92,7 +98,9 @@ class StreamPump:
                     print(f"stream worker: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
                     self._stop.wait(1.0)
 
-        self._thread = threading.Thread(target=loop, name="usage-stream", daemon=True)
+        from probes import STREAM_THREAD
+
+        self._thread = threading.Thread(target=loop, name=STREAM_THREAD, daemon=True)
         self._thread.start()
         return self
 
