@@ -9,7 +9,7 @@ import functools
 from chalice import AuthResponse, Chalice, Rate, Response
 
 from chalicelib import keys, operators, tenants, users
-from chalicelib.ai import features, messages_api, prompts
+from chalicelib.ai import features, idempotency, messages_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import TesseraError
@@ -79,6 +79,27 @@ def needs_feature(feature):
             return view(*args, **kwargs)
         return gated
     return gate
+
+
+def idempotent(view):
+    """Answer a retry carrying the same Idempotency-Key with the first call's response (billed once)."""
+    @functools.wraps(view)
+    def once(*args, **kwargs):
+        request = app.current_request
+        fingerprint = idempotency.fingerprint(request.method, request.context.get("resourcePath", ""),
+                                              repr(sorted((request.uri_params or {}).items())).encode()
+                                              + b"\0" + (request.raw_body or b""))
+
+        def call():
+            result = view(*args, **kwargs)
+            if isinstance(result, Response):
+                return result.status_code, result.body, dict(result.headers or {})
+            return 200, result, {}
+
+        status, body, headers = idempotency.run_once(tenant().tenant_id, request.headers.get("idempotency-key"),
+                                                     fingerprint, call)
+        return Response(body=body, status_code=status, headers=headers)
+    return once
 
 
 AI_BODY_BYTES = 1024 * 1024
@@ -262,18 +283,21 @@ def list_models():
 # --- AI features -------------------------------------------------------------
 
 @route("/ai/chat", methods=["POST"])
+@idempotent
 def ai_chat():
     call = features.chat(request_body(AI_BODY_BYTES))
     return default_gateway().run(tenant(), "basic_chat", call).as_response()
 
 
 @route("/ai/code-review", methods=["POST"])
+@idempotent
 def ai_code_review():
     call = features.code_review(request_body(AI_BODY_BYTES))
     return default_gateway().run(tenant(), "code_review", call).as_response()
 
 
 @route("/ai/document-analysis", methods=["POST"])
+@idempotent
 def ai_document_analysis():
     call = features.document_analysis(request_body(AI_BODY_BYTES))
     return default_gateway().run(tenant(), "document_analysis", call).as_response()
@@ -319,6 +343,7 @@ def delete_prompt(prompt_id):
 
 @route("/prompts/{prompt_id}/run", methods=["POST"])
 @needs_feature("custom_prompts")
+@idempotent
 def run_prompt(prompt_id):
     ctx = tenant()
     call = prompts.render(prompts.get_prompt(ctx.tenant_id, prompt_id), request_body(AI_BODY_BYTES))
@@ -333,6 +358,7 @@ def anthropic_error(error):
 
 
 @route("/v1/messages", methods=["POST"], render=anthropic_error)
+@idempotent
 def anthropic_messages():
     call = messages_api.parse(request_body(AI_BODY_BYTES))
     result = default_gateway().run(tenant(), messages_api.FEATURE, call)
