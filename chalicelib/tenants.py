@@ -15,7 +15,6 @@ from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
 from chalicelib.models import (
-    BUDGET_PARTITION,
     TENANT_LIST_PARTITION,
     AIConfig,
     IdempotencyRecord,
@@ -23,6 +22,7 @@ from chalicelib.models import (
     Tenant,
     User,
     UserEmail,
+    budget_segment,
     tenant_pk,
 )
 from chalicelib.notify import Notifier
@@ -202,7 +202,7 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
         if budget is None:
             actions += [Tenant.monthly_budget_micros.remove(), Tenant.gsi2pk.remove(), Tenant.gsi2sk.remove()]
         else:
-            actions += [Tenant.monthly_budget_micros.set(budget), Tenant.gsi2pk.set(BUDGET_PARTITION),
+            actions += [Tenant.monthly_budget_micros.set(budget), Tenant.gsi2pk.set(budget_segment(tenant_id)),
                         Tenant.gsi2sk.set(tenant_id)]
     if "budget_alert_thresholds" in body:
         actions.append(Tenant.budget_alert_thresholds.set(_thresholds(body["budget_alert_thresholds"])))
