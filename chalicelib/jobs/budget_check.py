@@ -194,7 +194,9 @@ def _owners(tenant_id: str) -> List[str]:
 
 def _send(notifier: Notifier, tenant: Tenant, period: str, threshold: int, spent: int, budget: int) -> None:
     spent_usd, budget_usd = pricing.usd(spent), pricing.usd(budget)
-    subject = f"Tessera budget alert: {tenant.name} reached {threshold}% of its monthly budget"
+    # SNS takes one line of printable ASCII under 100 characters as a subject; a tenant's name may hold
+    # anything, so it goes in the message only.
+    subject = f"Tessera budget alert: {threshold}% of monthly budget"
     text = (f"Tenant {tenant.name} ({tenant.slug}) has spent ${spent_usd} of its ${budget_usd} budget for {period} "
             f"({threshold}% threshold).")
     notifier.publish(subject, text, {"tenant_id": tenant.tenant_id, "threshold": str(threshold),

@@ -198,7 +198,7 @@ def test_spend_after_a_months_last_run_is_alerted_by_the_first_run_of_the_next(a
     assert not [a for a in later.alerts_sent if a["tenant_id"] == tenant_id]
 
 
-# --- a tenant's own thresholds ------------------------------------------------------
+# --- a tenant's own thresholds and what the alert says ------------------------------------------------------
 
 def set_spend(tenant_id, micros, period=None):
     """The month's spend as the ledger leaves it in the aggregate (the job only reads it)."""
@@ -221,6 +221,26 @@ def test_a_tenants_own_thresholds_decide_its_alerts(alert_queue):
     set_spend(tenant_id, 1_000_000)
     assert sent_to(check_budgets(), tenant_id) == [90]
     assert alerts_for(drain(alert_queue), tenant_id) == [10, 90]
+
+
+def test_alert_subject_is_one_ascii_line_and_the_message_names_the_tenant(alert_queue):
+    name = "Café Ünïcode GmbH\nZweite Zeile 東京 " + "x" * 90
+    [tenant_id] = tenant_ids(1, prefix=f"ten_{secrets.token_hex(4)}")
+    seed_tenants([tenant_id], current_period(), lambda i: 800_000, budget_micros=1_000_000, thresholds=(80,),
+                 name=lambda i: name)
+    drain(alert_queue)
+    check_budgets()
+    [message] = [m for m in drain(alert_queue) if m["MessageAttributes"]["tenant_id"]["Value"] == tenant_id]
+    subject = message["Subject"]
+    assert subject.isascii() and subject.isprintable() and len(subject) <= 99
+    assert "80%" in subject and "Caf" not in subject
+    assert name in message["Message"]
+
+
+def test_publishing_refuses_a_subject_sns_would_reject():
+    for subject in ("Budget for Café", "two\nlines", "x" * 100):
+        with pytest.raises(ValueError):
+            Notifier().publish(subject, "body", {})
 
 
 # --- segments ---------------------------------------------------------------------------------------------
