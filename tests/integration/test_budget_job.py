@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -25,13 +26,39 @@ from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod,
                                table_connection, tenant_pk)
 from chalicelib.notify import Notifier
 from chalicelib.periods import current_period
-from chalicelib.settings import reset_settings
+from chalicelib.settings import get_settings, reset_settings
 from chalicelib.table import BUDGET_INDEX, create_table
 from conftest import ROOT, random_slug
 from probes import DynamoProbe
 
 READS = {"Query", "GetItem", "BatchGetItem", "Scan"}
 NO_LIMITS = ledger.Limits(feature_limit=None, requests_per_minute=100_000, budget_micros=None, hard_limit=False)
+
+
+@contextmanager
+def fresh_table():
+    """Point the app at a new table for the duration, then back at the one before."""
+    name, dynamodb = f"tessera-budget-{secrets.token_hex(4)}", boto3.client("dynamodb")
+    create_table(dynamodb, name)
+    previous = os.environ["TESSERA_TABLE_NAME"]
+    os.environ["TESSERA_TABLE_NAME"] = name
+    reset_settings()
+    get_settings()  # cached now, so a chalice test client's stage variables cannot point a read elsewhere
+    try:
+        yield name
+    finally:
+        os.environ["TESSERA_TABLE_NAME"] = previous
+        reset_settings()
+        dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_table(environment):
+    """The module's own table: moto's Query walks the whole table and serves one request at a time, and a
+    run queries 16 segments on 16 threads, so on the session's big shared table runs would queue past the
+    client's 5 s timeout."""
+    with fresh_table() as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -250,17 +277,10 @@ PERIOD = "2031-05"
 
 
 @pytest.fixture
-def own_table(environment):
+def own_table(module_table):
     """A table of the test's own: the job then sees only the tenants the test seeds."""
-    name, dynamodb = f"tessera-budget-{secrets.token_hex(4)}", boto3.client("dynamodb")
-    create_table(dynamodb, name)
-    previous = os.environ["TESSERA_TABLE_NAME"]
-    os.environ["TESSERA_TABLE_NAME"] = name
-    reset_settings()
-    yield name
-    os.environ["TESSERA_TABLE_NAME"] = previous
-    reset_settings()
-    dynamodb.delete_table(TableName=name)
+    with fresh_table() as name:
+        yield name
 
 
 class IndexOutage:
