@@ -403,5 +403,5 @@ def reservation_sweeper(event):
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def budget_check(event):
     report = check_budgets()
-    return {"period": report.period, "tenants_checked": report.tenants_checked,
-            "alerts_sent": len(report.alerts_sent)}
+    report.raise_if_incomplete()  # a failed invocation is retried by Lambda; the job repeats no alert
+    return report.summary()

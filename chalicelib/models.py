@@ -8,8 +8,9 @@ settings on first use, never at import.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
-from typing import Dict
+from typing import Dict, List
 
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -31,6 +32,21 @@ from chalicelib.table import BUDGET_INDEX, TENANT_LIST_INDEX, create_table_reque
 
 TENANT_LIST_PARTITION = "TENANTS"
 BUDGET_PARTITION = "BUDGETED"
+# Budgeted tenants are spread over this many gsi2 partitions, so the budget job reads them in parallel and
+# no index partition holds every budgeted tenant. Changing it moves tenants between partitions: every
+# budgeted tenant's gsi2pk would have to be rewritten (docs/scaling.md, "Budget job").
+BUDGET_SEGMENTS = 16
+
+
+def budget_segment(tenant_id: str) -> str:
+    """The gsi2 partition a budgeted tenant is listed in: `BUDGETED#<n>`, n from a stable hash of its id
+    (SHA-256, not Python's per-process `hash`), so every process puts a tenant in the same segment."""
+    digest = hashlib.sha256(tenant_id.encode("utf-8")).digest()
+    return f"{BUDGET_PARTITION}#{int.from_bytes(digest[:8], 'big') % BUDGET_SEGMENTS}"
+
+
+def budget_segments() -> List[str]:
+    return [f"{BUDGET_PARTITION}#{n}" for n in range(BUDGET_SEGMENTS)]
 
 
 class _LazyTable(type):

@@ -16,7 +16,6 @@ from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
 from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import (
-    BUDGET_PARTITION,
     Admission,
     TENANT_LIST_PARTITION,
     AIConfig,
@@ -25,6 +24,7 @@ from chalicelib.models import (
     Tenant,
     User,
     UserEmail,
+    budget_segment,
     tenant_pk,
 )
 from chalicelib.notify import Notifier
@@ -203,7 +203,7 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
         changes["name"] = name
     if "monthly_budget_usd" in body:
         budget = _budget_micros(body["monthly_budget_usd"])
-        changes.update(monthly_budget_micros=budget, gsi2pk=None if budget is None else BUDGET_PARTITION,
+        changes.update(monthly_budget_micros=budget, gsi2pk=None if budget is None else budget_segment(tenant_id),
                        gsi2sk=None if budget is None else tenant_id)
     if "budget_alert_thresholds" in body:
         changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])

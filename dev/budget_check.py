@@ -33,9 +33,8 @@ def main() -> int:
     from chalicelib.jobs.budget_check import check_budgets
 
     report = check_budgets()
-    print(json.dumps({"period": report.period, "tenants_checked": report.tenants_checked,
-                      "alerts_sent": report.alerts_sent, "alerts_skipped": report.alerts_skipped}, indent=2))
-    return 0
+    print(json.dumps({**report.summary(), "alerts_sent": report.alerts_sent}, indent=2))
+    return 1 if report.segments_failed else 0
 
 
 if __name__ == "__main__":

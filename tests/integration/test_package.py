@@ -354,3 +354,8 @@ def test_gateway_errors_use_the_error_envelope(template, response_type):
         "$context.error.messageString", json.dumps("Unauthorized"))
     error = json.loads(rendered)["error"]
     assert set(error) == {"code", "message"} and error["message"] == "Unauthorized" and error["code"]
+
+
+def test_budget_job_may_use_lambdas_whole_15_minutes(template):
+    [job] = [f for f in functions(template).values() if f["Properties"]["Handler"] == "app.budget_check"]
+    assert job["Properties"]["Timeout"] == 900
