@@ -1,25 +1,28 @@
 """The tenant-aware path of every AI call: settings, admission, the model call, settlement.
 
-    load tenant + AI settings (one BatchGetItem, cached a few seconds)
-    -> plan gate -> build the call from the tenant's settings
-    -> before-call: reserve quota, rate and worst-case cost (one transaction)
-    -> the model call with the tenant's own key or the platform pool
-    -> after-call: settle the actual usage and cost (one transaction), or release on failure
+Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
 
-Only the caller's own tenant is ever loaded, so nothing about another tenant
-can reach a prompt.
+    prepare: tenant + AI settings (one BatchGetItem, cached a few seconds), plan gate, the call built
+             from the tenant's settings, the key, the worst-case cost (chalicelib/ai/bounds.py)
+    admit:   reserve quota, rate and worst-case cost (ledger.reserve)
+    the model call with the tenant's own key or the platform pool
+    finish:  settle the exact usage and cost (ledger.settle), or
+    fail:    give the reservation back (ledger.release)
+
+`admit`, `finish` and `fail` are the only places that call the ledger. Only the caller's own
+tenant is ever loaded, so nothing about another tenant can reach a prompt.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from chalicelib import pricing
-from chalicelib.ai.client import ModelCall, ModelClient, ModelReply
+from chalicelib.ai import bounds
+from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound
 from chalicelib.ids import new_request_id
@@ -34,10 +37,6 @@ from chalicelib.tenancy import TenantContext
 
 log = get_logger("gateway")
 
-# Tokens a message's framing can add beyond its text; keeps the estimate an upper bound.
-_OVERHEAD_TOKENS = 16
-_PER_MESSAGE_TOKENS = 8
-
 
 @dataclass(frozen=True)
 class TenantAI:
@@ -50,12 +49,11 @@ class FeatureCall:
     """What a feature asks of the model, before the tenant's settings apply."""
 
     messages: List[Dict[str, Any]]
-    system: Optional[str] = None
+    system: System = None
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
     model: Optional[str] = None
-    stop_sequences: Optional[List[str]] = None
-    metadata: Optional[Dict[str, Any]] = None
+    params: Mapping[str, Any] = field(default_factory=dict)  # passed through to the model unchanged
 
 
 @dataclass(frozen=True)
@@ -99,34 +97,34 @@ class TenantCache:
             self._entries.pop(tenant_id, None)
 
 
-def _text_bytes(content: Any) -> int:
-    if isinstance(content, str):
-        return len(content.encode("utf-8"))
-    if isinstance(content, list):
-        return sum(_text_bytes(block.get("text", "")) for block in content if isinstance(block, dict))
-    return 0
-
-
-def worst_case_micros(model: str, system: Optional[str], messages: List[Dict[str, Any]], max_tokens: int) -> int:
-    """An upper bound on a call's cost: no token is shorter than one UTF-8 byte."""
-    price = pricing.MODELS[model]
-    input_tokens = (_OVERHEAD_TOKENS + _text_bytes(system or "")
-                    + sum(_PER_MESSAGE_TOKENS + _text_bytes(m.get("content")) for m in messages))
-    exact = Decimal(input_tokens) * price.input + Decimal(max_tokens) * price.output
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
-
-
-def tenant_system_prompt(state: TenantAI, given: Optional[str]) -> Optional[str]:
-    """The tenant's context and instructions first (when enabled), then the feature's or caller's system text."""
+def tenant_system_prompt(state: TenantAI, given: System) -> System:
+    """The tenant's context and instructions first (when enabled), then the feature's or caller's system.
+    A caller's list of blocks stays as given (its cache_control included), after a block of the tenant's."""
     parts = []
     config = state.config
     if config.inject_context:
         parts.append(f"You are assisting the team at {state.tenant.name}.")
         if config.custom_instructions:
             parts.append(config.custom_instructions)
+    if isinstance(given, list):
+        return ([{"type": "text", "text": "\n\n".join(parts)}] if parts else []) + given or None
     if given:
         parts.append(given)
     return "\n\n".join(parts) if parts else None
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A call ready to admit: whose it is, what goes upstream with which key, and the most it can cost."""
+
+    ctx: TenantContext
+    feature: str
+    request_id: str
+    model_call: ModelCall
+    api_key: str = field(repr=False)
+    own_key: bool
+    limits: ledger.Limits
+    worst_case_micros: int
 
 
 class Gateway:
@@ -161,10 +159,17 @@ class Gateway:
                              code="invalid_model")
         ceiling = min(int(config.max_tokens), PLANS[state.tenant.plan].max_tokens_cap)
         max_tokens = min(call.max_tokens, ceiling) if call.max_tokens else ceiling
-        temperature = call.temperature if call.temperature is not None else float(config.temperature)
+        thinking = call.params.get("thinking") or {}
+        budget = thinking.get("budget_tokens")
+        if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= max_tokens:
+            raise BadRequest(f"thinking.budget_tokens must be less than max_tokens, which is {max_tokens} for this "
+                             "tenant.", code="invalid_field")
+        # Thinking takes no temperature but the default; the tenant's setting applies to calls without it.
+        temperature = call.temperature
+        if temperature is None and thinking.get("type") not in ("enabled", "adaptive"):
+            temperature = float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
-                         system=tenant_system_prompt(state, call.system), stop_sequences=call.stop_sequences,
-                         metadata=call.metadata)
+                         system=tenant_system_prompt(state, call.system), params=call.params)
 
     def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
         ciphertext = state.config.api_key_ciphertext
@@ -189,8 +194,61 @@ class Gateway:
                              budget_micros=int(budget) if budget is not None else None,
                              hard_limit=bool(tenant.budget_hard_limit))
 
+    # --- the steps every call takes -------------------------------------------------------------
+
+    def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
+        state = self.tenant_state(ctx.tenant_id)
+        self.require_feature(state, feature)
+        model_call = self.build_call(state, call)
+        api_key, own_key = self._api_key(state)
+        counted = (self.model_client.count_tokens(model_call, api_key, own_key)
+                   if bounds.needs_upstream_count(model_call) else None)
+        return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
+                            api_key=api_key, own_key=own_key, limits=self.limits(state, feature),
+                            worst_case_micros=bounds.worst_case_micros(model_call, counted))
+
     @staticmethod
-    def _release(reservation: ledger.Reservation) -> None:
+    def admit(prepared: PreparedCall) -> ledger.Reservation:
+        return ledger.reserve(prepared.ctx.tenant_id, prepared.request_id, prepared.feature, prepared.limits,
+                              prepared.worst_case_micros)
+
+    def finish(self, prepared: PreparedCall, reservation: ledger.Reservation, usage: Usage, latency_ms: int,
+               upstream_request_id: Optional[str], status: str = "ok") -> int:
+        """Settle the call at its exact cost; returns that cost in micro-dollars."""
+        model = prepared.model_call.model
+        cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cache_creation_tokens,
+                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens)
+        ctx = prepared.ctx
+        settlement = ledger.Settlement(
+            principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,
+            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+            cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
+            cost_micros=cost, latency_ms=latency_ms, own_key=prepared.own_key, status=status,
+            upstream_request_id=upstream_request_id)
+        try:
+            ledger.settle(reservation, settlement)
+        except Exception as error:
+            # The model has answered and been paid for, so the caller gets the answer even if recording
+            # fails after retries; the reservation then keeps holding the worst case, and this line
+            # carries what an operator needs to record it by hand.
+            log.error("usage not settled", extra={"fields": {
+                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
+                "model": model, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                "cost_micros": cost, "worst_case_micros": reservation.worst_case_micros,
+                "key_source": "tenant" if prepared.own_key else "platform", "error": type(error).__name__}})
+        if cost > reservation.worst_case_micros:
+            log.error("cost above its reservation", extra={"fields": {
+                "request_id": reservation.request_id, "cost_micros": cost,
+                "worst_case_micros": reservation.worst_case_micros}})
+        log.info("model call", extra={"fields": {"feature": prepared.feature, "model": model,
+                                                 "input_tokens": usage.input_tokens,
+                                                 "output_tokens": usage.output_tokens, "cost_micros": cost,
+                                                 "latency_ms": latency_ms, "status": status,
+                                                 "key_source": "tenant" if prepared.own_key else "platform"}})
+        return cost
+
+    @staticmethod
+    def fail(reservation: ledger.Reservation) -> None:
         """Give the reservation back; a failure here must not hide the upstream error being raised."""
         try:
             ledger.release(reservation)
@@ -199,50 +257,26 @@ class Gateway:
                 "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
                 "worst_case_micros": reservation.worst_case_micros, "error": type(error).__name__}})
 
-    @staticmethod
-    def _settle(reservation: ledger.Reservation, settlement: ledger.Settlement) -> None:
-        """Record the call. The model has answered and been paid for, so the caller gets the answer even if
-        recording fails after retries; the reservation then keeps holding the worst case, and this line
-        carries what an operator needs to record it by hand."""
-        try:
-            ledger.settle(reservation, settlement)
-        except Exception as error:
-            log.error("usage not settled", extra={"fields": {
-                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
-                "model": settlement.model, "input_tokens": settlement.input_tokens,
-                "output_tokens": settlement.output_tokens, "cost_micros": settlement.cost_micros,
-                "worst_case_micros": reservation.worst_case_micros, "key_source":
-                    "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
+    # --- whole responses and token counts --------------------------------------------------------
 
     def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
+        prepared = self.prepare(ctx, feature, call)
+        reservation = self.admit(prepared)
+        try:
+            reply = self.model_client.complete(prepared.model_call, prepared.api_key, prepared.own_key)
+        except BaseException:
+            self.fail(reservation)
+            raise
+        cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id)
+        return GatewayResult(prepared.request_id, reply, cost)
+
+    def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
+        """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
         state = self.tenant_state(ctx.tenant_id)
         self.require_feature(state, feature)
         model_call = self.build_call(state, call)
         api_key, own_key = self._api_key(state)
-        request_id = new_request_id()
-        worst = worst_case_micros(model_call.model, model_call.system, model_call.messages, model_call.max_tokens)
-        reservation = ledger.reserve(ctx.tenant_id, request_id, feature, self.limits(state, feature), worst)
-        try:
-            reply = self.model_client.complete(model_call, api_key, own_key)
-        except BaseException:
-            self._release(reservation)
-            raise
-        usage = reply.usage
-        cost = pricing.cost_micros(model_call.model, usage.input_tokens, usage.output_tokens,
-                                   usage.cache_creation_tokens, usage.cache_read_tokens)
-        settlement = ledger.Settlement(
-            principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model_call.model,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
-            cost_micros=cost, latency_ms=reply.latency_ms, own_key=own_key,
-            upstream_request_id=reply.upstream_request_id)
-        self._settle(reservation, settlement)
-        log.info("model call", extra={"fields": {"feature": feature, "model": model_call.model,
-                                                 "input_tokens": usage.input_tokens,
-                                                 "output_tokens": usage.output_tokens, "cost_micros": cost,
-                                                 "latency_ms": reply.latency_ms,
-                                                 "key_source": "tenant" if own_key else "platform"}})
-        return GatewayResult(request_id, reply, cost)
+        return self.model_client.count_tokens(model_call, api_key, own_key)
 
 
 _default: Optional[Gateway] = None
