@@ -23,10 +23,10 @@ from chalicelib.tenancy import TenantContext
 
 def bearer_token(header: Optional[str]) -> str:
     if not header:
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+        raise Unauthorized("Send 'Authorization: Bearer <token>' or 'x-api-key: <key>'.")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+        raise Unauthorized("Send 'Authorization: Bearer <token>' or 'x-api-key: <key>'.")
     return token.strip()
 
 
