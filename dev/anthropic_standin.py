@@ -40,7 +40,8 @@ Magic text anywhere in the last user message:
 * ``[[standin:529]]``          -> 529 overloaded_error
 * ``[[standin:500]]``          -> 500 api_error
 * ``[[standin:slow=SECONDS]]`` -> sleep SECONDS (float, capped at 60), then answer
-* ``[[standin:event_delay=SECONDS]]`` -> a stream waits SECONDS before each event after message_start
+* ``[[standin:event_delay=SECONDS]]`` -> a stream waits SECONDS before each event after message_start;
+  a whole reply waits as long as its stream would take
 * ``[[standin:stream_error]]`` -> a stream sends an overloaded_error event after its first delta and ends
 * ``[[standin:stream_cut]]``   -> a stream closes the connection after its first delta
 
@@ -516,9 +517,12 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.apply_magic_faults(text)
         message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
                    "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage}
+        delay = magic_event_delay(text)
         if body.get("stream"):
-            return 200, StreamedReply(message, magic_event_delay(text), "[[standin:stream_error]]" in text,
+            return 200, StreamedReply(message, delay, "[[standin:stream_error]]" in text,
                                       "[[standin:stream_cut]]" in text), {}
+        if delay:  # a whole reply takes as long to generate as its stream would
+            time.sleep(delay * (sum(1 for _ in stream_events(message)) - 1))
         return 200, message, {}
 
     def count_message_tokens(self, request_id: str) -> tuple[int, dict, dict]:
