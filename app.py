@@ -7,14 +7,15 @@ query or body. Logic lives in chalicelib/.
 import functools
 
 from chalice import AuthResponse, Chalice, Rate, Response
+from chalice.app import AuthRequest
 
 from chalicelib import keys, operators, tenants, users
-from chalicelib.ai import features, idempotency, messages_api, prompts
+from chalicelib.ai import features, idempotency, messages_api, models_api, prompts, streaming
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import TesseraError
 from chalicelib.identity import login as identity_login
-from chalicelib.identity.resolve import resolve, resolve_operator
+from chalicelib.identity.resolve import ResolvedCache, credential_header, resolve, resolve_operator
 from chalicelib.jobs.budget_check import check_budgets
 from chalicelib.metering import aggregator, sweeper, usage
 from chalicelib.periods import current_period
@@ -39,8 +40,25 @@ def tenant_auth(auth_request):
     try:
         ctx = resolve(auth_request.token)
     except TesseraError as error:
-        raise unauthorized(error) from None
+        anthropic_shape = messages_api.error_body(error) if messages_api.is_v1(auth_request.method_arn) else None
+        raise unauthorized(error, anthropic_shape) from None
     return AuthResponse(routes=["*"], principal_id=ctx.principal_id, context=ctx.to_authorizer())
+
+
+_request_auth_cache = ResolvedCache(AUTHORIZER_CACHE_SECONDS)
+
+
+@app.lambda_function(name="tenant_request_auth")
+def tenant_request_auth(event, context):
+    """The deployed tenant authorizer (a REQUEST authorizer, dev/package.py): it reads `Authorization` or
+    Anthropic's `x-api-key`, which a TOKEN authorizer, reading one header, cannot. API Gateway cannot cache
+    a decision keyed by either of two headers, so this keeps its own for AUTHORIZER_CACHE_SECONDS."""
+    request = AuthRequest("REQUEST", credential_header(event.get("headers") or {}), event["methodArn"])
+    try:
+        ctx = _request_auth_cache.resolve(request.token)
+    except TesseraError:
+        raise Exception("Unauthorized") from None  # API Gateway's 401, in the gateway response's shape
+    return AuthResponse(routes=["*"], principal_id=ctx.principal_id, context=ctx.to_authorizer()).to_dict(request)
 
 
 @app.authorizer(ttl_seconds=AUTHORIZER_CACHE_SECONDS)
@@ -282,10 +300,18 @@ def list_models():
 
 # --- AI features -------------------------------------------------------------
 
+def event_stream(body, streamed):
+    """A streamed call's events as one text/event-stream response (chalice sends responses whole)."""
+    return Response(body=body, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                        **messages_api.headers(streamed.request_id, streamed.cost_micros)})
+
+
 @route("/ai/chat", methods=["POST"])
 @idempotent
 def ai_chat():
-    call = features.chat(request_body(AI_BODY_BYTES))
+    call, stream = features.chat(request_body(AI_BODY_BYTES))
+    if stream:
+        return event_stream(*streaming.run_whole(default_gateway(), tenant(), "basic_chat", call))
     return default_gateway().run(tenant(), "basic_chat", call).as_response()
 
 
@@ -360,9 +386,29 @@ def anthropic_error(error):
 @route("/v1/messages", methods=["POST"], render=anthropic_error)
 @idempotent
 def anthropic_messages():
-    call = messages_api.parse(request_body(AI_BODY_BYTES))
+    call, stream = messages_api.parse(request_body(messages_api.BODY_BYTES))
+    if stream:
+        return event_stream(*streaming.run_whole(default_gateway(), tenant(), messages_api.FEATURE, call))
     result = default_gateway().run(tenant(), messages_api.FEATURE, call)
-    return Response(body=messages_api.response(result), headers=messages_api.headers(result))
+    return Response(body=messages_api.response(result),
+                    headers=messages_api.headers(result.request_id, result.cost_micros))
+
+
+@route("/v1/messages/count_tokens", methods=["POST"], render=anthropic_error)
+def anthropic_count_tokens():
+    call = messages_api.parse_count(request_body(messages_api.BODY_BYTES))
+    return messages_api.count_response(default_gateway().count_tokens(tenant(), messages_api.FEATURE, call))
+
+
+@route("/v1/models", methods=["GET"], render=anthropic_error)
+def anthropic_models():
+    return models_api.list_models(tenants.get_tenant(tenant().tenant_id), query_param("limit"),
+                                  query_param("after_id"), query_param("before_id"))
+
+
+@route("/v1/models/{model_id}", methods=["GET"], render=anthropic_error)
+def anthropic_model(model_id):
+    return models_api.get_model(tenants.get_tenant(tenant().tenant_id), model_id)
 
 
 # --- usage, features and budgets ---------------------------------------------

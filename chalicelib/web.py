@@ -50,7 +50,7 @@ def translated(view: Callable[..., Any],
     return run
 
 
-def unauthorized(error: TesseraError) -> Exception:
+def unauthorized(error: TesseraError, body: Optional[dict] = None) -> Exception:
     """What an authorizer raises to refuse a credential with 401 rather than a deny's 403.
 
     API Gateway answers 401 when a TOKEN authorizer fails with the message "Unauthorized" (the gateway
@@ -62,9 +62,9 @@ def unauthorized(error: TesseraError) -> Exception:
         from chalice.local import NotAuthorizedError
     except ImportError:
         return Exception("Unauthorized")
-    body = json.dumps(error.to_body()).encode()
+    raw = json.dumps(body if body is not None else error.to_body()).encode()
     return NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException", "Content-Type": "application/json"},
-                              body)
+                              raw)
 
 
 def envelope_middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:

@@ -217,6 +217,73 @@ def gateway_responses() -> Dict[str, Any]:
     return responses
 
 
+# --- Anthropic's x-api-key: a REQUEST authorizer for tenant routes ------------------------------
+
+TOKEN_AUTHORIZER = "tenant_auth"
+REQUEST_AUTHORIZER = "tenant_request_auth"
+REQUEST_AUTHORIZER_FUNCTION = "TenantRequestAuth"
+# One body for both clients: Tessera's envelope ({"error": {"code", "message"}}) and Anthropic's error shape
+# ({"type": "error", "error": {"type", "message"}}). Gateway responses are not run through VTL, so the
+# body cannot depend on the path.
+UNAUTHORIZED_TEMPLATE = ('{"type": "error", "error": {"type": "authentication_error", "code": "unauthorized", '
+                         '"message": $context.error.messageString}}')
+
+
+def x_api_key_authorizer(plain: Dict[str, Any]) -> Dict[str, Any]:
+    """Merge-template resources so that `x-api-key: tsk_...` works wherever `Authorization: Bearer tsk_...` does.
+
+    A TOKEN authorizer reads one header, and a REQUEST authorizer with API Gateway's cache on refuses a
+    request that lacks any of its identity sources, so neither can accept either header. This:
+      1. adds a REQUEST authorizer `tenant_request_auth` (no identity sources, API Gateway cache off)
+         that invokes the `TenantRequestAuth` function (app.tenant_request_auth, which reads either
+         header and keeps its own 30 s cache of decisions);
+      2. moves every operation secured by `tenant_auth` to it (operator routes are unchanged);
+      3. lets API Gateway invoke the function, as chalice's own permission does for `tenant_auth`;
+      4. makes the UNAUTHORIZED gateway response a body both Tessera's and Anthropic's clients read.
+    """
+    functions = _resources_of(plain, FUNCTION_TYPES)
+    if REQUEST_AUTHORIZER_FUNCTION not in functions:
+        raise PackagingError(f"chalice's template has no {REQUEST_AUTHORIZER_FUNCTION} function "
+                             f"(app.{REQUEST_AUTHORIZER} in app.py).")
+    apis = _resources_of(plain, [API_TYPE])
+    resources: Dict[str, Any] = {}
+    for name, api in apis.items():
+        body = api["Properties"]["DefinitionBody"]
+        moved = {path: {method: {"security": [{REQUEST_AUTHORIZER: []}]}
+                        for method, operation in item.items()
+                        if isinstance(operation, dict) and operation.get("security") == [{TOKEN_AUTHORIZER: []}]}
+                 for path, item in body.get("paths", {}).items()}
+        uri = _sub("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                   f"${{{REQUEST_AUTHORIZER_FUNCTION}.Arn}}/invocations")
+        resources[name] = {"Properties": {"DefinitionBody": {
+            "securityDefinitions": {REQUEST_AUTHORIZER: {
+                "type": "apiKey", "name": "x-api-key", "in": "header", "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {"type": "request", "authorizerUri": uri,
+                                                   "authorizerResultTtlInSeconds": 0}}},
+            "paths": {path: methods for path, methods in moved.items() if methods},
+            "x-amazon-apigateway-gateway-responses": {
+                "UNAUTHORIZED": {"responseTemplates": {"application/json": UNAUTHORIZED_TEMPLATE}}},
+        }}}
+        resources[f"{REQUEST_AUTHORIZER_FUNCTION}InvokePermission"] = {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": {"Fn::GetAtt": [REQUEST_AUTHORIZER_FUNCTION, "Arn"]},
+                "Action": "lambda:InvokeFunction", "Principal": "apigateway.amazonaws.com",
+                "SourceArn": {"Fn::Sub": ["arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                                          "${RestAPIId}/*", {"RestAPIId": {"Ref": name}}]},
+            },
+        }
+    return resources
+
+
+def _merged(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
+    """`extra` merged into a copy of `base` as --merge-template merges: dicts merge, anything else replaces."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def merge_template(stage: str, plain: Dict[str, Any]) -> Dict[str, Any]:
     """The template merged into chalice's, derived from chalice's own output for the stage."""
     env = stage_environment(stage)
@@ -250,6 +317,7 @@ def merge_template(stage: str, plain: Dict[str, Any]) -> Dict[str, Any]:
     for name in _resources_of(plain, [API_TYPE]):
         resources[name] = {"Properties": {"DefinitionBody": {
             "x-amazon-apigateway-gateway-responses": gateway_responses()}}}
+    resources = _merged(resources, x_api_key_authorizer(plain))
 
     return {
         "Resources": resources,

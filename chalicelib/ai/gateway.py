@@ -1,26 +1,30 @@
 """The tenant-aware path of every AI call: settings, admission, the model call, its usage event.
 
-    load tenant, AI settings, admission item and reconciliation (one BatchGetItem, kept a few seconds)
-    -> plan gate and limits from the admission item's copy (current by its version)
-    -> build the call from the tenant's settings
-    -> admit: quota, rate and worst-case cost in one conditional UpdateItem
-    -> the model call with the tenant's own key or the platform pool
-    -> record: one usage event (ok, failed, or indeterminate when the model may have billed unanswered)
+Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
 
-A warm request makes two DynamoDB calls. Only the caller's own tenant is ever
-loaded, so nothing about another tenant can reach a prompt.
+    prepare: tenant, AI settings, admission item and reconciliation (one BatchGetItem, kept a few
+             seconds), the plan gate and limits from the admission item's copy (current by its version),
+             the call built from the tenant's settings, the key, the worst-case cost (chalicelib/ai/bounds.py)
+    admit:   quota, rate and worst-case cost in one conditional UpdateItem (metering.admission)
+    the model call with the tenant's own key or the platform pool
+    finish:  one usage event with the exact usage and cost (ledger.record), or
+    fail:    one usage event saying the call failed (never billed) or is indeterminate (may have been)
+
+`admit`, `finish` and `fail` are the only places that call the ledger; a warm request makes two
+DynamoDB calls. Only the caller's own tenant is ever loaded, so nothing about another tenant can
+reach a prompt.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from chalicelib import pricing
-from chalicelib.ai.client import ModelCall, ModelClient, ModelReply
+from chalicelib.ai import bounds
+from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound
 from chalicelib.ids import new_request_id
@@ -35,10 +39,6 @@ from chalicelib.store import get_items
 from chalicelib.tenancy import TenantContext
 
 log = get_logger("gateway")
-
-# Tokens a message's framing can add beyond its text; keeps the estimate an upper bound.
-_OVERHEAD_TOKENS = 16
-_PER_MESSAGE_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,11 @@ class FeatureCall:
     """What a feature asks of the model, before the tenant's settings apply."""
 
     messages: List[Dict[str, Any]]
-    system: Optional[str] = None
+    system: System = None
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
     model: Optional[str] = None
-    stop_sequences: Optional[List[str]] = None
-    metadata: Optional[Dict[str, Any]] = None
+    params: Mapping[str, Any] = field(default_factory=dict)  # passed through to the model unchanged
 
 
 @dataclass(frozen=True)
@@ -123,34 +122,34 @@ class TenantCache:
             self._entries.pop(tenant_id, None)
 
 
-def _text_bytes(content: Any) -> int:
-    if isinstance(content, str):
-        return len(content.encode("utf-8"))
-    if isinstance(content, list):
-        return sum(_text_bytes(block.get("text", "")) for block in content if isinstance(block, dict))
-    return 0
-
-
-def worst_case_micros(model: str, system: Optional[str], messages: List[Dict[str, Any]], max_tokens: int) -> int:
-    """An upper bound on a call's cost: no token is shorter than one UTF-8 byte."""
-    price = pricing.MODELS[model]
-    input_tokens = (_OVERHEAD_TOKENS + _text_bytes(system or "")
-                    + sum(_PER_MESSAGE_TOKENS + _text_bytes(m.get("content")) for m in messages))
-    exact = Decimal(input_tokens) * price.input + Decimal(max_tokens) * price.output
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
-
-
-def tenant_system_prompt(state: TenantAI, given: Optional[str]) -> Optional[str]:
-    """The tenant's context and instructions first (when enabled), then the feature's or caller's system text."""
+def tenant_system_prompt(state: TenantAI, given: System) -> System:
+    """The tenant's context and instructions first (when enabled), then the feature's or caller's system.
+    A caller's list of blocks stays as given (its cache_control included), after a block of the tenant's."""
     parts = []
     config = state.config
     if config.inject_context:
         parts.append(f"You are assisting the team at {state.tenant.name}.")
         if config.custom_instructions:
             parts.append(config.custom_instructions)
+    if isinstance(given, list):
+        return ([{"type": "text", "text": "\n\n".join(parts)}] if parts else []) + given or None
     if given:
         parts.append(given)
     return "\n\n".join(parts) if parts else None
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A call ready to admit: whose it is, what goes upstream with which key, and the most it can cost."""
+
+    ctx: TenantContext
+    feature: str
+    request_id: str
+    model_call: ModelCall
+    api_key: str = field(repr=False)
+    own_key: bool
+    state: TenantAI = field(repr=False)
+    worst_case_micros: int
 
 
 class Gateway:
@@ -198,10 +197,17 @@ class Gateway:
                              code="invalid_model")
         ceiling = min(int(config.max_tokens), PLANS[plan].max_tokens_cap)
         max_tokens = min(call.max_tokens, ceiling) if call.max_tokens else ceiling
-        temperature = call.temperature if call.temperature is not None else float(config.temperature)
+        thinking = call.params.get("thinking") or {}
+        budget = thinking.get("budget_tokens")
+        if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= max_tokens:
+            raise BadRequest(f"thinking.budget_tokens must be less than max_tokens, which is {max_tokens} for this "
+                             "tenant.", code="invalid_field")
+        # Thinking takes no temperature but the default; the tenant's setting applies to calls without it.
+        temperature = call.temperature
+        if temperature is None and thinking.get("type") not in ("enabled", "adaptive"):
+            temperature = float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
-                         system=tenant_system_prompt(state, call.system), stop_sequences=call.stop_sequences,
-                         metadata=call.metadata)
+                         system=tenant_system_prompt(state, call.system), params=call.params)
 
     def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
         ciphertext = state.config.api_key_ciphertext
@@ -217,19 +223,30 @@ class Gateway:
         self._plain_keys[digest] = (time.monotonic() + get_settings().tenant_cache_seconds, plain)
         return plain, True
 
-    def admit(self, ctx: TenantContext, state: TenantAI, feature: str, request_id: str,
-              worst: int) -> admission.Reservation:
-        tenant_id = ctx.tenant_id
+    # --- the steps every call takes -------------------------------------------------------------
+
+    def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
+        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        model_call = self.build_call(state, call)
+        api_key, own_key = self._api_key(state)
+        counted = (self.model_client.count_tokens(model_call, api_key, own_key)
+                   if bounds.needs_upstream_count(model_call) else None)
+        return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
+                            api_key=api_key, own_key=own_key, state=state,
+                            worst_case_micros=bounds.worst_case_micros(model_call, counted))
+
+    def admit(self, prepared: PreparedCall) -> admission.Reservation:
+        tenant_id, state = prepared.ctx.tenant_id, prepared.state
         reservation, view = admission.reserve(
-            tenant_id, request_id, feature, worst, state.view, state.returns,
+            tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view, state.returns,
             load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id))
         self.cache.remember(tenant_id, view)
         return reservation
 
     @staticmethod
     def _record(reservation: admission.Reservation, settlement: ledger.Settlement) -> None:
-        """Write the call's usage event. The model has answered and been paid for, so the caller gets the
-        answer even if the write fails after retries; the sweeper then gives the reservation back as
+        """Write the call's usage event. When the model has answered and been paid for, the caller gets the
+        answer even if the write fails after retries: the sweeper then gives the reservation back as
         abandoned, and this line carries what an operator needs to record the call by hand."""
         try:
             ledger.record(reservation, settlement)
@@ -241,45 +258,59 @@ class Gateway:
                 "worst_case_micros": reservation.worst_case_micros, "key_source":
                     "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
 
-    def fail(self, ctx: TenantContext, reservation: admission.Reservation, model: str, own_key: bool,
-             error: BaseException) -> None:
-        """The call ended without an answer: failed (never billed) or indeterminate (may have been)."""
-        status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
-        self._record(reservation, ledger.Settlement(ctx.principal_id, ctx.principal_type, model, own_key=own_key,
-                                                    status=status))
-
-    def finish(self, ctx: TenantContext, reservation: admission.Reservation, model: str, own_key: bool,
-               reply: ModelReply) -> int:
-        usage = reply.usage
-        cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens,
-                                   usage.cache_creation_tokens, usage.cache_read_tokens)
-        self._record(reservation, ledger.Settlement(
+    def finish(self, prepared: PreparedCall, reservation: admission.Reservation, usage: Usage, latency_ms: int,
+               upstream_request_id: Optional[str], status: str = "ok") -> int:
+        """Settle the call at its exact cost; returns that cost in micro-dollars."""
+        model = prepared.model_call.model
+        cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cache_creation_tokens,
+                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens)
+        ctx = prepared.ctx
+        settlement = ledger.Settlement(
             principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
-            cost_micros=cost, latency_ms=reply.latency_ms, own_key=own_key,
-            upstream_request_id=reply.upstream_request_id))
-        log.info("model call", extra={"fields": {"feature": reservation.feature, "model": model,
+            cost_micros=cost, latency_ms=latency_ms, own_key=prepared.own_key, status=status,
+            upstream_request_id=upstream_request_id)
+        self._record(reservation, settlement)
+        if cost > reservation.worst_case_micros:
+            log.error("cost above its reservation", extra={"fields": {
+                "request_id": reservation.request_id, "cost_micros": cost,
+                "worst_case_micros": reservation.worst_case_micros}})
+        log.info("model call", extra={"fields": {"feature": prepared.feature, "model": model,
                                                  "input_tokens": usage.input_tokens,
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,
-                                                 "latency_ms": reply.latency_ms,
-                                                 "key_source": "tenant" if own_key else "platform"}})
+                                                 "latency_ms": latency_ms, "status": status,
+                                                 "key_source": "tenant" if prepared.own_key else "platform"}})
         return cost
 
+    def fail(self, prepared: PreparedCall, reservation: admission.Reservation,
+             error: Optional[BaseException] = None) -> None:
+        """The call ended without an answer: failed (never billed: quota and worst case come back) or, when
+        the request may have reached the model, indeterminate (counts against quota, not charged)."""
+        status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
+        ctx = prepared.ctx
+        self._record(reservation, ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
+                                                    own_key=prepared.own_key, status=status))
+
+    # --- whole responses and token counts --------------------------------------------------------
+
     def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
+        prepared = self.prepare(ctx, feature, call)
+        reservation = self.admit(prepared)
+        try:
+            reply = self.model_client.complete(prepared.model_call, prepared.api_key, prepared.own_key)
+        except BaseException as error:
+            self.fail(prepared, reservation, error)
+            raise
+        cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id)
+        return GatewayResult(prepared.request_id, reply, cost)
+
+    def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
+        """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
         state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
         model_call = self.build_call(state, call)
         api_key, own_key = self._api_key(state)
-        request_id = new_request_id()
-        worst = worst_case_micros(model_call.model, model_call.system, model_call.messages, model_call.max_tokens)
-        reservation = self.admit(ctx, state, feature, request_id, worst)
-        try:
-            reply = self.model_client.complete(model_call, api_key, own_key)
-        except BaseException as error:
-            self.fail(ctx, reservation, model_call.model, own_key, error)
-            raise
-        cost = self.finish(ctx, reservation, model_call.model, own_key, reply)
-        return GatewayResult(request_id, reply, cost)
+        return self.model_client.count_tokens(model_call, api_key, own_key)
 
 
 _default: Optional[Gateway] = None

@@ -11,7 +11,7 @@ writes, so these transactions do not contend with admission.
 What each event gives back to admission (r = refunded micros, q = released admissions):
 
     status          normal              after its bucket was reclaimed by the sweeper
-    ok              r += worst - cost   r -= cost, q -= 1  (the reclaim had given back all of it)
+    ok, incomplete  r += worst - cost   r -= cost, q -= 1  (the reclaim had given back all of it)
     failed          r += worst, q += 1  nothing            (the reclaim did)
     indeterminate   r += worst          q -= 1             (counts against quota, not charged)
     abandoned       the sweeper's reclaim: r += unaccounted worst, q += unaccounted admissions
@@ -31,7 +31,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.logs import get_logger
 from chalicelib.metering import admission as keys
-from chalicelib.metering.ledger import ABANDONED, FAILED, INDETERMINATE, OK
+from chalicelib.metering.ledger import ABANDONED, CHARGED, FAILED, INDETERMINATE
 from chalicelib.models import Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod
 from chalicelib.store import cancelled_because, conflicted, transaction
 
@@ -202,7 +202,7 @@ def _write_chunk(pk: str, events: List[UsageEvent], recon: Reconciliation, now: 
             late = reclaim_key in known or reclaim_key in reclaimed_now
             returns[count_key] += 1
             returns[worst_key] += worst
-            if event.status == OK:
+            if event.status in CHARGED:
                 returns[refunded] += -cost if late else worst - cost
                 returns[released] += -1 if late else 0
                 own = event.key_source == "tenant"

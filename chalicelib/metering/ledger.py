@@ -1,7 +1,8 @@
 """The usage ledger: every reservation ends in exactly one usage event, written by one PutItem.
 
     admit   chalicelib.metering.admission.reserve: one conditional UpdateItem
-    settle  the call answered: an event with its tokens and exact cost (status ok)
+    settle  the call answered: an event with its tokens and exact cost (status ok; a streamed call
+            cut off before its end is charged as incomplete, with max_tokens as its output)
     release the call failed before the model could bill it: an event with no cost (status failed)
     unsure  the request reached the model but no answer came back (our timeout, a dropped
             connection): an event with no charge and the call's cost bound (status indeterminate)
@@ -30,6 +31,9 @@ from chalicelib.store import condition_failed
 log = get_logger("metering")
 
 OK, FAILED, INDETERMINATE, ABANDONED = "ok", "failed", "indeterminate", "abandoned"
+# A streamed call cut off before its end: charged with max_tokens as output, its real output unknown.
+INCOMPLETE = "incomplete"
+CHARGED = (OK, INCOMPLETE)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ def record(reservation: Reservation, result: Settlement) -> bool:
         status=result.status, period=reservation.period, bucket=reservation.bucket,
         input_tokens=result.input_tokens, output_tokens=result.output_tokens,
         cache_creation_tokens=result.cache_creation_tokens, cache_read_tokens=result.cache_read_tokens,
-        cost_micros=result.cost_micros if result.status == OK else 0,
+        cost_micros=result.cost_micros if result.status in CHARGED else 0,
         worst_case_micros=reservation.worst_case_micros, cost_bound_micros=bound, latency_ms=result.latency_ms,
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
         created_at=reservation.started_at, expires_at=timedelta(seconds=retention),

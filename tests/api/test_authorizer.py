@@ -317,3 +317,58 @@ def test_route_without_credentials_is_401(module_api, path, method):
 def test_route_with_a_garbage_credential_is_refused(module_api, path, method):
     response = module_api.call(method, concrete(path), {}, token="garbage")
     assert response.status_code in DENIED
+
+
+# --- the deployed REQUEST authorizer: Authorization or Anthropic's x-api-key ----------------------
+
+def request_event(headers, path="GET/me"):
+    return {"type": "REQUEST", "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:abc123/api/{path}",
+            "headers": headers}
+
+
+def test_request_authorizer_accepts_x_api_key_and_bearer_alike(api):
+    from app import tenant_request_auth
+
+    tenant = api.signup()
+    key = api.api_key(tenant)["key"]
+    by_key = tenant_request_auth(request_event({"X-Api-Key": key}), None)
+    by_bearer = tenant_request_auth(request_event({"Authorization": f"Bearer {key}"}), None)
+    assert by_key == by_bearer
+    assert by_key["context"]["tenant_id"] == tenant.id
+    assert by_key["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert by_key["policyDocument"]["Statement"][0]["Resource"] == [
+        "arn:aws:execute-api:us-east-1:123456789012:abc123/api/*/*"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "tsk_ten_x.key_x.nope"}, {"x-api-key": "  "}])
+def test_request_authorizer_refuses_a_missing_or_bad_credential_with_401(headers):
+    from app import tenant_request_auth
+
+    with pytest.raises(Exception) as caught:
+        tenant_request_auth(request_event(headers), None)
+    assert str(caught.value) == "Unauthorized"  # API Gateway's 401, not a deny's 403
+
+
+def test_request_authorizer_prefers_authorization_when_both_headers_are_sent(api):
+    from app import tenant_request_auth
+
+    tenant = api.signup()
+    key = api.api_key(tenant)["key"]
+    decision = tenant_request_auth(request_event({"authorization": f"Bearer {key}", "x-api-key": "ignored"}), None)
+    assert decision["context"]["tenant_id"] == tenant.id
+
+
+def test_request_authorizer_keeps_a_decision_for_its_ttl_and_no_longer(api):
+    from chalicelib.errors import Unauthorized
+    from chalicelib.identity.resolve import ResolvedCache
+
+    tenant = api.signup()
+    key = api.api_key(tenant)
+    kept, fresh = ResolvedCache(ttl=60), ResolvedCache(ttl=0)
+    header = f"Bearer {key['key']}"
+    assert kept.resolve(header).tenant_id == fresh.resolve(header).tenant_id == tenant.id
+    assert api.call("DELETE", f"/api-keys/{key['key_id']}", token=tenant.token).status_code == 204
+    assert kept.resolve(header).tenant_id == tenant.id  # within the TTL, as API Gateway's own cache would
+    with pytest.raises(Unauthorized):
+        fresh.resolve(header)
+

@@ -152,9 +152,9 @@ def test_warm_ai_request_makes_two_dynamodb_round_trips(api, tenant):
     chat(api, tenant)
     ctx = TenantContext(tenant.id, tenant.owner_id, "user", "owner", tenant.email, tenant.slug)
     gateway = default_gateway()
-    gateway.run(ctx, "basic_chat", chat_call(CHAT))
+    gateway.run(ctx, "basic_chat", chat_call(CHAT)[0])
     with DynamoProbe(this_thread=True) as probe:
-        gateway.run(ctx, "basic_chat", chat_call(CHAT))
+        gateway.run(ctx, "basic_chat", chat_call(CHAT)[0])
     assert probe.total == 2, dict(probe.calls)
     assert dict(probe.calls) == {"UpdateItem": 1, "PutItem": 1}
 

@@ -318,29 +318,109 @@ def test_make_run_with_aws_endpoint_url_starts_no_moto_and_says_which_endpoint()
     assert moto.returncode is not None and all(stack.port_is_free(p) for p in ports)
 
 
-def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant):
+# --- the official SDK over HTTP against the processes `make run` starts ---------------------------
+
+@pytest.fixture(scope="module")
+def api_key(local_stack, tenant):
+    status, key = call("POST", local_stack.api_url + "/api-keys", {"name": "sdk"}, token=tenant[2])
+    assert status == 201, key
+    return key["key"]
+
+
+@pytest.fixture(scope="module")
+def sdk(local_stack, api_key):
     import anthropic
 
-    _, _, token = tenant
-    status, key = call("POST", local_stack.api_url + "/api-keys", {"name": "sdk"}, token=token)
-    assert status == 201, key
-    client = anthropic.Anthropic(base_url=local_stack.api_url, api_key=key["key"], max_retries=0)
-    raw = client.messages.with_raw_response.create(
+    with anthropic.Anthropic(base_url=local_stack.api_url, api_key=api_key, max_retries=0) as client:
+        yield client
+
+
+def standin_record(local_stack, text):
+    with urllib.request.urlopen(local_stack.standin_url + "/_standin/requests") as response:
+        return [r for r in json.loads(response.read()) if text in r["last_user_text"]][-1]
+
+
+def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant, sdk):
+    raw = sdk.messages.with_raw_response.create(
         model="claude-haiku-4-5", max_tokens=64, system="Reply in one line.",
         messages=[{"role": "user", "content": "e2e-sdk-probe"}])
     message = raw.parse()
     assert message.model == "claude-haiku-4-5" and "e2e-sdk-probe" in message.content[0].text
-    with urllib.request.urlopen(local_stack.standin_url + "/_standin/requests") as response:
-        seen = [r for r in json.loads(response.read()) if r["last_user_text"] == "e2e-sdk-probe"][-1]
+    seen = standin_record(local_stack, "e2e-sdk-probe")
     assert seen["system"].endswith("Reply in one line.") and "You are assisting the team at" in seen["system"]
     deadline = time.monotonic() + 10  # the usage stream folds the call in within moments
     while True:
-        status, usage = call("GET", local_stack.api_url + "/usage", token=token)
+        status, usage = call("GET", local_stack.api_url + "/usage", token=tenant[2])
         if usage["requests"] >= 1 or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert usage["by_feature"]["basic_chat"]["requests"] >= 1
-    assert raw.headers["x-tessera-cost-usd"] == usage["total_cost_usd"]
-    with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(model="claude-haiku-4-5", max_tokens=8, stream=True,
-                               messages=[{"role": "user", "content": "no streams"}])
+    assert raw.headers["x-tessera-cost-usd"]
+
+
+def test_sdk_tool_round_trip_over_http(sdk):
+    tool = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                    "required": ["city"]}}
+    ask = [{"role": "user", "content": "e2e weather?"}]
+    first = sdk.messages.create(model="claude-haiku-4-5", max_tokens=128, tools=[tool], messages=ask)
+    use = first.content[-1]
+    assert (first.stop_reason, use.type, use.input) == ("tool_use", "tool_use", {"city": "standin"})
+    second = sdk.messages.create(model="claude-haiku-4-5", max_tokens=128, tools=[tool], messages=ask + [
+        {"role": "assistant", "content": [b.to_dict() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "e2e sunny"}]}])
+    assert second.stop_reason == "end_turn" and "e2e sunny" in second.content[0].text
+
+
+def test_sdk_streamed_tool_call_over_http(sdk):
+    tool = {"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}},
+                                               "required": ["q"]}}
+    with sdk.messages.stream(model="claude-haiku-4-5", max_tokens=128, tools=[tool],
+                             tool_choice={"type": "tool", "name": "lookup"},
+                             messages=[{"role": "user", "content": "e2e stream tool"}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and "input_json" in kinds
+    assert final.stop_reason == "tool_use" and final.content[0].input == {"q": "standin"}
+
+
+def test_sdk_image_over_http_is_billed_by_its_size(local_stack, sdk):
+    from content_blocks import image, png
+
+    message = sdk.messages.create(model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": [
+        image(png(280, 140)), {"type": "text", "text": "e2e image"}]}])
+    assert standin_record(local_stack, "e2e image")["block_types"] == ["image", "text"]
+    assert message.usage.input_tokens == 10 * 5 + 4 + 10 + 3  # patches + block; system 39 bytes; "e2e image"
+
+
+def test_sdk_count_tokens_and_models_over_http(sdk):
+    counted = sdk.messages.count_tokens(model="claude-haiku-4-5", messages=[{"role": "user", "content": "e2e"}])
+    assert counted.input_tokens == 10 + 1  # the tenant's system text is counted
+    assert [m.id for m in sdk.models.list()] == ["claude-sonnet-4-6", "claude-haiku-4-5"]
+    assert sdk.models.retrieve("claude-sonnet-4-6").display_name == "Claude Sonnet 4.6"
+
+
+def test_anthropics_x_api_key_header_works_where_bearer_does(local_stack, tenant, api_key):
+    import anthropic
+
+    request = urllib.request.Request(local_stack.api_url + "/me", headers={"x-api-key": api_key})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read())["tenant_id"] == tenant[0]["tenant_id"]
+    with anthropic.Anthropic(base_url=local_stack.api_url, api_key=None, auth_token=None, max_retries=0,
+                             default_headers={"x-api-key": api_key}) as client:
+        message = client.messages.create(model="claude-haiku-4-5", max_tokens=64,
+                                         messages=[{"role": "user", "content": "e2e x-api-key"}])
+    assert message.type == "message" and "e2e x-api-key" in message.content[0].text
+
+
+def test_a_bad_x_api_key_is_refused_in_anthropics_shape(local_stack):
+    import anthropic
+
+    with anthropic.Anthropic(base_url=local_stack.api_url, api_key=None, auth_token=None, max_retries=0,
+                             default_headers={"x-api-key": "tsk_ten_x.key_x.nope"}) as client:
+        with pytest.raises(anthropic.AuthenticationError) as caught:
+            client.models.list()
+    assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "authentication_error"
+    status, body = call("GET", local_stack.api_url + "/v1/models")  # no credential at all
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+    status, body = call("GET", local_stack.api_url + "/me")
+    assert status == 401 and body["error"]["code"] == "unauthorized"

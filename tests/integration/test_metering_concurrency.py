@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib import operators, pricing, tenants
-from chalicelib.ai.gateway import FeatureCall, Gateway, worst_case_micros
+from chalicelib.ai.gateway import FeatureCall, Gateway
 from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, aggregator, ledger, sweeper, usage
@@ -204,14 +204,12 @@ def test_hard_budget_refuses_only_when_spend_and_this_worst_case_would_exceed_it
     budget = 5_000
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": "0.005", "budget_hard_limit": True})
     gateway = Gateway()
-    worst = None
     for _ in range(30):
         try:
-            result = gateway.run(ctx, "basic_chat", CALL)
+            gateway.run(ctx, "basic_chat", CALL)
         except PaymentRequired:
             break
         settle_usage()  # the refund of this call's unused worst case reaches admission
-        worst = worst or worst_case_micros(result.reply.model, None, CALL.messages, 64)
     _, committed, spent, requests = standing(tenant_id)
     assert spent == billed(tenant_id) <= budget
     # refused exactly when one more worst case would not fit: the refunds were counted
@@ -220,8 +218,8 @@ def test_hard_budget_refuses_only_when_spend_and_this_worst_case_would_exceed_it
 
 def worst_case_bound(tenant_id, gateway):
     state = gateway.tenant_state(tenant_id)
-    call = gateway.build_call(state, CALL)
-    return worst_case_micros(call.model, call.system, call.messages, call.max_tokens)
+    ctx = TenantContext(tenant_id, "usr_x", "user", "owner", "o@example.com", "slug")
+    return gateway.prepare(ctx, "basic_chat", CALL).worst_case_micros
 
 
 def test_request_whose_worst_case_exceeds_the_whole_budget_is_402_without_writing():

@@ -346,7 +346,7 @@ def test_schedule_check_reports_a_schedule_the_template_lacks():
 
 # --- the API's own errors ------------------------------------------------------
 
-@pytest.mark.parametrize("response_type", ["UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"])
+@pytest.mark.parametrize("response_type", ["ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"])
 def test_gateway_errors_use_the_error_envelope(template, response_type):
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     response = body["x-amazon-apigateway-gateway-responses"][response_type]
@@ -359,3 +359,44 @@ def test_gateway_errors_use_the_error_envelope(template, response_type):
 def test_budget_job_may_use_lambdas_whole_15_minutes(template):
     [job] = [f for f in functions(template).values() if f["Properties"]["Handler"] == "app.budget_check"]
     assert job["Properties"]["Timeout"] == 900
+
+
+def test_unauthorized_reads_as_the_envelope_and_as_anthropics_error_shape(template):
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    response = body["x-amazon-apigateway-gateway-responses"]["UNAUTHORIZED"]
+    rendered = json.loads(response["responseTemplates"]["application/json"].replace(
+        "$context.error.messageString", json.dumps("Unauthorized")))
+    assert response["statusCode"] == 401
+    assert rendered == {"type": "error", "error": {"type": "authentication_error", "code": "unauthorized",
+                                                   "message": "Unauthorized"}}
+
+
+# --- x-api-key: tenant routes use a REQUEST authorizer ---------------------------------------------
+
+def test_every_tenant_route_uses_the_request_authorizer_and_operator_routes_keep_theirs(template):
+    from app import app
+
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    for path, methods in app.routes.items():
+        for method, entry in methods.items():
+            security = body["paths"][path][method.lower()].get("security")
+            expected = {"tenant_auth": [{"tenant_request_auth": []}], "operator_auth": [{"operator_auth": []}]}
+            assert security == (expected[entry.authorizer.name] if entry.authorizer else None), (method, path)
+
+
+def test_the_request_authorizer_reads_no_fixed_header_and_is_not_cached_by_the_gateway(template):
+    definition = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]
+    authorizer = definition["tenant_request_auth"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request" and "identitySource" not in authorizer
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert "${TenantRequestAuth.Arn}" in authorizer["authorizerUri"]["Fn::Sub"]
+    function = template["Resources"]["TenantRequestAuth"]["Properties"]
+    assert function["Handler"] == "app.tenant_request_auth" and function["MemorySize"] == 256
+
+
+def test_api_gateway_may_invoke_the_request_authorizer(template):
+    permission = template["Resources"]["TenantRequestAuthInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["TenantRequestAuth", "Arn"]}
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Sub"][1] == {"RestAPIId": {"Ref": "RestAPI"}}
+
