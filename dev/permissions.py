@@ -37,9 +37,9 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "secret:operator": ["secretsmanager:GetSecretValue"],
     },
     "api_handler": {
-        # Transactions are authorised per item: Put/Update/Delete/ConditionCheck on the table.
+        # Transactions are authorised per item: Put/Update/Delete on the table.
         "table": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
-                  "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+                  "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
         "indexes": ["dynamodb:Query"],
         "tenant_keys": ["kms:Encrypt", "kms:Decrypt"],
         "secret:jwt": ["secretsmanager:GetSecretValue"],
