@@ -134,9 +134,8 @@ def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
 
 
 def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
-    chalice = str(Path(sys.executable).with_name("chalice"))
-    process = _spawn([chalice, "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port),
-                      "--no-autoreload"], env, quiet)
+    process = _spawn([sys.executable, str(ROOT / "dev" / "local_api.py"), "local", "--stage", "local",
+                      "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env, quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 
 

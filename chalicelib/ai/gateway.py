@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any, Dict, List, Optional, Tuple
 
-from chalicelib import pricing
+from chalicelib import observability, pricing
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound
@@ -242,6 +242,8 @@ class Gateway:
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,
                                                  "latency_ms": reply.latency_ms,
                                                  "key_source": "tenant" if own_key else "platform"}})
+        observability.model_call(state.tenant.plan, feature, model_call.model, usage.input_tokens,
+                                 usage.output_tokens, cost, reply.latency_ms, "tenant" if own_key else "platform")
         return GatewayResult(request_id, reply, cost)
 
 
