@@ -181,6 +181,11 @@ def package(stage: str, out: Path) -> Path:
     return merge_path
 
 
+def default_out(stage: str) -> Path:
+    """Each stage packages into its own folder: a dev build never overwrites prod's."""
+    return ROOT / "build" / stage
+
+
 def write_lock() -> None:
     """requirements.lock from requirements.txt: every package pinned with its hashes, the runtime's left out."""
     unsafe = [arg for name in RUNTIME_PROVIDED for arg in ("--unsafe-package", name)]
@@ -201,7 +206,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             write_lock()
             print(f"Wrote {LOCK_FILE.relative_to(ROOT)}")
             return 0
-        out = (args.out or ROOT / "build" / args.stage).resolve()
+        out = (args.out or default_out(args.stage)).resolve()
         merge_path = package(args.stage, out)
     except PackagingError as error:
         print(f"make package: {error}", file=sys.stderr)
