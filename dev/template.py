@@ -13,6 +13,7 @@ caps spend. Functions invoked asynchronously (schedules) get a failure destinati
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -169,6 +170,8 @@ def web_acl(stage: str) -> Dict[str, Any]:
                 "VisibilityConfig": {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
                                      "MetricName": f"tessera-{stage}-{name}"}}
 
+    # ENDS_WITH matches with or without the stage in the path (execute-api URL or a custom domain); GET
+    # /admin/tenants shares the tighter limit, which operators' listing never comes near.
     public = {"OrStatement": {"Statements": [
         {"ByteMatchStatement": {"FieldToMatch": {"UriPath": {}}, "PositionalConstraint": "ENDS_WITH",
                                 "SearchString": path, "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}
@@ -198,8 +201,6 @@ def method_settings() -> List[Dict[str, Any]]:
 
 def api_resources(stage: str, api_id: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """(new resources, what merges into the Serverless::Api) for the REST API."""
-    import json
-
     stage_arn = _sub(f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/restapis/${{{api_id}}}/stages/"
                      f"${{{api_id}.Stage}}")
     new = {
@@ -264,13 +265,14 @@ def function_resources(stage: str, env: Mapping[str, str], logical_id: str,
     name = function_name_of(function)
     permissions.access_of(name)  # refuse a function nobody has described
     log_group_id, role_id = f"{logical_id}LogGroup", f"{logical_id}Role"
-    events = _events(function)
     rewired = _table_stream_events(function, env["TESSERA_TABLE_NAME"])
-    effective_events = {k: ({**v, "Properties": {**v.get("Properties", {}), **rewired[k]["Properties"]}}
-                            if k in rewired else v) for k, v in events.items()}
+    # The events as the merged template will hold them: the poller's grants follow the re-pointed stream.
+    events = {event_name: {**event, "Properties": {**event.get("Properties", {}),
+                                                   **rewired.get(event_name, {}).get("Properties", {})}}
+              for event_name, event in _events(function).items()}
     asynchronous = is_asynchronous(function)
-    document = permissions.policy_document(name, stage, env["TESSERA_EMAIL_SENDER"], log_group_id,
-                                           effective_events, asynchronous)
+    document = permissions.policy_document(name, stage, env["TESSERA_EMAIL_SENDER"], log_group_id, events,
+                                           asynchronous)
     properties: Dict[str, Any] = {
         "FunctionName": deployed_name(stage, name),
         "Role": {"Fn::GetAtt": [role_id, "Arn"]},

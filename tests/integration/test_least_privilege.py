@@ -125,19 +125,45 @@ def test_only_scheduled_functions_may_write_to_the_failure_queue(roles, expanded
         assert writes == (chalice_name(function) == "budget_check"), chalice_name(function)
 
 
-def test_a_stream_consumer_gets_what_lambdas_poller_needs_on_the_tables_stream():
-    """Event-derived grants: a function on the table's stream (as a usage aggregator would be)."""
-    events = {"Usage": {"Type": "DynamoDB", "Properties": {"Stream": {"Fn::GetAtt": ["TesseraTable", "StreamArn"]}}}}
-    permissions.FUNCTION_ACCESS["aggregate_usage_probe"] = {"table": ["dynamodb:UpdateItem"]}
-    try:
-        document = permissions.policy_document("aggregate_usage_probe", STAGE, "a@b.example", "G", events, False)
-    finally:
-        del permissions.FUNCTION_ACCESS["aggregate_usage_probe"]
-    by_sid = {s["Sid"]: s for s in document["Statement"]}
-    assert by_sid["UsageStream"]["Resource"] == {"Fn::GetAtt": ["TesseraTable", "StreamArn"]}
-    assert set(by_sid["UsageStream"]["Action"]) == {"dynamodb:DescribeStream", "dynamodb:GetRecords",
-                                                    "dynamodb:GetShardIterator"}
+@pytest.fixture
+def described(monkeypatch):
+    """Functions the app may gain, each described by one entry of FUNCTION_ACCESS."""
+    monkeypatch.setitem(permissions.FUNCTION_ACCESS, "aggregate_usage", {"table": ["dynamodb:UpdateItem"]})
+    monkeypatch.setitem(permissions.FUNCTION_ACCESS, "sweeper", {"table": ["dynamodb:Query", "dynamodb:DeleteItem"]})
+
+
+def added_function(handler: str, events: Dict[str, Any]) -> Dict[str, Any]:
+    return {"Type": "AWS::Serverless::Function", "Properties": {"Handler": handler, "Events": events}}
+
+
+ENV = {"TESSERA_TABLE_NAME": "tessera-prod", "TESSERA_EMAIL_SENDER": "no-reply@example.com"}
+
+
+def test_a_stream_consumer_reads_the_stacks_table_stream_with_one_entry(described):
+    """chalice writes the stream ARN it was given; the template points it at the table it creates."""
+    chalice_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tessera-prod/stream/2026-01-01T00:00:00.000"
+    function = added_function("app.aggregate_usage", {
+        "Usage": {"Type": "DynamoDB", "Properties": {"Stream": chalice_arn, "StartingPosition": "TRIM_HORIZON"}}})
+    merged = merge.function_resources("prod", ENV, "AggregateUsage", function)
+    stream = {"Fn::GetAtt": ["TesseraTable", "StreamArn"]}
+    assert merged["AggregateUsage"]["Properties"]["Events"] == {"Usage": {"Properties": {"Stream": stream}}}
+    statements = merged["AggregateUsageRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["UsageStream"]["Resource"] == stream
+    assert set(by_sid["UsageStream"]["Action"]) == set(permissions.STREAM_POLLER_ACTIONS)
     assert by_sid["Table"]["Action"] == ["dynamodb:UpdateItem"]
+    assert "FailureDestination" not in by_sid
+
+
+def test_a_second_schedule_gets_its_own_role_failure_queue_and_one_run_at_a_time(described):
+    function = added_function("app.sweeper", {"Every10": {"Type": "Schedule",
+                                                          "Properties": {"Schedule": "rate(10 minutes)"}}})
+    merged = merge.function_resources("prod", ENV, "Sweeper", function)
+    properties = merged["Sweeper"]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == 1 and "EventInvokeConfig" in properties
+    statements = merged["SweeperRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {s["Sid"] for s in statements} == {"OwnLogGroup", "Tracing", "Table", "FailureDestination"}
+    assert merged["SweeperLogGroup"]["Properties"]["LogGroupName"] == "/aws/lambda/tessera-prod-sweeper"
 
 
 # --- the code's real calls -------------------------------------------------------------------------------
@@ -174,7 +200,8 @@ class CallRecorder:
 def iam_needs(service: str, operation: str, params: Dict[str, Any]) -> List[Tuple[str, str]]:
     if service == "dynamodb":
         if operation == "TransactWriteItems":
-            kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+            kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem"}
             return [(f"dynamodb:{kinds[k]}", "table") for item in params["TransactItems"] for k in item]
         if operation == "TransactGetItems":
             return [("dynamodb:GetItem", "table")]

@@ -79,7 +79,7 @@ def test_every_module_in_the_zip_has_its_bytecode_beside_it(package_dir):
     missing = []
     for source in sources:
         folder, _, module = source.rpartition("/")
-        pyc = f"{folder}/__pycache__/{module[:-3]}.cpython-311.pyc" if folder else f"__pycache__/{module[:-3]}.cpython-311.pyc"
+        pyc = f"{folder}/__pycache__/{module[:-3]}.cpython-311.pyc".lstrip("/")
         if pyc not in names:
             missing.append(source)
     assert sources and not missing, missing[:10]
@@ -228,9 +228,8 @@ def test_the_api_handlers_concurrency_is_capped_by_a_parameter(template):
 def test_the_budget_job_runs_alone_and_sends_failures_to_an_encrypted_queue(template):
     job = function_named(template, "budget_check")
     assert job["ReservedConcurrentExecutions"] == 1
-    assert job["EventInvokeConfig"] == {
-        "MaximumRetryAttempts": 2,
-        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["TesseraJobFailures", "Arn"]}}}}
+    failures = {"Type": "SQS", "Destination": {"Fn::GetAtt": ["TesseraJobFailures", "Arn"]}}
+    assert job["EventInvokeConfig"] == {"MaximumRetryAttempts": 2, "DestinationConfig": {"OnFailure": failures}}
     assert template["Resources"]["TesseraJobFailures"]["Properties"]["SqsManagedSseEnabled"] is True
 
 
@@ -312,8 +311,9 @@ def test_every_gateway_response_uses_the_envelope_and_carries_the_request_id(tem
 # --- packaging refuses what it cannot place ------------------------------------------------------------------
 
 def test_packaging_refuses_a_function_without_an_access_entry():
-    plain = {"Resources": {"Sweeper": {"Type": "AWS::Serverless::Function", "Properties": {
-        "Handler": "app.sweeper", "Events": {"E": {"Type": "Schedule", "Properties": {"Schedule": "rate(10 minutes)"}}}}}}}
+    every_ten_minutes = {"E": {"Type": "Schedule", "Properties": {"Schedule": "rate(10 minutes)"}}}
+    plain = {"Resources": {"Sweeper": {"Type": "AWS::Serverless::Function",
+                                       "Properties": {"Handler": "app.sweeper", "Events": every_ten_minutes}}}}
     env = {"TESSERA_TABLE_NAME": "t", "TESSERA_KMS_KEY_ID": "alias/k", "TESSERA_EMAIL_SENDER": "a@b.c"}
     with pytest.raises(KeyError, match="sweeper"):
         merge.merge_template("prod", env, plain, {"Type": "AWS::DynamoDB::Table", "Properties": {}})
