@@ -18,6 +18,7 @@ class TenantContext:
     role: str
     display: str  # the user's email or the key's name
     slug: str = ""
+    plan: str = ""  # as the authorizer saw it (cached up to 30 s): for logs and metrics, never for decisions
 
     @classmethod
     def from_authorizer(cls, context: Optional[Mapping[str, object]]) -> "TenantContext":
@@ -34,6 +35,7 @@ class TenantContext:
             role=str(context.get("role") or "member"),
             display=str(context.get("display") or ""),
             slug=str(context.get("slug") or ""),
+            plan=str(context.get("plan") or ""),
         )
 
     def to_authorizer(self) -> dict:
@@ -44,6 +46,7 @@ class TenantContext:
             "role": self.role,
             "display": self.display,
             "slug": self.slug,
+            "plan": self.plan,
         }
 
     @property

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 
 from chalice.app import Request, Response
 
-from chalicelib import logs
+from chalicelib import logs, observability
 from chalicelib.errors import TesseraError
 from chalicelib.ids import new_id
 from chalicelib.settings import get_settings
@@ -43,6 +43,8 @@ def translated(view: Callable[..., Any],
         except TesseraError as error:
             if error.status >= 500:
                 log.error("request failed", extra={"fields": {"code": error.code}})
+            else:
+                observability.refusal(error.code, error.details.get("feature"))
             return render(error)
         except Exception:
             log.exception("unhandled error")
@@ -58,6 +60,7 @@ def unauthorized(error: TesseraError, body: Optional[dict] = None) -> Exception:
     `make run` and the test client use, would drop the connection on that error instead; it has its own
     exception for the same answer, and the deployed runtime does not ship chalice.local.
     """
+    observability.refusal(error.code)
     try:
         from chalice.local import NotAuthorizedError
     except ImportError:
@@ -68,13 +71,16 @@ def unauthorized(error: TesseraError, body: Optional[dict] = None) -> Exception:
 
 
 def envelope_middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Bind request keys to every log line; rewrite chalice's own errors into the envelope."""
+    """Bind request keys to every log line and trace; rewrite chalice's own errors into the envelope."""
     logs.apply_level(get_settings().log_level)
     request_id = (event.context or {}).get("requestId") or new_id("req")
     authorizer = (event.context or {}).get("authorizer") or {}
-    logs.bind(request_id=request_id, tenant_id=authorizer.get("tenant_id"))
+    tenant_id, plan = authorizer.get("tenant_id"), authorizer.get("plan")
+    logs.bind(request_id=request_id, tenant_id=tenant_id, plan=plan)
     try:
-        response = get_response(event)
+        with observability.traced((event.context or {}).get("resourcePath") or "request", tenant_id=tenant_id,
+                                  plan=plan, request_id=request_id):
+            response = get_response(event)
         if response.status_code >= 400 and isinstance(response.body, dict) and "Code" in response.body:
             code = _CHALICE_CODES.get(str(response.body.get("Code")), "error")
             message = str(response.body.get("Message") or "The request failed.")

@@ -152,8 +152,7 @@ def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
 
 
 def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
-    # dev/chalice_local.py is `chalice` with x-api-key read as the deployed authorizer reads it.
-    process = _spawn([sys.executable, str(ROOT / "dev" / "chalice_local.py"), "local", "--stage", "local",
+    process = _spawn([sys.executable, str(ROOT / "dev" / "local_api.py"), "local", "--stage", "local",
                       "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env, quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "dev"))
 
+import gateway_responses  # noqa: E402  (dev/gateway_responses.py)
 import stack  # noqa: E402  (dev/stack.py: the same functions `make run` uses)
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
@@ -47,6 +50,7 @@ def environment(moto_server, standin):
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
+    gateway_responses.install_locally()  # the test client's gateway answers as make run's and the deployed one do
     global _pump
     import stream_worker
 
@@ -185,3 +189,55 @@ def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
             principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
             output_tokens=1, cost_micros=micros, latency_ms=1))
     settle_usage()
+
+
+# --- the deployable package (tests/integration): built once per session by dev/package.py, offline --------
+
+PACKAGE_STAGE = "prod"
+ARTIFACTS_BUCKET = "tessera-artifacts"
+ARTIFACT_KEY = "tessera/prod/deployment.zip"
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("package") / PACKAGE_STAGE
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_CONFIG_FILE": os.devnull})
+    result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", PACKAGE_STAGE,
+                             "--out", str(out)], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
+    print(result.stdout)
+    return out
+
+
+@pytest.fixture(scope="session")
+def template_path(package_dir) -> Path:
+    return package_dir / "sam.json"
+
+
+@pytest.fixture(scope="session")
+def template(template_path) -> Dict[str, Any]:
+    return json.loads(template_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def expanded(template) -> Dict[str, Any]:
+    """The template as CloudFormation runs it: code in S3, the SAM transform applied (aws-sam-translator)."""
+    import rehearsal  # dev/rehearsal.py
+
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator builds ARNs for a region
+    try:
+        return rehearsal.expand(template, ARTIFACTS_BUCKET, ARTIFACT_KEY)
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous
+
+
+@pytest.fixture(scope="session")
+def stage_env() -> Dict[str, str]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return {**config["environment_variables"], **config["stages"][PACKAGE_STAGE]["environment_variables"]}

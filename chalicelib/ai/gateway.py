@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from chalicelib import pricing
+from chalicelib import observability, pricing
 from chalicelib.ai import bounds
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
@@ -281,6 +281,8 @@ class Gateway:
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,
                                                  "latency_ms": latency_ms, "status": status,
                                                  "key_source": "tenant" if prepared.own_key else "platform"}})
+        observability.model_call(prepared.state.limits.plan, prepared.feature, model, usage.input_tokens,
+                                 usage.output_tokens, cost, latency_ms, "tenant" if prepared.own_key else "platform")
         return cost
 
     def fail(self, prepared: PreparedCall, reservation: admission.Reservation,

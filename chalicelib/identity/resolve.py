@@ -58,7 +58,7 @@ def _resolve_key(token: str) -> TenantContext:
             or not apikeys.matches(key.secret_hash, parsed.secret)):
         raise Unauthorized("The API key is not valid.")
     return TenantContext(tenant_id=tenant.tenant_id, principal_id=key.key_id, principal_type="api_key",
-                         role="member", display=key.name, slug=tenant.slug)
+                         role="member", display=key.name, slug=tenant.slug, plan=tenant.plan)
 
 
 def _resolve_jwt(token: str) -> TenantContext:
@@ -69,7 +69,7 @@ def _resolve_jwt(token: str) -> TenantContext:
     if tenant is None or user is None or tenant.status != "active" or user.status != "active":
         raise Unauthorized("The token is not valid.")
     return TenantContext(tenant_id=tenant_id, principal_id=user_id, principal_type="user",
-                         role=user.role, display=user.email, slug=tenant.slug)
+                         role=user.role, display=user.email, slug=tenant.slug, plan=tenant.plan)
 
 
 class ResolvedCache:

@@ -424,3 +424,25 @@ def test_a_bad_x_api_key_is_refused_in_anthropics_shape(local_stack):
     assert status == 401 and body["error"]["type"] == "authentication_error"
     status, body = call("GET", local_stack.api_url + "/me")
     assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+def request_raw(url: str, token: str) -> Tuple[int, Dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_an_unknown_path_under_make_run_is_a_404_that_echoes_no_credential(local_stack, tenant):
+    status, headers, body = request_raw(f"{local_stack.api_url}/no/such/path", tenant[2])
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    assert tenant[2].encode() not in body and b"Authorization" not in body
+    assert headers.get("X-Request-Id")
+
+
+def test_an_authorizer_refusal_under_make_run_carries_a_request_id(local_stack):
+    status, headers, body = request_raw(f"{local_stack.api_url}/me", "not-a-valid-token")
+    assert status == 401 and json.loads(body)["error"]["code"] == "unauthorized"
+    assert headers.get("X-Request-Id")
