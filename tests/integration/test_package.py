@@ -201,7 +201,7 @@ def test_request_path_functions_get_a_whole_vcpu_and_the_job_its_own_timeout(tem
         assert function_named(template, name)["MemorySize"] == 1769, name
     assert function_named(template, "api_handler")["Timeout"] == 28
     assert function_named(template, "tenant_auth")["Timeout"] == 10
-    assert function_named(template, "budget_check")["Timeout"] == 120
+    assert function_named(template, "budget_check")["Timeout"] == 900
 
 
 def test_every_function_has_its_own_log_group_with_the_retention_parameter(template):
@@ -304,7 +304,9 @@ def test_an_unknown_path_answers_404_not_found_and_echoes_nothing(template):
 def test_every_gateway_response_uses_the_envelope_and_carries_the_request_id(template, response_type):
     response = gateway_response(template, response_type)
     error = render(response, "Unauthorized")["error"]
-    assert set(error) == {"code", "message"} and error["code"]
+    # A refused credential also reads as Anthropic's error shape (error.type), for /v1/* clients.
+    expected = {"code", "message", "type"} if response_type in gateway_responses.ANTHROPIC_TYPES else {"code", "message"}
+    assert set(error) == expected and error["code"]
     assert response["responseParameters"] == {"gatewayresponse.header.X-Request-Id": "context.requestId"}
 
 
@@ -329,7 +331,7 @@ def test_unauthorized_reads_as_the_envelope_and_as_anthropics_error_shape(templa
     response = body["x-amazon-apigateway-gateway-responses"]["UNAUTHORIZED"]
     rendered = json.loads(response["responseTemplates"]["application/json"].replace(
         "$context.error.messageString", json.dumps("Unauthorized")))
-    assert response["statusCode"] == 401
+    assert response["statusCode"] == "401"
     assert rendered == {"type": "error", "error": {"type": "authentication_error", "code": "unauthorized",
                                                    "message": "Unauthorized"}}
 

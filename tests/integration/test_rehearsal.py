@@ -95,7 +95,10 @@ def test_the_functions_run_the_packaged_handlers_with_their_memory_and_timeouts(
         "api_handler": ("app.app", 1769, 28, "python3.11"),
         "tenant_auth": ("app.tenant_auth", 1769, 10, "python3.11"),
         "operator_auth": ("app.operator_auth", 1769, 10, "python3.11"),
-        "budget_check": ("app.budget_check", 512, 120, "python3.11"),
+        "budget_check": ("app.budget_check", 1769, 900, "python3.11"),
+        "tenant_request_auth": ("app.tenant_request_auth", 1769, 10, "python3.11"),
+        "usage_aggregator": ("app.usage_aggregator", 1769, 120, "python3.11"),
+        "reservation_sweeper": ("app.reservation_sweeper", 1769, 300, "python3.11"),
     }
 
 
@@ -125,7 +128,7 @@ def test_the_functions_carry_the_stage_environment_wired_to_the_stack(deployed, 
 
 def test_each_function_has_its_own_role_from_the_stack(deployed, expanded):
     roles = [f["Configuration"]["Role"] for f in stack_functions(deployed, expanded).values()]
-    assert len(set(roles)) == len(roles) == 4
+    assert len(set(roles)) == len(roles) == 7
 
 
 def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
@@ -133,23 +136,26 @@ def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
     client = session.client("lambda")
     caps = {name: client.get_function_concurrency(FunctionName=f["Configuration"]["FunctionName"]).get(
         "ReservedConcurrentExecutions") for name, f in stack_functions(deployed, expanded).items()}
-    assert caps == {"api_handler": 100, "budget_check": 1, "tenant_auth": None, "operator_auth": None}
+    assert caps == {"api_handler": 100, "budget_check": 1, "reservation_sweeper": 1, "tenant_auth": None,
+                    "tenant_request_auth": None, "operator_auth": None, "usage_aggregator": None}
 
 
-def test_the_budget_job_runs_hourly_on_its_function(deployed, expanded):
+def test_the_budget_job_runs_hourly_and_the_sweeper_every_ten_minutes(deployed, expanded):
     _, ids, session, _, _ = deployed
     events = session.client("events")
-    [rule_id] = [k for k, r in expanded["Resources"].items() if r["Type"] == "AWS::Events::Rule"]
-    rule = events.describe_rule(Name=ids[rule_id])
-    targets = events.list_targets_by_rule(Rule=ids[rule_id])["Targets"]
-    assert rule["ScheduleExpression"] == "rate(1 hour)"
-    assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == [ids["BudgetCheck"]]
+    schedules = {}
+    for rule_id in [k for k, r in expanded["Resources"].items() if r["Type"] == "AWS::Events::Rule"]:
+        targets = events.list_targets_by_rule(Rule=ids[rule_id])["Targets"]
+        [target] = [t["Arn"].rsplit(":", 1)[1] for t in targets]
+        schedules[target] = events.describe_rule(Name=ids[rule_id])["ScheduleExpression"]
+    assert schedules == {ids["BudgetCheck"]: "rate(1 hour)", ids["ReservationSweeper"]: "rate(10 minutes)"}
 
 
 def test_the_budget_jobs_failure_destination_is_accepted_by_lambda(deployed, expanded):
     """Replayed through Lambda's API: moto's CloudFormation has no EventInvokeConfig."""
     _, ids, session, held, _ = deployed
-    [config] = [r["Properties"] for r in held.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    [config] = [r["Properties"] for r in held.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+                and r["Properties"]["FunctionName"] == {"Ref": "BudgetCheck"}]
     queue = session.client("sqs").get_queue_attributes(QueueUrl=ids["TesseraJobFailures"],
                                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     assert config["FunctionName"] == {"Ref": "BudgetCheck"}
