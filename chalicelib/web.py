@@ -9,8 +9,9 @@ from typing import Any, Callable, Optional
 from chalice.app import Request, Response
 
 from chalicelib import logs
-from chalicelib.errors import TesseraError
+from chalicelib.errors import NOT_RETRYABLE, UNTIL_PERIOD_END, TesseraError, UnsupportedMediaType
 from chalicelib.ids import new_id
+from chalicelib.periods import current_period, isoformat, period_end
 from chalicelib.settings import get_settings
 from chalicelib.identity.login import slug_from_host
 from chalicelib.tenancy import TenantContext
@@ -28,6 +29,17 @@ _CHALICE_CODES = {
 }
 
 
+def with_retry_advice(error: TesseraError) -> TesseraError:
+    """Apply the retry policy of errors.py by code: refusals no retry cures soon say `x-should-retry: false`
+    and drop Retry-After; those that last the billing month name its end as `resets_at`."""
+    if error.code in UNTIL_PERIOD_END:
+        error.details.setdefault("resets_at", isoformat(period_end(current_period())))
+    if error.code in NOT_RETRYABLE:
+        error.headers.pop("Retry-After", None)
+        error.headers["x-should-retry"] = "false"
+    return error
+
+
 def error_response(error: TesseraError) -> Response:
     return Response(body=error.to_body(), status_code=error.status,
                     headers={"Content-Type": "application/json", **error.headers})
@@ -43,7 +55,7 @@ def translated(view: Callable[..., Any],
         except TesseraError as error:
             if error.status >= 500:
                 log.error("request failed", extra={"fields": {"code": error.code}})
-            return render(error)
+            return render(with_retry_advice(error))
         except Exception:
             log.exception("unhandled error")
             return render(TesseraError("An internal error occurred."))
@@ -62,9 +74,10 @@ def unauthorized(error: TesseraError) -> Exception:
         from chalice.local import NotAuthorizedError
     except ImportError:
         return Exception("Unauthorized")
+    error = with_retry_advice(error)
     body = json.dumps(error.to_body()).encode()
-    return NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException", "Content-Type": "application/json"},
-                              body)
+    return NotAuthorizedError({"x-amzn-ErrorType": "UnauthorizedException", "Content-Type": "application/json",
+                               **error.headers}, body)
 
 
 def envelope_middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
@@ -91,6 +104,11 @@ def envelope_middleware(event: Request, get_response: Callable[[Request], Respon
 def body(request: Request, max_bytes: Optional[int] = None) -> dict:
     raw = request.raw_body
     return json_object(raw, max_bytes) if max_bytes else json_object(raw)
+
+
+def source_address(request: Request) -> Optional[str]:
+    """The caller's address as API Gateway saw it (never a header a client can set)."""
+    return ((request.context or {}).get("identity") or {}).get("sourceIp")
 
 
 def tenant_context(request: Request) -> TenantContext:

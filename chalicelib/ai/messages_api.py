@@ -77,4 +77,4 @@ def headers(result: GatewayResult) -> Dict[str, str]:
 
 def error_body(error: TesseraError) -> Dict[str, Any]:
     kind = _ERROR_TYPES.get(error.status, "api_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message, "code": error.code}}
+    return {"type": "error", "error": {"type": kind, "message": error.message, "code": error.code, **error.details}}
