@@ -18,7 +18,7 @@ from chalicelib.identity.resolve import resolve, resolve_operator
 from chalicelib.jobs.budget_check import check_budgets
 from chalicelib.metering import usage
 from chalicelib.periods import current_period
-from chalicelib.web import body, envelope_middleware, tenant_context, translated, unauthorized
+from chalicelib.web import body, envelope_middleware, source_address, tenant_context, translated, unauthorized
 
 # The app's logger is ours ("tessera", JSON lines from chalicelib.logs). Chalice's own set-up, and its
 # `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
@@ -107,7 +107,8 @@ def sign_up():
 
 @public("/auth/login", methods=["POST"])
 def log_in():
-    return identity_login.login(request_body(), app.current_request.headers.get("host"))
+    request = app.current_request
+    return identity_login.login(request_body(), request.headers.get("host"), source_address(request))
 
 
 # --- the caller and its tenant ----------------------------------------------
