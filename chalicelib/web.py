@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 from chalice.app import Request, Response
 
@@ -114,5 +114,18 @@ def source_address(request: Request) -> Optional[str]:
 def tenant_context(request: Request) -> TenantContext:
     """The one place a route's tenant comes from: the authorizer's context, checked against hints."""
     ctx = TenantContext.from_authorizer(request.context.get("authorizer"))
-    ctx.check_hints(request.headers.get("x-tenant-id"), slug_from_host(request.headers.get("host")))
+    ctx.check_hints(header_copies(request, "x-tenant-id"), slug_from_host(request.headers.get("host")))
     return ctx
+
+
+def header_copies(request: Request, name: str) -> List[str]:
+    """Every value a repeated header carried. API Gateway keeps the last copy in `headers` and all of them
+    in `multiValueHeaders`; a proxy (or `make run`'s chalice local) may fold them into one comma-separated
+    line, as HTTP allows for repeated fields."""
+    event = request.to_original_event()
+    lines = [value for key, values in (event.get("multiValueHeaders") or {}).items() if key.lower() == name
+             for value in values or []]
+    single = request.headers.get(name)
+    if single is not None:
+        lines.append(single)
+    return [part for line in lines for part in line.split(",")]
