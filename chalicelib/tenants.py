@@ -11,7 +11,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from chalicelib import pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
-from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
+from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, visible_characters
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
 from chalicelib.models import (
@@ -33,11 +33,19 @@ from chalicelib.store import cancelled_because, transaction, update_existing
 log = get_logger("tenants")
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# A slug becomes a subdomain (`<slug>.<base domain>`), so names a resolver, a browser or a mail system treats
+# specially are reserved along with our own, and so is every slug that reads as an address.
 RESERVED_SLUGS = frozenset({
     "www", "api", "app", "admin", "administrator", "root", "mail", "email", "support", "help", "status",
     "billing", "auth", "login", "signup", "static", "assets", "cdn", "docs", "blog", "dashboard",
     "console", "tessera", "system", "internal", "operator", "operators", "security", "dev", "staging", "prod",
+    "localhost", "localdomain", "local", "loopback", "broadcasthost", "ip6-localhost", "ip6-loopback",
+    "wpad", "isatap", "autodiscover", "autoconfig", "mta-sts", "smtp", "imap", "pop", "pop3", "ftp", "ns",
+    "ns1", "ns2", "mx", "webmail", "example", "invalid", "test", "onion",
 })
+# Dotted addresses written with hyphens, as wildcard-DNS services spell them: 127-0-0-1, 0-0-0-0,
+# 10-1-2-3, and full IPv6 addresses such as 0-0-0-0-0-0-0-1.
+ADDRESS_LIKE_SLUG = re.compile(r"[0-9]{1,3}(?:-[0-9]{1,3}){3}|[0-9a-f]{1,4}(?:-[0-9a-f]{1,4}){7}")
 DEFAULT_THRESHOLDS = (50, 80, 100)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DEFAULT_AI_SETTINGS = {"max_tokens": 1024, "temperature": 0.7}
@@ -46,7 +54,7 @@ DEFAULT_AI_SETTINGS = {"max_tokens": 1024, "temperature": 0.7}
 def validate_slug(value: Any) -> str:
     slug = validation.string({"slug": value}, "slug", min_len=3, max_len=32, pattern=SLUG,
                              hint="lowercase letters, digits and single hyphens")
-    if slug in RESERVED_SLUGS:
+    if slug in RESERVED_SLUGS or ADDRESS_LIKE_SLUG.fullmatch(slug):
         raise BadRequest(f"The slug '{slug}' is reserved.", code="slug_reserved")
     return slug
 
@@ -55,6 +63,9 @@ def validate_password(body: Mapping[str, Any]) -> str:
     value = body.get("password")
     if not isinstance(value, str) or not (MIN_LENGTH <= len(value) <= MAX_LENGTH):
         raise BadRequest(f"password must be {MIN_LENGTH} to {MAX_LENGTH} characters long.", code="invalid_field")
+    if visible_characters(value) < MIN_LENGTH:
+        raise BadRequest(f"password must have at least {MIN_LENGTH} characters that are not spaces or control "
+                         "characters.", code="invalid_field")
     return value
 
 
@@ -71,9 +82,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
     """Create tenant, slug claim, owner and AI config in one transaction: all or nothing."""
     validation.fields(body, {"company_name", "slug", "email", "password"},
                       required=("company_name", "slug", "email", "password"))
-    name = validation.string(body, "company_name", min_len=1, max_len=120).strip()
-    if not name:
-        raise BadRequest("company_name must not be blank.", code="invalid_field")
+    name = validation.display_name(body, "company_name", max_len=120)
     slug = validate_slug(body["slug"])
     email = validation.email(body)
     password = validate_password(body)
@@ -193,10 +202,7 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
         raise BadRequest("Nothing to update.", code="empty_update")
     actions = []
     if "name" in body:
-        name = validation.string(body, "name", min_len=1, max_len=120).strip()
-        if not name:
-            raise BadRequest("name must not be blank.", code="invalid_field")
-        actions.append(Tenant.name.set(name))
+        actions.append(Tenant.name.set(validation.display_name(body, "name", max_len=120)))
     if "monthly_budget_usd" in body:
         budget = _budget_micros(body["monthly_budget_usd"])
         if budget is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any, Iterable, Mapping, Optional
 
 from chalicelib.errors import BadRequest, PayloadTooLarge
@@ -50,6 +51,21 @@ def string(body: Mapping[str, Any], name: str, *, min_len: int = 1, max_len: int
         raise BadRequest(f"{name} must be {min_len} to {max_len} characters long.", code="invalid_field")
     if pattern is not None and not pattern.fullmatch(value):  # fullmatch: `$` would allow a trailing newline
         raise BadRequest(f"{name} is not valid{': ' + hint if hint else ''}.", code="invalid_field")
+    return value
+
+
+# Control characters, and line and paragraph separators: nothing a name shown to people (or placed into a
+# system prompt) should carry. Each run becomes one space.
+_CONTROL_RUN = re.compile("[" + "".join(
+    re.escape(chr(c)) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Zl", "Zp")) + "]+")
+
+
+def display_name(body: Mapping[str, Any], name: str, max_len: int) -> str:
+    """A one-line name: control characters and line breaks become spaces, surrounding whitespace goes,
+    and what is left must not be blank."""
+    value = _CONTROL_RUN.sub(" ", string(body, name, min_len=1, max_len=max_len)).strip()
+    if not value:
+        raise BadRequest(f"{name} must not be blank.", code="invalid_field")
     return value
 
 
