@@ -8,7 +8,7 @@ import functools
 
 from chalice import AuthResponse, Chalice, Rate, Response
 
-from chalicelib import keys, operators, tenants, users
+from chalicelib import keys, operators, tenants, users, validation
 from chalicelib.ai import features, messages_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -88,6 +88,10 @@ def request_body(max_bytes=None):
     return body(app.current_request, max_bytes)
 
 
+def query_param(name):
+    return (app.current_request.query_params or {}).get(name)
+
+
 def no_content():
     return Response(body="", status_code=204)
 
@@ -164,7 +168,7 @@ def change_user_role(user_id):
 @route("/users/{user_id}", methods=["DELETE"])
 def delete_user(user_id):
     ctx = tenant()
-    users.delete_user(ctx.tenant_id, ctx, user_id)
+    users.delete_user(ctx.tenant_id, ctx, user_id, validation.query_flag(query_param("revoke_keys"), "revoke_keys"))
     return no_content()
 
 
@@ -190,10 +194,6 @@ def revoke_api_key(key_id):
 
 
 # --- platform operators ------------------------------------------------------
-
-def query_param(name):
-    return (app.current_request.query_params or {}).get(name)
-
 
 @route("/admin/tenants", methods=["GET"], authorizer=operator_auth)
 def admin_list_tenants():

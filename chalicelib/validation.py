@@ -94,6 +94,15 @@ def boolean(body: Mapping[str, Any], name: str) -> bool:
     return value
 
 
+def query_flag(value: Optional[str], name: str) -> bool:
+    """A boolean query parameter: `true` or `false`, absent meaning false."""
+    if value in (None, "false"):
+        return False
+    if value == "true":
+        return True
+    raise BadRequest(f"{name} must be true or false.", code="invalid_field")
+
+
 def one_of(body: Mapping[str, Any], name: str, choices: Iterable[str]) -> str:
     choices = list(choices)
     value = body.get(name)
