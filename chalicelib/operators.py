@@ -6,6 +6,7 @@ from typing import Any, Mapping, Optional
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import validation
+from chalicelib.ai import settings as ai_settings
 from chalicelib.errors import BadRequest, Conflict
 from chalicelib.models import TENANT_LIST_PARTITION, Tenant
 from chalicelib.periods import utcnow
@@ -37,6 +38,7 @@ def _page_size(limit: Optional[str]) -> int:
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"plan"}, required=("plan",))
     plan = validation.one_of(body, "plan", PLANS)
+    ai_settings.fit_to_plan(tenant_id, plan)
     return update_profile(tenant_id, [Tenant.plan.set(plan), Tenant.plan_changed_at.set(utcnow())])
 
 
