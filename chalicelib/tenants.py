@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from datetime import timedelta
@@ -69,8 +70,11 @@ def validate_password(body: Mapping[str, Any]) -> str:
     return value
 
 
-def _signup_fingerprint(name: str, slug: str, email: str) -> str:
-    return hashlib.sha256(json.dumps([name, slug, email]).encode()).hexdigest()
+def _signup_fingerprint(idempotency_key: str, name: str, slug: str, email: str, password: str) -> str:
+    """What a replay must repeat: the whole sign-up, password included. An HMAC keyed by the Idempotency-Key,
+    which the table holds only as a digest, so the record is no fast hash of the password to test guesses on."""
+    message = json.dumps([name, slug, email, password]).encode()
+    return hmac.new(idempotency_key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _idempotency_pk(key: str) -> str:
@@ -102,7 +106,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
         "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
         "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
     }
-    fingerprint = _signup_fingerprint(name, slug, email)
+    fingerprint = _signup_fingerprint(idempotency_key or "", name, slug, email, password)
     try:
         with transaction(client_request_token=tenant_id) as tx:
             tx.save(SlugClaim(*SlugClaim.key(slug), tenant_id=tenant_id), condition=SlugClaim.pk.does_not_exist())

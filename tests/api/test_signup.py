@@ -1,4 +1,5 @@
 """POST /tenants: one transaction creates the tenant, its slug claim, its owner and its AI config."""
+import hashlib
 import json
 import logging
 import os
@@ -298,6 +299,29 @@ def test_idempotency_key_reused_for_a_different_signup_is_409(module_api):
     assert response.status_code == 409
     assert response.json["error"]["code"] == "idempotency_key_reused"
     assert not slug_claimed(other["slug"])
+
+
+def test_idempotency_key_reused_with_another_password_is_409_and_creates_nothing(module_api):
+    key, body = secrets.token_hex(8), signup_body()
+    first = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    retry = module_api.call("POST", "/tenants", {**body, "password": "another-password-2"},
+                            headers={"Idempotency-Key": key})
+    assert (retry.status_code, retry.json["error"]["code"]) == (409, "idempotency_key_reused")
+    assert "tenant_id" not in retry.json["error"]
+    assert [t.tenant_id for t in tenants_with_slug(body["slug"])] == [first.json["tenant_id"]]
+
+
+def test_the_idempotency_record_holds_no_plain_hash_of_the_password(module_api):
+    from chalicelib.models import IdempotencyRecord
+
+    key, body = secrets.token_hex(8), signup_body()
+    module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    record = IdempotencyRecord.get(f"IDEMPOTENCY#signup#{hashlib.sha256(key.encode()).hexdigest()}",
+                                   IdempotencyRecord.SK, consistent_read=True)
+    unkeyed = hashlib.sha256(json.dumps([body["company_name"], body["slug"], body["email"],
+                                         body["password"]]).encode()).hexdigest()
+    assert record.fingerprint != unkeyed and body["password"] not in json.dumps(record.attribute_values, default=str)
 
 
 def test_overlong_idempotency_key_is_rejected(module_api):
