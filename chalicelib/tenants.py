@@ -177,26 +177,35 @@ def budget_settings(tenant: Tenant) -> dict:
     }
 
 
+MAX_BUDGET_USD = 10_000_000
+# Dollars with at most six decimal places: a budget is whole micro-dollars, never silently rounded.
+BUDGET_STRING = re.compile(r"[0-9]{1,8}(?:\.[0-9]{1,6})?")
+
+
 def _budget_micros(value: Any) -> Optional[int]:
+    """Whole dollars as a JSON number, or a decimal string of dollars with up to six places; never a
+    float fraction (money is never float here, and 0.1 is not exactly a tenth)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadRequest("monthly_budget_usd must be a number of dollars or null.", code="invalid_field")
-    try:
+    dollars = validation.as_integer(value)
+    if dollars is not None:
+        amount = dollars * pricing.MICROS_PER_USD
+    elif isinstance(value, str) and BUDGET_STRING.fullmatch(value):
         amount = pricing.to_micros(value)
-    except Exception:
-        raise BadRequest("monthly_budget_usd must be a number of dollars or null.", code="invalid_field") from None
-    if not (0 <= amount <= 10_000_000 * pricing.MICROS_PER_USD):
-        raise BadRequest("monthly_budget_usd must be between 0 and 10000000.", code="invalid_field")
+    else:
+        raise BadRequest("monthly_budget_usd must be whole dollars as a number, a decimal string of dollars "
+                         "with at most 6 decimal places (\"12.50\"), or null.", code="invalid_field")
+    if not (0 <= amount <= MAX_BUDGET_USD * pricing.MICROS_PER_USD):
+        raise BadRequest(f"monthly_budget_usd must be between 0 and {MAX_BUDGET_USD}.", code="invalid_field")
     return amount
 
 
 def _thresholds(value: Any) -> set:
-    if (not isinstance(value, list) or not 1 <= len(value) <= 10
-            or any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 100 for t in value)):
+    percents = [validation.as_integer(t) for t in value] if isinstance(value, list) else []
+    if not 1 <= len(percents) <= 10 or any(p is None or not 1 <= p <= 100 for p in percents):
         raise BadRequest("budget_alert_thresholds must be 1 to 10 whole percentages from 1 to 100.",
                          code="invalid_field")
-    return set(value)
+    return set(percents)
 
 
 def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:

@@ -43,7 +43,10 @@ def parse(body: Mapping[str, Any]) -> FeatureCall:
     unknown = sorted(set(body) - ACCEPTED)
     if unknown:
         raise BadRequest(f"Unsupported field(s): {', '.join(unknown)}.", code="unknown_field")
-    if body.get("stream"):
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest("stream must be true or false.", code="invalid_field")
+    if stream:
         raise BadRequest("Streaming is not supported yet; send stream: false.", code="streaming_not_supported")
     validation.fields(body, ACCEPTED, required=("model", "max_tokens", "messages"))
     model = validation.string(body, "model", min_len=1, max_len=100)
