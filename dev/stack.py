@@ -35,6 +35,39 @@ class PortTaken(RuntimeError):
     pass
 
 
+# Where `make run` records the ports it serves on, so `make budget-check` finds the running stack.
+STATE_FILE_VARIABLE = "TESSERA_STACK_STATE"
+
+
+def state_file() -> Path:
+    return Path(os.environ.get(STATE_FILE_VARIABLE) or ROOT / "build" / "local-stack.json")
+
+
+def record_running(ports: Dict[str, Optional[int]]) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), **ports}))
+
+
+def running_stack() -> Optional[Dict[str, int]]:
+    """The ports of the stack `make run` is serving, if its process is still alive."""
+    try:
+        state = json.loads(state_file().read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def forget_running() -> None:
+    """Remove the record, unless another `make run` has written its own since."""
+    try:
+        if json.loads(state_file().read_text()).get("pid") == os.getpid():
+            state_file().unlink()
+    except (OSError, ValueError):
+        pass
+
+
 def stage_environment(stage: str = "local") -> Dict[str, str]:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
@@ -134,9 +167,9 @@ def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
 
 
 def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
-    chalice = str(Path(sys.executable).with_name("chalice"))
-    process = _spawn([chalice, "local", "--stage", "local", "--host", "127.0.0.1", "--port", str(port),
-                      "--no-autoreload"], env, quiet)
+    """`chalice local` through dev/chalice_local.py: chalice's server with a burst-sized listen backlog."""
+    process = _spawn([sys.executable, str(ROOT / "dev" / "chalice_local.py"), "local", "--stage", "local",
+                      "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env, quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 
 
@@ -308,6 +341,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupt)
     try:
         stack.start()
+        record_running({"TESSERA_PORT": api_port, "MOTO_PORT": moto_port, "ANTHROPIC_STANDIN_PORT": standin_port})
         upstream = stack.standin_url or stack.env.get("ANTHROPIC_BASE_URL") or "Anthropic's API"
         print("\n" + "\n".join([
             f"Tessera is running at {stack.api_url} (ready in {time.monotonic() - started:.1f} s)",
@@ -328,6 +362,7 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        forget_running()
         stack.stop()
         print("Stopped.", flush=True)
 
