@@ -179,7 +179,7 @@ def budget_settings(tenant: Tenant) -> dict:
 
 MAX_BUDGET_USD = 10_000_000
 # Dollars with at most six decimal places: a budget is whole micro-dollars, never silently rounded.
-BUDGET_STRING = re.compile(r"[0-9]{1,8}(?:\.[0-9]{1,6})?")
+BUDGET_STRING = re.compile(r"^(?:[0-9]{1,7}(?:\.[0-9]{1,6})?|10000000(?:\.0{1,6})?)$")
 
 
 def _budget_micros(value: Any) -> Optional[int]:
