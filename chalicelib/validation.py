@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Optional
 from chalicelib.errors import BadRequest, PayloadTooLarge
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 def json_object(raw: Optional[bytes], max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict:

@@ -6,7 +6,7 @@
   repeated fields. chalice's server kept the first copy only, so a second, different X-Tenant-ID went
   unseen; deployed, API Gateway hands the app every copy in `multiValueHeaders`.
 - Every method reaches the app, which answers one a path does not declare with 405; chalice's server
-  answered TRACE with its own 501 page.
+  answered TRACE or QUERY with its own 501 page.
 
 Nothing here is deployed: Lambda runs app.py behind API Gateway. Usage is the chalice CLI's own:
 `python dev/chalice_local.py local --stage local --host 127.0.0.1 --port 8000 --no-autoreload`.
@@ -19,7 +19,6 @@ from typing import Any, Dict, Optional, Tuple
 from chalice import local
 
 LISTEN_BACKLOG = 128
-EXTRA_METHODS = ("TRACE", "CONNECT")
 
 
 def _headers_with_every_copy(handler: local.ChaliceRequestHandler) -> Tuple[Dict[str, str], Optional[bytes]]:
@@ -33,11 +32,17 @@ def _headers_with_every_copy(handler: local.ChaliceRequestHandler) -> Tuple[Dict
     return headers, body
 
 
+def _every_method(handler: local.ChaliceRequestHandler, name: str) -> Any:
+    """http.server looks up `do_<METHOD>` and answers 501 itself when there is none."""
+    if name.startswith("do_"):
+        return handler._generic_handle
+    raise AttributeError(name)
+
+
 def patch_chalice_local(server: Any = local.ThreadedHTTPServer, handler: Any = local.ChaliceRequestHandler) -> None:
     server.request_queue_size = LISTEN_BACKLOG
     handler._parse_payload = _headers_with_every_copy
-    for method in EXTRA_METHODS:
-        setattr(handler, f"do_{method}", handler._generic_handle)
+    handler.__getattr__ = _every_method
 
 
 _parse_payload = local.ChaliceRequestHandler._parse_payload

@@ -12,7 +12,7 @@ import anthropic
 import pytest
 
 import stack  # dev/stack.py
-from test_local_stack import call
+from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
 
 pytestmark = pytest.mark.e2e
 

@@ -96,6 +96,19 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 
 @pytest.fixture(scope="module")
+def local_stack():
+    """One stack per test module (other modules import this fixture): moto server, the stand-in and
+    chalice local as real processes."""
+    started = time.monotonic()
+    running = stack.LocalStack(*free_ports(3)).start()
+    print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
 def tenant(local_stack):
     """A tenant signed up and logged in over HTTP: (sign-up response, slug, access token)."""
     slug = f"e2e-{secrets.token_hex(4)}"
