@@ -9,7 +9,7 @@ import functools
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import keys, operators, tenants, users
+from chalicelib import keys, operators, tenants, users, validation
 from chalicelib.ai import features, idempotency, messages_api, models_api, prompts, streaming
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -19,7 +19,7 @@ from chalicelib.identity.resolve import ResolvedCache, credential_header, resolv
 from chalicelib.jobs.budget_check import check_budgets
 from chalicelib.metering import aggregator, sweeper, usage
 from chalicelib.periods import current_period
-from chalicelib.web import body, envelope_middleware, tenant_context, translated, unauthorized
+from chalicelib.web import body, envelope_middleware, source_address, tenant_context, translated, unauthorized
 
 # The app's logger is ours ("tessera", JSON lines from chalicelib.logs). Chalice's own set-up, and its
 # `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
@@ -127,6 +127,10 @@ def request_body(max_bytes=None):
     return body(app.current_request, max_bytes)
 
 
+def query_param(name):
+    return (app.current_request.query_params or {}).get(name)
+
+
 def no_content():
     return Response(body="", status_code=204)
 
@@ -146,7 +150,8 @@ def sign_up():
 
 @public("/auth/login", methods=["POST"])
 def log_in():
-    return identity_login.login(request_body(), app.current_request.headers.get("host"))
+    request = app.current_request
+    return identity_login.login(request_body(), request.headers.get("host"), source_address(request))
 
 
 # --- the caller and its tenant ----------------------------------------------
@@ -202,7 +207,7 @@ def change_user_role(user_id):
 @route("/users/{user_id}", methods=["DELETE"])
 def delete_user(user_id):
     ctx = tenant()
-    users.delete_user(ctx.tenant_id, ctx, user_id)
+    users.delete_user(ctx.tenant_id, ctx, user_id, validation.query_flag(query_param("revoke_keys"), "revoke_keys"))
     return no_content()
 
 
@@ -228,10 +233,6 @@ def revoke_api_key(key_id):
 
 
 # --- platform operators ------------------------------------------------------
-
-def query_param(name):
-    return (app.current_request.query_params or {}).get(name)
-
 
 @route("/admin/tenants", methods=["GET"], authorizer=operator_auth)
 def admin_list_tenants():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from chalicelib import validation
+from chalicelib.ai import settings as ai_settings
 from chalicelib.errors import BadRequest
 from chalicelib.models import TENANT_LIST_PARTITION, Tenant
 from chalicelib.periods import utcnow
@@ -15,7 +16,7 @@ MAX_PAGE = 100
 
 
 def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
-    size = _page_size(limit)
+    size = validation.page_size(limit, MAX_PAGE)
     start = decode_cursor(cursor, TENANT_LIST_PARTITION, attribute="gsi1pk")
     result = Tenant.by_created.query(TENANT_LIST_PARTITION, limit=size, last_evaluated_key=start,
                                      scan_index_forward=False)
@@ -23,18 +24,10 @@ def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
     return {"tenants": tenants, "next_cursor": encode_cursor(result.last_evaluated_key)}
 
 
-def _page_size(limit: Optional[str]) -> int:
-    if limit in (None, ""):
-        return 50
-    if not str(limit).isdecimal() or not 1 <= int(limit) <= MAX_PAGE:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}.", code="invalid_limit")
-    return int(limit)
-
-
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"plan"}, required=("plan",))
     plan = validation.one_of(body, "plan", PLANS)
-
+    ai_settings.fit_to_plan(tenant_id, plan)
     return profile(change_tenant(tenant_id, lambda tenant: {"plan": plan, "plan_changed_at": utcnow()}))
 
 
@@ -50,13 +43,16 @@ def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
     given = body.get("features", {})
     if not isinstance(given, dict):
         raise BadRequest("features must be an object of feature name to limit.", code="invalid_field")
+    checked: dict = {"features": {}}
     for name, value in given.items():
         if name not in FEATURES:
             raise BadRequest(f"Unknown feature: {name}.", code="unknown_feature")
-        if value is not None:
+        checked["features"][name] = None if value is None else \
             validation.integer(given, name, minimum=0, maximum=100_000_000)
-    if body.get("requests_per_minute") is not None:
-        validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
+    if "requests_per_minute" in body:
+        checked["requests_per_minute"] = None if body["requests_per_minute"] is None else \
+            validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
+    body = checked  # as ints: 5.0 is the integer 5, never a float in the item
     return limits_view(change_tenant(tenant_id, lambda tenant: {"limit_overrides": _merged(tenant, body)}))
 
 

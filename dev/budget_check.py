@@ -1,6 +1,7 @@
 """Run the scheduled budget check once against the local stack started by `make run`.
 
-    make budget-check            # uses MOTO_PORT (default 5001), or AWS_ENDPOINT_URL, like make run
+    make budget-check            # the running stack's moto port as `make run` recorded it, or AWS_ENDPOINT_URL
+    MOTO_PORT=5101 make budget-check   # or a port given here
 
 It calls the same function the hourly `@app.schedule` calls and prints what it
 did; alerts it sends show up in `GET /usage` as `budget.alerts_sent`.
@@ -17,9 +18,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stack  # noqa: E402
 
 
+def moto_port() -> int:
+    """MOTO_PORT if given, else the port of the stack `make run` is serving, else make run's default."""
+    if os.environ.get("MOTO_PORT"):
+        return int(os.environ["MOTO_PORT"])
+    running = stack.running_stack()
+    return int(running["MOTO_PORT"]) if running else stack.DEFAULT_PORTS["MOTO_PORT"]
+
+
 def main() -> int:
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
-    port = int(os.environ.get("MOTO_PORT", stack.DEFAULT_PORTS["MOTO_PORT"]))
+    port = moto_port()
     if not endpoint and stack.port_is_free(port):
         print(f"make budget-check: nothing is listening on port {port}; start the stack with `make run` first "
               "(or set MOTO_PORT to its port).", file=sys.stderr)

@@ -18,6 +18,7 @@ import gateway_responses  # noqa: E402
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     gateway_responses.install_locally()
+    chalice_local.patch_chalice_local()
     chalice_local.accept_x_api_key()
     from chalice.cli import main
 

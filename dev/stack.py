@@ -46,6 +46,39 @@ class PortTaken(SetupError):
     pass
 
 
+# Where `make run` records the ports it serves on, so `make budget-check` finds the running stack.
+STATE_FILE_VARIABLE = "TESSERA_STACK_STATE"
+
+
+def state_file() -> Path:
+    return Path(os.environ.get(STATE_FILE_VARIABLE) or ROOT / "build" / "local-stack.json")
+
+
+def record_running(ports: Dict[str, Optional[int]]) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), **ports}))
+
+
+def running_stack() -> Optional[Dict[str, int]]:
+    """The ports of the stack `make run` is serving, if its process is still alive."""
+    try:
+        state = json.loads(state_file().read_text())
+        os.kill(int(state["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
+
+def forget_running() -> None:
+    """Remove the record, unless another `make run` has written its own since."""
+    try:
+        if json.loads(state_file().read_text()).get("pid") == os.getpid():
+            state_file().unlink()
+    except (OSError, ValueError):
+        pass
+
+
 def stage_environment(stage: str = "local") -> Dict[str, str]:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     return {**config.get("environment_variables", {}), **config["stages"][stage].get("environment_variables", {})}
@@ -407,6 +440,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupt)
     try:
         stack.start()
+        record_running({"TESSERA_PORT": api_port, "MOTO_PORT": moto_port, "ANTHROPIC_STANDIN_PORT": standin_port})
         upstream = stack.standin_url or stack.env.get("ANTHROPIC_BASE_URL") or "Anthropic's API"
         print("\n" + "\n".join([
             f"Tessera is running at {stack.api_url} (ready in {time.monotonic() - started:.1f} s)",
@@ -428,6 +462,7 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        forget_running()
         stack.stop()
         print("Stopped.", flush=True)
 

@@ -6,6 +6,7 @@ creating their own tenants (random slugs), never by resetting shared state.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -70,6 +71,33 @@ def settle_usage() -> None:
 @pytest.fixture
 def drain():
     return settle_usage
+
+
+def random_address() -> str:
+    return "127." + ".".join(str(secrets.randbelow(254) + 1) for _ in range(3))
+
+
+@contextlib.contextmanager
+def from_address(address: str):
+    """Requests through chalice's local gateway come from `address`.
+
+    chalice's local gateway gives every request the source address 127.0.0.1, where API Gateway gives each
+    caller its own (`requestContext.identity.sourceIp`); the login throttle counts by that address."""
+    from chalice.local import LambdaEventConverter
+
+    before = LambdaEventConverter.LOCAL_SOURCE_IP
+    LambdaEventConverter.LOCAL_SOURCE_IP = address
+    try:
+        yield address
+    finally:
+        LambdaEventConverter.LOCAL_SOURCE_IP = before
+
+
+@pytest.fixture(autouse=True)
+def caller_address():
+    """Each test calls from its own address, so no test's failed logins count against another's."""
+    with from_address(random_address()) as address:
+        yield address
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from chalicelib.errors import BadRequest, TesseraError, TooManyRequests, UpstreamError
+from chalicelib.errors import BadRequest, ConfigurationError, TesseraError, TooManyRequests, UpstreamError
 from chalicelib.logs import get_logger
 from chalicelib.settings import get_settings
 
@@ -142,7 +142,7 @@ class ModelClient:
 
     def _client(self, api_key: str) -> Any:
         if not api_key:
-            raise UpstreamError("No Anthropic key is available for this request.")
+            raise ConfigurationError("No Anthropic key is available for this request.")
         digest = hashlib.sha256(api_key.encode()).hexdigest()
         with self._lock:
             cached = self._clients.get(digest)
@@ -179,8 +179,13 @@ class ModelClient:
             raise _map_status_error(error, own_key) from None
         except anthropic.APIConnectionError as error:  # APITimeoutError included
             if _never_sent(error):
-                raise UpstreamError("The model service could not be reached. Try again.") from None
-            raise UpstreamNoAnswer("The model did not answer in time. Try again.") from None
+                raise UpstreamError("The model service could not be reached. Try again.", status=503,
+                                    code="upstream_unavailable") from None
+            if isinstance(error, anthropic.APITimeoutError):
+                raise UpstreamNoAnswer("The model did not answer in time. Try again.", status=504,
+                                       code="upstream_timeout") from None
+            raise UpstreamNoAnswer("The model service dropped the connection before answering. Try again.",
+                                   status=503, code="upstream_unavailable") from None
 
     def complete(self, call: ModelCall, api_key: str, own_key: bool) -> ModelReply:
         started = time.perf_counter()
@@ -253,7 +258,14 @@ def _map_status_error(error: Any, own_key: bool) -> TesseraError:
         if own_key:
             return TenantKeyRejected("Anthropic rejected the tenant's own API key. Check or replace it.")
         log.error("platform key rejected by upstream", extra={"fields": {"status": status}})
-        return UpstreamError("The model service is unavailable. Try again later.")
+        return UpstreamError("The model service refused the platform's request.")
     if status in (400, 404, 413, 422):
         return BadRequest(_upstream_message(error), code="upstream_invalid_request")
-    return UpstreamError("The model service is unavailable. Try again later.")
+    if status in _OVERLOADED:
+        return UpstreamError("The model service is overloaded. Try again shortly.", status=status,
+                             code=_OVERLOADED[status])
+    return UpstreamError(f"The model service failed (HTTP {status}). Try again.")
+
+
+# Overload is passed on as what it is (Anthropic's own 529, or a 503); any other upstream 5xx is a 502.
+_OVERLOADED = {529: "upstream_overloaded", 503: "upstream_unavailable"}

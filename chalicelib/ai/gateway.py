@@ -158,7 +158,7 @@ class Gateway:
         self.model_client = model_client or ModelClient()
         self.vault = vault or TenantKeyVault()
         self.cache = cache or TenantCache()
-        self._plain_keys: Dict[str, Tuple[float, str]] = {}
+        self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
 
     def tenant_state(self, tenant_id: str) -> TenantAI:
         return self.cache.load(tenant_id)
@@ -215,12 +215,14 @@ class Gateway:
             pool = platform_api_keys()
             index = int(hashlib.sha256(state.tenant.tenant_id.encode()).hexdigest(), 16) % len(pool)
             return pool[index], False
-        digest = hashlib.sha256(ciphertext).hexdigest()
-        hit = self._plain_keys.get(digest)
+        # Keyed by tenant and ciphertext: a copy of another tenant's ciphertext must reach KMS, whose
+        # encryption context (the tenant id) refuses it, rather than find that tenant's decrypted key here.
+        cache_key = (state.tenant.tenant_id, hashlib.sha256(ciphertext).hexdigest())
+        hit = self._plain_keys.get(cache_key)
         if hit and hit[0] > time.monotonic():
             return hit[1], True
         plain = self.vault.decrypt(state.tenant.tenant_id, ciphertext)
-        self._plain_keys[digest] = (time.monotonic() + get_settings().tenant_cache_seconds, plain)
+        self._plain_keys[cache_key] = (time.monotonic() + get_settings().tenant_cache_seconds, plain)
         return plain, True
 
     # --- the steps every call takes -------------------------------------------------------------

@@ -237,4 +237,4 @@ def error_type(status: int) -> str:
 
 def error_body(error: TesseraError) -> Dict[str, Any]:
     return {"type": "error", "error": {"type": error_type(error.status), "message": error.message,
-                                       "code": error.code}}
+                                       "code": error.code, **error.details}}

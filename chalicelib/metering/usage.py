@@ -16,6 +16,7 @@ from chalicelib.models import Admission, FeatureUsage, Reconciliation, Tenant, U
 from chalicelib.periods import isoformat, parse_period, period_end, period_start
 from chalicelib.plans import FEATURES, feature_enabled, feature_limit
 from chalicelib.store import decode_cursor, encode_cursor, get_items
+from chalicelib.validation import page_size
 
 MAX_EVENTS_PAGE = 100
 
@@ -105,12 +106,7 @@ def _event_view(event: UsageEvent) -> dict:
 
 def events(tenant_id: str, period_param: Optional[str], limit: Optional[str], cursor: Optional[str]) -> dict:
     period = parse_period(period_param)
-    if limit in (None, ""):
-        size = 50
-    elif str(limit).isdecimal() and 1 <= int(limit) <= MAX_EVENTS_PAGE:
-        size = int(limit)
-    else:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}.", code="invalid_limit")
+    size = page_size(limit, MAX_EVENTS_PAGE)
     pk = tenant_pk(tenant_id)
     start_ms = int(period_start(period).timestamp() * 1000)
     end_ms = int(period_end(period).timestamp() * 1000)

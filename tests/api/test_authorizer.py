@@ -263,6 +263,44 @@ def test_x_tenant_id_mismatch_applies_to_api_keys_too(module_api, other, acme_ke
     assert response.json["error"]["code"] == "tenant_mismatch"
 
 
+def test_folded_x_tenant_id_copies_that_all_name_the_tenant_proceed(module_api, acme):
+    assert me(module_api, acme.token, headers={"X-Tenant-ID": f"{acme.id}, {acme.id}"}).status_code == 200
+
+
+def test_folded_x_tenant_id_copies_of_which_one_disagrees_are_403(module_api, acme, other):
+    response = me(module_api, acme.token, headers={"X-Tenant-ID": f"{acme.id}, {other.id}"})
+    assert (response.status_code, response.json["error"]["code"]) == (403, "tenant_mismatch")
+
+
+def gateway_request(tenant_id, headers, multi_value_headers):
+    """A route's request as API Gateway hands it to Lambda: repeated headers in multiValueHeaders."""
+    from chalice.app import Request
+
+    return Request({
+        "headers": headers, "multiValueHeaders": multi_value_headers, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None, "body": None,
+        "requestContext": {"httpMethod": "GET", "resourcePath": "/me", "authorizer": {
+            "tenant_id": tenant_id, "principal_id": "usr_1", "principal_type": "user", "role": "owner"}},
+    })
+
+
+def test_a_disagreeing_copy_is_refused_even_when_api_gateway_keeps_the_agreeing_one():
+    from chalicelib.errors import Forbidden
+    from chalicelib.web import tenant_context
+
+    request = gateway_request("ten_own", {"X-Tenant-ID": "ten_own"}, {"X-Tenant-ID": ["ten_other", "ten_own"]})
+    with pytest.raises(Forbidden) as refused:
+        tenant_context(request)
+    assert refused.value.code == "tenant_mismatch"
+
+
+def test_repeated_copies_that_all_agree_pass_through_api_gateway():
+    from chalicelib.web import tenant_context
+
+    request = gateway_request("ten_own", {"X-Tenant-ID": "ten_own"}, {"X-Tenant-ID": ["ten_own", "ten_own"]})
+    assert tenant_context(request).tenant_id == "ten_own"
+
+
 def test_host_subdomain_of_the_credentials_tenant_proceeds(module_api, acme):
     assert me(module_api, acme.token, headers={"Host": f"{acme.slug}.localhost:8000"}).status_code == 200
 

@@ -2,6 +2,8 @@
 
 Built from `app.routes`, so a route added later is held to the same rule.
 """
+import json
+
 import pytest
 
 from conftest import random_slug
@@ -101,6 +103,16 @@ def test_form_encoded_body_is_a_4xx_in_the_envelope(module_api, caller, operator
                                headers={"Content-Type": "application/x-www-form-urlencoded"}, token=token)
     assert 400 <= response.status_code < 500, (verb, path, response.status_code)
     assert envelope_code(response)
+
+
+@pytest.mark.parametrize("path, verb", body_routes())
+def test_body_without_a_content_type_is_415(module_api, caller, operator, before, path, verb):
+    tenant, ids = caller
+    token = credential_for(path, verb, tenant, operator)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = module_api.client.http.request(verb, concrete(path, ids), headers=headers, body=b'{"name": "x"}')
+    assert response.status_code == 415, (verb, path, response.status_code, response.body)
+    assert json.loads(response.body)["error"]["code"] == "unsupported_media_type"
 
 
 def test_no_bad_request_wrote_anything(module_api, caller, operator, before):

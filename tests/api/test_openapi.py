@@ -147,6 +147,27 @@ def test_error_responses_carry_the_envelope_and_429_carries_retry_after():
             assert "Retry-After" in resolve(too_many).get("headers", {}), f"{method} {path}"
 
 
+def test_the_reserved_slugs_are_the_codes_own():
+    from chalicelib.tenants import ADDRESS_LIKE_SLUG, RESERVED_SLUGS
+
+    reserved = spec()["components"]["schemas"]["SignupRequest"]["properties"]["slug"]["not"]["anyOf"]
+    assert set(reserved[0]["enum"]) == RESERVED_SLUGS
+    assert [b["pattern"] for b in reserved[1:]] == [f"^{p}$" for p in ADDRESS_LIKE_SLUG.pattern.split("|")]
+
+
+def test_the_budget_string_is_the_codes_own():
+    from chalicelib.tenants import BUDGET_STRING
+
+    branches = spec()["components"]["schemas"]["TenantUpdate"]["properties"]["monthly_budget_usd"]["oneOf"]
+    assert [b["pattern"] for b in branches if b.get("type") == "string"] == [BUDGET_STRING.pattern]
+
+
+def test_the_email_pattern_is_the_codes_own():
+    from chalicelib.validation import _EMAIL
+
+    assert spec()["components"]["schemas"]["Email"]["pattern"] == _EMAIL.pattern
+
+
 # --- 3. security matches each route's authorizer --------------------------------------------------
 
 def test_security_matches_each_routes_authorizer():

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -96,9 +97,10 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 @pytest.fixture(scope="module")
 def local_stack():
-    api_port, moto_port, standin_port = free_ports(3)
+    """One stack per test module (other modules import this fixture): moto server, the stand-in and
+    chalice local as real processes."""
     started = time.monotonic()
-    running = stack.LocalStack(api_port, moto_port, standin_port).start()
+    running = stack.LocalStack(*free_ports(3)).start()
     print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
     try:
         yield running
@@ -205,6 +207,8 @@ def make_run_environment(ports: List[int]) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(zip(("TESSERA_PORT", "MOTO_PORT", "ANTHROPIC_STANDIN_PORT"), map(str, ports)))
     env.pop("ANTHROPIC_API_KEY", None)
+    # Its own record of the running stack: a developer's `make run` keeps theirs.
+    env[stack.STATE_FILE_VARIABLE] = str(Path(tempfile.gettempdir()) / f"tessera-stack-{ports[0]}.json")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -280,6 +284,31 @@ def test_make_run_serves_until_ctrl_c_then_leaves_nothing_behind():
     assert all(stack.port_is_free(p) for p in ports)
     if Path("/proc").exists():
         assert processes_using(ports) == {}
+
+
+def test_budget_check_finds_the_ports_make_run_serves_on_and_the_record_goes_with_it():
+    ports = free_ports(3)
+    env = make_run_environment(ports)
+    run = MakeRun(ports)
+    try:
+        run.wait_for(READY_LINE)
+        assert json.loads(Path(env[stack.STATE_FILE_VARIABLE]).read_text())["MOTO_PORT"] == ports[1]
+        api = f"http://127.0.0.1:{ports[0]}"
+        body = {"company_name": "Budget Co", "slug": "budget-co", "email": "o@budget.example.com",
+                "password": "correct-horse-battery"}
+        assert call("POST", api + "/tenants", body)[0] == 201
+        token = call("POST", api + "/auth/login", {"tenant": "budget-co", "email": body["email"],
+                                                    "password": body["password"]})[1]["access_token"]
+        assert call("PATCH", api + "/tenant", {"monthly_budget_usd": "5"}, token=token)[0] == 200
+        check_env = {k: v for k, v in env.items() if k != "MOTO_PORT"}
+        result = subprocess.run([sys.executable, str(ROOT / "dev" / "budget_check.py")], cwd=str(ROOT),
+                                env=check_env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["tenants_checked"] == 1  # the one budget in this stack's own moto
+        assert run.ctrl_c() == 0, run.text
+    finally:
+        run.close()
+    assert not Path(env[stack.STATE_FILE_VARIABLE]).exists()
 
 
 def test_make_run_interrupted_while_starting_leaves_nothing_behind():
