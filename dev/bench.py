@@ -1129,7 +1129,12 @@ class Bench:
         self.durations[name] = time.perf_counter() - t0
         print(f"  [{name}: {self.durations[name]:.1f} s]", flush=True)
 
-    def run(self) -> None:
+    STEPS = ("package", "gateway overhead", "round trips", "profile", "concurrency", "latency estimate",
+             "ledger contention", "scaling", "cold start", "import profile")
+
+    def run(self, only: Optional[Sequence[str]] = None) -> None:
+        if only:
+            return self.run_only(only)
         started = time.perf_counter()
         try:
             self.timed("set-up", self.start)
@@ -1144,6 +1149,23 @@ class Bench:
             self.cold_trees_cache = self.cold_trees()
             self.timed("cold start", self.measure_cold_start)
             self.timed("import profile", self.measure_importtime)
+        finally:
+            self.stop()
+        self.elapsed = time.perf_counter() - started
+
+
+    def run_only(self, only: Sequence[str]) -> None:
+        """Some sections alone (`--only ledger,latency`): a quicker measurement of what a change touched."""
+        steps = {"concurrency": self.measure_concurrency, "latency": self.measure_latency_estimate,
+                 "ledger": self.measure_ledger_contention, "round-trips": self.measure_round_trips}
+        unknown = [name for name in only if name not in steps]
+        if unknown:
+            raise SystemExit(f"--only takes {', '.join(steps)}; not {', '.join(unknown)}")
+        started = time.perf_counter()
+        try:
+            self.timed("set-up", self.start)
+            for name in only:
+                self.timed(name, steps[name])
         finally:
             self.stop()
         self.elapsed = time.perf_counter() - started
@@ -1479,14 +1501,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sample sizes: a smoke run, not a measurement")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument("--only", default="", help="comma-separated sections: concurrency, latency, ledger, "
+                                                   "round-trips (default: all)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     info = machine()
     info["Load average (1/5/15 min) at start"] = load_average()
     print("Tessera benchmark on " + "; ".join(f"{k}: {v}" for k, v in info.items()), flush=True)
     bench = Bench(sizes)
-    bench.run()
+    bench.run([name for name in args.only.split(",") if name])
     info["Load average (1/5/15 min) at end"] = load_average()
+    if args.only:
+        info["Sections"] = f"only {args.only} (dev/bench.py --only); `make bench` runs every section"
     section("results")
     print(bench.report.text_table())
     for title, header, rows in bench.report.tables:
