@@ -23,6 +23,7 @@ from chalicelib.metering import admission, aggregator, ledger, sweeper, usage
 from chalicelib.models import Admission, SweepMark, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period, period_of
 from chalicelib.tenancy import TenantContext
+from bench_ledger import item_size  # dev/: DynamoDB's item size rules, shared with make bench
 from conftest import ROOT, random_slug, settle_usage
 
 THREADS = 50
@@ -434,25 +435,6 @@ def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_c
 
 # --- the admission item stays one write unit ------------------------------------------------
 
-def dynamodb_item_size(item: dict) -> int:
-    """An item's size by DynamoDB's rules: attribute names' UTF-8 bytes plus values; a number is about
-    1 byte per two significant digits plus 1; a map adds 3 bytes plus 1 per element.
-    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html)"""
-    def value_size(value: dict) -> int:
-        (kind, inner), = value.items()
-        if kind == "S":
-            return len(inner.encode())
-        if kind == "N":
-            digits = inner.lstrip("-").replace(".", "").lstrip("0") or "0"
-            return (len(digits) + 1) // 2 + 1
-        if kind == "BOOL" or kind == "NULL":
-            return 1
-        if kind == "M":
-            return 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in inner.items())
-        raise AssertionError(kind)
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
-
-
 def test_the_admission_item_stays_under_one_kilobyte_at_its_busiest():
     tenant_id, _ = new_tenant()
     operators.set_plan(tenant_id, {"plan": "enterprise"})
@@ -471,5 +453,5 @@ def test_the_admission_item_stays_under_one_kilobyte_at_its_busiest():
             swept = moment
     raw = Admission.get(tenant_pk(tenant_id), Admission.SK, consistent_read=True).serialize()
     raw.update({"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": Admission.SK}})
-    assert dynamodb_item_size(raw) <= 1024, dynamodb_item_size(raw)
+    assert item_size(raw) <= 1024, item_size(raw)
     assert period_of(start) != period_of(start + timedelta(minutes=40))
