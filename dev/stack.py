@@ -374,14 +374,26 @@ class LocalStack:
 
 
 def operator_token(env: Dict[str, str]) -> str:
-    """An operator token signed with the app's keyring (read from Secrets Manager when `env` names it)."""
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("TESSERA_OPERATOR_SECRET", "AWS_"))})
-    os.environ.update(stage_environment())
+    """An operator token signed with the app's keyring (read from Secrets Manager when `env` names it).
+
+    The caller's environment, settings and AWS clients are left as they were: a test process that asks
+    a stack for its token must not go on talking to that stack's AWS once it stops."""
+    from chalicelib import aws
     from chalicelib.identity.tokens import issue_operator_token
     from chalicelib.settings import reset_settings
 
-    reset_settings()
-    return issue_operator_token("local-operator")
+    saved = dict(os.environ)
+    try:
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("TESSERA_OPERATOR_SECRET", "AWS_"))})
+        os.environ.update(stage_environment())
+        reset_settings()
+        aws.client.cache_clear()
+        return issue_operator_token("local-operator")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_settings()
+        aws.client.cache_clear()
 
 
 def _port(variable: str) -> int:
