@@ -131,7 +131,7 @@ def _messages(value: Any) -> list:
 def _check_blocks(blocks: list, where: str) -> None:
     for index, block in enumerate(blocks):
         at = f"{where}.{index}"
-        kind = block.get("type") if isinstance(block, dict) else None
+        kind = _type_of(block)
         if kind not in BLOCK_TYPES:
             raise BadRequest(f"{at}: block type {kind!r} is not supported; supported: {', '.join(sorted(BLOCK_TYPES))}.",
                              code="unsupported_block")
@@ -145,7 +145,7 @@ def _check_blocks(blocks: list, where: str) -> None:
 def _check_source(block: Mapping[str, Any], kind: str, at: str) -> None:
     source = block.get("source")
     allowed = IMAGE_SOURCES if kind == "image" else DOCUMENT_SOURCES
-    source_type = source.get("type") if isinstance(source, dict) else None
+    source_type = _type_of(source)
     if source_type == "file":
         raise BadRequest(f"{at}.source: file sources are not available; send the data inline or by URL.",
                          code="unsupported_block")
@@ -156,6 +156,12 @@ def _check_source(block: Mapping[str, Any], kind: str, at: str) -> None:
         if not isinstance(content, list):
             raise BadRequest(f"{at}.source.content must be a list of blocks.", code="invalid_field")
         _check_blocks(content, f"{at}.source.content")
+
+
+def _type_of(value: Any) -> Optional[str]:
+    """An object's `type` when it is a string; anything else (a list, an object) is no type at all."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _check_stop_sequences(value: Any) -> None:
@@ -186,7 +192,7 @@ def _check_tools(tools: Any, choice: Any) -> None:
                                  "which a budget cannot bound. Define the tool yourself instead.",
                                  code="unsupported_tool")
             _check_cache_control(tool.get("cache_control"), f"tools.{index}.cache_control")
-    if choice is not None and (not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICES):
+    if choice is not None and _type_of(choice) not in TOOL_CHOICES:
         raise BadRequest(f"tool_choice.type must be one of: {', '.join(sorted(TOOL_CHOICES))}.",
                          code="invalid_field")
 
@@ -194,7 +200,7 @@ def _check_tools(tools: Any, choice: Any) -> None:
 def _check_thinking(value: Any) -> None:
     if value is None:
         return
-    if not isinstance(value, dict) or value.get("type") not in THINKING_TYPES:
+    if _type_of(value) not in THINKING_TYPES:
         raise BadRequest(f"thinking.type must be one of: {', '.join(sorted(THINKING_TYPES))}.", code="invalid_field")
     if value["type"] == "enabled":
         validation.integer(value, "budget_tokens", minimum=1, maximum=1_000_000)

@@ -201,6 +201,29 @@ def test_what_a_budget_cannot_bound_is_refused_before_anything_is_sent(client, t
     assert len(standin_requests(standin)) == before
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+@pytest.mark.parametrize("extra,code", [
+    ({"tool_choice": {"type": {}}}, "invalid_field"),
+    ({"tool_choice": {}}, "invalid_field"),
+    ({"thinking": {"type": ["enabled"]}}, "invalid_field"),
+    ({"messages": [{"role": "user", "content": [{"type": {"text": "hi"}, "text": "hi"}]}]}, "unsupported_block"),
+    ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": ["base64"]}}]}]},
+     "invalid_field"),
+])
+def test_a_type_that_is_not_a_string_is_a_400_not_a_500(client, tenant_key, standin, path, extra, code):
+    before = len(standin_requests(standin))
+    body = {"model": SONNET, "messages": [{"role": "user", "content": "hi"}], **extra}
+    if path == "/v1/messages":
+        body["max_tokens"] = 16
+    response = client.http.request("POST", path, body=json.dumps(body).encode(),
+                                   headers={"Authorization": f"Bearer {tenant_key[1]}",
+                                            "Content-Type": "application/json"})
+    assert response.status_code == 400, response.body
+    error = json.loads(response.body)["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)
+    assert len(standin_requests(standin)) == before
+
+
 # --- streaming ----------------------------------------------------------------------------------
 
 def test_messages_stream_yields_text_events_and_settles_the_final_usage(api, sdk, tenant_key):
