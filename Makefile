@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 PACKAGE_DIR ?= build/package
 STAGE ?= prod
 
-.PHONY: run test package bench budget-check clean
+.PHONY: run test mutation package bench budget-check clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Mutation testing of the modules that decide money, limits and identity (dev/mutation.py);
+# MODULE=chalicelib/pricing.py runs one.
+mutation: $(STAMP)
+	$(PY) dev/mutation.py $(MODULE)
+
 package: $(STAMP)
 	$(PY) dev/package.py --stage $(STAGE) --out $(PACKAGE_DIR)
 
@@ -30,4 +35,4 @@ budget-check: $(STAMP)
 	$(PY) dev/budget_check.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache .mutation
