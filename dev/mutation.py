@@ -98,10 +98,11 @@ def _environment(**variables: str) -> Dict[str, str]:
 def _measure(targets: List[str], paths: List[str]) -> dict:
     out = STATE / "coverage-raw.json"
     with open(STATE / "coverage.log", "w") as log:
-        returncode = subprocess.call(_pytest_command("-m", "not e2e", *paths), cwd=ROOT, stdout=log,
-                                     stderr=subprocess.STDOUT,
-                                     env=_environment(TESSERA_MUTATION_COVERAGE=str(out),
-                                                      TESSERA_MUTATION_TARGETS=",".join(targets)))
+        process = subprocess.Popen(_pytest_command("-m", "not e2e", *paths), cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=_environment(TESSERA_MUTATION_COVERAGE=str(out),
+                                                    TESSERA_MUTATION_TARGETS=",".join(targets)))
+        returncode = _wait(process)
     if not out.exists():
         raise SystemExit(f"the coverage run wrote nothing (exit {returncode}); see .mutation/coverage.log")
     data = json.loads(out.read_text())
@@ -154,6 +155,18 @@ def covering_tests(mutant: Mutant, lines: Dict[str, List[str]], module_wide: Set
     return tests
 
 
+def schedule(tests: Set[str], durations: Dict[str, float]) -> List[str]:
+    """Fast tests first, but each test file's tests together: switching files tears down and rebuilds the
+    file's module-scoped fixtures (a sign-up or two each time)."""
+    def file_of(test: str) -> str:
+        return test.split("::")[0]
+
+    fastest: Dict[str, float] = {}
+    for test in tests:
+        fastest[file_of(test)] = min(fastest.get(file_of(test), float("inf")), durations.get(test, 0.0))
+    return sorted(tests, key=lambda t: (fastest[file_of(t)], file_of(t), durations.get(t, 0.0), t))
+
+
 # -- equivalent mutants --------------------------------------------------------------------------------------
 
 def load_equivalents() -> Dict[str, str]:
@@ -195,6 +208,15 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def _wait(process: subprocess.Popen) -> int:
+    """Wait for a worker; if we are interrupted (Ctrl-C, SIGTERM), stop it and what it started first."""
+    try:
+        return process.wait()
+    except BaseException:
+        _stop(process)
+        raise
+
+
 def run_mutants(module: str, specs: List[dict], log_path: Path) -> Dict[str, dict]:
     """Run `specs` in as few worker processes as timeouts allow; key -> the worker's `done` event."""
     results: Dict[str, dict] = {}
@@ -207,32 +229,48 @@ def run_mutants(module: str, specs: List[dict], log_path: Path) -> Dict[str, dic
             plan.write_text(json.dumps({"module": module, "mutants": pending, "results": str(results_path)}))
             process = subprocess.Popen(_pytest_command(*files), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                        env=_environment(TESSERA_MUTATION_PLAN=str(plan)), start_new_session=True)
-            current, since, seen, budget = None, 0.0, 0, {s["key"]: s["timeout"] for s in pending}
+            budget = {s["key"]: s["timeout"] for s in pending}
             progressed = False
-            while True:
-                lines = results_path.read_text().splitlines()
-                for line in lines[seen:]:
-                    event = json.loads(line)
-                    if event["event"] == "start":
-                        current, since = event["key"], time.monotonic()
-                    elif event["event"] == "done":
-                        results[event["key"]], current, progressed = event, None, True
-                seen = len(lines)
-                if current and time.monotonic() - since > budget[current] + GRACE_SECONDS:
-                    _stop(process)
-                    results[current] = {"status": "timeout", "seconds": budget[current] + GRACE_SECONDS}
-                    progressed = True
-                    break
-                if process.poll() is not None:
-                    if current:
-                        results[current] = {"status": "crashed", "detail": f"worker exit {process.returncode}"}
-                        progressed = True
-                    break
-                time.sleep(0.2)
+            try:
+                progressed = _watch(process, results_path, budget, results)
+            except BaseException:
+                _stop(process)
+                raise
             pending = [s for s in pending if s["key"] not in results]
             if pending and not progressed:
                 raise SystemExit(f"the mutation worker for {module} stopped without running a mutant; see {log_path}")
     return results
+
+
+def _watch(process: subprocess.Popen, results_path: Path, budget: Dict[str, float], results: Dict[str, dict]) -> bool:
+    """Follow a worker's events until it exits or a mutant overruns its budget; whether any mutant finished."""
+    state = {"current": None, "since": 0.0, "seen": 0, "progressed": False}
+
+    def read_events() -> None:
+        lines = results_path.read_text().splitlines()
+        for line in lines[state["seen"]:]:
+            event = json.loads(line)
+            if event["event"] == "start":
+                state.update(current=event["key"], since=time.monotonic())
+            elif event["event"] == "done":
+                results[event["key"]] = event
+                state.update(current=None, progressed=True)
+        state["seen"] = len(lines)
+
+    while True:
+        exited = process.poll() is not None
+        read_events()
+        current = state["current"]
+        if exited:
+            if current:
+                results[current] = {"status": "crashed", "detail": f"worker exit {process.returncode}"}
+                return True
+            return state["progressed"]
+        if current and time.monotonic() - state["since"] > budget[current] + GRACE_SECONDS:
+            _stop(process)
+            results[current] = {"status": "timeout", "seconds": budget[current] + GRACE_SECONDS}
+            return True
+        time.sleep(0.2)
 
 
 def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -> List[Outcome]:
@@ -248,7 +286,7 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
         if mutant.key in equivalents:
             outcomes[mutant.key] = Outcome(mutant, "equivalent", reason=equivalents[mutant.key])
             continue
-        tests = sorted(covering_tests(mutant, lines, module_wide) - failed, key=lambda t: (durations.get(t, 0), t))
+        tests = schedule(covering_tests(mutant, lines, module_wide) - failed, durations)
         if not tests:
             outcomes[mutant.key] = Outcome(mutant, "uncovered")
             continue
@@ -304,6 +342,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--factor", type=float, default=3.0, help="times its tests' measured duration")
     parser.add_argument("--fail-under", type=float, default=None, help="exit 1 if a module scores below this")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the workers are stopped on the way out
     selected = [m[2:] if m.startswith("./") else m for m in (args.modules or MODULES)]
     unknown = [m for m in selected if not (ROOT / m).is_file()]
     if unknown:

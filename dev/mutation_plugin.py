@@ -221,9 +221,9 @@ class MutantRunner:
         return True
 
     def ordered(self, tests: List[str]) -> List[str]:
-        """Tests that killed recent mutants first (a neighbour's killer often kills this one too)."""
+        """The last few killers first (a neighbour's killer often kills this one too), then the given order."""
         wanted = [t for t in tests if t not in self.broken]
-        first = [t for t in self.killers if t in wanted]
+        first = [t for t in self.killers[:3] if t in wanted]
         return first + [t for t in wanted if t not in first]
 
     def run_mutant(self, session, items: Dict[str, object], spec: dict) -> None:
@@ -278,7 +278,8 @@ class _SessionOnly:
 
 # Coverage must be running before the first test module imports the target modules, so it starts here,
 # at plugin import (pytest imports `-p` plugins before conftest.py and the test modules).
-_recorder = (CoverageRecorder(os.environ["TESSERA_MUTATION_COVERAGE"], os.environ["TESSERA_MUTATION_TARGETS"].split(","))
+_recorder = (CoverageRecorder(os.environ["TESSERA_MUTATION_COVERAGE"],
+                              os.environ["TESSERA_MUTATION_TARGETS"].split(","))
              if os.environ.get("TESSERA_MUTATION_COVERAGE") else None)
 
 

@@ -205,7 +205,7 @@ def _seed_line(config):
     seed = config.getoption("randomly_seed", None) if config.pluginmanager.has_plugin("randomly") else None
     if seed is None or hasattr(config, "workerinput"):
         return None
-    return f"random order: --randomly-seed={seed} (replay: .venv/bin/python -m pytest -p randomly --randomly-seed={seed})"
+    return f"random order: --randomly-seed={seed} (replay: .venv/bin/python -m pytest --randomly-seed={seed})"
 
 
 def pytest_sessionstart(session):

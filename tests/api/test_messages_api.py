@@ -9,6 +9,7 @@ import anthropic
 import httpx2
 import pytest
 
+from conftest import WritesNothing
 from test_ai_gateway import last_request_for, standin_requests
 
 
@@ -66,12 +67,14 @@ def test_streaming_is_refused_in_anthropic_error_shape(client, tenant_key):
     assert caught.value.response.json()["error"]["code"] == "streaming_not_supported"
 
 
-def test_model_outside_the_allow_list_is_a_bad_request(client, tenant_key, standin):
-    _, key = tenant_key
+@pytest.mark.parametrize("model", ["claude-2.1", "claude-opus-4-6"])  # unknown; Opus needs the pro plan
+def test_model_outside_the_allow_list_is_a_bad_request_that_writes_nothing(client, tenant_key, standin, model):
+    tenant, key = tenant_key
     before = len(standin_requests(standin))
-    with pytest.raises(anthropic.BadRequestError):
-        sdk_for(client, key).messages.create(model="claude-2.1", max_tokens=10,
+    with WritesNothing(tenant.id), pytest.raises(anthropic.BadRequestError) as caught:
+        sdk_for(client, key).messages.create(model=model, max_tokens=10,
                                              messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.response.json()["error"]["code"] == "invalid_model"
     assert len(standin_requests(standin)) == before
 
 
