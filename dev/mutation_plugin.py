@@ -3,8 +3,9 @@
 Two modes, chosen by environment variables:
 
 - TESSERA_MUTATION_COVERAGE=<out.json> with TESSERA_MUTATION_TARGETS=<a.py,b.py>: run the suite once under
-  coverage.py, switching the dynamic context to each test's node id, and write which tests execute each
-  line of the target modules (context "" is import time), each test's duration, and the tests that failed.
+  coverage.py, switching the dynamic context to each test's node id (and emptying the targets' functools
+  caches before each test), and write which tests execute each line of the target modules (context "" is
+  import time), each test's duration, and the tests that failed.
 - TESSERA_MUTATION_PLAN=<plan.json>: one long-lived pytest session that runs many mutants. Session fixtures
   (the moto server, the stand-in) are set up once. For each mutant, every `app` and `chalicelib` module is
   dropped from sys.modules and imported again, the mutated module's code coming from an import hook
@@ -51,8 +52,18 @@ class CoverageRecorder:
         self.durations: Dict[str, float] = {}
         self.failed: set = set()
 
+    def clear_caches(self) -> None:
+        """Empty the target modules' functools caches, so a line that runs once per process (a memoised
+        hasher, say) is seen by every test that needs it, not only by the first."""
+        for target in self.targets:
+            module = sys.modules.get(dotted(target))
+            for value in list(vars(module).values()) if module else []:
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
+        self.clear_caches()
         self.cov.switch_context(item.nodeid)
         start = time.perf_counter()
         yield
