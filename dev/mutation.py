@@ -8,7 +8,8 @@ Per module: the mutants come from `dev/mutation_ops.py` (an AST walk; nothing is
 file). Which tests execute each line is measured once per state of the code with coverage.py (one pytest
 run over the suite, minus the end-to-end tests, with each test's node id as the dynamic context) and cached
 in .mutation/. A line that runs at import time (module-level data, a default argument, a decorator) is
-covered by every test that covers any line of the module. Each mutant then runs only its covering tests,
+covered by every test that covers any line of the module, and by the tests in files that import it or are
+named for it in READERS. Each mutant then runs only its covering tests,
 fastest first, stopping at the first failure, in one long-lived pytest process per module (see
 `dev/mutation_plugin.py`): the moto server starts once, not once per mutant. Each mutant has a time budget
 (`--timeout` seconds plus `--factor` times its tests' measured duration); one past it is stopped and
@@ -300,7 +301,8 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
     lines = coverage["lines"].get(module, {})
     failed = set(coverage["failed"])
     durations = coverage["durations"]
-    module_wide = ({c for contexts in lines.values() for c in contexts if c} | importing_tests(module, durations)) - failed
+    module_wide = {c for contexts in lines.values() for c in contexts if c} | importing_tests(module, durations)
+    module_wide -= failed
     outcomes: Dict[str, Outcome] = {}
     specs = []
     for mutant in found:
