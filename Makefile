@@ -2,15 +2,18 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-PACKAGE_DIR ?= build/package
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock requirements-dev.txt | cksum | cut -d' ' -f1)
 STAGE ?= prod
+PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test mutation package bench budget-check clean
+.PHONY: run test mutation package lock bench budget-check clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
+$(STAMP): requirements.txt requirements.lock requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) --require-hashes --no-deps -r requirements.lock
+	$(PIP) -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -27,6 +30,9 @@ mutation: $(STAMP)
 
 package: $(STAMP)
 	$(PY) dev/package.py --stage $(STAGE) --out $(PACKAGE_DIR)
+
+lock: $(STAMP)
+	$(PY) dev/package.py --lock
 
 bench: $(STAMP)
 	$(PY) dev/bench.py

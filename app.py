@@ -7,18 +7,19 @@ query or body. Logic lives in chalicelib/.
 import functools
 
 from chalice import AuthResponse, Chalice, Rate, Response
+from chalice.app import AuthRequest
 
-from chalicelib import keys, operators, tenants, users
-from chalicelib.ai import features, messages_api, prompts
+from chalicelib import keys, operators, tenants, users, validation
+from chalicelib.ai import features, idempotency, messages_api, models_api, prompts, streaming
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import TesseraError
 from chalicelib.identity import login as identity_login
-from chalicelib.identity.resolve import resolve, resolve_operator
+from chalicelib.identity.resolve import ResolvedCache, credential_header, resolve, resolve_operator
 from chalicelib.jobs.budget_check import check_budgets
-from chalicelib.metering import usage
+from chalicelib.metering import aggregator, sweeper, usage
 from chalicelib.periods import current_period
-from chalicelib.web import body, envelope_middleware, tenant_context, translated, unauthorized
+from chalicelib.web import body, envelope_middleware, source_address, tenant_context, translated, unauthorized
 
 # The app's logger is ours ("tessera", JSON lines from chalicelib.logs). Chalice's own set-up, and its
 # `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
@@ -39,8 +40,25 @@ def tenant_auth(auth_request):
     try:
         ctx = resolve(auth_request.token)
     except TesseraError as error:
-        raise unauthorized(error) from None
+        anthropic_shape = messages_api.error_body(error) if messages_api.is_v1(auth_request.method_arn) else None
+        raise unauthorized(error, anthropic_shape) from None
     return AuthResponse(routes=["*"], principal_id=ctx.principal_id, context=ctx.to_authorizer())
+
+
+_request_auth_cache = ResolvedCache(AUTHORIZER_CACHE_SECONDS)
+
+
+@app.lambda_function(name="tenant_request_auth")
+def tenant_request_auth(event, context):
+    """The deployed tenant authorizer (a REQUEST authorizer, dev/package.py): it reads `Authorization` or
+    Anthropic's `x-api-key`, which a TOKEN authorizer, reading one header, cannot. API Gateway cannot cache
+    a decision keyed by either of two headers, so this keeps its own for AUTHORIZER_CACHE_SECONDS."""
+    request = AuthRequest("REQUEST", credential_header(event.get("headers") or {}), event["methodArn"])
+    try:
+        ctx = _request_auth_cache.resolve(request.token)
+    except TesseraError:
+        raise Exception("Unauthorized") from None  # API Gateway's 401, in the gateway response's shape
+    return AuthResponse(routes=["*"], principal_id=ctx.principal_id, context=ctx.to_authorizer()).to_dict(request)
 
 
 @app.authorizer(ttl_seconds=AUTHORIZER_CACHE_SECONDS)
@@ -81,11 +99,36 @@ def needs_feature(feature):
     return gate
 
 
+def idempotent(view):
+    """Answer a retry carrying the same Idempotency-Key with the first call's response (billed once)."""
+    @functools.wraps(view)
+    def once(*args, **kwargs):
+        request = app.current_request
+        fingerprint = idempotency.fingerprint(request.method, request.context.get("resourcePath", ""),
+                                              repr(sorted((request.uri_params or {}).items())).encode()
+                                              + b"\0" + (request.raw_body or b""))
+
+        def call():
+            result = view(*args, **kwargs)
+            if isinstance(result, Response):
+                return result.status_code, result.body, dict(result.headers or {})
+            return 200, result, {}
+
+        status, body, headers = idempotency.run_once(tenant().tenant_id, request.headers.get("idempotency-key"),
+                                                     fingerprint, call)
+        return Response(body=body, status_code=status, headers=headers)
+    return once
+
+
 AI_BODY_BYTES = 1024 * 1024
 
 
 def request_body(max_bytes=None):
     return body(app.current_request, max_bytes)
+
+
+def query_param(name):
+    return (app.current_request.query_params or {}).get(name)
 
 
 def no_content():
@@ -107,7 +150,8 @@ def sign_up():
 
 @public("/auth/login", methods=["POST"])
 def log_in():
-    return identity_login.login(request_body(), app.current_request.headers.get("host"))
+    request = app.current_request
+    return identity_login.login(request_body(), request.headers.get("host"), source_address(request))
 
 
 # --- the caller and its tenant ----------------------------------------------
@@ -163,7 +207,7 @@ def change_user_role(user_id):
 @route("/users/{user_id}", methods=["DELETE"])
 def delete_user(user_id):
     ctx = tenant()
-    users.delete_user(ctx.tenant_id, ctx, user_id)
+    users.delete_user(ctx.tenant_id, ctx, user_id, validation.query_flag(query_param("revoke_keys"), "revoke_keys"))
     return no_content()
 
 
@@ -189,10 +233,6 @@ def revoke_api_key(key_id):
 
 
 # --- platform operators ------------------------------------------------------
-
-def query_param(name):
-    return (app.current_request.query_params or {}).get(name)
-
 
 @route("/admin/tenants", methods=["GET"], authorizer=operator_auth)
 def admin_list_tenants():
@@ -261,19 +301,30 @@ def list_models():
 
 # --- AI features -------------------------------------------------------------
 
+def event_stream(body, streamed):
+    """A streamed call's events as one text/event-stream response (chalice sends responses whole)."""
+    return Response(body=body, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                        **messages_api.headers(streamed.request_id, streamed.cost_micros)})
+
+
 @route("/ai/chat", methods=["POST"])
+@idempotent
 def ai_chat():
-    call = features.chat(request_body(AI_BODY_BYTES))
+    call, stream = features.chat(request_body(AI_BODY_BYTES))
+    if stream:
+        return event_stream(*streaming.run_whole(default_gateway(), tenant(), "basic_chat", call))
     return default_gateway().run(tenant(), "basic_chat", call).as_response()
 
 
 @route("/ai/code-review", methods=["POST"])
+@idempotent
 def ai_code_review():
     call = features.code_review(request_body(AI_BODY_BYTES))
     return default_gateway().run(tenant(), "code_review", call).as_response()
 
 
 @route("/ai/document-analysis", methods=["POST"])
+@idempotent
 def ai_document_analysis():
     call = features.document_analysis(request_body(AI_BODY_BYTES))
     return default_gateway().run(tenant(), "document_analysis", call).as_response()
@@ -319,6 +370,7 @@ def delete_prompt(prompt_id):
 
 @route("/prompts/{prompt_id}/run", methods=["POST"])
 @needs_feature("custom_prompts")
+@idempotent
 def run_prompt(prompt_id):
     ctx = tenant()
     call = prompts.render(prompts.get_prompt(ctx.tenant_id, prompt_id), request_body(AI_BODY_BYTES))
@@ -333,10 +385,31 @@ def anthropic_error(error):
 
 
 @route("/v1/messages", methods=["POST"], render=anthropic_error)
+@idempotent
 def anthropic_messages():
-    call = messages_api.parse(request_body(AI_BODY_BYTES))
+    call, stream = messages_api.parse(request_body(messages_api.BODY_BYTES))
+    if stream:
+        return event_stream(*streaming.run_whole(default_gateway(), tenant(), messages_api.FEATURE, call))
     result = default_gateway().run(tenant(), messages_api.FEATURE, call)
-    return Response(body=messages_api.response(result), headers=messages_api.headers(result))
+    return Response(body=messages_api.response(result),
+                    headers=messages_api.headers(result.request_id, result.cost_micros))
+
+
+@route("/v1/messages/count_tokens", methods=["POST"], render=anthropic_error)
+def anthropic_count_tokens():
+    call = messages_api.parse_count(request_body(messages_api.BODY_BYTES))
+    return messages_api.count_response(default_gateway().count_tokens(tenant(), messages_api.FEATURE, call))
+
+
+@route("/v1/models", methods=["GET"], render=anthropic_error)
+def anthropic_models():
+    return models_api.list_models(tenants.get_tenant(tenant().tenant_id), query_param("limit"),
+                                  query_param("after_id"), query_param("before_id"))
+
+
+@route("/v1/models/{model_id}", methods=["GET"], render=anthropic_error)
+def anthropic_model(model_id):
+    return models_api.get_model(tenants.get_tenant(tenant().tenant_id), model_id)
 
 
 # --- usage, features and budgets ---------------------------------------------
@@ -356,8 +429,26 @@ def list_features():
     return usage.feature_standing(tenants.get_tenant(tenant().tenant_id), current_period())
 
 
+# The table's stream. Chalice needs the ARN at packaging time; dev/package.py points the event source at
+# the table resource's StreamArn, so this placeholder never reaches AWS.
+TABLE_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/tessera/stream/TABLE_STREAM"
+
+
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM_PLACEHOLDER, batch_size=1000, starting_position="TRIM_HORIZON",
+                        maximum_batching_window_in_seconds=1)
+def usage_aggregator(event):
+    report = aggregator.handle(event.to_dict()["Records"])
+    return {"events": report.events, "duplicates": report.duplicates, "marks": report.marks}
+
+
+@app.schedule(Rate(10, unit=Rate.MINUTES))
+def reservation_sweeper(event):
+    report = sweeper.sweep()
+    return {"buckets": report.buckets, "tenants": report.tenants, "reclaims": report.reclaims}
+
+
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def budget_check(event):
     report = check_budgets()
-    return {"period": report.period, "tenants_checked": report.tenants_checked,
-            "alerts_sent": len(report.alerts_sent)}
+    report.raise_if_incomplete()  # a failed invocation is retried by Lambda; the job repeats no alert
+    return report.summary()

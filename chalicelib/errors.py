@@ -41,6 +41,11 @@ class PayloadTooLarge(TesseraError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(TesseraError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(TesseraError):
     status = 401
     code = "unauthorized"
@@ -86,10 +91,32 @@ class PaymentRequired(TesseraError):
 
 
 class UpstreamError(TesseraError):
-    status = 503
-    code = "upstream_unavailable"
+    """The model service failed: 502 upstream_error by default; overload and timeouts say so."""
+
+    status = 502
+    code = "upstream_error"
 
 
 class ConfigurationError(TesseraError):
     status = 500
     code = "configuration_error"
+
+
+# --- what a refusal tells a client about retrying, by code -------------------------------------------
+
+# Refusals that no retry cures soon: a monthly quota or a hard budget holds until the month ends, a plan,
+# a role, a suspension or a stored key changes only when someone acts, and a login lock-out lasts its
+# window. Their responses say `x-should-retry: false` (which the official SDK obeys before any Retry-After:
+# it would otherwise sleep for a Retry-After of up to 60 s, or back off and retry a 429 or 5xx twice) and
+# carry no Retry-After; when things change is in the body.
+NOT_RETRYABLE = frozenset({
+    "feature_limit_reached", "budget_exceeded", "feature_not_in_plan", "insufficient_role", "tenant_mismatch",
+    "unauthorized", "token_expired", "invalid_credentials", "too_many_attempts",
+    "tenant_api_key_unavailable", "tenant_api_key_invalid", "configuration_error",
+})
+
+# Refusals that last until the billing month ends; their body names that moment as `resets_at`.
+UNTIL_PERIOD_END = frozenset({"feature_limit_reached", "budget_exceeded"})
+
+# Everything else that may be retried carries Retry-After only where waiting it out helps within a minute:
+# `rate_limited` (the tenant's minute ends), `upstream_rate_limited` (the model service's own hint).

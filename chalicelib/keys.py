@@ -1,4 +1,8 @@
-"""Tenant API keys for machine clients: create (secret shown once), list, revoke."""
+"""Tenant API keys for machine clients: create (secret shown once), list, revoke.
+
+A key belongs to the tenant, not to the user who made it: it acts with the member role, names its creator
+in `created_by`, and keeps working when that user is removed, unless the removal asks for the keys the user
+made to be revoked with it (`DELETE /users/{id}?revoke_keys=true`)."""
 from __future__ import annotations
 
 from typing import Any, List, Mapping
@@ -40,5 +44,21 @@ def list_keys(tenant_id: str, ctx: TenantContext) -> List[dict]:
 
 def revoke_key(tenant_id: str, ctx: TenantContext, key_id: str) -> None:
     ctx.require("admin")
+    _revoke(tenant_id, key_id)
+
+
+def revoke_keys_created_by(tenant_id: str, user_id: str) -> int:
+    """Revoke every live key `user_id` created (one query of the tenant's keys); returns how many."""
+    made = ApiKey.query(tenant_pk(tenant_id), ApiKey.sk.startswith("APIKEY#"),
+                        filter_condition=(ApiKey.created_by == user_id) & ApiKey.revoked_at.does_not_exist())
+    revoked = 0
+    for key in made:
+        _revoke(tenant_id, key.key_id)
+        revoked += 1
+    return revoked
+
+
+def _revoke(tenant_id: str, key_id: str) -> None:
+    """Idempotent: the first revocation time is kept."""
     update_existing(ApiKey(tenant_pk(tenant_id), ApiKey.sk_for(key_id)),
                     [ApiKey.revoked_at.set(ApiKey.revoked_at | utcnow())], "API key")

@@ -8,8 +8,9 @@ settings on first use, never at import.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
-from typing import Dict
+from typing import Dict, List
 
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -31,6 +32,21 @@ from chalicelib.table import BUDGET_INDEX, TENANT_LIST_INDEX, create_table_reque
 
 TENANT_LIST_PARTITION = "TENANTS"
 BUDGET_PARTITION = "BUDGETED"
+# Budgeted tenants are spread over this many gsi2 partitions, so the budget job reads them in parallel and
+# no index partition holds every budgeted tenant. Changing it moves tenants between partitions: every
+# budgeted tenant's gsi2pk would have to be rewritten (docs/scaling.md, "Budget job").
+BUDGET_SEGMENTS = 16
+
+
+def budget_segment(tenant_id: str) -> str:
+    """The gsi2 partition a budgeted tenant is listed in: `BUDGETED#<n>`, n from a stable hash of its id
+    (SHA-256, not Python's per-process `hash`), so every process puts a tenant in the same segment."""
+    digest = hashlib.sha256(tenant_id.encode("utf-8")).digest()
+    return f"{BUDGET_PARTITION}#{int.from_bytes(digest[:8], 'big') % BUDGET_SEGMENTS}"
+
+
+def budget_segments() -> List[str]:
+    return [f"{BUDGET_PARTITION}#{n}" for n in range(BUDGET_SEGMENTS)]
 
 
 class _LazyTable(type):
@@ -242,11 +258,39 @@ class Prompt(_Item):
         return f"PROMPT#{prompt_id}"
 
 
-class UsagePeriod(_Item):
-    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>: the month's totals, changed only by atomic ADDs.
+class Admission(_Item):
+    """pk=TENANT#<id> sk=ADMISSION: the one item every AI request's admission conditionally writes.
 
-    `committed_micros` is spend plus worst-case cost of calls in flight; a hard
-    budget is enforced by a condition on it.
+    It carries the numbers admission checks (`limits`, a JSON copy of the tenant's plan, status, feature
+    limits, rate and budget, written in the same transaction as every change to them, with `version`)
+    and the counters it moves (`counters`, a map keyed by period, minute slot and sweep bucket; see
+    chalicelib/metering/admission.py). Only admissions and limit changes write it, so a request costs
+    it one write unit while the item stays under 1 KB.
+    """
+
+    version = NumberAttribute(default=0)
+    limits = UnicodeAttribute(null=True)
+    counters = MapAttribute(default=dict)
+
+    SK = "ADMISSION"
+
+
+class Reconciliation(_Item):
+    """pk=TENANT#<id> sk=RECONCILE: what settled calls gave back to admission, written only by the usage
+    aggregator: per period the refunded worst case and released admissions, per sweep bucket the
+    reservations accounted for. Admission subtracts these, so refunds never write the admission item."""
+
+    version = NumberAttribute(default=0)
+    counters = MapAttribute(default=dict)
+
+    SK = "RECONCILE"
+
+
+class UsagePeriod(_Item):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>: the month's totals, written by the usage aggregator with ADDs.
+
+    `exposure_micros` is the cost bound of calls that may have been billed upstream without an answer
+    reaching us (timeouts, dropped connections); they are not charged to the tenant (README: policy).
     """
 
     period = UnicodeAttribute()
@@ -256,11 +300,14 @@ class UsagePeriod(_Item):
     cache_creation_tokens = NumberAttribute(default=0)
     cache_read_tokens = NumberAttribute(default=0)
     cost_micros = NumberAttribute(default=0)
-    committed_micros = NumberAttribute(default=0)
     own_key_requests = NumberAttribute(default=0)
     own_key_cost_micros = NumberAttribute(default=0)
     pool_requests = NumberAttribute(default=0)
     pool_cost_micros = NumberAttribute(default=0)
+    failed_requests = NumberAttribute(default=0)
+    indeterminate_requests = NumberAttribute(default=0)
+    exposure_micros = NumberAttribute(default=0)
+    abandoned_requests = NumberAttribute(default=0)
     alerts_sent = NumberSetAttribute(null=True)
 
     @staticmethod
@@ -269,10 +316,9 @@ class UsagePeriod(_Item):
 
 
 class FeatureUsage(_Item):
-    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#FEATURE#<feature>: admissions and totals of one feature."""
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#FEATURE#<feature>: one feature's settled totals (aggregator)."""
 
     feature = UnicodeAttribute()
-    admitted = NumberAttribute(default=0)
     requests = NumberAttribute(default=0)
     input_tokens = NumberAttribute(default=0)
     output_tokens = NumberAttribute(default=0)
@@ -283,19 +329,13 @@ class FeatureUsage(_Item):
         return f"USAGE#{period}#FEATURE#{feature}"
 
 
-class RateWindow(_Item):
-    """pk=TENANT#<id> sk=RPM#<YYYYMMDDHHMM>: requests admitted in one minute."""
-
-    count = NumberAttribute(default=0)
-    expires_at = TTLAttribute()
-
-    @staticmethod
-    def sk_for(minute: str) -> str:
-        return f"RPM#{minute}"
-
-
 class UsageEvent(_Item):
-    """pk=TENANT#<id> sk=EVENT#<request_id>; request ids sort by time, so a query reads newest first."""
+    """pk=TENANT#<id> sk=EVENT#<request_id>; request ids sort by time, so a query reads newest first.
+
+    Written once per reservation by the request that held it (status ok, failed or indeterminate) or,
+    for reservations whose handler died, once per sweep bucket by the sweeper (status abandoned).
+    The usage aggregator folds each into the totals exactly once and stamps `aggregated_at`.
+    """
 
     request_id = UnicodeAttribute()
     principal_id = UnicodeAttribute()
@@ -303,20 +343,55 @@ class UsageEvent(_Item):
     feature = UnicodeAttribute()
     model = UnicodeAttribute()
     status = UnicodeAttribute()
+    period = UnicodeAttribute(null=True)
+    bucket = NumberAttribute(null=True)
     input_tokens = NumberAttribute(default=0)
     output_tokens = NumberAttribute(default=0)
     cache_creation_tokens = NumberAttribute(default=0)
     cache_read_tokens = NumberAttribute(default=0)
     cost_micros = NumberAttribute(default=0)
+    worst_case_micros = NumberAttribute(default=0)
+    cost_bound_micros = NumberAttribute(null=True)
+    reclaimed = MapAttribute(null=True)
     latency_ms = NumberAttribute(default=0)
     key_source = UnicodeAttribute()
     upstream_request_id = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    aggregated_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute()
 
     @staticmethod
     def sk_for(request_id: str) -> str:
         return f"EVENT#{request_id}"
+
+
+class SweepMark(_Item):
+    """pk=SWEEP#<bucket> sk=TENANT#<id>: this tenant reserved in that 10-minute bucket, so the sweeper
+    looks at it once the bucket's calls must all have ended. Written by the usage aggregator."""
+
+    tenant_id = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def key(bucket: int, tenant_id: str) -> tuple:
+        return f"SWEEP#{bucket}", tenant_pk(tenant_id)
+
+
+class IdempotentCall(_Item):
+    """pk=TENANT#<id> sk=IDEMPOTENCY#<digest of key>: an AI call made with an Idempotency-Key, replayed
+    for 24 hours. `state` is running until the first call ends, then done with its response."""
+
+    fingerprint = UnicodeAttribute()
+    state = UnicodeAttribute()
+    status_code = NumberAttribute(null=True)
+    response = UnicodeAttribute(null=True)
+    headers = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute()
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def sk_for(digest: str) -> str:
+        return f"IDEMPOTENCY#{digest}"
 
 
 class AlertClaim(_Item):

@@ -6,6 +6,8 @@ from typing import Any, Dict, Iterable
 from chalicelib.aws import client
 from chalicelib.settings import get_settings
 
+MAX_SUBJECT = 99  # SNS: "less than 100 characters long", ASCII, no line breaks or control characters
+
 
 class Notifier:
     def __init__(self, ses: Any = None, sns: Any = None) -> None:
@@ -30,11 +32,14 @@ class Notifier:
         return response["MessageId"]
 
     def publish(self, subject: str, message: str, attributes: Dict[str, str]) -> str:
+        if not (len(subject) <= MAX_SUBJECT and subject.isascii() and subject.isprintable()):
+            # Real SNS rejects such a subject (moto does not): fail here, where a test sees it.
+            raise ValueError(f"An SNS subject is one line of printable ASCII, at most {MAX_SUBJECT} characters.")
         topic = get_settings().alert_topic_arn
         if not topic:
             raise RuntimeError("No alert topic is configured (TESSERA_ALERT_TOPIC_ARN).")
         response = self.sns.publish(
-            TopicArn=topic, Subject=subject[:100], Message=message,
+            TopicArn=topic, Subject=subject, Message=message,
             MessageAttributes={k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()},
         )
         return response["MessageId"]

@@ -3,22 +3,20 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import validation
-from chalicelib.errors import BadRequest, Conflict
+from chalicelib.ai import settings as ai_settings
+from chalicelib.errors import BadRequest
 from chalicelib.models import TENANT_LIST_PARTITION, Tenant
 from chalicelib.periods import utcnow
 from chalicelib.plans import FEATURES, PLANS
-from chalicelib.store import condition_failed, decode_cursor, encode_cursor
-from chalicelib.tenants import get_tenant, profile, update_profile
+from chalicelib.store import decode_cursor, encode_cursor
+from chalicelib.tenants import change_tenant, profile
 
 MAX_PAGE = 100
-OVERRIDE_ATTEMPTS = 3
 
 
 def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
-    size = _page_size(limit)
+    size = validation.page_size(limit, MAX_PAGE)
     start = decode_cursor(cursor, TENANT_LIST_PARTITION, attribute="gsi1pk")
     result = Tenant.by_created.query(TENANT_LIST_PARTITION, limit=size, last_evaluated_key=start,
                                      scan_index_forward=False)
@@ -26,22 +24,15 @@ def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
     return {"tenants": tenants, "next_cursor": encode_cursor(result.last_evaluated_key)}
 
 
-def _page_size(limit: Optional[str]) -> int:
-    if limit in (None, ""):
-        return 50
-    if not str(limit).isdecimal() or not 1 <= int(limit) <= MAX_PAGE:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE}.", code="invalid_limit")
-    return int(limit)
-
-
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"plan"}, required=("plan",))
     plan = validation.one_of(body, "plan", PLANS)
-    return update_profile(tenant_id, [Tenant.plan.set(plan), Tenant.plan_changed_at.set(utcnow())])
+    ai_settings.fit_to_plan(tenant_id, plan)
+    return profile(change_tenant(tenant_id, lambda tenant: {"plan": plan, "plan_changed_at": utcnow()}))
 
 
 def set_status(tenant_id: str, status: str) -> dict:
-    return update_profile(tenant_id, [Tenant.status.set(status)])
+    return profile(change_tenant(tenant_id, lambda tenant: {"status": status}))
 
 
 def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
@@ -52,18 +43,17 @@ def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:
     given = body.get("features", {})
     if not isinstance(given, dict):
         raise BadRequest("features must be an object of feature name to limit.", code="invalid_field")
+    checked: dict = {"features": {}}
     for name, value in given.items():
         if name not in FEATURES:
             raise BadRequest(f"Unknown feature: {name}.", code="unknown_feature")
-        if value is not None:
+        checked["features"][name] = None if value is None else \
             validation.integer(given, name, minimum=0, maximum=100_000_000)
-    if body.get("requests_per_minute") is not None:
-        validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
-    for _ in range(OVERRIDE_ATTEMPTS):
-        tenant = get_tenant(tenant_id, consistent=True)
-        if _write_overrides(tenant, _merged(tenant, body)):
-            return limits_view(get_tenant(tenant_id, consistent=True))
-    raise Conflict("The tenant's limits changed while this request ran; try again.", code="conflict")
+    if "requests_per_minute" in body:
+        checked["requests_per_minute"] = None if body["requests_per_minute"] is None else \
+            validation.integer(body, "requests_per_minute", minimum=1, maximum=100_000)
+    body = checked  # as ints: 5.0 is the integer 5, never a float in the item
+    return limits_view(change_tenant(tenant_id, lambda tenant: {"limit_overrides": _merged(tenant, body)}))
 
 
 def _merged(tenant: Tenant, body: Mapping[str, Any]) -> dict:
@@ -81,20 +71,6 @@ def _merged(tenant: Tenant, body: Mapping[str, Any]) -> dict:
         else:
             overrides["requests_per_minute"] = body["requests_per_minute"]
     return overrides
-
-
-def _write_overrides(tenant: Tenant, overrides: dict) -> bool:
-    """Write only if nobody changed the overrides since they were read (two operators, one tenant)."""
-    version = tenant.limits_version
-    unchanged = Tenant.limits_version.does_not_exist() if version is None else Tenant.limits_version == version
-    try:
-        tenant.update(actions=[Tenant.limit_overrides.set(overrides), Tenant.limits_version.add(1)],
-                      condition=Tenant.pk.exists() & unchanged)
-    except UpdateError as error:
-        if condition_failed(error):
-            return False
-        raise
-    return True
 
 
 def limits_view(tenant: Tenant) -> dict:

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from chalicelib.errors import BadRequest
 
-_PERIOD = re.compile(r"(2\d{3})-(0[1-9]|1[0-2])")
+_PERIOD = re.compile(r"(2[0-9]{3})-(0[1-9]|1[0-2])")  # ASCII digits: \d would take ٢٠٢٦ too
 
 
 def utcnow() -> datetime:

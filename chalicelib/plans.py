@@ -23,6 +23,7 @@ class Feature:
     name: str
     plan: str
     monthly_limit: Optional[int]
+    code: str  # one letter, for counter keys on the admission item (which must stay under 1 KB)
 
 
 PLANS: Dict[str, Plan] = {
@@ -32,11 +33,12 @@ PLANS: Dict[str, Plan] = {
 }
 
 FEATURES: Dict[str, Feature] = {
-    "basic_chat": Feature("basic_chat", "free", 100),
-    "code_review": Feature("code_review", "pro", 1000),
-    "document_analysis": Feature("document_analysis", "pro", 500),
-    "custom_prompts": Feature("custom_prompts", "enterprise", None),
+    "basic_chat": Feature("basic_chat", "free", 100, "b"),
+    "code_review": Feature("code_review", "pro", 1000, "c"),
+    "document_analysis": Feature("document_analysis", "pro", 500, "d"),
+    "custom_prompts": Feature("custom_prompts", "enterprise", None, "p"),
 }
+FEATURE_BY_CODE: Dict[str, str] = {f.code: f.name for f in FEATURES.values()}
 
 DEFAULT_PLAN = "free"
 

@@ -3,8 +3,8 @@ allow-list and for cost.
 
 Prices are USD per million tokens from Anthropic's published pricing page
 (https://platform.claude.com/docs/en/about-claude/pricing), read 2026-11-26.
-Cache writes are the 5-minute rate. `min_plan` is the lowest plan that may
-use the model. Costs are computed in integer
+Cache writes have two rates: the 5-minute TTL (1.25 x input) and the 1-hour
+TTL (2 x input). `min_plan` is the lowest plan that may use the model. Costs are computed in integer
 micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
 """
 from __future__ import annotations
@@ -27,6 +27,16 @@ class ModelPrice:
     cache_write: Decimal
     cache_read: Decimal
     min_plan: str
+
+    @property
+    def cache_write_1h(self) -> Decimal:
+        """The 1-hour cache write rate: twice the input rate for every model on the pricing page."""
+        return self.input * 2
+
+    @property
+    def highest_input(self) -> Decimal:
+        """The most one input token can cost: a 1-hour cache write."""
+        return max(self.input, self.cache_write, self.cache_write_1h)
 
 
 def _price(model: str, name: str, input_: str, output: str, cache_write: str, cache_read: str,
@@ -58,11 +68,19 @@ def micros(tokens: int, usd_per_million: Decimal) -> Decimal:
 
 
 def cost_micros(model: str, input_tokens: int, output_tokens: int,
-                cache_creation_tokens: int = 0, cache_read_tokens: int = 0) -> int:
+                cache_creation_tokens: int = 0, cache_read_tokens: int = 0,
+                cache_creation_1h_tokens: int = 0) -> int:
+    """`cache_creation_tokens` is every cache write; `cache_creation_1h_tokens` the part of it at the 1-hour rate."""
     price = MODELS[model]
+    writes_5m = cache_creation_tokens - cache_creation_1h_tokens
     exact = (micros(input_tokens, price.input) + micros(output_tokens, price.output)
-             + micros(cache_creation_tokens, price.cache_write) + micros(cache_read_tokens, price.cache_read))
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+             + micros(writes_5m, price.cache_write) + micros(cache_creation_1h_tokens, price.cache_write_1h)
+             + micros(cache_read_tokens, price.cache_read))
+    return round_up(exact)
+
+
+def round_up(exact_micros: Decimal) -> int:
+    return int(exact_micros.to_integral_value(rounding=ROUND_CEILING))
 
 
 def usd(micro_dollars: int) -> str:

@@ -66,6 +66,33 @@ def retry_conflicts(write: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS,
     raise AssertionError("unreachable")
 
 
+def update_or_explain(item: Model, actions: list, condition) -> Tuple[bool, Optional[dict]]:
+    """One conditional UpdateItem that returns the item either way: (True, the item after the update) or
+    (False, the item as it was when the condition failed; None if it does not exist). The failure needs
+    no second read to say why (ReturnValuesOnConditionCheckFailure)."""
+    from pynamodb.exceptions import VerboseClientError
+
+    table = type(item)._get_connection()
+    hash_key, range_key = item._get_hash_range_key_serialized_values()
+    kwargs = table.connection.get_operation_kwargs(
+        table.table_name, hash_key, range_key=range_key, actions=actions, condition=condition,
+        return_values="ALL_NEW", return_values_on_condition_failure="ALL_OLD")
+    try:
+        return True, table.connection.dispatch("UpdateItem", kwargs).get("Attributes")
+    except VerboseClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        cause = getattr(error.__cause__, "response", None) or {}
+        return False, cause.get("Item")
+
+
+def write_conflicted(error: Exception) -> bool:
+    """A single-item write refused because a transaction was writing the same item at that moment."""
+    response = getattr(error, "response", None) or {}
+    code = response.get("Error", {}).get("Code") or getattr(error, "cause_response_code", None)
+    return code == "TransactionConflictException"
+
+
 def cancelled_because(error, index: int) -> bool:
     """Whether the transaction item at `index` failed its condition."""
     reasons = error.cancellation_reasons or []

@@ -46,6 +46,8 @@ TABLE: Dict[str, Any] = {
         },
     ],
     "BillingMode": "PAY_PER_REQUEST",
+    # The usage aggregator reads settled calls (and admissions, for the sweeper's marks) from the stream.
+    "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
 }
 
 
@@ -58,6 +60,7 @@ def cloudformation_resource(table_name: Any) -> Dict[str, Any]:
     """The `AWS::DynamoDB::Table` resource for the packaged template."""
     properties = copy.deepcopy(TABLE)
     properties["TableName"] = table_name
+    properties["StreamSpecification"] = {"StreamViewType": TABLE["StreamSpecification"]["StreamViewType"]}
     properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     properties["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": True}
     properties["SSESpecification"] = {"SSEEnabled": True}

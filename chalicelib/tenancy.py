@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 from chalicelib.errors import Forbidden, Unauthorized
 
@@ -18,6 +18,7 @@ class TenantContext:
     role: str
     display: str  # the user's email or the key's name
     slug: str = ""
+    plan: str = ""  # as the authorizer saw it (cached up to 30 s): for logs and metrics, never for decisions
 
     @classmethod
     def from_authorizer(cls, context: Optional[Mapping[str, object]]) -> "TenantContext":
@@ -34,6 +35,7 @@ class TenantContext:
             role=str(context.get("role") or "member"),
             display=str(context.get("display") or ""),
             slug=str(context.get("slug") or ""),
+            plan=str(context.get("plan") or ""),
         )
 
     def to_authorizer(self) -> dict:
@@ -44,6 +46,7 @@ class TenantContext:
             "role": self.role,
             "display": self.display,
             "slug": self.slug,
+            "plan": self.plan,
         }
 
     @property
@@ -53,9 +56,10 @@ class TenantContext:
     def at_least(self, role: str) -> bool:
         return ROLE_RANK.get(self.role, 0) >= ROLE_RANK[role]
 
-    def check_hints(self, tenant_header: Optional[str], host_slug: Optional[str]) -> None:
-        """`X-Tenant-ID` or a tenant subdomain may confirm the credential's tenant, never choose it."""
-        if tenant_header is not None and tenant_header.strip() != self.tenant_id:
+    def check_hints(self, tenant_headers: Sequence[str], host_slug: Optional[str]) -> None:
+        """`X-Tenant-ID` or a tenant subdomain may confirm the credential's tenant, never choose it. Every
+        copy of the header must name it: a later proxy or log may read a different copy than we do."""
+        if any(value.strip() != self.tenant_id for value in tenant_headers):
             raise Forbidden("X-Tenant-ID does not match the credential's tenant.", code="tenant_mismatch")
         if host_slug is not None and host_slug != self.slug:
             raise Forbidden("The host's tenant does not match the credential's tenant.", code="tenant_mismatch")

@@ -2,20 +2,22 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from datetime import timedelta
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib import pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
-from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password
+from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, visible_characters
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
+from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import (
-    BUDGET_PARTITION,
+    Admission,
     TENANT_LIST_PARTITION,
     AIConfig,
     IdempotencyRecord,
@@ -23,21 +25,30 @@ from chalicelib.models import (
     Tenant,
     User,
     UserEmail,
+    budget_segment,
     tenant_pk,
 )
 from chalicelib.notify import Notifier
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.plans import DEFAULT_PLAN
-from chalicelib.store import cancelled_because, transaction, update_existing
+from chalicelib.store import cancelled_because, transaction
 
 log = get_logger("tenants")
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# A slug becomes a subdomain (`<slug>.<base domain>`), so names a resolver, a browser or a mail system treats
+# specially are reserved along with our own, and so is every slug that reads as an address.
 RESERVED_SLUGS = frozenset({
     "www", "api", "app", "admin", "administrator", "root", "mail", "email", "support", "help", "status",
     "billing", "auth", "login", "signup", "static", "assets", "cdn", "docs", "blog", "dashboard",
     "console", "tessera", "system", "internal", "operator", "operators", "security", "dev", "staging", "prod",
+    "localhost", "localdomain", "local", "loopback", "broadcasthost", "ip6-localhost", "ip6-loopback",
+    "wpad", "isatap", "autodiscover", "autoconfig", "mta-sts", "smtp", "imap", "pop", "pop3", "ftp", "ns",
+    "ns1", "ns2", "mx", "webmail", "example", "invalid", "test", "onion",
 })
+# Dotted addresses written with hyphens, as wildcard-DNS services spell them: 127-0-0-1, 0-0-0-0,
+# 10-1-2-3, and full IPv6 addresses such as 0-0-0-0-0-0-0-1.
+ADDRESS_LIKE_SLUG = re.compile(r"[0-9]{1,3}(?:-[0-9]{1,3}){3}|[0-9a-f]{1,4}(?:-[0-9a-f]{1,4}){7}")
 DEFAULT_THRESHOLDS = (50, 80, 100)
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DEFAULT_AI_SETTINGS = {"max_tokens": 1024, "temperature": 0.7}
@@ -46,7 +57,7 @@ DEFAULT_AI_SETTINGS = {"max_tokens": 1024, "temperature": 0.7}
 def validate_slug(value: Any) -> str:
     slug = validation.string({"slug": value}, "slug", min_len=3, max_len=32, pattern=SLUG,
                              hint="lowercase letters, digits and single hyphens")
-    if slug in RESERVED_SLUGS:
+    if slug in RESERVED_SLUGS or ADDRESS_LIKE_SLUG.fullmatch(slug):
         raise BadRequest(f"The slug '{slug}' is reserved.", code="slug_reserved")
     return slug
 
@@ -55,11 +66,17 @@ def validate_password(body: Mapping[str, Any]) -> str:
     value = body.get("password")
     if not isinstance(value, str) or not (MIN_LENGTH <= len(value) <= MAX_LENGTH):
         raise BadRequest(f"password must be {MIN_LENGTH} to {MAX_LENGTH} characters long.", code="invalid_field")
+    if visible_characters(value) < MIN_LENGTH:
+        raise BadRequest(f"password must have at least {MIN_LENGTH} characters that are not spaces or control "
+                         "characters.", code="invalid_field")
     return value
 
 
-def _signup_fingerprint(name: str, slug: str, email: str) -> str:
-    return hashlib.sha256(json.dumps([name, slug, email]).encode()).hexdigest()
+def _signup_fingerprint(idempotency_key: str, name: str, slug: str, email: str, password: str) -> str:
+    """What a replay must repeat: the whole sign-up, password included. An HMAC keyed by the Idempotency-Key,
+    which the table holds only as a digest, so the record is no fast hash of the password to test guesses on."""
+    message = json.dumps([name, slug, email, password]).encode()
+    return hmac.new(idempotency_key.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _idempotency_pk(key: str) -> str:
@@ -71,9 +88,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
     """Create tenant, slug claim, owner and AI config in one transaction: all or nothing."""
     validation.fields(body, {"company_name", "slug", "email", "password"},
                       required=("company_name", "slug", "email", "password"))
-    name = validation.string(body, "company_name", min_len=1, max_len=120).strip()
-    if not name:
-        raise BadRequest("company_name must not be blank.", code="invalid_field")
+    name = validation.display_name(body, "company_name", max_len=120)
     slug = validate_slug(body["slug"])
     email = validation.email(body)
     password = validate_password(body)
@@ -93,7 +108,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
         "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
         "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
     }
-    fingerprint = _signup_fingerprint(name, slug, email)
+    fingerprint = _signup_fingerprint(idempotency_key or "", name, slug, email, password)
     try:
         with transaction(client_request_token=tenant_id) as tx:
             tx.save(SlugClaim(*SlugClaim.key(slug), tenant_id=tenant_id), condition=SlugClaim.pk.does_not_exist())
@@ -102,6 +117,8 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
             tx.save(UserEmail(pk, UserEmail.sk_for(email), user_id=user_id), condition=UserEmail.pk.does_not_exist())
             tx.save(AIConfig(pk, AIConfig.SK, model=pricing.DEFAULT_MODEL, custom_instructions="",
                              inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
+            tx.save(Admission(pk, Admission.SK, version=0, limits=AdmissionLimits.of(tenant).to_json(),
+                              counters={}))
             if idempotency_key is not None:
                 tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
                                           fingerprint=fingerprint, tenant_id=tenant_id,
@@ -109,7 +126,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
                                           expires_at=timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)),
                         condition=IdempotencyRecord.pk.does_not_exist())
     except TransactWriteError as error:
-        if idempotency_key is not None and cancelled_because(error, 5):
+        if idempotency_key is not None and cancelled_because(error, 6):
             return _replay(idempotency_key, fingerprint)
         if cancelled_because(error, 0):
             raise Conflict(f"The slug '{slug}' is already taken.", code="slug_taken") from None
@@ -164,26 +181,35 @@ def budget_settings(tenant: Tenant) -> dict:
     }
 
 
+MAX_BUDGET_USD = 10_000_000
+# Dollars with at most six decimal places: a budget is whole micro-dollars, never silently rounded.
+BUDGET_STRING = re.compile(r"^(?:[0-9]{1,7}(?:\.[0-9]{1,6})?|10000000(?:\.0{1,6})?)$")
+
+
 def _budget_micros(value: Any) -> Optional[int]:
+    """Whole dollars as a JSON number, or a decimal string of dollars with up to six places; never a
+    float fraction (money is never float here, and 0.1 is not exactly a tenth)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BadRequest("monthly_budget_usd must be a number of dollars or null.", code="invalid_field")
-    try:
+    dollars = validation.as_integer(value)
+    if dollars is not None:
+        amount = dollars * pricing.MICROS_PER_USD
+    elif isinstance(value, str) and BUDGET_STRING.fullmatch(value):
         amount = pricing.to_micros(value)
-    except Exception:
-        raise BadRequest("monthly_budget_usd must be a number of dollars or null.", code="invalid_field") from None
-    if not (0 <= amount <= 10_000_000 * pricing.MICROS_PER_USD):
-        raise BadRequest("monthly_budget_usd must be between 0 and 10000000.", code="invalid_field")
+    else:
+        raise BadRequest("monthly_budget_usd must be whole dollars as a number, a decimal string of dollars "
+                         "with at most 6 decimal places (\"12.50\"), or null.", code="invalid_field")
+    if not (0 <= amount <= MAX_BUDGET_USD * pricing.MICROS_PER_USD):
+        raise BadRequest(f"monthly_budget_usd must be between 0 and {MAX_BUDGET_USD}.", code="invalid_field")
     return amount
 
 
 def _thresholds(value: Any) -> set:
-    if (not isinstance(value, list) or not 1 <= len(value) <= 10
-            or any(isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 100 for t in value)):
+    percents = [validation.as_integer(t) for t in value] if isinstance(value, list) else []
+    if not 1 <= len(percents) <= 10 or any(p is None or not 1 <= p <= 100 for p in percents):
         raise BadRequest("budget_alert_thresholds must be 1 to 10 whole percentages from 1 to 100.",
                          code="invalid_field")
-    return set(value)
+    return set(percents)
 
 
 def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
@@ -191,25 +217,56 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"name", "monthly_budget_usd", "budget_alert_thresholds", "budget_hard_limit"})
     if not body:
         raise BadRequest("Nothing to update.", code="empty_update")
-    actions = []
+    changes: dict = {}
     if "name" in body:
-        name = validation.string(body, "name", min_len=1, max_len=120).strip()
-        if not name:
-            raise BadRequest("name must not be blank.", code="invalid_field")
-        actions.append(Tenant.name.set(name))
+        changes["name"] = validation.display_name(body, "name", max_len=120)
     if "monthly_budget_usd" in body:
         budget = _budget_micros(body["monthly_budget_usd"])
-        if budget is None:
-            actions += [Tenant.monthly_budget_micros.remove(), Tenant.gsi2pk.remove(), Tenant.gsi2sk.remove()]
-        else:
-            actions += [Tenant.monthly_budget_micros.set(budget), Tenant.gsi2pk.set(BUDGET_PARTITION),
-                        Tenant.gsi2sk.set(tenant_id)]
+        changes.update(monthly_budget_micros=budget, gsi2pk=None if budget is None else budget_segment(tenant_id),
+                       gsi2sk=None if budget is None else tenant_id)
     if "budget_alert_thresholds" in body:
-        actions.append(Tenant.budget_alert_thresholds.set(_thresholds(body["budget_alert_thresholds"])))
+        changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])
     if "budget_hard_limit" in body:
-        actions.append(Tenant.budget_hard_limit.set(validation.boolean(body, "budget_hard_limit")))
-    return update_profile(tenant_id, actions)
+        changes["budget_hard_limit"] = validation.boolean(body, "budget_hard_limit")
+    return profile(change_tenant(tenant_id, lambda tenant: changes))
 
 
-def update_profile(tenant_id: str, actions: list) -> dict:
-    return profile(update_existing(Tenant(tenant_pk(tenant_id), Tenant.SK), actions, "Tenant"))
+CHANGE_ATTEMPTS = 5
+
+
+def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]]) -> Tenant:
+    """Set the attributes `change` returns (None removes one) and write the admission limits they imply.
+
+    One transaction updates the profile (only if its limits are unchanged since it was read:
+    `limits_version`) and the admission item's copy of the limits with the new version, so the next
+    admission anywhere checks the new numbers and two concurrent changes cannot leave the copy behind
+    the profile. Only the named attributes are written: counters kept elsewhere on the profile stay."""
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.store import conflicted
+
+    for _ in range(CHANGE_ATTEMPTS):
+        tenant = get_tenant(tenant_id, consistent=True)
+        version = tenant.limits_version
+        changes = dict(change(tenant))
+        changes["limits_version"] = int(version or 0) + 1
+        actions = []
+        for name, value in changes.items():
+            setattr(tenant, name, value)
+            attribute = getattr(Tenant, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        unchanged = Tenant.limits_version.does_not_exist() if version is None else Tenant.limits_version == version
+        admission = Admission(tenant_pk(tenant_id), Admission.SK)
+        try:
+            with transaction() as tx:
+                tx.update(Tenant(tenant_pk(tenant_id), Tenant.SK), actions=actions,
+                          condition=Tenant.pk.exists() & unchanged)
+                tx.update(admission, actions=[Admission.version.set(tenant.limits_version),
+                                              Admission.limits.set(AdmissionLimits.of(tenant).to_json()),
+                                              Admission.counters.set(Admission.counters | {})])
+        except TransactWriteError as error:
+            if cancelled_because(error, 0) or conflicted(error):
+                continue
+            raise
+        return get_tenant(tenant_id, consistent=True)
+    raise Conflict("The tenant changed while this request ran; try again.", code="conflict")

@@ -11,7 +11,7 @@ from typing import Any, List, Mapping
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import validation
+from chalicelib import keys, validation
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.identity.passwords import hash_password
 from chalicelib.ids import new_id
@@ -105,9 +105,13 @@ def change_role(tenant_id: str, ctx: TenantContext, user_id: str, body: Mapping[
     return view(target)
 
 
-def delete_user(tenant_id: str, ctx: TenantContext, user_id: str) -> None:
+def delete_user(tenant_id: str, ctx: TenantContext, user_id: str, revoke_keys: bool = False) -> None:
+    """Remove a user; with `revoke_keys`, first revoke the API keys they created (else those keep working:
+    keys belong to the tenant). Revoking first means a failure leaves the user there to remove again."""
     target = _get(tenant_id, user_id)
     _may_manage(ctx, target)
+    if revoke_keys:
+        keys.revoke_keys_created_by(tenant_id, user_id)
     pk = tenant_pk(tenant_id)
     try:
         with transaction() as tx:

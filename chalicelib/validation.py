@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any, Iterable, Mapping, Optional
 
 from chalicelib.errors import BadRequest, PayloadTooLarge
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 def json_object(raw: Optional[bytes], max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict:
@@ -21,7 +22,7 @@ def json_object(raw: Optional[bytes], max_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     if not raw:
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
         # JSON may carry lone surrogates ("\ud800"), which no UTF-8 string (or DynamoDB item) can hold.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeError, RecursionError):
@@ -29,6 +30,11 @@ def json_object(raw: Optional[bytes], max_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
     return body
+
+
+def _not_json(constant: str) -> None:
+    """NaN and Infinity are Python's extensions to JSON, not JSON."""
+    raise ValueError(constant)
 
 
 def fields(body: Mapping[str, Any], allowed: Iterable[str], required: Iterable[str] = ()) -> None:
@@ -53,13 +59,51 @@ def string(body: Mapping[str, Any], name: str, *, min_len: int = 1, max_len: int
     return value
 
 
+# Control characters, and line and paragraph separators: nothing a name shown to people (or placed into a
+# system prompt) should carry. Each run becomes one space.
+_CONTROL_RUN = re.compile("[" + "".join(
+    re.escape(chr(c)) for c in range(0x110000) if unicodedata.category(chr(c)) in ("Cc", "Zl", "Zp")) + "]+")
+
+
+def display_name(body: Mapping[str, Any], name: str, max_len: int) -> str:
+    """A one-line name: control characters and line breaks become spaces, surrounding whitespace goes,
+    and what is left must not be blank."""
+    value = _CONTROL_RUN.sub(" ", string(body, name, min_len=1, max_len=max_len)).strip()
+    if not value:
+        raise BadRequest(f"{name} must not be blank.", code="invalid_field")
+    return value
+
+
+def as_integer(value: Any) -> Optional[int]:
+    """`value` as an int if JSON Schema's `integer` accepts it (2709 and 2709.0 alike), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def integer(body: Mapping[str, Any], name: str, *, minimum: int, maximum: int) -> int:
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
+    value = as_integer(body.get(name))
+    if value is None:
         raise BadRequest(f"{name} must be an integer.", code="invalid_field")
     if not (minimum <= value <= maximum):
         raise BadRequest(f"{name} must be between {minimum} and {maximum}.", code="invalid_field")
     return value
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]{1,6}")
+
+
+def page_size(value: Optional[str], maximum: int, default: int = 50) -> int:
+    """A `limit` query parameter: ASCII digits only (str.isdecimal would take ١٠ too), 1 to `maximum`."""
+    if value in (None, ""):
+        return default
+    if not _ASCII_DIGITS.fullmatch(value) or not 1 <= int(value) <= maximum:
+        raise BadRequest(f"limit must be a whole number from 1 to {maximum}.", code="invalid_limit")
+    return int(value)
 
 
 def number(body: Mapping[str, Any], name: str, *, minimum: float, maximum: float) -> float:
@@ -76,6 +120,15 @@ def boolean(body: Mapping[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         raise BadRequest(f"{name} must be true or false.", code="invalid_field")
     return value
+
+
+def query_flag(value: Optional[str], name: str) -> bool:
+    """A boolean query parameter: `true` or `false`, absent meaning false."""
+    if value in (None, "false"):
+        return False
+    if value == "true":
+        return True
+    raise BadRequest(f"{name} must be true or false.", code="invalid_field")
 
 
 def one_of(body: Mapping[str, Any], name: str, choices: Iterable[str]) -> str:

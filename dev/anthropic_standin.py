@@ -4,10 +4,17 @@ Point the official SDK at it::
 
     client = anthropic.Anthropic(base_url="http://127.0.0.1:8787", api_key="sk-anything")
 
-It answers ``POST /v1/messages`` (non-streaming only) with the real Messages
-response shape and a deterministic reply that echoes the settings it received::
+It answers ``POST /v1/messages`` (whole, or with ``"stream": true`` as Anthropic's event stream:
+message_start, ping, content_block_start / _delta / _stop with text, thinking, signature and
+input_json deltas, message_delta, message_stop), ``POST /v1/messages/count_tokens``, and
+``GET /v1/models`` and ``/v1/models/{id}``, with the real shapes. Replies are deterministic and echo
+the settings received (dev/standin_reply.py)::
 
-    [stand-in] model=<model>; system=<first 200 chars of system text, or "(none)">; reply to: <first 200 chars of last user message text>
+    [stand-in] model=<model>; system=<first 200 chars of system text, or "(none)">; reply to: <first 200 chars of the last user turn>
+
+Given tools, it calls one (a tool_use block, stop_reason "tool_use") until the last user turn holds a
+tool_result; given thinking, a thinking block comes first; stop_sequences cut the text at the first
+one it contains (stop_reason "stop_sequence"). Every message has its own id.
 
 A key is required (``Authorization: Bearer <key>`` or ``x-api-key: <key>``);
 any key is accepted except those starting with ``sk-invalid``, which get a 401.
@@ -17,16 +24,13 @@ Keys are never stored or logged: requests are recorded with
 Token rule
 ----------
 A text's token count is ceil(len(text.encode("utf-8")) / 4), minimum 1 for
-non-empty text (0 for empty text).
-input_tokens = tokens(system text) + sum over messages of tokens(message text),
-where a system or message given as a list of text blocks is the concatenation
-of its blocks' text with no separator.
-output_tokens = tokens(reply).
-If output_tokens > max_tokens, the reply is truncated to max_tokens*4 UTF-8
-bytes (on a character boundary), stop_reason is "max_tokens" and
-output_tokens = max_tokens; otherwise stop_reason is "end_turn".
-input_tokens therefore never exceeds the total UTF-8 byte count of the system
-and message texts.
+non-empty text (0 for empty text). Images, PDFs, tools and the prompt cache
+follow Anthropic's documented rules (dev/standin_usage.py). With only text,
+input_tokens = the tokens of each text (a string, or each text block), so it
+never exceeds the UTF-8 byte count of the system and message texts.
+output_tokens = tokens(thinking) + tokens(reply text or tool input). If the reply would pass
+max_tokens it is cut to max_tokens*4 UTF-8 bytes (on a character boundary),
+stop_reason is "max_tokens" and output_tokens = max_tokens.
 
 Fault switches
 --------------
@@ -36,6 +40,10 @@ Magic text anywhere in the last user message:
 * ``[[standin:529]]``          -> 529 overloaded_error
 * ``[[standin:500]]``          -> 500 api_error
 * ``[[standin:slow=SECONDS]]`` -> sleep SECONDS (float, capped at 60), then answer
+* ``[[standin:event_delay=SECONDS]]`` -> a stream waits SECONDS before each event after message_start;
+  a whole reply waits as long as its stream would take
+* ``[[standin:stream_error]]`` -> a stream sends an overloaded_error event after its first delta and ends
+* ``[[standin:stream_cut]]``   -> a stream closes the connection after its first delta
 
 Control endpoints (no key needed):
 
@@ -45,7 +53,7 @@ Control endpoints (no key needed):
   delay, then fail). ``count`` defaults to 1.
 * ``GET /_standin/faults`` lists the queue; ``DELETE /_standin/faults`` clears it.
 * ``GET /_standin/requests`` lists the last 100 valid ``/v1/messages`` requests,
-  newest last; ``DELETE /_standin/requests`` clears them.
+  newest last, with the usage each was billed; ``DELETE /_standin/requests`` clears them.
 * ``GET /health`` -> ``{"status": "ok"}``.
 
 Order of checks for ``/v1/messages``: key present and not rejected, body valid,
@@ -70,6 +78,12 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from standin_reply import build_content, last_user_turn, sse, stream_events, system_text  # noqa: E402
+from standin_usage import bill, texts_of, usage_of  # noqa: E402
 
 DEFAULT_PORT = 8787
 PORT_ENV_VAR = "ANTHROPIC_STANDIN_PORT"
@@ -91,6 +105,11 @@ FAULT_STATUSES = {
 
 MAGIC_STATUS_RE = re.compile(r"\[\[standin:(429|529|500)\]\]")
 MAGIC_SLOW_RE = re.compile(r"\[\[standin:slow=(\d+(?:\.\d*)?|\.\d+)\]\]")
+MAGIC_EVENT_DELAY_RE = re.compile(r"\[\[standin:event_delay=(\d+(?:\.\d*)?|\.\d+)\]\]")
+STANDIN_MODELS = ("claude-opus-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-sonnet-4-6",
+                  "claude-haiku-4-5")
+BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
+               "search_result"}
 
 
 class RequestError(Exception):
@@ -114,14 +133,6 @@ def fault_error(status: int) -> RequestError:
     return RequestError(status, error_type, message, headers)
 
 
-def count_tokens(text: str) -> int:
-    return math.ceil(len(text.encode("utf-8")) / 4)
-
-
-def truncate_utf8(text: str, max_bytes: int) -> str:
-    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
-
-
 def key_fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
@@ -138,107 +149,128 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def text_of_blocks(blocks: object, where: str) -> str:
+def validate_blocks(blocks: object, where: str) -> None:
     if isinstance(blocks, str):
-        return blocks
+        return
     if not isinstance(blocks, list) or not blocks:
-        raise invalid(f"{where}: must be a string or a non-empty list of text blocks")
-    parts = []
+        raise invalid(f"{where}: must be a string or a non-empty list of content blocks")
     for index, block in enumerate(blocks):
-        if not isinstance(block, dict) or block.get("type") != "text":
-            raise invalid(f'{where}.{index}: only {{"type": "text", "text": ...}} blocks are supported')
-        if not isinstance(block.get("text"), str):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind not in BLOCK_TYPES:
+            raise invalid(f"{where}.{index}.type: must be one of {sorted(BLOCK_TYPES)}")
+        if kind == "text" and not isinstance(block.get("text"), str):
             raise invalid(f"{where}.{index}.text: must be a string")
-        parts.append(block["text"])
-    return "".join(parts)
+        if kind in ("image", "document") and not isinstance(block.get("source"), dict):
+            raise invalid(f"{where}.{index}.source: field required")
+        if kind == "tool_result" and isinstance(block.get("content"), list):
+            validate_blocks(block["content"], f"{where}.{index}.content")
 
 
-def validate_messages(messages: object) -> list[tuple[str, str]]:
+def validate_system(system: object) -> None:
+    if system is None or isinstance(system, str):
+        return
+    if not isinstance(system, list) or not all(isinstance(b, dict) and b.get("type") == "text"
+                                               and isinstance(b.get("text"), str) for b in system):
+        raise invalid("system: must be a string or a list of text blocks")
+
+
+def validate_messages(messages: object) -> None:
     if not isinstance(messages, list) or not messages:
         raise invalid("messages: must be a non-empty list")
-    parsed = []
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise invalid(f"messages.{index}: must be an object")
-        role = message.get("role")
-        if role not in ("user", "assistant"):
+        if message.get("role") not in ("user", "assistant"):
             raise invalid(f'messages.{index}.role: must be "user" or "assistant"')
         if "content" not in message:
             raise invalid(f"messages.{index}.content: field required")
-        parsed.append((role, text_of_blocks(message["content"], f"messages.{index}.content")))
-    return parsed
+        validate_blocks(message["content"], f"messages.{index}.content")
 
 
-def validate_request(body: object) -> dict:
+def validate_tools(body: dict) -> None:
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise invalid("tools: must be a list")
+        for index, tool in enumerate(tools):
+            custom = isinstance(tool, dict) and tool.get("type") in (None, "custom")
+            if custom and (not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict)):
+                raise invalid(f"tools.{index}: a custom tool needs name and input_schema")
+    choice = body.get("tool_choice")
+    if choice is not None and (not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none")):
+        raise invalid("tool_choice.type: must be auto, any, tool or none")
+
+
+def validate_thinking(body: dict) -> None:
+    thinking = body.get("thinking")
+    if thinking is None:
+        return
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive", "disabled"):
+        raise invalid("thinking.type: must be enabled, adaptive or disabled")
+    if thinking["type"] == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not is_int(budget) or budget < 1024:
+            raise invalid("thinking.budget_tokens: must be an integer >= 1024")
+        if "max_tokens" in body and budget >= body["max_tokens"]:
+            raise invalid("thinking.budget_tokens: must be less than max_tokens")
+
+
+def validate_request(body: object, counting: bool = False) -> dict:
+    """Checks the body as the Messages API would (shallowly) and returns it."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object")
-    if body.get("stream") is True:
-        raise invalid("streaming is not supported by the stand-in")
-    if body.get("stream") not in (None, False):
+    if body.get("stream") not in (None, False, True):
         raise invalid("stream: must be a boolean")
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise invalid("model: must be a non-empty string")
-    max_tokens = body.get("max_tokens")
-    if not is_int(max_tokens) or max_tokens < 1:
+    if not counting and (not is_int(body.get("max_tokens")) or body["max_tokens"] < 1):
         raise invalid("max_tokens: must be an integer >= 1")
-    messages = validate_messages(body.get("messages"))
-    system = body.get("system")
-    system_text = "" if system is None else text_of_blocks(system, "system")
-    temperature = body.get("temperature")
-    if temperature is not None and (not is_number(temperature) or not 0 <= temperature <= 1):
-        raise invalid("temperature: must be a number between 0 and 1")
-    user_texts = [text for role, text in messages if role == "user"]
+    validate_messages(body.get("messages"))
+    validate_system(body.get("system"))
+    for name, low, high in (("temperature", 0, 1), ("top_p", 0, 1)):
+        value = body.get(name)
+        if value is not None and (not is_number(value) or not low <= value <= high):
+            raise invalid(f"{name}: must be a number between {low} and {high}")
+    if body.get("top_k") is not None and (not is_int(body["top_k"]) or body["top_k"] < 0):
+        raise invalid("top_k: must be an integer >= 0")
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops)):
+        raise invalid("stop_sequences: must be a list of non-empty strings")
+    validate_tools(body)
+    validate_thinking(body)
+    return body
+
+
+def record_of(body: dict, key: str, auth_header: str, usage: dict) -> dict:
+    """What /_standin/requests shows of a request: its settings, never a key or image data."""
     return {
-        "model": model,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "system": None if system is None else system_text,
-        "system_text": system_text,
-        "messages": messages,
-        "last_user_text": user_texts[-1] if user_texts else "",
-    }
-
-
-def build_reply(request: dict) -> str:
-    system = request["system_text"][:PREVIEW_CHARS] or "(none)"
-    return (
-        f"[stand-in] model={request['model']}; system={system}; "
-        f"reply to: {request['last_user_text'][:PREVIEW_CHARS]}"
-    )
-
-
-def build_message(request: dict, message_id: str) -> dict:
-    reply = build_reply(request)
-    max_tokens = request["max_tokens"]
-    output_tokens = count_tokens(reply)
-    stop_reason = "end_turn"
-    if output_tokens > max_tokens:
-        reply = truncate_utf8(reply, max_tokens * 4)
-        output_tokens = max_tokens
-        stop_reason = "max_tokens"
-    input_tokens = count_tokens(request["system_text"]) + sum(
-        count_tokens(text) for _, text in request["messages"]
-    )
-    return {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": request["model"],
-        "content": [{"type": "text", "text": reply}],
-        "stop_reason": stop_reason,
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
+        "model": body["model"],
+        "system": None if body.get("system") is None else system_text(body),
+        "max_tokens": body.get("max_tokens"),
+        "temperature": body.get("temperature"),
+        "messages_count": len(body["messages"]),
+        "last_user_text": texts_of(last_user_turn(body)),
+        "block_types": sorted({b.get("type") for m in body["messages"] if isinstance(m["content"], list)
+                               for b in m["content"]}),
+        "params": {name: body[name] for name in ("top_p", "top_k", "stop_sequences", "metadata", "tool_choice",
+                                                 "thinking", "service_tier", "cache_control", "output_config")
+                   if name in body},
+        "tools": [tool.get("name") or tool.get("type") for tool in body.get("tools") or []],
+        "stream": bool(body.get("stream")),
+        "auth_header": auth_header,
+        "key_fingerprint": key_fingerprint(key),
+        "usage": usage,
     }
 
 
 def magic_delay(text: str) -> float:
     match = MAGIC_SLOW_RE.search(text)
+    return min(float(match.group(1)), MAX_SLEEP_SECONDS) if match else 0.0
+
+
+def magic_event_delay(text: str) -> float:
+    match = MAGIC_EVENT_DELAY_RE.search(text)
     return min(float(match.group(1)), MAX_SLEEP_SECONDS) if match else 0.0
 
 
@@ -264,6 +296,18 @@ def parse_fault_spec(body: object) -> tuple[dict, int]:
     return {"status": status, "delay_seconds": float(delay or 0)}, count
 
 
+class StreamedReply:
+    """A message to send as an event stream, with its stream faults."""
+
+    def __init__(self, message: dict, event_delay: float, error: bool, cut: bool) -> None:
+        self.message, self.event_delay, self.error, self.cut = message, event_delay, error, cut
+
+
+def model_info(model: str) -> dict:
+    return {"type": "model", "id": model, "display_name": model, "created_at": "1970-01-01T00:00:00Z",
+            "lifecycle": "active"}
+
+
 class StandinState:
     """Recorded requests, queued faults and a sequence counter, behind one lock."""
 
@@ -272,6 +316,12 @@ class StandinState:
         self._requests: deque = deque(maxlen=MAX_RECORDED_REQUESTS)
         self._faults: deque = deque()
         self._sequence = 0
+        self._prompt_cache: dict = {}
+
+    def usage_for(self, body: dict) -> dict:
+        """A message's billed input usage; reads and writes the prompt cache."""
+        with self._lock:
+            return usage_of(body, self._prompt_cache, time.monotonic())
 
     def next_sequence(self) -> int:
         with self._lock:
@@ -346,6 +396,8 @@ class StandinHandler(BaseHTTPRequestHandler):
     def routes(self) -> dict:
         return {
             "/v1/messages": {"POST": self.create_message},
+            "/v1/messages/count_tokens": {"POST": self.count_message_tokens},
+            "/v1/models": {"GET": self.list_models},
             "/health": {"GET": self.health},
             "/_standin/faults": {
                 "GET": self.list_faults,
@@ -362,6 +414,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         request_id = "req_standin_" + short_hash(f"{id(self.server)}:{self.state.next_sequence()}")
         try:
             handlers = self.routes().get(self.route_path)
+            if handlers is None and self.route_path.startswith("/v1/models/"):
+                handlers = {"GET": self.get_model}
             if handlers is None:
                 self.discard_body()
                 raise RequestError(404, "not_found_error", f"{method} {self.route_path}: not found")
@@ -376,7 +430,10 @@ class StandinHandler(BaseHTTPRequestHandler):
             self.log_message("internal error: %s", type(exc).__name__)
             error = RequestError(500, "api_error", "the stand-in failed to handle the request")
             status, payload, headers = 500, self.error_body(error, request_id), {}
-        self.send_json(status, payload, {"request-id": request_id, **headers})
+        if isinstance(payload, StreamedReply):
+            self.send_stream(payload, {"request-id": request_id, **headers})
+        else:
+            self.send_json(status, payload, {"request-id": request_id, **headers})
 
     @staticmethod
     def error_body(error: RequestError, request_id: str) -> dict:
@@ -446,25 +503,44 @@ class StandinHandler(BaseHTTPRequestHandler):
             raise RequestError(401, "authentication_error", "invalid x-api-key")
         return key
 
-    def create_message(self, request_id: str) -> tuple[int, dict, dict]:
+    def create_message(self, request_id: str) -> tuple[int, object, dict]:
         key = self.authenticate()
-        body = self.read_json()
-        request = validate_request(body)
-        self.state.record(
-            {
-                "model": request["model"],
-                "system": request["system"],
-                "max_tokens": request["max_tokens"],
-                "temperature": request["temperature"],
-                "messages_count": len(request["messages"]),
-                "last_user_text": request["last_user_text"],
-                "key_fingerprint": key_fingerprint(key),
-            }
-        )
+        body = validate_request(self.read_json())
+        usage = self.state.usage_for(body)
+        message_id = "msg_standin_" + short_hash(f"{id(self.server)}:{self.state.next_sequence()}:{time.time_ns()}")
+        content, stop_reason, stop_sequence, output_tokens = build_content(body, message_id)
+        usage["output_tokens"] = output_tokens
+        auth_header = "x-api-key" if self.headers.get("x-api-key", "").strip() else "authorization"
+        self.state.record(record_of(body, key, auth_header, usage))
+        text = texts_of(last_user_turn(body))
         self.apply_queued_fault()
-        self.apply_magic_faults(request["last_user_text"])
-        message_id = "msg_standin_" + short_hash(json.dumps(body, sort_keys=True, separators=(",", ":")))
-        return 200, build_message(request, message_id), {}
+        self.apply_magic_faults(text)
+        message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
+                   "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage}
+        delay = magic_event_delay(text)
+        if body.get("stream"):
+            return 200, StreamedReply(message, delay, "[[standin:stream_error]]" in text,
+                                      "[[standin:stream_cut]]" in text), {}
+        if delay:  # a whole reply takes as long to generate as its stream would
+            time.sleep(delay * (sum(1 for _ in stream_events(message)) - 1))
+        return 200, message, {}
+
+    def count_message_tokens(self, request_id: str) -> tuple[int, dict, dict]:
+        self.authenticate()
+        body = validate_request(self.read_json(), counting=True)
+        return 200, {"input_tokens": bill(body, for_count=True).tokens}, {}
+
+    def list_models(self, request_id: str) -> tuple[int, dict, dict]:
+        self.authenticate()
+        data = [model_info(model) for model in STANDIN_MODELS]
+        return 200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}, {}
+
+    def get_model(self, request_id: str) -> tuple[int, dict, dict]:
+        self.authenticate()
+        model = self.route_path.removeprefix("/v1/models/")
+        if model not in STANDIN_MODELS:
+            raise RequestError(404, "not_found_error", f"model: {model}")
+        return 200, model_info(model), {}
 
     def apply_queued_fault(self) -> None:
         fault = self.state.take_fault()
@@ -522,6 +598,38 @@ class StandinHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def send_stream(self, reply: "StreamedReply", headers: dict) -> None:
+        """The message as an event stream, one chunk per event (chunked transfer encoding, as Anthropic
+        sends it); a cut stream closes without the final chunk, which a client reads as a broken body."""
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            deltas = 0
+            for event, data in stream_events(reply.message):
+                if event != "message_start" and reply.event_delay:
+                    time.sleep(reply.event_delay)
+                self.write_chunk(sse(event, data))
+                deltas += event == "content_block_delta"
+                if deltas and reply.cut:
+                    return
+                if deltas and reply.error:
+                    self.write_chunk(sse("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}))
+                    break
+            self.write_chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
 
     def log_request(self, code: object = "-", size: object = "-") -> None:
         self.log_message("%s %s %s", self.command, self.route_path, getattr(code, "value", code))

@@ -1,68 +1,58 @@
-"""Build the deployable package: chalice's template plus what chalice does not create.
+"""Build the deployable package: chalice's template plus what chalice does not create, and a lean zip.
 
-`make package` runs `python dev/package.py --stage prod --out build/package`.
-Chalice's own template (functions, roles, the REST API) comes from a plain
-`chalice package`; from it this script learns the function, role and API
-logical ids and generates a merge template (build/merge-template-<stage>.json)
-holding the table, the KMS key, the alert topic, the functions' access policy,
-their environment and the API's error envelope. A second `chalice package
---merge-template` writes the result. Nothing here talks to AWS: no
-credentials are needed.
+`make package STAGE=prod` runs `python dev/package.py --stage prod --out build/prod`.
+Nothing here talks to AWS: no credentials are needed.
 
-Lambda's Python runtime already ships boto3 and botocore, and pynamodb's only
-heavy dependency is botocore (21 MB, two thirds of the zip). So the package is
-built from a staged copy of the project in which pynamodb is vendored without
-its dependencies (`pip install --no-deps`, the version pinned in
-requirements.txt) instead of resolved from requirements.txt; everything else
-comes from requirements.txt as chalice resolves it.
+1. The project is staged in a temporary folder with its dependencies in `vendor/`,
+   installed from requirements.lock with every hash checked (`--require-hashes`), for
+   Lambda's platform (manylinux up to the python3.11 runtime's glibc 2.26, CPython 3.11)
+   and without their dependencies, so nothing outside the lock can enter. The lock leaves
+   out boto3, botocore and their dependencies: the runtime ships them, and a copy in the
+   zip would shadow the runtime's.
+2. A plain `chalice package` of the staged project gives the functions, their events and
+   the REST API; dev/template.py derives the merge template from it
+   (build/<stage>/merge-template.json), and a second `chalice package --merge-template`
+   writes the result.
+3. Bytecode goes into the zip: Lambda's /var/task is read-only, so without it every cold
+   start compiles what it imports (anthropic and pydantic alone: about 0.7 s). The .pyc
+   files are unchecked-hash (PEP 552): never re-validated against the sources, which never
+   change in a deployed zip.
 
-Two rules of `--merge-template` shape what is generated: dicts merge, lists
-replace. So the access policy is its own `AWS::IAM::Policy` (extending a
-role's `Policies` list would replace it), while environment variables and
-the API definition are dicts and merge.
+`python dev/package.py --lock` regenerates requirements.lock from requirements.txt.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import json
 import os
+import py_compile
+import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "dev"))
 
+import template as merge  # noqa: E402  (dev/template.py)
 from chalicelib.table import cloudformation_resource  # noqa: E402
 
 DEFAULT_REGION = "us-east-1"
-FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
-API_TYPE = "AWS::Serverless::Api"
-
-TABLE_ID = "TesseraTable"
-KEY_ID = "TesseraKey"
-KEY_ALIAS_ID = "TesseraKeyAlias"
-TOPIC_ID = "TesseraAlertTopic"
-POLICY_ID = "TesseraAccessPolicy"
-
-TABLE_ACTIONS = [
-    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-    "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem",
-]
-
-# Responses API Gateway sends itself (authorizer denials, throttling, its own
-# faults) in the same envelope as the app's errors. DEFAULT_4XX/5XX keep the
-# status API Gateway chose; only the body changes.
-GATEWAY_RESPONSES = {
-    "UNAUTHORIZED": (401, "unauthorized"),
-    "ACCESS_DENIED": (403, "forbidden"),
-    "DEFAULT_4XX": (None, "request_rejected"),
-    "DEFAULT_5XX": (None, "internal_error"),
-}
+LOCK_FILE = ROOT / "requirements.lock"
+RUNTIME = "python3.11"
+# What Lambda's Python runtime ships, left out of the lock and the zip.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+# Lambda's python3.11 runtime runs on Amazon Linux 2: glibc 2.26.
+LAMBDA_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(26, 4, -1)] + ["manylinux2014_x86_64"]
+PROJECT_FILES = ("app.py", "chalicelib", ".chalice/config.json")
+# Installed alongside packages but never imported on Lambda.
+VENDOR_CLUTTER = ("bin",)
 
 
 class PackagingError(RuntimeError):
@@ -77,14 +67,28 @@ def stage_environment(stage: str) -> Dict[str, str]:
     return {**config.get("environment_variables", {}), **stages[stage].get("environment_variables", {})}
 
 
-RUNTIME_PROVIDED_DEPENDENCIES = ("pynamodb",)
-PROJECT_FILES = ("app.py", "chalicelib", ".chalice/config.json")
+def _run(args: List[str], what: str, **kwargs: Any) -> str:
+    result = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    if result.returncode != 0:
+        raise PackagingError(f"{what} failed with exit code {result.returncode}:\n{result.stdout.strip()}")
+    return result.stdout
+
+
+def install_locked(target: Path, lock: Path = LOCK_FILE) -> None:
+    """Every package of the lock, hash-checked, for Lambda's platform, without dependencies."""
+    if not lock.exists():
+        raise PackagingError(f"{lock.name} is missing; run `make lock`.")
+    platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
+    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+          "--require-hashes", "--only-binary=:all:", *platforms, "--implementation", "cp",
+          "--python-version", "3.11", "--abi", "cp311", "--no-compile", "--target", str(target), "-r", str(lock)],
+         f"Installing {lock.name} for Lambda")
+    for name in VENDOR_CLUTTER:
+        shutil.rmtree(target / name, ignore_errors=True)
 
 
 def stage_project(into: Path) -> Path:
-    """A copy of the project to package: pynamodb vendored without botocore, the rest from requirements.txt."""
-    import shutil
-
+    """A copy of the project to package: its code, and its locked dependencies in vendor/."""
     for name in PROJECT_FILES:
         source, target = ROOT / name, into / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,173 +96,20 @@ def stage_project(into: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, target)
-    for policy in (ROOT / ".chalice").glob("policy-*.json"):
-        shutil.copy2(policy, into / ".chalice" / policy.name)
-    kept, vendored = [], []
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        name = line.split("==")[0].strip().lower()
-        (vendored if name in RUNTIME_PROVIDED_DEPENDENCIES else kept).append(line)
-    (into / "requirements.txt").write_text("\n".join(kept) + "\n")
-    if vendored:
-        result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                 "--no-deps", "--no-compile", "--target", str(into / "vendor"), *vendored],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if result.returncode != 0:
-            raise PackagingError(f"Could not vendor {', '.join(vendored)}:\n{result.stdout.strip()}")
-        for extra in (into / "vendor").glob("*.dist-info"):
-            shutil.rmtree(extra)
+    install_locked(into / "vendor")
     return into
 
 
-def chalice_package(stage: str, out: Path, merge_template: Optional[Path] = None,
-                    project: Path = ROOT) -> None:
+def chalice_package(stage: str, out: Path, merge_template: Optional[Path] = None, project: Path = ROOT) -> None:
     chalice = Path(sys.executable).with_name("chalice")
     if not chalice.exists():
         raise PackagingError(f"chalice is not installed next to {sys.executable}; run `make package`.")
     args = [str(chalice), "--project-dir", str(project), "package", "--stage", stage]
     if merge_template is not None:
         args += ["--merge-template", str(merge_template)]
-    args.append(str(out))
     env = dict(os.environ)
     env.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
-    result = subprocess.run(args, cwd=str(project), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    if result.returncode != 0:
-        raise PackagingError(f"`chalice package` failed with exit code {result.returncode}:\n"
-                             f"{result.stdout.strip()}")
-
-
-def _resources_of(template: Dict[str, Any], types: Iterable[str]) -> Dict[str, Dict[str, Any]]:
-    wanted = set(types)
-    return {name: r for name, r in template.get("Resources", {}).items() if r.get("Type") in wanted}
-
-
-def _role_of(function_id: str, function: Dict[str, Any], template: Dict[str, Any]) -> str:
-    role = function.get("Properties", {}).get("Role")
-    if isinstance(role, dict) and "Fn::GetAtt" in role:
-        role_id = role["Fn::GetAtt"][0]
-        if template["Resources"].get(role_id, {}).get("Type") == "AWS::IAM::Role":
-            return role_id
-    raise PackagingError(f"Function {function_id} does not use a role chalice creates (Role={role!r}); "
-                         "its access policy cannot be attached.")
-
-
-def _sub(text: str) -> Dict[str, str]:
-    return {"Fn::Sub": text}
-
-
-def _arn(service: str, resource: str) -> Dict[str, str]:
-    return _sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
-
-
-def access_policy(stage: str, env: Dict[str, str], roles: List[str]) -> Dict[str, Any]:
-    """Exactly what the code calls, on exactly the resources this template creates."""
-    sender = env.get("TESSERA_EMAIL_SENDER", "")
-    identities = [sender, sender.rpartition("@")[2]] if "@" in sender else ["*"]
-    statements = [
-        {"Sid": "Table", "Effect": "Allow", "Action": TABLE_ACTIONS,
-         "Resource": [{"Fn::GetAtt": [TABLE_ID, "Arn"]}, _sub(f"${{{TABLE_ID}.Arn}}/index/*")]},
-        # Tenant keys are always encrypted under the tenant's id as encryption context (ai/tenant_keys.py).
-        {"Sid": "TenantKeyEncryption", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt"],
-         "Resource": {"Fn::GetAtt": [KEY_ID, "Arn"]},
-         "Condition": {"Null": {"kms:EncryptionContext:tenant_id": "false"}}},
-        {"Sid": "BudgetAlerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": {"Ref": TOPIC_ID}},
-        {"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-         "Resource": _arn("secretsmanager", f"secret:tessera/{stage}/*")},
-        # SES authorizes a send against the verified identity: the sender address or its domain.
-        {"Sid": "Email", "Effect": "Allow", "Action": "ses:SendEmail",
-         "Resource": [_arn("ses", f"identity/{identity}") for identity in identities]},
-    ]
-    return {
-        "Type": "AWS::IAM::Policy",
-        "Properties": {
-            "PolicyName": f"tessera-{stage}-access",
-            "Roles": [{"Ref": role} for role in roles],
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
-        },
-    }
-
-
-def kms_key(stage: str) -> Dict[str, Any]:
-    # Retained: deleting the key would make every stored tenant API key unreadable.
-    return {
-        "Type": "AWS::KMS::Key",
-        "DeletionPolicy": "Retain",
-        "UpdateReplacePolicy": "Retain",
-        "Properties": {
-            "Description": f"Tessera {stage}: encrypts tenants' own Anthropic API keys",
-            "EnableKeyRotation": True,
-            "KeyPolicy": {
-                "Version": "2012-10-17",
-                "Statement": [{
-                    # The account administers the key; use is granted through IAM (TesseraAccessPolicy).
-                    "Sid": "AccountAdministersKey",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": _sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                }],
-            },
-        },
-    }
-
-
-def gateway_responses() -> Dict[str, Any]:
-    """In the OpenAPI body, not as AWS::ApiGateway::GatewayResponse resources: SAM redeploys the API
-    from its body (PutRestApi, mode overwrite), which drops separately created gateway responses
-    (aws/serverless-application-model#390, #623); in the body they are part of every deployment."""
-    responses = {}
-    for response_type, (status, code) in GATEWAY_RESPONSES.items():
-        template = '{"error": {"code": "%s", "message": $context.error.messageString}}' % code
-        response: Dict[str, Any] = {"responseTemplates": {"application/json": template}}
-        if status is not None:
-            response["statusCode"] = status
-        responses[response_type] = response
-    return responses
-
-
-def merge_template(stage: str, plain: Dict[str, Any]) -> Dict[str, Any]:
-    """The template merged into chalice's, derived from chalice's own output for the stage."""
-    env = stage_environment(stage)
-    for variable in ("TESSERA_TABLE_NAME", "TESSERA_KMS_KEY_ID"):
-        if not env.get(variable):
-            raise PackagingError(f"Stage {stage!r} sets no {variable} in .chalice/config.json.")
-    functions = _resources_of(plain, FUNCTION_TYPES)
-    if not functions:
-        raise PackagingError("chalice's template holds no Lambda functions.")
-    roles = sorted({_role_of(name, function, plain) for name, function in functions.items()})
-
-    resources: Dict[str, Any] = {
-        TABLE_ID: cloudformation_resource(env["TESSERA_TABLE_NAME"]),
-        KEY_ID: kms_key(stage),
-        KEY_ALIAS_ID: {"Type": "AWS::KMS::Alias",
-                       "Properties": {"AliasName": env["TESSERA_KMS_KEY_ID"], "TargetKeyId": {"Ref": KEY_ID}}},
-        TOPIC_ID: {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": f"tessera-{stage}-budget-alerts"}},
-        POLICY_ID: access_policy(stage, env, roles),
-    }
-    wiring = {"TESSERA_TABLE_NAME": {"Ref": TABLE_ID}, "TESSERA_ALERT_TOPIC_ARN": {"Ref": TOPIC_ID},
-              "TESSERA_KMS_KEY_ID": {"Ref": KEY_ALIAS_ID}}
-    for name, function in functions.items():
-        # Lists replace on merge, so keep whatever DependsOn chalice wrote. The policy is attached
-        # before any function exists, so a first deploy never serves requests without access.
-        depends_on = function.get("DependsOn", [])
-        depends_on = [depends_on] if isinstance(depends_on, str) else list(depends_on)
-        resources[name] = {
-            "DependsOn": depends_on + [POLICY_ID],
-            "Properties": {"Environment": {"Variables": wiring}},
-        }
-    for name in _resources_of(plain, [API_TYPE]):
-        resources[name] = {"Properties": {"DefinitionBody": {
-            "x-amazon-apigateway-gateway-responses": gateway_responses()}}}
-
-    return {
-        "Resources": resources,
-        "Outputs": {
-            "TableName": {"Value": {"Ref": TABLE_ID}},
-            "AlertTopicArn": {"Value": {"Ref": TOPIC_ID}},
-            "KeyArn": {"Value": {"Fn::GetAtt": [KEY_ID, "Arn"]}},
-        },
-    }
+    _run(args + [str(out)], "`chalice package`", cwd=str(project), env=env)
 
 
 def write_json(path: Path, data: Dict[str, Any]) -> None:
@@ -268,6 +119,34 @@ def write_json(path: Path, data: Dict[str, Any]) -> None:
         json.dump(data, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(f.name, path)
+
+
+def add_bytecode(zip_path: Path) -> int:
+    """Rewrite the zip with an unchecked-hash .pyc beside every .py; returns how many were added."""
+    if sys.version_info[:2] != (3, 11):
+        raise PackagingError(f"Bytecode for {RUNTIME} must be compiled by Python 3.11, not {sys.version.split()[0]}.")
+    with tempfile.TemporaryDirectory(prefix="tessera-bytecode-") as work:
+        tree = Path(work) / "tree"
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = archive.infolist()
+            archive.extractall(tree)
+        ok = compileall.compile_dir(str(tree), quiet=2, workers=0, ddir="/var/task",
+                                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        if not ok:
+            raise PackagingError("Some modules of the package do not compile with Python 3.11.")
+        rebuilt = zip_path.with_suffix(".tmp")
+        added = 0
+        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info in infos:
+                archive.writestr(info, (tree / info.filename).read_bytes(), zipfile.ZIP_DEFLATED)
+            for pyc in sorted(tree.rglob("*.pyc")):
+                name = pyc.relative_to(tree).as_posix()
+                entry = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                entry.external_attr = 0o644 << 16
+                archive.writestr(entry, pyc.read_bytes(), zipfile.ZIP_DEFLATED)
+                added += 1
+        os.replace(rebuilt, zip_path)
+    return added
 
 
 def zip_report(zip_path: Path, top: int = 10) -> Tuple[float, List[Tuple[str, int, int]]]:
@@ -284,34 +163,59 @@ def zip_report(zip_path: Path, top: int = 10) -> Tuple[float, List[Tuple[str, in
 
 
 def package(stage: str, out: Path) -> Path:
+    env = stage_environment(stage)
     with tempfile.TemporaryDirectory(prefix="tessera-package-") as work:
         project = stage_project(Path(work) / "project")
         chalice_package(stage, Path(work) / "plain", project=project)
         plain = json.loads((Path(work) / "plain" / "sam.json").read_text())
-        merge_path = ROOT / "build" / f"merge-template-{stage}.json"
-        write_json(merge_path, merge_template(stage, plain))
+        merge_path = out / "merge-template.json"
+        try:
+            merged = merge.merge_template(stage, env, plain, cloudformation_resource(env["TESSERA_TABLE_NAME"]))
+        except (merge.TemplateError, KeyError, ValueError) as error:
+            raise PackagingError(str(error).strip('"')) from None
+        write_json(merge_path, merged)
         for stale in ("sam.json", "sam.yaml", "deployment.zip"):
             (out / stale).unlink(missing_ok=True)
         chalice_package(stage, out, merge_path, project=project)
+    add_bytecode(out / "deployment.zip")
     return merge_path
+
+
+def default_out(stage: str) -> Path:
+    """Each stage packages into its own folder: a dev build never overwrites prod's."""
+    return ROOT / "build" / stage
+
+
+def write_lock() -> None:
+    """requirements.lock from requirements.txt: every package pinned with its hashes, the runtime's left out."""
+    unsafe = [arg for name in RUNTIME_PROVIDED for arg in ("--unsafe-package", name)]
+    _run([str(Path(sys.executable).with_name("pip-compile")), "--quiet", "--generate-hashes", "--strip-extras",
+          "--no-emit-find-links", "--no-emit-index-url", "--no-emit-trusted-host", "--annotation-style=line",
+          *unsafe, "--output-file", LOCK_FILE.name, "requirements.txt"], "pip-compile", cwd=str(ROOT))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Package Tessera for deployment (offline).")
     parser.add_argument("--stage", default="prod")
-    parser.add_argument("--out", default="build/package", type=Path)
+    parser.add_argument("--out", type=Path, help="default: build/<stage>")
+    parser.add_argument("--lock", action="store_true", help="regenerate requirements.lock and stop")
     args = parser.parse_args(argv)
-    out = args.out.resolve()
     os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
     try:
+        if args.lock:
+            write_lock()
+            print(f"Wrote {LOCK_FILE.relative_to(ROOT)}")
+            return 0
+        out = (args.out or default_out(args.stage)).resolve()
         merge_path = package(args.stage, out)
     except PackagingError as error:
         print(f"make package: {error}", file=sys.stderr)
         return 1
     zip_path = out / "deployment.zip"
+    template_path = out / "sam.json"
     size_mb, largest = zip_report(zip_path)
     print(f"Packaged stage {args.stage!r}")
-    print(f"  template:       {out / 'sam.json'}")
+    print(f"  template:       {template_path} ({template_path.stat().st_size:,} bytes)")
     print(f"  merge template: {merge_path}")
     print(f"  deployment:     {zip_path} ({size_mb:.1f} MB)")
     print("  largest top-level packages (unzipped / zipped MB):")

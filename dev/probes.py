@@ -11,15 +11,30 @@ from collections import Counter
 from typing import Any
 
 
+STREAM_THREAD = "usage-stream"
+
+
 class DynamoProbe:
-    def __init__(self) -> None:
+    """`this_thread=True` counts only the calls of the thread that entered it (not, say, the usage
+    stream's consumer running on another thread of the same process)."""
+
+    def __init__(self, this_thread: bool = False) -> None:
+        self._thread = threading.get_ident() if this_thread else None
         self.calls: Counter = Counter()
         self.seconds = 0.0
         self._started = threading.local()
         self._lock = threading.Lock()
         self._client: Any = None
 
+    def counted(self) -> bool:
+        """Calls of the usage stream's consumer (dev/stream_worker.py's thread) belong to no request."""
+        if threading.current_thread().name == STREAM_THREAD:
+            return False
+        return self._thread is None or threading.get_ident() == self._thread
+
     def _before(self, model: Any = None, **kwargs: Any) -> None:
+        if not self.counted():
+            return
         self._started.at = time.perf_counter()
         with self._lock:
             self.calls[model.name] += 1

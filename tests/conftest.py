@@ -6,11 +6,14 @@ creating their own tenants (random slugs), never by resetting shared state.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
 
@@ -18,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "dev"))
 
+import gateway_responses  # noqa: E402  (dev/gateway_responses.py)
 import stack  # noqa: E402  (dev/stack.py: the same functions `make run` uses)
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
@@ -47,7 +51,53 @@ def environment(moto_server, standin):
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
+    gateway_responses.install_locally()  # the test client's gateway answers as make run's and the deployed one do
+    global _pump
+    import stream_worker
+
+    _pump = stream_worker.StreamPump().start()
     yield
+    _pump.stop()
+
+
+_pump = None
+
+
+def settle_usage() -> None:
+    """Wait until the usage aggregator has folded every call made so far (in AWS: the stream's delay)."""
+    _pump.drain()
+
+
+@pytest.fixture
+def drain():
+    return settle_usage
+
+
+def random_address() -> str:
+    return "127." + ".".join(str(secrets.randbelow(254) + 1) for _ in range(3))
+
+
+@contextlib.contextmanager
+def from_address(address: str):
+    """Requests through chalice's local gateway come from `address`.
+
+    chalice's local gateway gives every request the source address 127.0.0.1, where API Gateway gives each
+    caller its own (`requestContext.identity.sourceIp`); the login throttle counts by that address."""
+    from chalice.local import LambdaEventConverter
+
+    before = LambdaEventConverter.LOCAL_SOURCE_IP
+    LambdaEventConverter.LOCAL_SOURCE_IP = address
+    try:
+        yield address
+    finally:
+        LambdaEventConverter.LOCAL_SOURCE_IP = before
+
+
+@pytest.fixture(autouse=True)
+def caller_address():
+    """Each test calls from its own address, so no test's failed logins count against another's."""
+    with from_address(random_address()) as address:
+        yield address
 
 
 @pytest.fixture
@@ -95,6 +145,7 @@ class WritesNothing:
         self.tenant_ids, self.table = tenant_ids, table
 
     def state(self):
+        settle_usage()  # what the block's writes set off through the stream counts too
         return item_count() if self.table else None, [stored_items(t) for t in self.tenant_ids]
 
     def __enter__(self):
@@ -116,6 +167,8 @@ class Api:
         self.client = client
 
     def call(self, method, path, body=None, token=None, headers=None, raw=None):
+        if method == "GET" and path.startswith(("/usage", "/features")):
+            settle_usage()  # usage totals follow the calls through the stream: read them once folded
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         if token:
             all_headers["Authorization"] = f"Bearer {token}"
@@ -219,3 +272,71 @@ def pytest_terminal_summary(terminalreporter, config):
     line = _seed_line(config)
     if line:
         terminalreporter.write_line(line)
+
+
+def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
+    """Calls that cost `micros` each, through the real admission and ledger (no model call), folded."""
+    from chalicelib.ids import new_request_id
+    from chalicelib.metering import admission, ledger
+
+    for _ in range(calls):
+        reservation, _ = admission.reserve(
+            tenant_id, new_request_id(now.timestamp() if now else None), feature, micros, None, admission.Returns(),
+            load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
+            now=now)
+        ledger.settle(reservation, ledger.Settlement(
+            principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
+            output_tokens=1, cost_micros=micros, latency_ms=1))
+    settle_usage()
+
+
+# --- the deployable package (tests/integration): built once per session by dev/package.py, offline --------
+
+PACKAGE_STAGE = "prod"
+ARTIFACTS_BUCKET = "tessera-artifacts"
+ARTIFACT_KEY = "tessera/prod/deployment.zip"
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("package") / PACKAGE_STAGE
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                "AWS_CONFIG_FILE": os.devnull})
+    result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", PACKAGE_STAGE,
+                             "--out", str(out)], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
+    print(result.stdout)
+    return out
+
+
+@pytest.fixture(scope="session")
+def template_path(package_dir) -> Path:
+    return package_dir / "sam.json"
+
+
+@pytest.fixture(scope="session")
+def template(template_path) -> Dict[str, Any]:
+    return json.loads(template_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def expanded(template) -> Dict[str, Any]:
+    """The template as CloudFormation runs it: code in S3, the SAM transform applied (aws-sam-translator)."""
+    import rehearsal  # dev/rehearsal.py
+
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator builds ARNs for a region
+    try:
+        return rehearsal.expand(template, ARTIFACTS_BUCKET, ARTIFACT_KEY)
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous
+
+
+@pytest.fixture(scope="session")
+def stage_env() -> Dict[str, str]:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return {**config["environment_variables"], **config["stages"][PACKAGE_STAGE]["environment_variables"]}

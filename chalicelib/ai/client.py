@@ -6,20 +6,28 @@ SDK is imported here only, on first use, so the authorizer never pays for it.
 Clients are cached per key (by digest) for the warm Lambda; a key is always
 passed explicitly, because `api_key=None` would make the SDK fall back to the
 process environment.
+
+The request body goes upstream as given: the SDK's `create()` names only some
+of the Messages API's fields (not `temperature`, `top_p` or `top_k`), so all
+but the required three travel in `extra_body`, which the SDK merges into the
+JSON unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
-from chalicelib.errors import BadRequest, TesseraError, TooManyRequests, UpstreamError
+from chalicelib.errors import BadRequest, ConfigurationError, TesseraError, TooManyRequests, UpstreamError
 from chalicelib.logs import get_logger
 from chalicelib.settings import get_settings
 
 log = get_logger("ai")
+
+System = Union[str, List[Dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -28,9 +36,27 @@ class ModelCall:
     max_tokens: int
     temperature: Optional[float]
     messages: List[Dict[str, Any]]
-    system: Optional[str] = None
-    stop_sequences: Optional[List[str]] = None
-    metadata: Optional[Dict[str, Any]] = None
+    system: System = None
+    # Every other Messages API field, passed through unchanged (tools, thinking, top_p, stop_sequences...).
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def body(self) -> Dict[str, Any]:
+        """The JSON body of the upstream request."""
+        body: Dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "messages": self.messages}
+        if self.system:
+            body["system"] = self.system
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
+        body.update(self.params)
+        return body
+
+    def count_body(self) -> Dict[str, Any]:
+        """What `count_tokens` accepts: the body without the sampling and output fields it refuses."""
+        return {k: v for k, v in self.body().items() if k not in _NOT_COUNTED}
+
+
+_NOT_COUNTED = {"max_tokens", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier",
+                "stream"}
 
 
 @dataclass(frozen=True)
@@ -39,12 +65,30 @@ class Usage:
     output_tokens: int = 0
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_creation_1h_tokens: int = 0  # the part of cache_creation_tokens written at the 1-hour rate
 
     def as_dict(self) -> dict:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "cache_creation_input_tokens": self.cache_creation_tokens,
                 "cache_read_input_tokens": self.cache_read_tokens,
                 "total_tokens": self.input_tokens + self.output_tokens}
+
+    @classmethod
+    def from_api(cls, usage: Mapping[str, Any], previous: Optional["Usage"] = None) -> "Usage":
+        """Usage from the API's JSON; fields it leaves out or sends as null keep their `previous` value
+        (a stream's message_delta repeats only what changed)."""
+        base = previous or cls()
+        split = usage.get("cache_creation") if isinstance(usage.get("cache_creation"), Mapping) else {}
+
+        def pick(value: Any, fallback: int) -> int:
+            return int(value) if isinstance(value, int) and not isinstance(value, bool) else fallback
+
+        return cls(input_tokens=pick(usage.get("input_tokens"), base.input_tokens),
+                   output_tokens=pick(usage.get("output_tokens"), base.output_tokens),
+                   cache_creation_tokens=pick(usage.get("cache_creation_input_tokens"), base.cache_creation_tokens),
+                   cache_read_tokens=pick(usage.get("cache_read_input_tokens"), base.cache_read_tokens),
+                   cache_creation_1h_tokens=pick(split.get("ephemeral_1h_input_tokens"),
+                                                 base.cache_creation_1h_tokens))
 
 
 @dataclass(frozen=True)
@@ -58,9 +102,30 @@ class ModelReply:
     raw: Any = field(repr=False, default=None)
 
     def message(self) -> Dict[str, Any]:
-        """The upstream message in the Messages API's JSON shape (only /v1/messages needs it)."""
-        return self.raw.model_dump(mode="json", exclude_none=True) if self.raw is not None else {}
+        """The upstream message exactly as received: every field it set, unknown ones included."""
+        return self.raw.to_dict(mode="json") if self.raw is not None else {}
 
+
+class UpstreamNoAnswer(UpstreamError):
+    """The request may have reached the model, but no answer came back (a read timeout, a dropped
+    connection): the upstream may have billed it, so the ledger records it as indeterminate."""
+
+    maybe_billed = True
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Whether the SDK failed before the request left this process (no connection was made)."""
+    import httpx2
+
+    return isinstance(error.__cause__, (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout))
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event from upstream, as received."""
+
+    event: str
+    data: str
 
 class TenantKeyRejected(TesseraError):
     status = 400
@@ -77,7 +142,7 @@ class ModelClient:
 
     def _client(self, api_key: str) -> Any:
         if not api_key:
-            raise UpstreamError("No Anthropic key is available for this request.")
+            raise ConfigurationError("No Anthropic key is available for this request.")
         digest = hashlib.sha256(api_key.encode()).hexdigest()
         with self._lock:
             cached = self._clients.get(digest)
@@ -98,39 +163,79 @@ class ModelClient:
         with self._lock:
             return self._clients.setdefault(digest, created)
 
-    def complete(self, call: ModelCall, api_key: str, own_key: bool) -> ModelReply:
+    @staticmethod
+    def _request(call: ModelCall) -> Dict[str, Any]:
+        body = call.body()
+        required = {name: body.pop(name) for name in ("model", "max_tokens", "messages")}
+        return {**required, "extra_body": body}
+
+    @contextlib.contextmanager
+    def _upstream_errors(self, own_key: bool) -> Iterator[None]:
         import anthropic
 
-        params: Dict[str, Any] = {"model": call.model, "max_tokens": call.max_tokens, "messages": call.messages}
-        if call.system:
-            params["system"] = call.system
-        if call.stop_sequences:
-            params["stop_sequences"] = call.stop_sequences
-        if call.metadata:
-            params["metadata"] = call.metadata
-        extra = {"temperature": call.temperature} if call.temperature is not None else None
-        started = time.perf_counter()
         try:
-            message = self._client(api_key).messages.create(**params, extra_body=extra)
+            yield
         except anthropic.APIStatusError as error:
             raise _map_status_error(error, own_key) from None
-        except anthropic.APITimeoutError:
-            raise UpstreamError("The model did not answer in time. Try again.") from None
-        except anthropic.APIConnectionError:
-            raise UpstreamError("The model service could not be reached. Try again.") from None
+        except anthropic.APIConnectionError as error:  # APITimeoutError included
+            if _never_sent(error):
+                raise UpstreamError("The model service could not be reached. Try again.", status=503,
+                                    code="upstream_unavailable") from None
+            if isinstance(error, anthropic.APITimeoutError):
+                raise UpstreamNoAnswer("The model did not answer in time. Try again.", status=504,
+                                       code="upstream_timeout") from None
+            raise UpstreamNoAnswer("The model service dropped the connection before answering. Try again.",
+                                   status=503, code="upstream_unavailable") from None
+
+    def complete(self, call: ModelCall, api_key: str, own_key: bool) -> ModelReply:
+        started = time.perf_counter()
+        with self._upstream_errors(own_key):
+            message = self._client(api_key).messages.create(**self._request(call))
         latency_ms = int((time.perf_counter() - started) * 1000)
-        usage = message.usage
         return ModelReply(
             text="".join(getattr(block, "text", "") for block in message.content),
             model=message.model,
             stop_reason=message.stop_reason,
-            usage=Usage(input_tokens=usage.input_tokens or 0, output_tokens=usage.output_tokens or 0,
-                        cache_creation_tokens=getattr(usage, "cache_creation_input_tokens", None) or 0,
-                        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0),
+            usage=Usage.from_api(message.usage.to_dict(mode="json")),
             upstream_request_id=getattr(message, "_request_id", None),
             latency_ms=latency_ms,
             raw=message,
         )
+
+    def count_tokens(self, call: ModelCall, api_key: str, own_key: bool) -> int:
+        """Upstream's count of the call's input tokens (a free endpoint, not billed as a message)."""
+        body = call.count_body()
+        required = {name: body.pop(name) for name in ("model", "messages")}
+        with self._upstream_errors(own_key):
+            counted = self._client(api_key).messages.count_tokens(**required, extra_body=body)
+        return int(counted.input_tokens)
+
+    @contextlib.contextmanager
+    def stream(self, call: ModelCall, api_key: str, own_key: bool) -> Iterator[Tuple[Optional[str],
+                                                                                      Iterator[StreamEvent]]]:
+        """Open a streamed call; yields (upstream request id, the events as received, pings and errors
+        included). A failure before the first event raises the usual domain errors; one while reading
+        raises UpstreamError."""
+        with self._upstream_errors(own_key):
+            opened = self._client(api_key).messages.with_streaming_response.create(**self._request(call),
+                                                                                   stream=True)
+            response = opened.__enter__()
+        try:
+            yield response.headers.get("request-id"), self._events(response.http_response)
+        finally:
+            opened.__exit__(None, None, None)
+
+    @staticmethod
+    def _events(http_response: Any) -> Iterator[StreamEvent]:
+        import anthropic
+
+        try:
+            for sse in anthropic.Stream.raw_events(http_response):
+                if sse.event:
+                    yield StreamEvent(sse.event, sse.data)
+        except Exception as error:  # the connection broke or timed out mid-stream
+            log.warning("upstream stream broke", extra={"fields": {"error": type(error).__name__}})
+            raise UpstreamError("The model service stopped answering mid-stream.") from None
 
 
 def _upstream_message(error: Any) -> str:
@@ -153,7 +258,14 @@ def _map_status_error(error: Any, own_key: bool) -> TesseraError:
         if own_key:
             return TenantKeyRejected("Anthropic rejected the tenant's own API key. Check or replace it.")
         log.error("platform key rejected by upstream", extra={"fields": {"status": status}})
-        return UpstreamError("The model service is unavailable. Try again later.")
+        return UpstreamError("The model service refused the platform's request.")
     if status in (400, 404, 413, 422):
         return BadRequest(_upstream_message(error), code="upstream_invalid_request")
-    return UpstreamError("The model service is unavailable. Try again later.")
+    if status in _OVERLOADED:
+        return UpstreamError("The model service is overloaded. Try again shortly.", status=status,
+                             code=_OVERLOADED[status])
+    return UpstreamError(f"The model service failed (HTTP {status}). Try again.")
+
+
+# Overload is passed on as what it is (Anthropic's own 529, or a 503); any other upstream 5xx is a 502.
+_OVERLOADED = {529: "upstream_overloaded", 503: "upstream_unavailable"}

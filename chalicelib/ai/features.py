@@ -5,7 +5,7 @@ over a cap gets 400 (too many items) or 413 (too large) and costs nothing.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Tuple
 
 from chalicelib import validation
 from chalicelib.ai.gateway import FeatureCall
@@ -86,9 +86,11 @@ def messages(value: Any) -> List[Dict[str, Any]]:
     return checked
 
 
-def chat(body: Mapping[str, Any]) -> FeatureCall:
-    validation.fields(body, {"messages", "max_tokens", "temperature"}, required=("messages",))
-    return FeatureCall(messages=messages(body["messages"]), **overrides(body))
+def chat(body: Mapping[str, Any]) -> Tuple[FeatureCall, bool]:
+    """The call, and whether the client asks for Anthropic's event stream (`"stream": true`)."""
+    validation.fields(body, {"messages", "max_tokens", "temperature", "stream"}, required=("messages",))
+    stream = validation.boolean(body, "stream") if body.get("stream") is not None else False
+    return FeatureCall(messages=messages(body["messages"]), **overrides(body)), stream
 
 
 def code_review(body: Mapping[str, Any]) -> FeatureCall:

@@ -1,32 +1,38 @@
-"""The tenant-aware path of every AI call: settings, admission, the model call, settlement.
+"""The tenant-aware path of every AI call: settings, admission, the model call, its usage event.
 
-    load tenant + AI settings (one BatchGetItem, cached a few seconds)
-    -> plan gate -> build the call from the tenant's settings
-    -> before-call: reserve quota, rate and worst-case cost (one transaction)
-    -> the model call with the tenant's own key or the platform pool
-    -> after-call: settle the actual usage and cost (one transaction), or release on failure
+Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
 
-Only the caller's own tenant is ever loaded, so nothing about another tenant
-can reach a prompt.
+    prepare: tenant, AI settings, admission item and reconciliation (one BatchGetItem, kept a few
+             seconds), the plan gate and limits from the admission item's copy (current by its version),
+             the call built from the tenant's settings, the key, the worst-case cost (chalicelib/ai/bounds.py)
+    admit:   quota, rate and worst-case cost in one conditional UpdateItem (metering.admission)
+    the model call with the tenant's own key or the platform pool
+    finish:  one usage event with the exact usage and cost (ledger.record), or
+    fail:    one usage event saying the call failed (never billed) or is indeterminate (may have been)
+
+`admit`, `finish` and `fail` are the only places that call the ledger; a warm request makes two
+DynamoDB calls. Only the caller's own tenant is ever loaded, so nothing about another tenant can
+reach a prompt.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from chalicelib import pricing
-from chalicelib.ai.client import ModelCall, ModelClient, ModelReply
+from chalicelib import observability, pricing
+from chalicelib.ai import bounds
+from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
-from chalicelib.metering import ledger
-from chalicelib.models import AIConfig, Tenant, tenant_pk
-from chalicelib.plans import FEATURES, PLANS, feature_enabled, feature_limit, requests_per_minute
+from chalicelib.metering import admission, ledger
+from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
+from chalicelib.plans import FEATURES, PLANS
 from chalicelib.secrets import platform_api_keys
 from chalicelib.settings import get_settings
 from chalicelib.store import get_items
@@ -34,15 +40,20 @@ from chalicelib.tenancy import TenantContext
 
 log = get_logger("gateway")
 
-# Tokens a message's framing can add beyond its text; keeps the estimate an upper bound.
-_OVERHEAD_TOKENS = 16
-_PER_MESSAGE_TOKENS = 8
-
 
 @dataclass(frozen=True)
 class TenantAI:
     tenant: Tenant
     config: AIConfig
+    view: Optional[admission.AdmissionView] = None
+    returns: admission.Returns = admission.Returns()
+
+    @property
+    def limits(self) -> AdmissionLimits:
+        """The limits admission enforces: the admission item's copy when there is one."""
+        if self.view is not None and self.view.limits is not None:
+            return self.view.limits
+        return AdmissionLimits.of(self.tenant)
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,11 @@ class FeatureCall:
     """What a feature asks of the model, before the tenant's settings apply."""
 
     messages: List[Dict[str, Any]]
-    system: Optional[str] = None
+    system: System = None
     max_tokens: Optional[int] = None
     temperature: Optional[float] = None
     model: Optional[str] = None
-    stop_sequences: Optional[List[str]] = None
-    metadata: Optional[Dict[str, Any]] = None
+    params: Mapping[str, Any] = field(default_factory=dict)  # passed through to the model unchanged
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,10 @@ class GatewayResult:
 
 
 class TenantCache:
-    """Tenant profile + AI settings for a few seconds in the warm Lambda (TESSERA_TENANT_CACHE_SECONDS)."""
+    """Tenant profile, AI settings, admission item and reconciliation for a few seconds in the warm Lambda
+    (TESSERA_TENANT_CACHE_SECONDS). Only settings (model, instructions, key) may be that old when used:
+    limits are proven current by the admission write itself, and every admission's returned item
+    replaces the cached view, so the view is usually as fresh as this instance's last call."""
 
     def __init__(self) -> None:
         self._entries: Dict[str, Tuple[float, TenantAI]] = {}
@@ -85,48 +98,58 @@ class TenantCache:
         if hit and hit[0] > now:
             return hit[1]
         pk = tenant_pk(tenant_id)
-        tenant, config = get_items([(Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK)])
+        tenant, config, item, reconciled = get_items([
+            (Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK), (Admission, pk, Admission.SK),
+            (Reconciliation, pk, Reconciliation.SK)])
         if tenant is None or config is None:
             raise NotFound("Tenant not found.")
-        state = TenantAI(tenant, config)
+        state = TenantAI(tenant, config, admission.AdmissionView.from_item(item),
+                         admission.Returns.from_item(reconciled))
         if ttl > 0:
             with self._lock:
                 self._entries[tenant_id] = (now + ttl, state)
         return state
+
+    def remember(self, tenant_id: str, view: admission.AdmissionView) -> None:
+        """Keep the admission item as this instance's last write left it."""
+        with self._lock:
+            hit = self._entries.get(tenant_id)
+            if hit is not None:
+                self._entries[tenant_id] = (hit[0], TenantAI(hit[1].tenant, hit[1].config, view, hit[1].returns))
 
     def forget(self, tenant_id: str) -> None:
         with self._lock:
             self._entries.pop(tenant_id, None)
 
 
-def _text_bytes(content: Any) -> int:
-    if isinstance(content, str):
-        return len(content.encode("utf-8"))
-    if isinstance(content, list):
-        return sum(_text_bytes(block.get("text", "")) for block in content if isinstance(block, dict))
-    return 0
-
-
-def worst_case_micros(model: str, system: Optional[str], messages: List[Dict[str, Any]], max_tokens: int) -> int:
-    """An upper bound on a call's cost: no token is shorter than one UTF-8 byte."""
-    price = pricing.MODELS[model]
-    input_tokens = (_OVERHEAD_TOKENS + _text_bytes(system or "")
-                    + sum(_PER_MESSAGE_TOKENS + _text_bytes(m.get("content")) for m in messages))
-    exact = Decimal(input_tokens) * price.input + Decimal(max_tokens) * price.output
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
-
-
-def tenant_system_prompt(state: TenantAI, given: Optional[str]) -> Optional[str]:
-    """The tenant's context and instructions first (when enabled), then the feature's or caller's system text."""
+def tenant_system_prompt(state: TenantAI, given: System) -> System:
+    """The tenant's context and instructions first (when enabled), then the feature's or caller's system.
+    A caller's list of blocks stays as given (its cache_control included), after a block of the tenant's."""
     parts = []
     config = state.config
     if config.inject_context:
         parts.append(f"You are assisting the team at {state.tenant.name}.")
         if config.custom_instructions:
             parts.append(config.custom_instructions)
+    if isinstance(given, list):
+        return ([{"type": "text", "text": "\n\n".join(parts)}] if parts else []) + given or None
     if given:
         parts.append(given)
     return "\n\n".join(parts) if parts else None
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A call ready to admit: whose it is, what goes upstream with which key, and the most it can cost."""
+
+    ctx: TenantContext
+    feature: str
+    request_id: str
+    model_call: ModelCall
+    api_key: str = field(repr=False)
+    own_key: bool
+    state: TenantAI = field(repr=False)
+    worst_case_micros: int
 
 
 class Gateway:
@@ -135,16 +158,28 @@ class Gateway:
         self.model_client = model_client or ModelClient()
         self.vault = vault or TenantKeyVault()
         self.cache = cache or TenantCache()
-        self._plain_keys: Dict[str, Tuple[float, str]] = {}
+        self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
 
     def tenant_state(self, tenant_id: str) -> TenantAI:
         return self.cache.load(tenant_id)
 
-    def require_feature(self, state: TenantAI, feature: str) -> None:
-        if not feature_enabled(state.tenant.plan, feature):
-            needed = FEATURES[feature].plan
-            raise Forbidden(f"{feature} is not in the {state.tenant.plan} plan; it needs the {needed} plan.",
-                            code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
+    def require_feature(self, state: TenantAI, feature: str) -> TenantAI:
+        """Refuse a feature the plan lacks, confirming a refusal against the admission item first (the
+        plan may have changed since this instance last looked). Returns the state the check used."""
+        for fresh in (False, True):
+            if fresh:
+                state = TenantAI(state.tenant, state.config, admission.load_view(state.tenant.tenant_id),
+                                 state.returns)
+            limits = state.limits
+            if limits.status != "active":
+                error = Forbidden("This tenant is suspended.", code="tenant_suspended")
+            elif feature not in limits.features:
+                needed = FEATURES[feature].plan
+                error = Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
+                                  code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
+            else:
+                return state
+        raise error
 
     def settings_changed(self, tenant_id: str) -> None:
         """Drop this instance's cached copy; other warm instances see the change within the cache TTL."""
@@ -155,16 +190,24 @@ class Gateway:
 
     def build_call(self, state: TenantAI, call: FeatureCall) -> ModelCall:
         config = state.config
+        plan = state.limits.plan
         model = call.model or config.model
-        if model not in pricing.MODELS or not pricing.model_allowed(model, state.tenant.plan):
+        if model not in pricing.MODELS or not pricing.model_allowed(model, plan):
             raise BadRequest(f"The model '{model}' is not available to this tenant. GET /models lists them.",
                              code="invalid_model")
-        ceiling = min(int(config.max_tokens), PLANS[state.tenant.plan].max_tokens_cap)
+        ceiling = min(int(config.max_tokens), PLANS[plan].max_tokens_cap)
         max_tokens = min(call.max_tokens, ceiling) if call.max_tokens else ceiling
-        temperature = call.temperature if call.temperature is not None else float(config.temperature)
+        thinking = call.params.get("thinking") or {}
+        budget = thinking.get("budget_tokens")
+        if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= max_tokens:
+            raise BadRequest(f"thinking.budget_tokens must be less than max_tokens, which is {max_tokens} for this "
+                             "tenant.", code="invalid_field")
+        # Thinking takes no temperature but the default; the tenant's setting applies to calls without it.
+        temperature = call.temperature
+        if temperature is None and thinking.get("type") not in ("enabled", "adaptive"):
+            temperature = float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
-                         system=tenant_system_prompt(state, call.system), stop_sequences=call.stop_sequences,
-                         metadata=call.metadata)
+                         system=tenant_system_prompt(state, call.system), params=call.params)
 
     def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
         ciphertext = state.config.api_key_ciphertext
@@ -172,77 +215,106 @@ class Gateway:
             pool = platform_api_keys()
             index = int(hashlib.sha256(state.tenant.tenant_id.encode()).hexdigest(), 16) % len(pool)
             return pool[index], False
-        digest = hashlib.sha256(ciphertext).hexdigest()
-        hit = self._plain_keys.get(digest)
+        # Keyed by tenant and ciphertext: a copy of another tenant's ciphertext must reach KMS, whose
+        # encryption context (the tenant id) refuses it, rather than find that tenant's decrypted key here.
+        cache_key = (state.tenant.tenant_id, hashlib.sha256(ciphertext).hexdigest())
+        hit = self._plain_keys.get(cache_key)
         if hit and hit[0] > time.monotonic():
             return hit[1], True
         plain = self.vault.decrypt(state.tenant.tenant_id, ciphertext)
-        self._plain_keys[digest] = (time.monotonic() + get_settings().tenant_cache_seconds, plain)
+        self._plain_keys[cache_key] = (time.monotonic() + get_settings().tenant_cache_seconds, plain)
         return plain, True
 
-    def limits(self, state: TenantAI, feature: str) -> ledger.Limits:
-        tenant = state.tenant
-        overrides = tenant.limit_overrides.as_dict() if tenant.limit_overrides else {}
-        budget = tenant.monthly_budget_micros
-        return ledger.Limits(feature_limit=feature_limit(feature, overrides),
-                             requests_per_minute=requests_per_minute(tenant.plan, overrides),
-                             budget_micros=int(budget) if budget is not None else None,
-                             hard_limit=bool(tenant.budget_hard_limit))
+    # --- the steps every call takes -------------------------------------------------------------
+
+    def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
+        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        model_call = self.build_call(state, call)
+        api_key, own_key = self._api_key(state)
+        counted = (self.model_client.count_tokens(model_call, api_key, own_key)
+                   if bounds.needs_upstream_count(model_call) else None)
+        return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
+                            api_key=api_key, own_key=own_key, state=state,
+                            worst_case_micros=bounds.worst_case_micros(model_call, counted))
+
+    def admit(self, prepared: PreparedCall) -> admission.Reservation:
+        tenant_id, state = prepared.ctx.tenant_id, prepared.state
+        reservation, view = admission.reserve(
+            tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view, state.returns,
+            load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id))
+        self.cache.remember(tenant_id, view)
+        return reservation
 
     @staticmethod
-    def _release(reservation: ledger.Reservation) -> None:
-        """Give the reservation back; a failure here must not hide the upstream error being raised."""
+    def _record(reservation: admission.Reservation, settlement: ledger.Settlement) -> None:
+        """Write the call's usage event. When the model has answered and been paid for, the caller gets the
+        answer even if the write fails after retries: the sweeper then gives the reservation back as
+        abandoned, and this line carries what an operator needs to record the call by hand."""
         try:
-            ledger.release(reservation)
+            ledger.record(reservation, settlement)
         except Exception as error:
-            log.error("reservation not released", extra={"fields": {
+            log.error("usage not recorded", extra={"fields": {
                 "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
-                "worst_case_micros": reservation.worst_case_micros, "error": type(error).__name__}})
-
-    @staticmethod
-    def _settle(reservation: ledger.Reservation, settlement: ledger.Settlement) -> None:
-        """Record the call. The model has answered and been paid for, so the caller gets the answer even if
-        recording fails after retries; the reservation then keeps holding the worst case, and this line
-        carries what an operator needs to record it by hand."""
-        try:
-            ledger.settle(reservation, settlement)
-        except Exception as error:
-            log.error("usage not settled", extra={"fields": {
-                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
-                "model": settlement.model, "input_tokens": settlement.input_tokens,
+                "status": settlement.status, "model": settlement.model, "input_tokens": settlement.input_tokens,
                 "output_tokens": settlement.output_tokens, "cost_micros": settlement.cost_micros,
                 "worst_case_micros": reservation.worst_case_micros, "key_source":
                     "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
 
-    def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
-        state = self.tenant_state(ctx.tenant_id)
-        self.require_feature(state, feature)
-        model_call = self.build_call(state, call)
-        api_key, own_key = self._api_key(state)
-        request_id = new_request_id()
-        worst = worst_case_micros(model_call.model, model_call.system, model_call.messages, model_call.max_tokens)
-        reservation = ledger.reserve(ctx.tenant_id, request_id, feature, self.limits(state, feature), worst)
-        try:
-            reply = self.model_client.complete(model_call, api_key, own_key)
-        except BaseException:
-            self._release(reservation)
-            raise
-        usage = reply.usage
-        cost = pricing.cost_micros(model_call.model, usage.input_tokens, usage.output_tokens,
-                                   usage.cache_creation_tokens, usage.cache_read_tokens)
+    def finish(self, prepared: PreparedCall, reservation: admission.Reservation, usage: Usage, latency_ms: int,
+               upstream_request_id: Optional[str], status: str = "ok") -> int:
+        """Settle the call at its exact cost; returns that cost in micro-dollars."""
+        model = prepared.model_call.model
+        cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cache_creation_tokens,
+                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens)
+        ctx = prepared.ctx
         settlement = ledger.Settlement(
-            principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model_call.model,
+            principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
-            cost_micros=cost, latency_ms=reply.latency_ms, own_key=own_key,
-            upstream_request_id=reply.upstream_request_id)
-        self._settle(reservation, settlement)
-        log.info("model call", extra={"fields": {"feature": feature, "model": model_call.model,
+            cost_micros=cost, latency_ms=latency_ms, own_key=prepared.own_key, status=status,
+            upstream_request_id=upstream_request_id)
+        self._record(reservation, settlement)
+        if cost > reservation.worst_case_micros:
+            log.error("cost above its reservation", extra={"fields": {
+                "request_id": reservation.request_id, "cost_micros": cost,
+                "worst_case_micros": reservation.worst_case_micros}})
+        log.info("model call", extra={"fields": {"feature": prepared.feature, "model": model,
                                                  "input_tokens": usage.input_tokens,
                                                  "output_tokens": usage.output_tokens, "cost_micros": cost,
-                                                 "latency_ms": reply.latency_ms,
-                                                 "key_source": "tenant" if own_key else "platform"}})
-        return GatewayResult(request_id, reply, cost)
+                                                 "latency_ms": latency_ms, "status": status,
+                                                 "key_source": "tenant" if prepared.own_key else "platform"}})
+        observability.model_call(prepared.state.limits.plan, prepared.feature, model, usage.input_tokens,
+                                 usage.output_tokens, cost, latency_ms, "tenant" if prepared.own_key else "platform")
+        return cost
+
+    def fail(self, prepared: PreparedCall, reservation: admission.Reservation,
+             error: Optional[BaseException] = None) -> None:
+        """The call ended without an answer: failed (never billed: quota and worst case come back) or, when
+        the request may have reached the model, indeterminate (counts against quota, not charged)."""
+        status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
+        ctx = prepared.ctx
+        self._record(reservation, ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
+                                                    own_key=prepared.own_key, status=status))
+
+    # --- whole responses and token counts --------------------------------------------------------
+
+    def run(self, ctx: TenantContext, feature: str, call: FeatureCall) -> GatewayResult:
+        prepared = self.prepare(ctx, feature, call)
+        reservation = self.admit(prepared)
+        try:
+            reply = self.model_client.complete(prepared.model_call, prepared.api_key, prepared.own_key)
+        except BaseException as error:
+            self.fail(prepared, reservation, error)
+            raise
+        cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id)
+        return GatewayResult(prepared.request_id, reply, cost)
+
+    def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
+        """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
+        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        model_call = self.build_call(state, call)
+        api_key, own_key = self._api_key(state)
+        return self.model_client.count_tokens(model_call, api_key, own_key)
 
 
 _default: Optional[Gateway] = None

@@ -1,80 +1,246 @@
-"""`POST /v1/messages`: the Anthropic Messages API shape, so the official SDK works unchanged.
+"""`POST /v1/messages` and `/v1/messages/count_tokens`: the Anthropic Messages API, so the official SDK
+works unchanged.
 
-The tenant's settings apply as on every route: the model must be one the
-tenant may use, max_tokens is capped at the tenant's setting, and the tenant's
-instructions come before any `system` the client sends. It counts as
-`basic_chat`. Errors use Anthropic's error shape so the SDK raises its usual
-exceptions.
+The tenant's rules apply as on every route: the model must be one the tenant may use, max_tokens is
+capped at the tenant's setting, the tenant's instructions come before any `system` the client sends,
+and the first message is the user's. Every other documented field and content block passes through
+unchanged, and the reply comes back as upstream sent it.
+
+A field or block this module does not know is refused (`unknown_field`, `unsupported_block`): the hard
+budget reserves a call's worst case before it is made, and what is not understood cannot be bounded.
+For the same reason server tools (web search, web fetch, code execution...), which bill per use
+beyond tokens, and `file` sources (the Files API's uploads belong to the key's workspace, shared by
+every tenant on the platform pool) are refused. Errors use Anthropic's error shape.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from chalicelib import validation
-from chalicelib.ai.features import MAX_MESSAGE_CHARS, messages
+from chalicelib.ai import bounds
 from chalicelib.ai.gateway import FeatureCall, GatewayResult
-from chalicelib.errors import BadRequest, PayloadTooLarge, TesseraError
+from chalicelib.errors import BadRequest, TesseraError
 from chalicelib.pricing import usd
 
 FEATURE = "basic_chat"
-ACCEPTED = {"model", "max_tokens", "messages", "system", "temperature", "stop_sequences", "metadata", "stream"}
+BODY_BYTES = 5 * 1024 * 1024  # below Lambda's 6 MB synchronous payload limit
+MAX_MESSAGES = 1000
+
+REQUIRED = ("model", "max_tokens", "messages")
+PASSED_THROUGH = ("top_p", "top_k", "stop_sequences", "metadata", "tools", "tool_choice", "thinking",
+                  "service_tier", "cache_control", "output_config")
+ACCEPTED = frozenset(REQUIRED + PASSED_THROUGH + ("system", "temperature", "stream"))
+# count_tokens takes no sampling or output fields; Anthropic's endpoint refuses them.
+COUNT_ACCEPTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control",
+                            "output_config"})
+
+BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
+                         "search_result"})
+IMAGE_SOURCES = frozenset({"base64", "url"})
+DOCUMENT_SOURCES = frozenset({"base64", "url", "text", "content"})
+TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
+THINKING_TYPES = frozenset({"enabled", "adaptive", "disabled"})
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                 403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
 
 
-def _system_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, list) and all(isinstance(b, dict) and b.get("type") == "text"
-                                         and isinstance(b.get("text"), str) for b in value):
-        text = "\n".join(b["text"] for b in value)
-    else:
-        raise BadRequest("system must be a string or a list of text blocks.", code="invalid_field")
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise PayloadTooLarge(f"system is longer than {MAX_MESSAGE_CHARS} characters.")
-    return text
+def parse(body: Mapping[str, Any]) -> Tuple[FeatureCall, bool]:
+    """The call a Messages API request asks for, and whether it asks for a stream."""
+    _known(body, ACCEPTED)
+    validation.fields(body, ACCEPTED, required=REQUIRED)
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest("stream must be true or false.", code="invalid_field")
+    max_tokens = validation.integer(body, "max_tokens", minimum=1, maximum=1_000_000)
+    return _call(body, max_tokens), bool(stream)
 
 
-def parse(body: Mapping[str, Any]) -> FeatureCall:
-    unknown = sorted(set(body) - ACCEPTED)
+def parse_count(body: Mapping[str, Any]) -> FeatureCall:
+    _known(body, COUNT_ACCEPTED)
+    validation.fields(body, COUNT_ACCEPTED, required=("model", "messages"))
+    return _call(body, None)
+
+
+def _known(body: Mapping[str, Any], accepted: Iterable[str]) -> None:
+    unknown = sorted(set(body) - set(accepted))
     if unknown:
-        raise BadRequest(f"Unsupported field(s): {', '.join(unknown)}.", code="unknown_field")
-    if body.get("stream"):
-        raise BadRequest("Streaming is not supported yet; send stream: false.", code="streaming_not_supported")
-    validation.fields(body, ACCEPTED, required=("model", "max_tokens", "messages"))
-    model = validation.string(body, "model", min_len=1, max_len=100)
-    max_tokens = validation.integer(body, "max_tokens", minimum=1, maximum=200_000)
-    temperature = validation.number(body, "temperature", minimum=0, maximum=1) \
-        if body.get("temperature") is not None else None
-    stop = body.get("stop_sequences")
-    if stop is not None and (not isinstance(stop, list) or len(stop) > 8
-                             or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in stop)):
-        raise BadRequest("stop_sequences must be up to 8 non-empty strings.", code="invalid_field")
-    metadata = body.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}
-                                 or not isinstance(metadata.get("user_id", ""), str)):
-        raise BadRequest("metadata may only hold user_id, a string.", code="invalid_field")
-    return FeatureCall(messages=messages(body["messages"]), system=_system_text(body.get("system")) or None,
-                       max_tokens=max_tokens, temperature=temperature, model=model, stop_sequences=stop,
-                       metadata=metadata)
+        raise BadRequest(f"Unsupported field(s): {', '.join(unknown)}. Accepted: {', '.join(sorted(accepted))}.",
+                         code="unknown_field")
 
+
+def _call(body: Mapping[str, Any], max_tokens: Optional[int]) -> FeatureCall:
+    model = validation.string(body, "model", min_len=1, max_len=100)
+    temperature = _number(body, "temperature", 0, 1)
+    _number(body, "top_p", 0, 1)
+    if body.get("top_k") is not None:
+        validation.integer(body, "top_k", minimum=0, maximum=1_000_000)
+    _check_stop_sequences(body.get("stop_sequences"))
+    _check_metadata(body.get("metadata"))
+    _check_tools(body.get("tools"), body.get("tool_choice"))
+    _check_thinking(body.get("thinking"))
+    _check_cache_control(body.get("cache_control"), "cache_control")
+    if body.get("service_tier") is not None:
+        validation.one_of(body, "service_tier", ("auto", "standard_only"))
+    if body.get("output_config") is not None and not isinstance(body["output_config"], dict):
+        raise BadRequest("output_config must be an object.", code="invalid_field")
+    params = {name: body[name] for name in PASSED_THROUGH if body.get(name) is not None}
+    return FeatureCall(messages=_messages(body.get("messages")), system=_system(body.get("system")),
+                       max_tokens=max_tokens, temperature=temperature, model=model, params=params)
+
+
+def _number(body: Mapping[str, Any], name: str, minimum: float, maximum: float) -> Optional[float]:
+    return validation.number(body, name, minimum=minimum, maximum=maximum) if body.get(name) is not None else None
+
+
+def _system(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, list) and all(isinstance(b, dict) and b.get("type") == "text"
+                                       and isinstance(b.get("text"), str) for b in value):
+        for index, block in enumerate(value):
+            _check_cache_control(block.get("cache_control"), f"system.{index}.cache_control")
+        return value or None
+    raise BadRequest("system must be a string or a list of text blocks.", code="invalid_field")
+
+
+def _messages(value: Any) -> list:
+    if not isinstance(value, list) or not value:
+        raise BadRequest("messages must be a non-empty list.", code="invalid_field")
+    if len(value) > MAX_MESSAGES:
+        raise BadRequest(f"At most {MAX_MESSAGES} messages are allowed.", code="too_many_messages")
+    for index, message in enumerate(value):
+        where = f"messages.{index}"
+        if not isinstance(message, dict) or set(message) - {"role", "content"}:
+            raise BadRequest(f"{where} must have only 'role' and 'content'.", code="invalid_field")
+        if message.get("role") not in ("user", "assistant"):
+            raise BadRequest(f"{where}.role must be 'user' or 'assistant'.", code="invalid_field")
+        content = message.get("content")
+        if isinstance(content, str):
+            continue
+        if not isinstance(content, list) or not content:
+            raise BadRequest(f"{where}.content must be a string or a non-empty list of blocks.",
+                             code="invalid_field")
+        _check_blocks(content, f"{where}.content")
+    if value[0]["role"] != "user":
+        raise BadRequest("The first message must come from the user.", code="invalid_field")
+    return value
+
+
+def _check_blocks(blocks: list, where: str) -> None:
+    for index, block in enumerate(blocks):
+        at = f"{where}.{index}"
+        kind = _type_of(block)
+        if kind not in BLOCK_TYPES:
+            raise BadRequest(f"{at}: block type {kind!r} is not supported; supported: {', '.join(sorted(BLOCK_TYPES))}.",
+                             code="unsupported_block")
+        _check_cache_control(block.get("cache_control"), f"{at}.cache_control")
+        if kind in ("image", "document"):
+            _check_source(block, kind, at)
+        if kind == "tool_result" and isinstance(block.get("content"), list):
+            _check_blocks(block["content"], f"{at}.content")
+
+
+def _check_source(block: Mapping[str, Any], kind: str, at: str) -> None:
+    source = block.get("source")
+    allowed = IMAGE_SOURCES if kind == "image" else DOCUMENT_SOURCES
+    source_type = _type_of(source)
+    if source_type == "file":
+        raise BadRequest(f"{at}.source: file sources are not available; send the data inline or by URL.",
+                         code="unsupported_block")
+    if source_type not in allowed:
+        raise BadRequest(f"{at}.source.type must be one of: {', '.join(sorted(allowed))}.", code="invalid_field")
+    if source_type == "content":
+        content = source.get("content")
+        if not isinstance(content, list):
+            raise BadRequest(f"{at}.source.content must be a list of blocks.", code="invalid_field")
+        _check_blocks(content, f"{at}.source.content")
+
+
+def _type_of(value: Any) -> Optional[str]:
+    """An object's `type` when it is a string; anything else (a list, an object) is no type at all."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _check_stop_sequences(value: Any) -> None:
+    if value is not None and (not isinstance(value, list)
+                              or not all(isinstance(s, str) and s for s in value)):
+        raise BadRequest("stop_sequences must be a list of non-empty strings.", code="invalid_field")
+
+
+def _check_metadata(value: Any) -> None:
+    if value is not None and (not isinstance(value, dict) or set(value) - {"user_id"}
+                              or not isinstance(value.get("user_id", ""), (str, type(None)))):
+        raise BadRequest("metadata may only hold user_id, a string.", code="invalid_field")
+
+
+def _check_tools(tools: Any, choice: Any) -> None:
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest("tools must be a list.", code="invalid_field")
+        for index, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise BadRequest(f"tools.{index} must be an object.", code="invalid_field")
+            kind = tool.get("type")
+            if kind in (None, "custom"):
+                if not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict):
+                    raise BadRequest(f"tools.{index} needs a name and an input_schema.", code="invalid_field")
+            elif not (isinstance(kind, str) and kind.startswith(bounds.COUNTED_TOOL_PREFIXES)):
+                raise BadRequest(f"tools.{index}: tool type {kind!r} is not available: server tools bill per use, "
+                                 "which a budget cannot bound. Define the tool yourself instead.",
+                                 code="unsupported_tool")
+            _check_cache_control(tool.get("cache_control"), f"tools.{index}.cache_control")
+    if choice is not None and _type_of(choice) not in TOOL_CHOICES:
+        raise BadRequest(f"tool_choice.type must be one of: {', '.join(sorted(TOOL_CHOICES))}.",
+                         code="invalid_field")
+
+
+def _check_thinking(value: Any) -> None:
+    if value is None:
+        return
+    if _type_of(value) not in THINKING_TYPES:
+        raise BadRequest(f"thinking.type must be one of: {', '.join(sorted(THINKING_TYPES))}.", code="invalid_field")
+    if value["type"] == "enabled":
+        validation.integer(value, "budget_tokens", minimum=1, maximum=1_000_000)
+
+
+def _check_cache_control(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or value.get("type") != "ephemeral" or value.get("ttl", "5m") not in ("5m", "1h"):
+        raise BadRequest(f'{where} must be {{"type": "ephemeral"}} with an optional ttl of "5m" or "1h".',
+                         code="invalid_field")
+
+
+# --- responses ----------------------------------------------------------------------------------
 
 def response(result: GatewayResult) -> Dict[str, Any]:
-    message = result.reply.message()
-    message.setdefault("type", "message")
-    message.setdefault("role", "assistant")
-    message.setdefault("stop_sequence", None)
-    return message
+    return result.reply.message()
 
 
-def headers(result: GatewayResult) -> Dict[str, str]:
-    return {"x-tessera-request-id": result.request_id, "x-tessera-cost-usd": usd(result.cost_micros)}
+def headers(request_id: str, cost_micros: Optional[int]) -> Dict[str, str]:
+    out = {"x-tessera-request-id": request_id}
+    if cost_micros is not None:
+        out["x-tessera-cost-usd"] = usd(cost_micros)
+    return out
+
+
+def count_response(input_tokens: int) -> Dict[str, Any]:
+    return {"input_tokens": input_tokens}
+
+
+def is_v1(method_arn: str) -> bool:
+    """Whether an authorizer's method ARN (arn:...:<api>/<stage>/<METHOD>/<path>) is under /v1/."""
+    parts = str(method_arn).split(":", 5)[-1].split("/")
+    return len(parts) > 3 and parts[3] == "v1"
+
+
+def error_type(status: int) -> str:
+    return _ERROR_TYPES.get(status, "api_error")
 
 
 def error_body(error: TesseraError) -> Dict[str, Any]:
-    kind = _ERROR_TYPES.get(error.status, "api_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message, "code": error.code}}
+    return {"type": "error", "error": {"type": error_type(error.status), "message": error.message,
+                                       "code": error.code, **error.details}}

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
+from pynamodb.exceptions import UpdateError
+
 from chalicelib import validation
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, NotFound
@@ -11,7 +13,7 @@ from chalicelib.models import AIConfig, Tenant, tenant_pk
 from chalicelib.periods import utcnow
 from chalicelib.plans import PLANS
 from chalicelib.pricing import DEFAULT_MODEL, MODELS, model_allowed
-from chalicelib.store import update_existing
+from chalicelib.store import condition_failed, update_existing
 
 MAX_INSTRUCTIONS = 4000
 _API_KEY = re.compile(r"[\x21-\x7e]{20,300}")
@@ -73,6 +75,27 @@ def set_own_key(tenant_id: str, body: Mapping[str, Any], vault: Optional[TenantK
 
 def remove_own_key(tenant_id: str) -> dict:
     return view(_update(tenant_id, [AIConfig.api_key_ciphertext.remove(), AIConfig.api_key_last4.remove()]))
+
+
+def fit_to_plan(tenant_id: str, plan: str) -> None:
+    """Bring the AI settings within `plan` (called on a plan change, before the new plan is written): a
+    max_tokens above the plan's cap is lowered to the cap, and a model the plan does not offer falls back
+    to the default model, so the tenant's calls keep working instead of failing `invalid_model`. Each is a
+    write conditioned on the setting still being above the plan, so a concurrent edit within it stays."""
+    item = AIConfig(tenant_pk(tenant_id), AIConfig.SK)
+    cap = PLANS[plan].max_tokens_cap
+    _update_if(item, AIConfig.max_tokens.set(cap), AIConfig.max_tokens > cap)
+    outside = [model for model in MODELS if not model_allowed(model, plan)]
+    if outside:
+        _update_if(item, AIConfig.model.set(DEFAULT_MODEL), AIConfig.model.is_in(*outside))
+
+
+def _update_if(item: AIConfig, action: Any, condition: Any) -> None:
+    try:
+        item.update(actions=[action, AIConfig.updated_at.set(utcnow())], condition=condition)
+    except UpdateError as error:
+        if not condition_failed(error):
+            raise
 
 
 def _update(tenant_id: str, actions: list) -> AIConfig:

@@ -7,8 +7,9 @@ verifies old hashes and `needs_rehash` can upgrade them at login.
 from __future__ import annotations
 
 import functools
+import unicodedata
 
-MIN_LENGTH = 10
+MIN_LENGTH = 10  # counted in visible characters: spaces and control characters are allowed but do not count
 MAX_LENGTH = 256
 TIME_COST = 2
 MEMORY_COST_KIB = 19 * 1024
@@ -21,6 +22,12 @@ def _hasher():
 
     return PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST_KIB,
                           parallelism=PARALLELISM, hash_len=32, salt_len=16, type=Type.ID)
+
+
+def visible_characters(password: str) -> int:
+    """What a person meaningfully typed: characters that are neither whitespace nor control characters.
+    Ten spaces, or a tab and a NUL padding a short word, do not make a ten-character password."""
+    return sum(1 for c in password if not c.isspace() and unicodedata.category(c) != "Cc")
 
 
 def hash_password(password: str) -> str:

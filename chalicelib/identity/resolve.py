@@ -8,7 +8,10 @@ the one the token was issued with. This module must not import the anthropic SDK
 """
 from __future__ import annotations
 
-from typing import Optional
+import hashlib
+import threading
+import time
+from typing import Dict, Mapping, Optional, Tuple
 
 from chalicelib.errors import Unauthorized
 from chalicelib.identity import apikeys
@@ -20,11 +23,22 @@ from chalicelib.tenancy import TenantContext
 
 def bearer_token(header: Optional[str]) -> str:
     if not header:
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+        raise Unauthorized("Send 'Authorization: Bearer <token>' or 'x-api-key: <key>'.")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Send 'Authorization: Bearer <token>'.")
+        raise Unauthorized("Send 'Authorization: Bearer <token>' or 'x-api-key: <key>'.")
     return token.strip()
+
+
+def credential_header(headers: Mapping[str, str]) -> Optional[str]:
+    """The credential as an `Authorization` value: that header when sent, else Anthropic's `x-api-key`
+    (a bare token) as `Bearer <token>`. Header names are matched case-insensitively."""
+    lowered = {str(name).lower(): value for name, value in (headers or {}).items()}
+    authorization = lowered.get("authorization")
+    if authorization:
+        return authorization
+    api_key = (lowered.get("x-api-key") or "").strip()
+    return f"Bearer {api_key}" if api_key else None
 
 
 def resolve(header: Optional[str]) -> TenantContext:
@@ -44,7 +58,7 @@ def _resolve_key(token: str) -> TenantContext:
             or not apikeys.matches(key.secret_hash, parsed.secret)):
         raise Unauthorized("The API key is not valid.")
     return TenantContext(tenant_id=tenant.tenant_id, principal_id=key.key_id, principal_type="api_key",
-                         role="member", display=key.name, slug=tenant.slug)
+                         role="member", display=key.name, slug=tenant.slug, plan=tenant.plan)
 
 
 def _resolve_jwt(token: str) -> TenantContext:
@@ -55,7 +69,30 @@ def _resolve_jwt(token: str) -> TenantContext:
     if tenant is None or user is None or tenant.status != "active" or user.status != "active":
         raise Unauthorized("The token is not valid.")
     return TenantContext(tenant_id=tenant_id, principal_id=user_id, principal_type="user",
-                         role=user.role, display=user.email, slug=tenant.slug)
+                         role=user.role, display=user.email, slug=tenant.slug, plan=tenant.plan)
+
+
+class ResolvedCache:
+    """Decisions kept for `ttl` seconds by credential digest, for an authorizer API Gateway does not cache:
+    a revoked key or a suspended tenant then takes effect within `ttl`, as with the gateway's own cache."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: Dict[str, Tuple[float, TenantContext]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, header: Optional[str]) -> TenantContext:
+        digest = hashlib.sha256((header or "").encode()).hexdigest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(digest)
+        if hit and hit[0] > now:
+            return hit[1]
+        ctx = resolve(header)
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            self._entries[digest] = (now + self.ttl, ctx)
+        return ctx
 
 
 def resolve_operator(header: Optional[str]) -> str:

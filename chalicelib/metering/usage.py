@@ -1,7 +1,9 @@
 """Reading usage: the month's aggregates, the event list and each feature's standing.
 
-Aggregates are maintained by the settle transaction, so a usage report is one
-query of the month's few counter items, however many events the month holds.
+Aggregates are kept by the usage aggregator from the events, so a usage report
+is one query of the month's few counter items plus one read of the admission
+and reconciliation items (what is reserved right now), however many events the
+month holds.
 """
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from typing import Dict, List, Optional
 
 from chalicelib import pricing
 from chalicelib.errors import BadRequest
-from chalicelib.models import FeatureUsage, Tenant, UsageEvent, UsagePeriod, tenant_pk
+from chalicelib.metering import admission
+from chalicelib.models import Admission, FeatureUsage, Reconciliation, Tenant, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import isoformat, parse_period, period_end, period_start
 from chalicelib.plans import FEATURES, feature_enabled, feature_limit
-from chalicelib.store import decode_cursor, encode_cursor
+from chalicelib.store import decode_cursor, encode_cursor, get_items
+from chalicelib.validation import page_size
 
 MAX_EVENTS_PAGE = 100
 
@@ -32,10 +36,23 @@ def period_items(tenant_id: str, period: str) -> tuple[Optional[UsagePeriod], Di
     return period_item, features
 
 
+def admission_state(tenant_id: str) -> tuple[admission.AdmissionView, admission.Returns]:
+    """The admission item and what settled calls gave back, read together and consistently."""
+    pk = tenant_pk(tenant_id)
+    item, reconciled = get_items([(Admission, pk, Admission.SK), (Reconciliation, pk, Reconciliation.SK)],
+                                 consistent=True)
+    view = admission.AdmissionView.from_item(item) or admission.AdmissionView(version=0, limits=None)
+    return view, admission.Returns.from_item(reconciled)
+
+
 def summary(tenant: Tenant, period_param: Optional[str]) -> dict:
     period = parse_period(period_param)
     aggregate, features = period_items(tenant.tenant_id, period)
+    view, returns = admission_state(tenant.tenant_id)
     spent = int(aggregate.cost_micros) if aggregate else 0
+    # Committed = worst case of calls not yet settled + cost of settled ones; the rest is in flight.
+    committed = view.counters.get(admission.committed_key(period), 0) - returns.refunded(period)
+    reserved = max(0, committed - spent)
     budget = tenant.monthly_budget_micros
     input_tokens = int(aggregate.input_tokens) if aggregate else 0
     output_tokens = int(aggregate.output_tokens) if aggregate else 0
@@ -48,6 +65,10 @@ def summary(tenant: Tenant, period_param: Optional[str]) -> dict:
         "cache_read_tokens": int(aggregate.cache_read_tokens) if aggregate else 0,
         "total_tokens": input_tokens + output_tokens,
         "total_cost_usd": pricing.usd(spent),
+        "failed_requests": int(aggregate.failed_requests) if aggregate else 0,
+        "indeterminate_requests": int(aggregate.indeterminate_requests) if aggregate else 0,
+        "abandoned_requests": int(aggregate.abandoned_requests) if aggregate else 0,
+        "unbilled_exposure_usd": pricing.usd(int(aggregate.exposure_micros) if aggregate else 0),
         "by_feature": {
             name: {"requests": int(item.requests), "input_tokens": int(item.input_tokens),
                    "output_tokens": int(item.output_tokens), "cost_usd": pricing.usd(int(item.cost_micros))}
@@ -62,7 +83,8 @@ def summary(tenant: Tenant, period_param: Optional[str]) -> dict:
         "budget": {
             "monthly_budget_usd": pricing.usd(int(budget)) if budget is not None else None,
             "spent_usd": pricing.usd(spent),
-            "remaining_usd": pricing.usd(max(0, int(budget) - spent)) if budget is not None else None,
+            "reserved_usd": pricing.usd(reserved),
+            "remaining_usd": pricing.usd(max(0, int(budget) - spent - reserved)) if budget is not None else None,
             "hard_limit": bool(tenant.budget_hard_limit),
             "resets_at": isoformat(period_end(period)),
             "alerts_sent": sorted(int(t) for t in (aggregate.alerts_sent or [])) if aggregate else [],
@@ -78,17 +100,13 @@ def _event_view(event: UsageEvent) -> dict:
         "output_tokens": int(event.output_tokens), "cache_creation_tokens": int(event.cache_creation_tokens),
         "cache_read_tokens": int(event.cache_read_tokens), "cost_usd": pricing.usd(int(event.cost_micros)),
         "latency_ms": int(event.latency_ms), "key_source": event.key_source,
+        "cost_bound_usd": pricing.usd(int(event.cost_bound_micros)) if event.cost_bound_micros is not None else None,
     }
 
 
 def events(tenant_id: str, period_param: Optional[str], limit: Optional[str], cursor: Optional[str]) -> dict:
     period = parse_period(period_param)
-    if limit in (None, ""):
-        size = 50
-    elif str(limit).isdecimal() and 1 <= int(limit) <= MAX_EVENTS_PAGE:
-        size = int(limit)
-    else:
-        raise BadRequest(f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}.", code="invalid_limit")
+    size = page_size(limit, MAX_EVENTS_PAGE)
     pk = tenant_pk(tenant_id)
     start_ms = int(period_start(period).timestamp() * 1000)
     end_ms = int(period_end(period).timestamp() * 1000)
@@ -100,12 +118,12 @@ def events(tenant_id: str, period_param: Optional[str], limit: Optional[str], cu
 
 
 def feature_standing(tenant: Tenant, period: str) -> dict:
-    _, counters = period_items(tenant.tenant_id, period)
+    view, returns = admission_state(tenant.tenant_id)
     overrides = tenant.limit_overrides.as_dict() if tenant.limit_overrides else {}
     out = {}
     for name, feature in FEATURES.items():
         limit = feature_limit(name, overrides)
-        used = int(counters[name].admitted) if name in counters else 0
+        used = view.counters.get(admission.admitted_key(period, name), 0) - returns.released(period, name)
         out[name] = {
             "enabled": feature_enabled(tenant.plan, name),
             "required_plan": feature.plan,

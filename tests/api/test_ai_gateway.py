@@ -142,8 +142,8 @@ def test_own_key_rejected_upstream_is_a_400(api, tenant):
 
 @pytest.mark.parametrize("fault,status,code", [
     ("[[standin:429]]", 429, "upstream_rate_limited"),
-    ("[[standin:529]]", 503, "upstream_unavailable"),
-    ("[[standin:500]]", 503, "upstream_unavailable"),
+    ("[[standin:529]]", 529, "upstream_overloaded"),
+    ("[[standin:500]]", 502, "upstream_error"),
 ])
 def test_upstream_errors_map_to_clear_responses(api, tenant, fault, status, code):
     r = api.call("POST", "/ai/chat", {"messages": [{"role": "user", "content": f"boom {fault}"}]}, token=tenant.token)

@@ -269,6 +269,44 @@ def test_x_tenant_id_mismatch_applies_to_api_keys_too(module_api, other, acme_ke
     assert response.json["error"]["code"] == "tenant_mismatch"
 
 
+def test_folded_x_tenant_id_copies_that_all_name_the_tenant_proceed(module_api, acme):
+    assert me(module_api, acme.token, headers={"X-Tenant-ID": f"{acme.id}, {acme.id}"}).status_code == 200
+
+
+def test_folded_x_tenant_id_copies_of_which_one_disagrees_are_403(module_api, acme, other):
+    response = me(module_api, acme.token, headers={"X-Tenant-ID": f"{acme.id}, {other.id}"})
+    assert (response.status_code, response.json["error"]["code"]) == (403, "tenant_mismatch")
+
+
+def gateway_request(tenant_id, headers, multi_value_headers):
+    """A route's request as API Gateway hands it to Lambda: repeated headers in multiValueHeaders."""
+    from chalice.app import Request
+
+    return Request({
+        "headers": headers, "multiValueHeaders": multi_value_headers, "multiValueQueryStringParameters": None,
+        "pathParameters": None, "stageVariables": None, "body": None,
+        "requestContext": {"httpMethod": "GET", "resourcePath": "/me", "authorizer": {
+            "tenant_id": tenant_id, "principal_id": "usr_1", "principal_type": "user", "role": "owner"}},
+    })
+
+
+def test_a_disagreeing_copy_is_refused_even_when_api_gateway_keeps_the_agreeing_one():
+    from chalicelib.errors import Forbidden
+    from chalicelib.web import tenant_context
+
+    request = gateway_request("ten_own", {"X-Tenant-ID": "ten_own"}, {"X-Tenant-ID": ["ten_other", "ten_own"]})
+    with pytest.raises(Forbidden) as refused:
+        tenant_context(request)
+    assert refused.value.code == "tenant_mismatch"
+
+
+def test_repeated_copies_that_all_agree_pass_through_api_gateway():
+    from chalicelib.web import tenant_context
+
+    request = gateway_request("ten_own", {"X-Tenant-ID": "ten_own"}, {"X-Tenant-ID": ["ten_own", "ten_own"]})
+    assert tenant_context(request).tenant_id == "ten_own"
+
+
 def test_host_subdomain_of_the_credentials_tenant_proceeds(module_api, acme):
     assert me(module_api, acme.token, headers={"Host": f"{acme.slug}.localhost:8000"}).status_code == 200
 
@@ -322,3 +360,58 @@ def test_route_without_credentials_is_401(module_api, path, method):
 @pytest.mark.parametrize("path, method", [r for r in all_routes() if r not in PUBLIC])
 def test_route_with_a_garbage_credential_is_refused(module_api, path, method):
     assert refused(module_api.call(method, concrete(path), {}, token="garbage"))
+
+
+# --- the deployed REQUEST authorizer: Authorization or Anthropic's x-api-key ----------------------
+
+def request_event(headers, path="GET/me"):
+    return {"type": "REQUEST", "methodArn": f"arn:aws:execute-api:us-east-1:123456789012:abc123/api/{path}",
+            "headers": headers}
+
+
+def test_request_authorizer_accepts_x_api_key_and_bearer_alike(api):
+    from app import tenant_request_auth
+
+    tenant = api.signup()
+    key = api.api_key(tenant)["key"]
+    by_key = tenant_request_auth(request_event({"X-Api-Key": key}), None)
+    by_bearer = tenant_request_auth(request_event({"Authorization": f"Bearer {key}"}), None)
+    assert by_key == by_bearer
+    assert by_key["context"]["tenant_id"] == tenant.id
+    assert by_key["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert by_key["policyDocument"]["Statement"][0]["Resource"] == [
+        "arn:aws:execute-api:us-east-1:123456789012:abc123/api/*/*"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "tsk_ten_x.key_x.nope"}, {"x-api-key": "  "}])
+def test_request_authorizer_refuses_a_missing_or_bad_credential_with_401(headers):
+    from app import tenant_request_auth
+
+    with pytest.raises(Exception) as caught:
+        tenant_request_auth(request_event(headers), None)
+    assert str(caught.value) == "Unauthorized"  # API Gateway's 401, not a deny's 403
+
+
+def test_request_authorizer_prefers_authorization_when_both_headers_are_sent(api):
+    from app import tenant_request_auth
+
+    tenant = api.signup()
+    key = api.api_key(tenant)["key"]
+    decision = tenant_request_auth(request_event({"authorization": f"Bearer {key}", "x-api-key": "ignored"}), None)
+    assert decision["context"]["tenant_id"] == tenant.id
+
+
+def test_request_authorizer_keeps_a_decision_for_its_ttl_and_no_longer(api):
+    from chalicelib.errors import Unauthorized
+    from chalicelib.identity.resolve import ResolvedCache
+
+    tenant = api.signup()
+    key = api.api_key(tenant)
+    kept, fresh = ResolvedCache(ttl=60), ResolvedCache(ttl=0)
+    header = f"Bearer {key['key']}"
+    assert kept.resolve(header).tenant_id == fresh.resolve(header).tenant_id == tenant.id
+    assert api.call("DELETE", f"/api-keys/{key['key_id']}", token=tenant.token).status_code == 204
+    assert kept.resolve(header).tenant_id == tenant.id  # within the TTL, as API Gateway's own cache would
+    with pytest.raises(Unauthorized):
+        fresh.resolve(header)
+

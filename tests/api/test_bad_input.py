@@ -3,6 +3,8 @@
 Built from `app.routes`, so a route added later is held to the same rule. Each test checks its own
 request: the table holds as many items afterwards and the caller's items are unchanged.
 """
+import json
+
 import pytest
 
 from conftest import WritesNothing, random_slug
@@ -90,6 +92,17 @@ def test_form_encoded_body_is_415_and_writes_nothing(module_api, caller, operato
                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 415, (verb, path, response.status_code, response.body)
     assert envelope_code(response) == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("path, verb", body_routes())
+def test_body_without_a_content_type_is_415_and_writes_nothing(module_api, caller, operator, path, verb):
+    tenant, ids = caller
+    token = credential_for(path, verb, tenant, operator)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with WritesNothing(tenant.id):
+        response = module_api.client.http.request(verb, concrete(path, ids), headers=headers, body=b'{"name": "x"}')
+    assert response.status_code == 415, (verb, path, response.status_code, response.body)
+    assert json.loads(response.body)["error"]["code"] == "unsupported_media_type"
 
 
 @pytest.mark.parametrize("body, code", [

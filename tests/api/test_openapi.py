@@ -147,6 +147,27 @@ def test_error_responses_carry_the_envelope_and_429_carries_retry_after():
             assert "Retry-After" in resolve(too_many).get("headers", {}), f"{method} {path}"
 
 
+def test_the_reserved_slugs_are_the_codes_own():
+    from chalicelib.tenants import ADDRESS_LIKE_SLUG, RESERVED_SLUGS
+
+    reserved = spec()["components"]["schemas"]["SignupRequest"]["properties"]["slug"]["not"]["anyOf"]
+    assert set(reserved[0]["enum"]) == RESERVED_SLUGS
+    assert [b["pattern"] for b in reserved[1:]] == [f"^{p}$" for p in ADDRESS_LIKE_SLUG.pattern.split("|")]
+
+
+def test_the_budget_string_is_the_codes_own():
+    from chalicelib.tenants import BUDGET_STRING
+
+    branches = spec()["components"]["schemas"]["TenantUpdate"]["properties"]["monthly_budget_usd"]["oneOf"]
+    assert [b["pattern"] for b in branches if b.get("type") == "string"] == [BUDGET_STRING.pattern]
+
+
+def test_the_email_pattern_is_the_codes_own():
+    from chalicelib.validation import _EMAIL
+
+    assert spec()["components"]["schemas"]["Email"]["pattern"] == _EMAIL.pattern
+
+
 # --- 3. security matches each route's authorizer --------------------------------------------------
 
 def test_security_matches_each_routes_authorizer():
@@ -327,8 +348,22 @@ def test_ai_responses_match_the_spec(api):
                                                       "messages": [{"role": "user", "content": "sdk-shape"}]},
                              token=key), "/v1/messages", "POST", 200)
     assert message["type"] == "message"
-    refused = check(api.call("POST", "/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 32, "stream": True,
+    refused = check(api.call("POST", "/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 32, "speed": "fast",
                                                       "messages": [{"role": "user", "content": "hi"}]},
                              token=key), "/v1/messages", "POST", 400)
     assert refused["error"] == {"type": "invalid_request_error", "message": refused["error"]["message"],
-                                "code": "streaming_not_supported"}
+                                "code": "unknown_field"}
+    streamed = api.call("POST", "/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 32, "stream": True,
+                                                 "messages": [{"role": "user", "content": "hi"}]}, token=key)
+    assert streamed.status_code == 200 and "text/event-stream" in response_spec("/v1/messages", "POST", 200)["content"]
+    assert header(streamed, "content-type") == "text/event-stream"
+    counted = check(api.call("POST", "/v1/messages/count_tokens", {"model": "claude-sonnet-4-6", "messages": [
+        {"role": "user", "content": "hi"}]}, token=key), "/v1/messages/count_tokens", "POST", 200)
+    assert counted["input_tokens"] > 0
+    page = check(api.call("GET", "/v1/models?limit=1", token=key), "/v1/models", "GET", 200)
+    model = check(api.call("GET", f"/v1/models/{page['first_id']}", token=key), "/v1/models/{model_id}", "GET", 200)
+    assert model["id"] == page["data"][0]["id"]
+    missing = check(api.call("GET", "/v1/models/claude-opus-5", token=key), "/v1/models/{model_id}", "GET", 404)
+    assert missing["error"]["type"] == "not_found_error"
+    denied = check(api.call("GET", "/v1/models", token="tsk_ten_x.key_x.nope"), "/v1/models", "GET", 401)
+    assert denied["error"]["type"] == "authentication_error"

@@ -121,6 +121,44 @@ def test_operator_changes_a_tenants_plan(module_api, operator):
     assert profile(module_api, tenant)["plan"] == "pro"
 
 
+def set_plan(api, operator, tenant, plan):
+    response = api.call("PUT", f"/admin/tenants/{tenant.id}/plan", {"plan": plan}, token=operator)
+    assert response.status_code == 200, response.body
+
+
+def ai_config(api, tenant):
+    return api.call("GET", "/tenant/ai-config", token=tenant.token).json
+
+
+@pytest.mark.parametrize("before, settings, after, expected", [
+    ("enterprise", {"model": "claude-opus-4-6", "max_tokens": 32000}, "free", ("claude-sonnet-4-6", 2048)),
+    ("enterprise", {"model": "claude-opus-4-6", "max_tokens": 32000}, "pro", ("claude-opus-4-6", 8192)),
+    ("enterprise", {"model": "claude-haiku-4-5", "max_tokens": 4000}, "pro", ("claude-haiku-4-5", 4000)),
+    ("free", {"model": "claude-haiku-4-5", "max_tokens": 100}, "enterprise", ("claude-haiku-4-5", 100)),
+])
+def test_a_plan_change_clamps_the_ai_settings_to_the_new_plan_and_keeps_what_it_allows(
+        module_api, operator, before, settings, after, expected):
+    tenant = module_api.signup()
+    set_plan(module_api, operator, tenant, before)
+    assert module_api.call("PUT", "/tenant/ai-config", settings, token=tenant.token).status_code == 200
+    set_plan(module_api, operator, tenant, after)
+    config = ai_config(module_api, tenant)
+    assert (config["model"], config["max_tokens"]) == expected
+
+
+def test_after_a_downgrade_the_tenants_ai_calls_keep_working(module_api, operator):
+    tenant = module_api.signup()
+    set_plan(module_api, operator, tenant, "pro")
+    module_api.call("PUT", "/tenant/ai-config", {"model": "claude-opus-4-6"}, token=tenant.token)
+    set_plan(module_api, operator, tenant, "free")
+    from chalicelib.ai.gateway import default_gateway
+
+    default_gateway().settings_changed(tenant.id)  # as another warm instance would, after its cache time
+    r = module_api.call("POST", "/ai/chat", {"messages": [{"role": "user", "content": "after downgrade"}]},
+                        token=tenant.token)
+    assert (r.status_code, r.json.get("model")) == (200, "claude-sonnet-4-6"), r.body
+
+
 @pytest.mark.parametrize("body, code", [({"plan": "platinum"}, "invalid_field"), ({}, "missing_field"),
                                         ({"plan": "pro", "status": "active"}, "unknown_field")])
 def test_invalid_plan_change_is_400_and_changes_nothing(module_api, operator, acme, body, code):

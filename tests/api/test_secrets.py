@@ -18,13 +18,19 @@ PASSWORD = "canary-password-Zq8!"
 
 @pytest.fixture
 def captured_logs():
+    """Every line the app writes: its logs and its metric records (both land in CloudWatch Logs)."""
+    from chalicelib.observability import metrics_writer
+
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    logger = get_logger()
+    metrics = logging.StreamHandler(stream)
+    logger = get_logger().logger
     logger.addHandler(handler)
+    metrics_writer().addHandler(metrics)
     yield stream
     logger.removeHandler(handler)
+    metrics_writer().removeHandler(metrics)
 
 
 def test_no_secret_reaches_logs_responses_or_stored_items(api, captured_logs, standin):
@@ -42,7 +48,7 @@ def test_no_secret_reaches_logs_responses_or_stored_items(api, captured_logs, st
     bodies.append(api.call("POST", "/auth/login", {"tenant": tenant.slug, "email": tenant.email,
                                                    "password": "wrong-password-x"}).body.decode())
     logs = captured_logs.getvalue()
-    assert "model call" in logs and "request" in logs
+    assert "model call" in logs and "request" in logs and '"CloudWatchMetrics"' in logs
     items = boto3.client("dynamodb").query(
         TableName="tessera-local", KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"TENANT#{tenant.id}"}})["Items"]
@@ -63,7 +69,7 @@ def test_log_lines_are_json_with_request_and_tenant_ids(api, captured_logs):
     captured_logs.seek(0)
     response = api.call("GET", "/me", token=tenant.token)
     lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
-    [request_line] = [line for line in lines if line["message"] == "request"]
+    [request_line] = [line for line in lines if line.get("message") == "request"]
     assert request_line["tenant_id"] == tenant.id
     assert request_line["request_id"] == response.headers["X-Request-Id"]
     assert request_line["status"] == 200 and request_line["path"] == "/me"

@@ -334,3 +334,52 @@ def test_another_tenants_user_is_untouched_by_its_404s(module_api, team, other):
 
 def test_user_list_never_contains_another_tenants_users(module_api, team, other):
     assert not team.user_ids() & other.user_ids()
+
+
+# --- API keys outlive their creator unless the removal revokes them -------------------------------------
+
+def keys_of(api, tenant):
+    return {k["key_id"]: k for k in api.call("GET", "/api-keys", token=tenant.token).json["api_keys"]}
+
+
+def test_a_key_names_its_creator_and_outlives_them_by_default(module_api):
+    tenant = module_api.signup()
+    admin, admin_token = module_api.add_user(tenant, role="admin")
+    key = module_api.call("POST", "/api-keys", {"name": "deploy"}, token=admin_token).json
+    assert key["created_by"] == admin["user_id"]
+    assert module_api.call("DELETE", f"/users/{admin['user_id']}", token=tenant.token).status_code == 204
+    me = module_api.call("GET", "/me", token=key["key"])
+    assert (me.status_code, me.json["role"], me.json["tenant_id"]) == (200, "member", tenant.id)
+    assert keys_of(module_api, tenant)[key["key_id"]]["created_by"] == admin["user_id"]
+
+
+def test_removing_a_user_with_revoke_keys_revokes_the_keys_they_made_and_no_others(module_api):
+    tenant = module_api.signup()
+    admin, admin_token = module_api.add_user(tenant, role="admin")
+    made = [module_api.call("POST", "/api-keys", {"name": f"k{i}"}, token=admin_token).json for i in range(2)]
+    owners = module_api.api_key(tenant, name="owners")
+    response = module_api.call("DELETE", f"/users/{admin['user_id']}?revoke_keys=true", token=tenant.token)
+    assert response.status_code == 204
+    assert [module_api.call("GET", "/me", token=k["key"]).status_code for k in made] == [401, 401]
+    assert module_api.call("GET", "/me", token=owners["key"]).status_code == 200
+    listed = keys_of(module_api, tenant)
+    assert all(listed[k["key_id"]]["revoked_at"] for k in made) and listed[owners["key_id"]]["revoked_at"] is None
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "TRUE", ""])
+def test_revoke_keys_must_be_true_or_false(module_api, value):
+    tenant = module_api.signup()
+    user, _ = module_api.add_user(tenant)
+    response = module_api.call("DELETE", f"/users/{user['user_id']}?revoke_keys={value}", token=tenant.token)
+    assert (response.status_code, response.json["error"]["code"]) == (400, "invalid_field")
+    assert module_api.call("GET", f"/users/{user['user_id']}", token=tenant.token).status_code == 200
+
+
+def test_a_member_cannot_revoke_keys_by_removing_a_user(module_api):
+    tenant = module_api.signup()
+    admin, admin_token = module_api.add_user(tenant, role="admin")
+    _, member_token = module_api.add_user(tenant)
+    key = module_api.call("POST", "/api-keys", {"name": "deploy"}, token=admin_token).json
+    response = module_api.call("DELETE", f"/users/{admin['user_id']}?revoke_keys=true", token=member_token)
+    assert response.status_code == 403
+    assert module_api.call("GET", "/me", token=key["key"]).status_code == 200

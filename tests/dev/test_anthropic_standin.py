@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import anthropic
+import httpx2
 import pytest
 
 import stack  # dev/stack.py, put on sys.path by tests/conftest.py
@@ -107,13 +108,11 @@ def test_reply_without_system_and_long_texts_are_cut_to_200_chars(client):
     assert message.content[0].text.endswith("reply to: " + "x" * 200)
 
 
-def test_message_id_is_deterministic_per_request(client):
-    first = ask(client, "same question")
-    second = ask(client, "same question")
-    other = ask(client, "another question")
+def test_every_message_gets_its_own_id_even_for_identical_requests(client):
+    ids = {ask(client, "same question").id for _ in range(5)}
 
-    assert first.id == second.id
-    assert first.id != other.id
+    assert len(ids) == 5
+    assert all(len(i.removeprefix("msg_standin_")) == 24 for i in ids)
 
 
 def test_usage_follows_token_rule(client):
@@ -132,8 +131,9 @@ def test_usage_follows_token_rule(client):
     message = client.messages.create(model=MODEL, max_tokens=1000, system=system_blocks, messages=messages)
 
     system_text = "Tenant: Ünïcode GmbH. Be brief €."
+    block_texts = ["Tenant: Ünïcode GmbH. ", "Be brief €.", "Grüße! 👋", "Hi", " there", "a"]
     message_texts = ["Grüße! 👋", "Hi there", "a"]
-    expected_input = tokens(system_text) + sum(tokens(text) for text in message_texts)
+    expected_input = sum(tokens(text) for text in block_texts)
     assert message.usage.input_tokens == expected_input
     assert message.usage.output_tokens == tokens(message.content[0].text)
     assert message.usage.cache_creation_input_tokens == 0
@@ -237,15 +237,6 @@ def test_rejected_key_raises_authentication_error(server_url):
     assert excinfo.value.body["error"]["type"] == "authentication_error"
 
 
-def test_stream_true_is_rejected_with_bad_request(client):
-    with pytest.raises(anthropic.BadRequestError) as excinfo:
-        ask(client, stream=True)
-
-    assert excinfo.value.status_code == 400
-    assert excinfo.value.body["error"]["type"] == "invalid_request_error"
-    assert "streaming is not supported by the stand-in" in excinfo.value.body["error"]["message"]
-
-
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
@@ -254,7 +245,11 @@ def test_stream_true_is_rejected_with_bad_request(client):
         ({"max_tokens": True}, "max_tokens"),
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "system", "content": "x"}]}, "role"),
-        ({"messages": [{"role": "user", "content": [{"type": "image"}]}]}, "text"),
+        ({"messages": [{"role": "user", "content": [{"type": "image"}]}]}, "source"),
+        ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "type"),
+        ({"stop_sequences": [""]}, "stop_sequences"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 10}}, "budget_tokens"),
+        ({"tools": [{"name": "t"}]}, "input_schema"),
         ({"system": 5}, "system"),
         ({"temperature": 1.5}, "temperature"),
     ],
@@ -304,7 +299,15 @@ def test_recorded_requests_hold_fingerprint_not_key(client, server_url):
         "temperature": 0.3,
         "messages_count": 1,
         "last_user_text": "first",
+        "block_types": [],
+        "params": {},
+        "tools": [],
+        "stream": False,
+        "auth_header": "authorization",
         "key_fingerprint": fingerprint,
+        "usage": {"input_tokens": 6, "output_tokens": records[0]["usage"]["output_tokens"],
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}},
     }
     assert records[1]["system"] is None and records[1]["temperature"] is None
 
@@ -419,3 +422,164 @@ def test_main_announces_and_exits_cleanly_on_sigterm():
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+
+
+# --- stop sequences, tools, thinking ------------------------------------------------------------
+
+def test_stop_sequences_cut_the_reply_at_the_first_one_it_contains(client):
+    message = ask(client, "one two three four", stop_sequences=["four", "two"])
+
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "two"
+    assert message.content[0].text.endswith("reply to: one ")
+    assert message.usage.output_tokens == tokens(message.content[0].text)
+
+
+def test_a_stop_sequence_the_reply_lacks_changes_nothing(client):
+    message = ask(client, "hello", stop_sequences=["absent"])
+
+    assert (message.stop_reason, message.stop_sequence) == ("end_turn", None)
+
+
+def test_given_tools_it_calls_one_until_a_tool_result_comes_back(client):
+    tool = {"name": "lookup", "input_schema": {"type": "object", "required": ["q", "n"],
+                                               "properties": {"q": {"type": "string"}, "n": {"type": "integer"}}}}
+    first = ask(client, "find it", tools=[tool])
+    call = first.content[0]
+
+    assert first.stop_reason == "tool_use" and (call.type, call.name, call.input) == ("tool_use", "lookup",
+                                                                                        {"q": "standin", "n": 1})
+    second = ask(client, "x", tools=[tool], messages=[
+        {"role": "user", "content": "find it"},
+        {"role": "assistant", "content": [call.to_dict()]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "found"}]}])
+    assert second.stop_reason == "end_turn" and f"tool_result({call.id}): found" in second.content[0].text
+
+
+def test_tool_choice_none_answers_in_text(client):
+    message = ask(client, "hi", tools=[{"name": "t", "input_schema": {}}], tool_choice={"type": "none"})
+
+    assert message.stop_reason == "end_turn"
+
+
+def test_tool_definitions_bill_their_tokens_and_the_tool_prompt(client):
+    tool = {"name": "t", "input_schema": {}}
+    plain = ask(client, "hi").usage.input_tokens
+    auto = ask(client, "hi", tools=[tool]).usage.input_tokens
+    forced = ask(client, "hi", tools=[tool], tool_choice={"type": "any"}).usage.input_tokens
+
+    tool_tokens = tokens('{"name":"t","input_schema":{}}')
+    assert (auto - plain, forced - plain) == (346 + tool_tokens, 313 + tool_tokens)
+
+
+def test_thinking_comes_first_and_counts_as_output(client):
+    message = ask(client, "ponder", max_tokens=3000, thinking={"type": "enabled", "budget_tokens": 1024})
+
+    thinking, text = message.content
+    assert thinking.type == "thinking" and thinking.signature.startswith("sig_standin_")
+    assert message.usage.output_tokens == tokens(thinking.thinking) + tokens(text.text)
+
+
+# --- images, documents, the prompt cache ----------------------------------------------------------
+
+def image_cost(client, data=None, url=None, model=MODEL):
+    from content_blocks import image
+
+    with_image = ask(client, messages=[{"role": "user", "content": [image(data, url), {"type": "text", "text": "a"}]}],
+                     model=model)
+    return with_image.usage.input_tokens - tokens("a")
+
+
+def test_images_bill_their_patches_after_the_documented_resize(client):
+    from content_blocks import jpeg, png
+
+    assert image_cost(client, png(100, 100)) == 4 * 4 + 4
+    assert image_cost(client, jpeg(560, 280)) == 20 * 10 + 4
+    large = image_cost(client, png(6000, 4000))  # resized within 1,568 px and 1,568 patches
+    assert 1500 <= large - 4 <= 1568
+    assert image_cost(client, url="https://example.com/a.png") - 4 <= 1568
+    assert image_cost(client, png(6000, 4000), model="claude-opus-4-7") - 4 <= 4784
+
+
+def test_pdfs_bill_per_page_and_one_percent_above_their_count(client):
+    from content_blocks import pdf_document
+
+    messages = [{"role": "user", "content": [pdf_document(3), {"type": "text", "text": "a"}]}]
+    counted = client.messages.count_tokens(model=MODEL, messages=messages).input_tokens
+    billed = ask(client, messages=messages).usage.input_tokens
+
+    assert counted == 3 * 1868 + tokens("a")
+    assert billed == counted + math.ceil(3 * 1868 / 100)
+
+
+def test_a_cached_prefix_is_written_once_then_read(client):
+    system = [{"type": "text", "text": "r" * 4400, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    first = ask(client, "q1", system=system).usage
+    second = ask(client, "q2", system=system).usage
+
+    assert (first.cache_creation_input_tokens, first.cache_read_input_tokens) == (1100, 0)
+    assert first.cache_creation.ephemeral_1h_input_tokens == 1100
+    assert (second.cache_creation_input_tokens, second.cache_read_input_tokens) == (0, 1100)
+    assert first.input_tokens == second.input_tokens == tokens("q1")
+
+
+def test_a_prefix_below_the_minimum_is_not_cached(client):
+    usage = ask(client, "q", system=[{"type": "text", "text": "short", "cache_control": {"type": "ephemeral"}}]).usage
+
+    assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (0, 0)
+
+
+# --- streaming, counting, models ----------------------------------------------------------------
+
+def test_a_stream_carries_the_same_message_as_events(client):
+    with client.messages.stream(model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "flow"}]) as stream:
+        events = [event.type for event in stream]
+        final = stream.get_final_message()
+
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    assert final.content[0].text.endswith("reply to: flow") and final.usage.output_tokens == tokens(
+        final.content[0].text)
+
+
+def test_a_stream_sends_ping_and_waits_between_events_when_asked(server_url):
+    body = valid_body(stream=True, messages=[{"role": "user", "content": "[[standin:event_delay=0.02]] slow"}])
+    request = urllib.request.Request(server_url + "/v1/messages", data=json.dumps(body).encode(), method="POST",
+                                     headers={"x-api-key": API_KEY, "Content-Type": "application/json"})
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=5) as response:
+        first_line = response.readline()
+        first_at = time.monotonic() - started
+        rest = response.read().decode()
+
+    assert first_line == b"event: message_start\n" and "event: ping" in rest
+    assert time.monotonic() - started >= 0.02 * rest.count("event: ") > first_at
+
+
+def test_stream_faults_send_an_error_event_or_cut_the_connection(client):
+    with pytest.raises(anthropic.APIStatusError) as excinfo:
+        for _ in ask(client, "[[standin:stream_error]]", stream=True):
+            pass
+    assert excinfo.value.body["error"]["type"] == "overloaded_error"
+
+    events = []
+    with pytest.raises(httpx2.RemoteProtocolError):
+        with client.messages.stream(model=MODEL, max_tokens=64,
+                                    messages=[{"role": "user", "content": "[[standin:stream_cut]]"}]) as stream:
+            for event in stream:
+                events.append(event.type)
+            stream.get_final_message()
+    assert "message_stop" not in events
+
+
+def test_count_tokens_counts_what_a_message_bills(client):
+    counted = client.messages.count_tokens(model=MODEL, system="sys", messages=[{"role": "user", "content": "hello"}])
+
+    assert counted.input_tokens == ask(client, "hello", system="sys").usage.input_tokens == 1 + 2
+
+
+def test_models_list_and_retrieve(client):
+    listed = client.models.list()
+
+    assert listed.data[0].id == "claude-opus-5" and listed.has_more is False
+    assert client.models.retrieve("claude-haiku-4-5").id == "claude-haiku-4-5"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("claude-nope")

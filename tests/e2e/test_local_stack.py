@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -96,9 +97,10 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 @pytest.fixture(scope="module")
 def local_stack():
-    api_port, moto_port, standin_port = free_ports(3)
+    """One stack per test module (other modules import this fixture): moto server, the stand-in and
+    chalice local as real processes."""
     started = time.monotonic()
-    running = stack.LocalStack(api_port, moto_port, standin_port).start()
+    running = stack.LocalStack(*free_ports(3)).start()
     print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
     try:
         yield running
@@ -180,7 +182,7 @@ def test_app_environment_drops_inherited_aws_and_anthropic_settings(monkeypatch)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.us-east-1.amazonaws.com")
     monkeypatch.setenv("AWS_PROFILE", "production")
     monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "real-token")
-    env = stack.app_environment(5001, "http://127.0.0.1:8787", stack.STANDIN_POOL_KEY)
+    env = stack.app_environment(stack.aws_environment(5001), "http://127.0.0.1:8787", stack.STANDIN_POOL_KEY)
     assert not {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "ANTHROPIC_AUTH_TOKEN"} & set(env)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
 
@@ -191,9 +193,9 @@ def test_stop_ends_every_process_and_frees_every_port():
     ports = free_ports(3)
     running = stack.LocalStack(*ports).start()
     processes = list(running.processes)
-    assert len(processes) == 3 and not any(stack.port_is_free(p) for p in ports)
+    assert len(processes) == 4 and not any(stack.port_is_free(p) for p in ports)  # moto, stand-in, stream worker, app
     running.stop()
-    assert [p.poll() is not None for p in processes] == [True, True, True]
+    assert [p.poll() is not None for p in processes] == [True, True, True, True]
     assert not any(process_group_exists(p.pid) for p in processes)
     assert all(stack.port_is_free(p) for p in ports)
 
@@ -201,8 +203,12 @@ def test_stop_ends_every_process_and_frees_every_port():
 # --- `make run` (python dev/stack.py) ----------------------------------------------
 
 def make_run_environment(ports: List[int]) -> Dict[str, str]:
-    env = {**os.environ, **dict(zip(("TESSERA_PORT", "MOTO_PORT", "ANTHROPIC_STANDIN_PORT"), map(str, ports)))}
+    """A shell's environment: the test session's AWS settings (its own moto) are not the developer's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(zip(("TESSERA_PORT", "MOTO_PORT", "ANTHROPIC_STANDIN_PORT"), map(str, ports)))
     env.pop("ANTHROPIC_API_KEY", None)
+    # Its own record of the running stack: a developer's `make run` keeps theirs.
+    env[stack.STATE_FILE_VARIABLE] = str(Path(tempfile.gettempdir()) / f"tessera-stack-{ports[0]}.json")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -223,10 +229,11 @@ def test_make_run_refuses_a_taken_api_port():
 class MakeRun:
     """`python dev/stack.py` in its own session (like a terminal's foreground job), its output drained."""
 
-    def __init__(self, ports: List[int]) -> None:
+    def __init__(self, ports: List[int], extra_env: Optional[Dict[str, str]] = None) -> None:
         self.started = time.monotonic()
         self.process = subprocess.Popen([sys.executable, str(ROOT / "dev" / "stack.py")], cwd=str(ROOT),
-                                        env=make_run_environment(ports), stdout=subprocess.PIPE,
+                                        env={**make_run_environment(ports), **(extra_env or {})},
+                                        stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
         self.output: List[str] = []
@@ -279,6 +286,31 @@ def test_make_run_serves_until_ctrl_c_then_leaves_nothing_behind():
         assert processes_using(ports) == {}
 
 
+def test_budget_check_finds_the_ports_make_run_serves_on_and_the_record_goes_with_it():
+    ports = free_ports(3)
+    env = make_run_environment(ports)
+    run = MakeRun(ports)
+    try:
+        run.wait_for(READY_LINE)
+        assert json.loads(Path(env[stack.STATE_FILE_VARIABLE]).read_text())["MOTO_PORT"] == ports[1]
+        api = f"http://127.0.0.1:{ports[0]}"
+        body = {"company_name": "Budget Co", "slug": "budget-co", "email": "o@budget.example.com",
+                "password": "correct-horse-battery"}
+        assert call("POST", api + "/tenants", body)[0] == 201
+        token = call("POST", api + "/auth/login", {"tenant": "budget-co", "email": body["email"],
+                                                    "password": body["password"]})[1]["access_token"]
+        assert call("PATCH", api + "/tenant", {"monthly_budget_usd": "5"}, token=token)[0] == 200
+        check_env = {k: v for k, v in env.items() if k != "MOTO_PORT"}
+        result = subprocess.run([sys.executable, str(ROOT / "dev" / "budget_check.py")], cwd=str(ROOT),
+                                env=check_env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert json.loads(result.stdout)["tenants_checked"] == 1  # the one budget in this stack's own moto
+        assert run.ctrl_c() == 0, run.text
+    finally:
+        run.close()
+    assert not Path(env[stack.STATE_FILE_VARIABLE]).exists()
+
+
 def test_make_run_interrupted_while_starting_leaves_nothing_behind():
     ports = free_ports(3)
     run = MakeRun(ports)
@@ -293,24 +325,153 @@ def test_make_run_interrupted_while_starting_leaves_nothing_behind():
         assert processes_using(ports) == {}
 
 
-def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant):
+def test_make_run_with_aws_endpoint_url_starts_no_moto_and_says_which_endpoint():
+    moto_port, *ports = free_ports(4)
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    moto = stack.start_moto(moto_port, contention=False)
+    aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "dev", "AWS_SECRET_ACCESS_KEY": "dev",
+           "AWS_REGION": stack.REGION}
+    run = MakeRun(ports, {**aws, "TESSERA_JWT_SECRET": "", "TESSERA_OPERATOR_SECRET": ""})
+    try:
+        run.wait_for(READY_LINE)
+        token = run.wait_for("operator token:").split(":", 1)[1].strip()
+        assert f"AWS endpoint:       {endpoint} (AWS_ENDPOINT_URL; not started here)" in run.text
+        assert "local AWS (moto)" not in run.text
+        # The token was signed with the operator keyring make run created in the endpoint's Secrets Manager.
+        assert call("GET", f"http://127.0.0.1:{ports[0]}/admin/tenants", token=token)[0] == 200
+        assert stack.port_is_free(ports[1])  # MOTO_PORT: nothing was started on it
+        assert run.ctrl_c() == 0, run.text
+    finally:
+        run.close()
+        stack.terminate(moto)
+    assert moto.returncode is not None and all(stack.port_is_free(p) for p in ports)
+
+
+# --- the official SDK over HTTP against the processes `make run` starts ---------------------------
+
+@pytest.fixture(scope="module")
+def api_key(local_stack, tenant):
+    status, key = call("POST", local_stack.api_url + "/api-keys", {"name": "sdk"}, token=tenant[2])
+    assert status == 201, key
+    return key["key"]
+
+
+@pytest.fixture(scope="module")
+def sdk(local_stack, api_key):
     import anthropic
 
-    _, _, token = tenant
-    status, key = call("POST", local_stack.api_url + "/api-keys", {"name": "sdk"}, token=token)
-    assert status == 201, key
-    client = anthropic.Anthropic(base_url=local_stack.api_url, api_key=key["key"], max_retries=0)
-    raw = client.messages.with_raw_response.create(
+    with anthropic.Anthropic(base_url=local_stack.api_url, api_key=api_key, max_retries=0) as client:
+        yield client
+
+
+def standin_record(local_stack, text):
+    with urllib.request.urlopen(local_stack.standin_url + "/_standin/requests") as response:
+        return [r for r in json.loads(response.read()) if text in r["last_user_text"]][-1]
+
+
+def test_official_sdk_calls_v1_messages_over_http(local_stack, tenant, sdk):
+    raw = sdk.messages.with_raw_response.create(
         model="claude-haiku-4-5", max_tokens=64, system="Reply in one line.",
         messages=[{"role": "user", "content": "e2e-sdk-probe"}])
     message = raw.parse()
     assert message.model == "claude-haiku-4-5" and "e2e-sdk-probe" in message.content[0].text
-    with urllib.request.urlopen(local_stack.standin_url + "/_standin/requests") as response:
-        seen = [r for r in json.loads(response.read()) if r["last_user_text"] == "e2e-sdk-probe"][-1]
+    seen = standin_record(local_stack, "e2e-sdk-probe")
     assert seen["system"].endswith("Reply in one line.") and "You are assisting the team at" in seen["system"]
-    status, usage = call("GET", local_stack.api_url + "/usage", token=token)
+    deadline = time.monotonic() + 10  # the usage stream folds the call in within moments
+    while True:
+        status, usage = call("GET", local_stack.api_url + "/usage", token=tenant[2])
+        if usage["requests"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert usage["by_feature"]["basic_chat"]["requests"] >= 1
-    assert raw.headers["x-tessera-cost-usd"] == usage["total_cost_usd"]
-    with pytest.raises(anthropic.BadRequestError):
-        client.messages.create(model="claude-haiku-4-5", max_tokens=8, stream=True,
-                               messages=[{"role": "user", "content": "no streams"}])
+    assert raw.headers["x-tessera-cost-usd"]
+
+
+def test_sdk_tool_round_trip_over_http(sdk):
+    tool = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                    "required": ["city"]}}
+    ask = [{"role": "user", "content": "e2e weather?"}]
+    first = sdk.messages.create(model="claude-haiku-4-5", max_tokens=128, tools=[tool], messages=ask)
+    use = first.content[-1]
+    assert (first.stop_reason, use.type, use.input) == ("tool_use", "tool_use", {"city": "standin"})
+    second = sdk.messages.create(model="claude-haiku-4-5", max_tokens=128, tools=[tool], messages=ask + [
+        {"role": "assistant", "content": [b.to_dict() for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "e2e sunny"}]}])
+    assert second.stop_reason == "end_turn" and "e2e sunny" in second.content[0].text
+
+
+def test_sdk_streamed_tool_call_over_http(sdk):
+    tool = {"name": "lookup", "input_schema": {"type": "object", "properties": {"q": {"type": "string"}},
+                                               "required": ["q"]}}
+    with sdk.messages.stream(model="claude-haiku-4-5", max_tokens=128, tools=[tool],
+                             tool_choice={"type": "tool", "name": "lookup"},
+                             messages=[{"role": "user", "content": "e2e stream tool"}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and "input_json" in kinds
+    assert final.stop_reason == "tool_use" and final.content[0].input == {"q": "standin"}
+
+
+def test_sdk_image_over_http_is_billed_by_its_size(local_stack, sdk):
+    from content_blocks import image, png
+
+    message = sdk.messages.create(model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": [
+        image(png(280, 140)), {"type": "text", "text": "e2e image"}]}])
+    assert standin_record(local_stack, "e2e image")["block_types"] == ["image", "text"]
+    assert message.usage.input_tokens == 10 * 5 + 4 + 10 + 3  # patches + block; system 39 bytes; "e2e image"
+
+
+def test_sdk_count_tokens_and_models_over_http(sdk):
+    counted = sdk.messages.count_tokens(model="claude-haiku-4-5", messages=[{"role": "user", "content": "e2e"}])
+    assert counted.input_tokens == 10 + 1  # the tenant's system text is counted
+    assert [m.id for m in sdk.models.list()] == ["claude-sonnet-4-6", "claude-haiku-4-5"]
+    assert sdk.models.retrieve("claude-sonnet-4-6").display_name == "Claude Sonnet 4.6"
+
+
+def test_anthropics_x_api_key_header_works_where_bearer_does(local_stack, tenant, api_key):
+    import anthropic
+
+    request = urllib.request.Request(local_stack.api_url + "/me", headers={"x-api-key": api_key})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read())["tenant_id"] == tenant[0]["tenant_id"]
+    with anthropic.Anthropic(base_url=local_stack.api_url, api_key=None, auth_token=None, max_retries=0,
+                             default_headers={"x-api-key": api_key}) as client:
+        message = client.messages.create(model="claude-haiku-4-5", max_tokens=64,
+                                         messages=[{"role": "user", "content": "e2e x-api-key"}])
+    assert message.type == "message" and "e2e x-api-key" in message.content[0].text
+
+
+def test_a_bad_x_api_key_is_refused_in_anthropics_shape(local_stack):
+    import anthropic
+
+    with anthropic.Anthropic(base_url=local_stack.api_url, api_key=None, auth_token=None, max_retries=0,
+                             default_headers={"x-api-key": "tsk_ten_x.key_x.nope"}) as client:
+        with pytest.raises(anthropic.AuthenticationError) as caught:
+            client.models.list()
+    assert caught.value.body["type"] == "error" and caught.value.body["error"]["type"] == "authentication_error"
+    status, body = call("GET", local_stack.api_url + "/v1/models")  # no credential at all
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+    status, body = call("GET", local_stack.api_url + "/me")
+    assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+def request_raw(url: str, token: str) -> Tuple[int, Dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_an_unknown_path_under_make_run_is_a_404_that_echoes_no_credential(local_stack, tenant):
+    status, headers, body = request_raw(f"{local_stack.api_url}/no/such/path", tenant[2])
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    assert tenant[2].encode() not in body and b"Authorization" not in body
+    assert headers.get("X-Request-Id")
+
+
+def test_an_authorizer_refusal_under_make_run_carries_a_request_id(local_stack):
+    status, headers, body = request_raw(f"{local_stack.api_url}/me", "not-a-valid-token")
+    assert status == 401 and json.loads(body)["error"]["code"] == "unauthorized"
+    assert headers.get("X-Request-Id")

@@ -1,25 +1,63 @@
 """The scheduled budget check against moto: one alert per tenant, threshold and month,
-however often or concurrently it runs, with reads that do not grow with usage events."""
+however often or concurrently it runs, with reads that do not grow with usage events;
+segments checked in parallel, each on its own, retried when it fails, none stopping the others."""
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import subprocess
+import sys
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
+from bench_budget_job import seed_tenants, tenant_ids
 from chalicelib import tenants
-from chalicelib.jobs.budget_check import LEASE_SECONDS, check_budgets, crossed
-from chalicelib.metering import ledger
-from chalicelib.models import AlertClaim, UsagePeriod, tenant_pk
+from chalicelib import operators
+from chalicelib.jobs.budget_check import (LEASE_SECONDS, SEGMENT_ATTEMPTS, IncompleteRun, Report, check_budgets,
+                                          check_segment, crossed)
+from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod, budget_segment, budget_segments,
+                               table_connection, tenant_pk)
+from chalicelib.notify import Notifier
 from chalicelib.periods import current_period
-from conftest import random_slug
+from chalicelib.settings import get_settings, reset_settings
+from chalicelib.table import BUDGET_INDEX, create_table
+from conftest import ROOT, random_slug, record_spend
 from probes import DynamoProbe
 
 READS = {"Query", "GetItem", "BatchGetItem", "Scan"}
-NO_LIMITS = ledger.Limits(feature_limit=None, requests_per_minute=100_000, budget_micros=None, hard_limit=False)
+
+
+@contextmanager
+def fresh_table():
+    """Point the app at a new table for the duration, then back at the one before."""
+    name, dynamodb = f"tessera-budget-{secrets.token_hex(4)}", boto3.client("dynamodb")
+    create_table(dynamodb, name)
+    previous = os.environ["TESSERA_TABLE_NAME"]
+    os.environ["TESSERA_TABLE_NAME"] = name
+    reset_settings()
+    get_settings()  # cached now, so a chalice test client's stage variables cannot point a read elsewhere
+    try:
+        yield name
+    finally:
+        os.environ["TESSERA_TABLE_NAME"] = previous
+        reset_settings()
+        dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_table(environment):
+    """The module's own table: moto's Query walks the whole table and serves one request at a time, and a
+    run queries 16 segments on 16 threads, so on the session's big shared table runs would queue past the
+    client's 5 s timeout."""
+    with fresh_table() as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +91,11 @@ def budgeted_tenant(budget_usd="1.00", thresholds=(50, 80, 100)):
                                "password": "budget-password-1"})
     tenant_id = created["tenant_id"]
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": budget_usd, "budget_alert_thresholds": list(thresholds)})
+    operators.set_limits(tenant_id, {"requests_per_minute": 100_000})
     return tenant_id
 
 
-def spend(tenant_id, micros, calls=1, now=None):
-    for i in range(calls):
-        reservation = ledger.reserve(tenant_id, f"req_{random_slug('s')}", "basic_chat", NO_LIMITS, micros, now=now)
-        ledger.settle(reservation, ledger.Settlement(
-            principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
-            output_tokens=1, cache_creation_tokens=0, cache_read_tokens=0, cost_micros=micros, latency_ms=1,
-            own_key=False))
+spend = record_spend
 
 
 def test_crossed_thresholds_are_whole_percentages_of_the_budget():
@@ -149,12 +182,12 @@ def test_job_reads_do_not_grow_with_usage_events():
     tenant_ids = [budgeted_tenant(budget_usd="1000000") for _ in range(3)]
     for tenant_id in tenant_ids:
         spend(tenant_id, 1, calls=2)
-    with DynamoProbe() as probe:
+    with DynamoProbe(this_thread=True) as probe:
         check_budgets()
     reads_small = sum(n for op, n in probe.calls.items() if op in READS)
     for tenant_id in tenant_ids:
         spend(tenant_id, 1, calls=20)
-    with DynamoProbe() as probe:
+    with DynamoProbe(this_thread=True) as probe:
         check_budgets()
     reads_large = sum(n for op, n in probe.calls.items() if op in READS)
     assert reads_small == reads_large
@@ -184,3 +217,195 @@ def test_spend_after_a_months_last_run_is_alerted_by_the_first_run_of_the_next(a
     assert alerts_for(drain(alert_queue), tenant_id) == [50]
     later = check_budgets(now=datetime(2031, 2, 1, 1, 5, tzinfo=timezone.utc))
     assert not [a for a in later.alerts_sent if a["tenant_id"] == tenant_id]
+
+
+# --- a tenant's own thresholds and what the alert says ------------------------------------------------------
+
+def set_spend(tenant_id, micros, period=None):
+    """The month's spend as the ledger leaves it in the aggregate (the job only reads it)."""
+    period = period or current_period()
+    UsagePeriod(tenant_pk(tenant_id), UsagePeriod.sk_for(period)).update(
+        actions=[UsagePeriod.cost_micros.set(micros), UsagePeriod.period.set(period)])
+
+
+def sent_to(report, tenant_id):
+    return sorted(a["threshold"] for a in report.alerts_sent if a["tenant_id"] == tenant_id)
+
+
+def test_a_tenants_own_thresholds_decide_its_alerts(alert_queue):
+    tenant_id = budgeted_tenant(budget_usd="1", thresholds=(10, 90))
+    drain(alert_queue)
+    set_spend(tenant_id, 500_000)
+    assert sent_to(check_budgets(), tenant_id) == [10]
+    set_spend(tenant_id, 899_999)
+    assert sent_to(check_budgets(), tenant_id) == []
+    set_spend(tenant_id, 1_000_000)
+    assert sent_to(check_budgets(), tenant_id) == [90]
+    assert alerts_for(drain(alert_queue), tenant_id) == [10, 90]
+
+
+def test_alert_subject_is_one_ascii_line_and_the_message_names_the_tenant(alert_queue):
+    name = "Café Ünïcode GmbH\nZweite Zeile 東京 " + "x" * 90
+    [tenant_id] = tenant_ids(1, prefix=f"ten_{secrets.token_hex(4)}")
+    seed_tenants([tenant_id], current_period(), lambda i: 800_000, budget_micros=1_000_000, thresholds=(80,),
+                 name=lambda i: name)
+    drain(alert_queue)
+    check_budgets()
+    [message] = [m for m in drain(alert_queue) if m["MessageAttributes"]["tenant_id"]["Value"] == tenant_id]
+    subject = message["Subject"]
+    assert subject.isascii() and subject.isprintable() and len(subject) <= 99
+    assert "80%" in subject and "Caf" not in subject
+    assert name in message["Message"]
+
+
+def test_publishing_refuses_a_subject_sns_would_reject():
+    for subject in ("Budget for Café", "two\nlines", "x" * 100):
+        with pytest.raises(ValueError):
+            Notifier().publish(subject, "body", {})
+
+
+# --- segments ---------------------------------------------------------------------------------------------
+
+MID_MONTH = datetime(2031, 5, 14, 12, tzinfo=timezone.utc)  # one period to check, not two
+PERIOD = "2031-05"
+
+
+@pytest.fixture
+def own_table(module_table):
+    """A table of the test's own: the job then sees only the tenants the test seeds."""
+    with fresh_table() as name:
+        yield name
+
+
+class IndexOutage:
+    """DynamoDB answering the budget index Query for some segments with a 500, at the client's edge:
+    every time, or only the first `times` times."""
+
+    def __init__(self, segments, times=None):
+        self.segments, self.times, self.refused = set(segments), times, 0
+
+    def _before(self, params, **kwargs):
+        request = json.loads(params["body"])
+        values = {v.get("S") for v in request.get("ExpressionAttributeValues", {}).values()}
+        if request.get("IndexName") != BUDGET_INDEX or not values & self.segments:
+            return None
+        if self.times is not None and self.refused >= self.times:
+            return None
+        self.refused += 1
+        return (AWSResponse("https://dynamodb.local/", 500, {}, None),
+                {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
+                 "ResponseMetadata": {"HTTPStatusCode": 500}})
+
+    def __enter__(self):
+        self.client = table_connection().connection.client
+        self.client.meta.events.register("before-call.dynamodb.Query", self._before)
+        return self
+
+    def __exit__(self, *exc):
+        self.client.meta.events.unregister("before-call.dynamodb.Query", self._before)
+
+
+def in_segments(count_per_segment, segments):
+    prefix = f"ten_{secrets.token_hex(4)}"
+    return {s: tenant_ids(count_per_segment, prefix=prefix, segment=s) for s in segments}
+
+
+def test_budget_segment_is_the_same_in_every_process_and_spreads_tenants():
+    ids = [f"ten_{n:05d}" for n in range(2_000)]
+    counts = Counter(budget_segment(t) for t in ids)
+    assert set(counts) == set(budget_segments()) and len(budget_segments()) == BUDGET_SEGMENTS
+    assert min(counts.values()) > 2_000 / BUDGET_SEGMENTS / 2
+    code = "import sys; from chalicelib.models import budget_segment; print(budget_segment(sys.argv[1]))"
+    for seed in ("1", "2"):
+        other = subprocess.run([sys.executable, "-c", code, "ten_00042"], cwd=ROOT, capture_output=True, text=True,
+                               env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
+        assert other.stdout.strip() == budget_segment("ten_00042")
+
+
+def test_setting_a_budget_lists_the_tenant_in_its_segment_and_removing_it_unlists_it():
+    tenant_id = budgeted_tenant()
+    segment = budget_segment(tenant_id)
+    assert tenant_id in {t.tenant_id for t in Tenant.with_budget.query(segment)}
+    tenants.update_tenant(tenant_id, {"monthly_budget_usd": None})
+    assert tenant_id not in {t.tenant_id for t in Tenant.with_budget.query(segment)}
+    assert Tenant.get(tenant_pk(tenant_id), Tenant.SK).gsi2pk is None
+
+
+def test_more_than_100_tenants_of_a_segment_are_all_checked_100_per_batch(own_table, alert_queue):
+    crowded = budget_segments()[3]
+    ids = tenant_ids(200, prefix=f"ten_{secrets.token_hex(4)}", segment=crowded)  # exactly two full batches
+    ids += [t for t in tenant_ids(80, prefix=f"ten_{secrets.token_hex(4)}") if budget_segment(t) != crowded][:50]
+    alerting = set(ids[::5])
+    seed_tenants(ids, PERIOD, lambda i: 600_000 if ids[i] in alerting else 300_000, budget_micros=1_000_000,
+                 thresholds=(50,), owners=False)
+    drain(alert_queue)
+    with DynamoProbe() as probe:
+        report = check_budgets(now=MID_MONTH)
+    assert report.tenants_checked == 250 and report.segments_failed == []
+    assert {a["tenant_id"] for a in report.alerts_sent} == alerting and len(report.alerts_sent) == len(alerting)
+    per_segment = Counter(budget_segment(t) for t in ids)
+    assert probe.calls["BatchGetItem"] == sum(-(-n // 100) for n in per_segment.values())
+    assert probe.calls["Query"] == BUDGET_SEGMENTS + len(alerting)  # one index page per segment, owners per alert
+    assert "Scan" not in probe.calls
+    messages = drain(alert_queue)
+    assert sorted(t for t in ids if alerts_for(messages, t) == [50]) == sorted(alerting)
+
+
+def test_checking_a_segment_again_sends_no_alert_twice(own_table, alert_queue):
+    segment = budget_segments()[0]
+    ids = tenant_ids(3, prefix=f"ten_{secrets.token_hex(4)}", segment=segment)
+    seed_tenants(ids, PERIOD, lambda i: 850_000, budget_micros=1_000_000, owners=False)
+    drain(alert_queue)
+    first, again = Report(PERIOD), Report(PERIOD)
+    assert check_segment(segment, [PERIOD], Notifier(), first) == 3
+    assert check_segment(segment, [PERIOD], Notifier(), again) == 3
+    assert sorted((a["tenant_id"], a["threshold"]) for a in first.alerts_sent) == sorted(
+        (t, threshold) for t in ids for threshold in (50, 80))
+    assert again.alerts_sent == []
+    messages = drain(alert_queue)
+    assert all(alerts_for(messages, t) == [50, 80] for t in ids)
+
+
+def test_a_failing_segment_does_not_stop_the_others_and_is_checked_by_the_next_run(own_table, alert_queue):
+    broken, *healthy = budget_segments()[:3]
+    ids = in_segments(2, [broken, *healthy])
+    everyone = [t for s in ids for t in ids[s]]
+    seed_tenants(everyone, PERIOD, lambda i: 600_000, budget_micros=1_000_000, thresholds=(50,), owners=False)
+    drain(alert_queue)
+    with IndexOutage([broken]) as outage:
+        report = check_budgets(now=MID_MONTH)
+    assert outage.refused == SEGMENT_ATTEMPTS
+    assert report.segments_failed == [broken]
+    assert {a["tenant_id"] for a in report.alerts_sent} == {t for s in healthy for t in ids[s]}
+    with pytest.raises(IncompleteRun):
+        report.raise_if_incomplete()
+    later = check_budgets(now=MID_MONTH)
+    assert later.segments_failed == []
+    assert {a["tenant_id"] for a in later.alerts_sent} == set(ids[broken])
+    messages = drain(alert_queue)
+    assert all(alerts_for(messages, t) == [50] for t in everyone)
+
+
+def test_a_segment_that_fails_once_is_retried_within_the_run(own_table, alert_queue):
+    segment = budget_segments()[5]
+    ids = tenant_ids(2, prefix=f"ten_{secrets.token_hex(4)}", segment=segment)
+    seed_tenants(ids, PERIOD, lambda i: 600_000, budget_micros=1_000_000, thresholds=(50,), owners=False)
+    with IndexOutage([segment], times=1) as outage:
+        report = check_budgets(now=MID_MONTH)
+    assert outage.refused == 1
+    assert report.segments_failed == [] and report.tenants_checked == 2
+    assert sorted(a["tenant_id"] for a in report.alerts_sent) == sorted(ids)
+
+
+def test_the_scheduled_run_fails_its_invocation_while_a_segment_fails():
+    from chalice.test import Client
+
+    from app import app
+
+    broken = budget_segments()[7]
+    with Client(app, stage_name="local") as client:
+        event = client.events.generate_cw_event("aws.events", "Scheduled Event", {}, [])
+        summary = client.lambda_.invoke("budget_check", event).payload
+        assert summary["segments"] == BUDGET_SEGMENTS and summary["segments_failed"] == []
+        with IndexOutage([broken]), pytest.raises(IncompleteRun, match=broken):
+            client.lambda_.invoke("budget_check", event)

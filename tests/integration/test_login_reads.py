@@ -4,7 +4,7 @@ import pytest
 from chalicelib import tenants
 from chalicelib.errors import InvalidCredentials
 from chalicelib.identity.login import login
-from conftest import random_slug
+from conftest import random_address, random_slug
 from probes import DynamoProbe
 
 
@@ -17,9 +17,9 @@ def tenant(environment):
 
 
 def reads_for(slug, email):
-    with DynamoProbe() as probe:
+    with DynamoProbe(this_thread=True) as probe:
         with pytest.raises(InvalidCredentials):
-            login({"tenant": slug, "email": email, "password": "wrong-password-1"})
+            login({"tenant": slug, "email": email, "password": "wrong-password-1"}, source=random_address())
     return {op: n for op, n in probe.calls.items() if op != "UpdateItem"}
 
 

@@ -1,55 +1,27 @@
-"""The deployable package: `dev/package.py` (what `make package` runs) offline, then its template checked.
-
-The package is built once per session into a temporary directory, with no AWS
-credentials and every AWS endpoint pointed at a closed port, so a step that
-tried to reach AWS would fail here.
-"""
+"""The deployable package (tests/integration/conftest.py builds it once): the zip, the lock, the template."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import os
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
+
+import gateway_responses
+import package as packaging
+import template as merge
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "prod"
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+MAX_ZIP_BYTES = 20 * 1000 * 1000
 # cfn-lint rules switched off, each with its reason. Keep this empty unless a rule is wrong for this template.
 IGNORED_CFN_LINT_RULES: Dict[str, str] = {}
-
-
-@pytest.fixture(scope="session")
-def package_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("package") / "package"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "AWS_CONFIG_FILE": os.devnull})
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", STAGE, "--out", str(out)],
-                            cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
-    print(result.stdout)
-    return out
-
-
-@pytest.fixture(scope="session")
-def template_path(package_dir) -> Path:
-    for name in ("sam.json", "sam.yaml"):
-        if (package_dir / name).exists():
-            return package_dir / name
-    raise AssertionError(f"no template in {package_dir}")
-
-
-@pytest.fixture(scope="session")
-def template(template_path) -> Dict[str, Any]:
-    if template_path.suffix == ".json":
-        return json.loads(template_path.read_text())
-    from cfnlint.decode import cfn_yaml
-
-    return cfn_yaml.load(str(template_path))
 
 
 def resources_of(template: Dict[str, Any], *types: str) -> Dict[str, Dict[str, Any]]:
@@ -60,39 +32,101 @@ def functions(template: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     return resources_of(template, *FUNCTION_TYPES)
 
 
+def function_named(template: Dict[str, Any], name: str) -> Dict[str, Any]:
+    [function] = [f for f in functions(template).values() if merge.function_name_of(f) == name]
+    return function["Properties"]
+
+
 def the_table(template: Dict[str, Any]) -> Dict[str, Any]:
     tables = resources_of(template, "AWS::DynamoDB::Table")
     assert list(tables) == ["TesseraTable"]
     return tables["TesseraTable"]["Properties"]
 
 
-def stage_env() -> Dict[str, str]:
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    return {**config["environment_variables"], **config["stages"][STAGE]["environment_variables"]}
-
-
-# --- the package --------------------------------------------------------------
-
-def test_package_holds_the_deployment_zip(package_dir):
-    assert (package_dir / "deployment.zip").stat().st_size > 0
-
-
-def zip_top_level(package_dir):
-    import zipfile
-
+def zip_names(package_dir: Path) -> List[str]:
     with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
-        return {name.split("/", 1)[0] for name in archive.namelist()}
+        return archive.namelist()
 
 
-def test_zip_carries_the_code_and_pynamodb_but_not_botocore(package_dir):
-    top = zip_top_level(package_dir)
-    assert {"app.py", "chalicelib", "pynamodb", "anthropic", "jwt", "argon2"} <= top
-    assert not {"botocore", "boto3", "s3transfer"} & top
+def lock_pins() -> Dict[str, str]:
+    pins = {}
+    for line in packaging.LOCK_FILE.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^ \\]+)", line)
+        if match:
+            pins[canonical(match.group(1))] = match.group(2)
+    return pins
 
 
-def test_zip_stays_under_eight_megabytes(package_dir):
-    assert (package_dir / "deployment.zip").stat().st_size <= 8 * 1000 * 1000
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
+
+# --- the zip ---------------------------------------------------------------------------------------------
+
+def test_zip_carries_the_code_and_its_dependencies_but_not_the_runtimes_sdk(package_dir):
+    top = {name.split("/", 1)[0] for name in zip_names(package_dir)}
+    assert {"app.py", "chalicelib", "pynamodb", "anthropic", "jwt", "argon2", "aws_lambda_powertools"} <= top
+    assert not {"botocore", "boto3", "s3transfer", "urllib3", "dateutil", "jmespath"} & top
+
+
+def test_zip_stays_under_twenty_megabytes(package_dir):
+    assert (package_dir / "deployment.zip").stat().st_size <= MAX_ZIP_BYTES
+
+
+def test_every_module_in_the_zip_has_its_bytecode_beside_it(package_dir):
+    names = set(zip_names(package_dir))
+    sources = [n for n in names if n.endswith(".py")]
+    missing = []
+    for source in sources:
+        folder, _, module = source.rpartition("/")
+        pyc = f"{folder}/__pycache__/{module[:-3]}.cpython-311.pyc".lstrip("/")
+        if pyc not in names:
+            missing.append(source)
+    assert sources and not missing, missing[:10]
+
+
+def test_the_zips_bytecode_is_never_revalidated(package_dir):
+    """Unchecked-hash .pyc (PEP 552: flags 0b01): a read-only /var/task uses it without touching the source."""
+    with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
+        header = archive.read("chalicelib/__pycache__/web.cpython-311.pyc")[:8]
+    assert int.from_bytes(header[4:8], "little") == 0b01
+
+
+def test_the_zip_holds_exactly_the_locked_distributions(package_dir):
+    shipped = {}
+    for name in zip_names(package_dir):
+        match = re.match(r"^([^/]+)-([^-/]+)\.dist-info/METADATA$", name)
+        if match:
+            shipped[canonical(match.group(1))] = match.group(2)
+    assert shipped == lock_pins()
+
+
+# --- the lock --------------------------------------------------------------------------------------------
+
+def test_every_pin_of_requirements_txt_is_in_the_lock_at_the_same_version():
+    pins = lock_pins()
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            assert pins.get(canonical(name)) == version.strip(), line
+
+
+def test_every_locked_package_carries_hashes():
+    entries = re.split(r"\n(?=[A-Za-z0-9])", packaging.LOCK_FILE.read_text())
+    locked = [e for e in entries if re.match(r"^[A-Za-z0-9_.-]+==", e)]
+    assert locked and all("--hash=sha256:" in entry for entry in locked)
+
+
+def test_the_lock_leaves_out_what_the_lambda_runtime_ships():
+    assert not {canonical(n) for n in packaging.RUNTIME_PROVIDED} & set(lock_pins())
+
+
+def test_the_tests_run_the_locked_versions():
+    installed = {name: importlib.metadata.version(name) for name in lock_pins()}
+    assert installed == lock_pins()
+
+
+# --- the template ------------------------------------------------------------------------------------------
 
 def test_template_passes_cfn_lint(template_path):
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
@@ -104,253 +138,230 @@ def test_template_passes_cfn_lint(template_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# --- the table ----------------------------------------------------------------
-
-def test_table_is_named_for_the_stage(template):
-    assert the_table(template)["TableName"] == stage_env()["TESSERA_TABLE_NAME"]
-
-
-def test_table_bills_per_request(template):
-    assert the_table(template)["BillingMode"] == "PAY_PER_REQUEST"
+def test_table_is_the_stages_with_on_demand_billing_ttl_and_recovery(template, stage_env):
+    table = the_table(template)
+    assert table["TableName"] == stage_env["TESSERA_TABLE_NAME"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
-def test_table_expires_items_by_expires_at(template):
-    assert the_table(template)["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+def test_table_and_key_survive_stack_deletion(template):
+    for name in ("TesseraTable", "TesseraKey"):
+        resource = template["Resources"][name]
+        assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain", name
 
 
-def test_table_has_point_in_time_recovery(template):
-    assert the_table(template)["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-
-
-def test_table_survives_stack_deletion(template):
-    table = template["Resources"]["TesseraTable"]
-    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
-
-
-# --- the other resources ------------------------------------------------------
-
-def test_kms_key_rotates_and_its_alias_is_the_configured_key_id(template):
+def test_kms_key_rotates_and_its_alias_is_the_configured_key_id(template, stage_env):
     key = template["Resources"]["TesseraKey"]
     assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
     alias = resources_of(template, "AWS::KMS::Alias")
     assert [a["Properties"] for a in alias.values()] == [
-        {"AliasName": stage_env()["TESSERA_KMS_KEY_ID"], "TargetKeyId": {"Ref": "TesseraKey"}}]
+        {"AliasName": stage_env["TESSERA_KMS_KEY_ID"], "TargetKeyId": {"Ref": "TesseraKey"}}]
 
 
 def test_kms_key_policy_grants_only_the_account(template):
     for statement in template["Resources"]["TesseraKey"]["Properties"]["KeyPolicy"]["Statement"]:
-        assert statement["Principal"] != "*" and statement["Principal"].get("AWS") != "*"
-        assert statement["Principal"]["AWS"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+        assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
 
 
-def test_budget_alert_topic_is_named_for_the_stage(template):
+def test_budget_alert_topic_is_named_for_the_stage_and_encrypted(template):
     topics = resources_of(template, "AWS::SNS::Topic")
-    assert [t["Properties"]["TopicName"] for t in topics.values()] == [f"tessera-{STAGE}-budget-alerts"]
+    assert [t["Properties"] for t in topics.values()] == [
+        {"TopicName": f"tessera-{STAGE}-budget-alerts", "KmsMasterKeyId": "alias/aws/sns"}]
 
 
-# --- the functions ------------------------------------------------------------
-
-def test_authorizers_are_functions(template):
+def test_every_function_runs_python_3_11_with_its_handler(template):
     handlers = {f["Properties"]["Handler"] for f in functions(template).values()}
-    assert {"app.tenant_auth", "app.operator_auth", "app.app"} <= handlers
-
-
-def test_rest_api_exists_and_uses_both_authorizers(template):
-    apis = resources_of(template, "AWS::Serverless::Api")
-    assert list(apis) == ["RestAPI"]
-    schemes = apis["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]
-    assert {"tenant_auth", "operator_auth"} <= set(schemes)
+    assert {"app.tenant_auth", "app.operator_auth", "app.app", "app.budget_check"} <= handlers
+    assert {f["Properties"]["Runtime"] for f in functions(template).values()} == {packaging.RUNTIME}
 
 
 @pytest.mark.parametrize("variable, value", [
     ("TESSERA_TABLE_NAME", {"Ref": "TesseraTable"}),
     ("TESSERA_ALERT_TOPIC_ARN", {"Ref": "TesseraAlertTopic"}),
     ("TESSERA_KMS_KEY_ID", {"Ref": "TesseraKeyAlias"}),
+    ("POWERTOOLS_SERVICE_NAME", "tessera"),
 ])
-def test_every_function_is_wired_to_the_created_resource(template, variable, value):
+def test_every_function_is_wired_to_the_created_resources(template, variable, value):
     wired = {name: f["Properties"]["Environment"]["Variables"].get(variable) for name, f in functions(template).items()}
     assert wired and all(v == value for v in wired.values()), wired
 
 
-def test_every_function_keeps_the_stage_settings(template):
+def test_every_function_keeps_the_stage_settings(template, stage_env):
     for name, function in functions(template).items():
         variables = function["Properties"]["Environment"]["Variables"]
         assert variables["TESSERA_STAGE"] == STAGE, name
-        assert variables["TESSERA_JWT_SECRET_ID"] == stage_env()["TESSERA_JWT_SECRET_ID"], name
+        assert variables["TESSERA_JWT_SECRET_ID"] == stage_env["TESSERA_JWT_SECRET_ID"], name
 
 
-def test_every_function_waits_for_its_access_policy(template):
-    for name, function in functions(template).items():
-        assert "TesseraAccessPolicy" in function.get("DependsOn", []), name
+def test_request_path_functions_get_a_whole_vcpu_and_the_job_its_own_timeout(template):
+    # Lambda gives one vCPU at 1,769 MB: cold starts and argon2 are CPU-bound and measured on one core.
+    for name in ("api_handler", "tenant_auth", "operator_auth"):
+        assert function_named(template, name)["MemorySize"] == 1769, name
+    assert function_named(template, "api_handler")["Timeout"] == 28
+    assert function_named(template, "tenant_auth")["Timeout"] == 10
+    assert function_named(template, "budget_check")["Timeout"] == 900
 
 
-# --- IAM ------------------------------------------------------------------------
-
-def access_policy(template: Dict[str, Any]) -> Dict[str, Any]:
-    return template["Resources"]["TesseraAccessPolicy"]["Properties"]
-
-
-def statement(template: Dict[str, Any], sid: str) -> Dict[str, Any]:
-    return next(s for s in access_policy(template)["PolicyDocument"]["Statement"] if s["Sid"] == sid)
-
-
-def test_access_policy_is_attached_to_every_function_role(template):
-    roles = {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions(template).values()}
-    assert template["Resources"]["TesseraAccessPolicy"]["Type"] == "AWS::IAM::Policy"
-    assert {r["Ref"] for r in access_policy(template)["Roles"]} == roles
+def test_every_function_has_its_own_log_group_with_the_retention_parameter(template):
+    for logical_id, function in functions(template).items():
+        name = function["Properties"]["FunctionName"]
+        group = template["Resources"][f"{logical_id}LogGroup"]
+        assert group["Properties"] == {"LogGroupName": f"/aws/lambda/{name}",
+                                       "RetentionInDays": {"Ref": "LogRetentionDays"}}
+        assert f"{logical_id}LogGroup" in function["DependsOn"]
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
 
 
-def test_access_policy_grants_the_table_and_its_indexes_only(template):
-    table = statement(template, "Table")
-    assert table["Resource"] == [{"Fn::GetAtt": ["TesseraTable", "Arn"]}, {"Fn::Sub": "${TesseraTable.Arn}/index/*"}]
-    assert set(table["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                                    "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchGetItem",
-                                    "dynamodb:ConditionCheckItem"}
+def test_every_function_is_traced(template):
+    assert {f["Properties"]["Tracing"] for f in functions(template).values()} == {"Active"}
+    assert template["Resources"]["RestAPI"]["Properties"]["TracingEnabled"] is True
 
 
-def test_access_policy_grants_the_key_the_topic_and_the_stage_secrets(template):
-    assert statement(template, "TenantKeyEncryption")["Resource"] == {"Fn::GetAtt": ["TesseraKey", "Arn"]}
-    assert statement(template, "BudgetAlerts")["Resource"] == {"Ref": "TesseraAlertTopic"}
-    assert statement(template, "Secrets")["Resource"]["Fn::Sub"].endswith(f":secret:tessera/{STAGE}/*")
+def test_the_api_handlers_concurrency_is_capped_by_a_parameter(template):
+    capped = function_named(template, "api_handler")["ReservedConcurrentExecutions"]
+    assert capped == {"Fn::If": ["ApiConcurrencyCapped", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert template["Parameters"]["ApiReservedConcurrency"]["Default"] == 100
 
 
-def iam_statements(template: Dict[str, Any]) -> Iterator[tuple]:
-    """Every identity-policy statement: role inline policies, IAM policies, SAM function policies.
-
-    The KMS key policy is a resource policy, where Resource "*" means the key itself; it is checked by
-    test_kms_key_policy_grants_only_the_account instead."""
-    for name, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        documents: List[Any] = []
-        if resource["Type"] == "AWS::IAM::Role":
-            documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
-        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            documents.append(properties["PolicyDocument"])
-        if resource["Type"] == "AWS::Serverless::Function":
-            documents += [p for p in properties.get("Policies", []) if isinstance(p, dict) and "Statement" in p]
-        for document in documents:
-            for item in document["Statement"]:
-                yield name, item
-
-
-def as_list(value: Any) -> List[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def test_the_template_has_iam_statements_to_check(template):
-    assert len(list(iam_statements(template))) >= len(functions(template))
-
-
-def test_no_iam_statement_allows_every_action(template):
-    for name, item in iam_statements(template):
-        actions = as_list(item.get("Action", []))
-        assert "*" not in actions and "NotAction" not in item, (name, item)
-        assert not any(isinstance(a, str) and a.endswith(":*") for a in actions), (name, item)
-
-
-def test_no_iam_statement_allows_every_resource_beyond_logs_and_email(template):
-    for name, item in iam_statements(template):
-        if "*" in as_list(item.get("Resource", [])):
-            others = [a for a in as_list(item["Action"]) if not a.startswith("logs:") and a != "ses:SendEmail"]
-            assert not others, (name, item)
-
-
-# --- schedules --------------------------------------------------------------------
-
-def schedule_expression(source: Any) -> str:
-    expression = source.schedule_expression
-    return expression if isinstance(expression, str) else expression.to_string()
-
-
-def missing_schedules(chalice_app: Any, template: Dict[str, Any]) -> List[str]:
-    """Each `@app.schedule` of the app that the template does not run on its schedule."""
-    from chalice.app import ScheduledEventConfig
-
-    by_handler = {f["Properties"]["Handler"]: name for name, f in functions(template).items()}
-    rules = resources_of(template, "AWS::Events::Rule", "AWS::Scheduler::Schedule")
-    missing = []
-    for source in chalice_app.event_sources:
-        if not isinstance(source, ScheduledEventConfig):
-            continue
-        expression = schedule_expression(source)
-        function = by_handler.get(source.handler_string)
-        if function is None or not (
-                expression in sam_schedules(template["Resources"][function])
-                or any(expression == rule_schedule(rule, function) for rule in rules.values())):
-            missing.append(f"{source.name}: {expression}")
-    return missing
-
-
-def sam_schedules(function: Dict[str, Any]) -> List[str]:
-    """Schedule expressions of a SAM function's Schedule / ScheduleV2 events."""
-    found = []
-    for event in function["Properties"].get("Events", {}).values():
-        if event["Type"] == "Schedule":
-            found.append(event["Properties"]["Schedule"])
-        elif event["Type"] == "ScheduleV2":
-            found.append(event["Properties"]["ScheduleExpression"])
-    return found
-
-
-def rule_schedule(rule: Dict[str, Any], function: str) -> Any:
-    """An events rule's or scheduler schedule's expression, if it targets `function`."""
-    properties = rule["Properties"]
-    targets = properties.get("Targets") or [properties.get("Target", {})]
-    if {"Fn::GetAtt": [function, "Arn"]} in [t.get("Arn") for t in targets]:
-        return properties.get("ScheduleExpression")
-    return None
+def test_the_budget_job_runs_alone_and_sends_failures_to_an_encrypted_queue(template):
+    job = function_named(template, "budget_check")
+    assert job["ReservedConcurrentExecutions"] == 1
+    failures = {"Type": "SQS", "Destination": {"Fn::GetAtt": ["TesseraJobFailures", "Arn"]}}
+    assert job["EventInvokeConfig"] == {"MaximumRetryAttempts": 2, "DestinationConfig": {"OnFailure": failures}}
+    assert template["Resources"]["TesseraJobFailures"]["Properties"]["SqsManagedSseEnabled"] is True
 
 
 def test_every_schedule_of_the_app_runs_in_the_template(template):
+    from chalice.app import ScheduledEventConfig
+
     from app import app
 
-    assert missing_schedules(app, template) == []
+    by_handler = {f["Properties"]["Handler"]: f for f in functions(template).values()}
+    schedules = [s for s in app.event_sources if isinstance(s, ScheduledEventConfig)]
+    assert schedules
+    for source in schedules:
+        expression = source.schedule_expression
+        expression = expression if isinstance(expression, str) else expression.to_string()
+        events = by_handler[source.handler_string]["Properties"]["Events"].values()
+        assert expression in [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"], source.name
 
 
-def probe_app_and_its_template():
-    """A small app with two schedules and chalice's own SAM template for it (no packaging needed)."""
-    from chalice import Chalice, Cron, Rate
-    from chalice.config import Config
-    from chalice.deploy.deployer import ApplicationGraphBuilder, DependencyBuilder
-    from chalice.package import PackageOptions, SAMTemplateGenerator
+# --- the API's protection ---------------------------------------------------------------------------------
 
-    probe = Chalice(app_name="probe")
-
-    @probe.schedule(Rate(5, unit=Rate.MINUTES))
-    def every_five_minutes(event):
-        return None
-
-    @probe.schedule(Cron(0, 3, "*", "*", "?", "*"))
-    def nightly(event):
-        return None
-
-    config = Config.create(chalice_stage="dev", app_name="probe", chalice_app=probe, project_dir=str(ROOT),
-                           manage_iam_role=False, iam_role_arn="arn:aws:iam::123456789012:role/probe")
-    resources = DependencyBuilder().build_dependencies(ApplicationGraphBuilder().build(config, "dev"))
-    return probe, SAMTemplateGenerator(config, PackageOptions(None)).generate(resources)
+def api_properties(template: Dict[str, Any]) -> Dict[str, Any]:
+    return template["Resources"]["RestAPI"]["Properties"]
 
 
-def test_schedule_check_accepts_chalice_schedules():
-    probe, probe_template = probe_app_and_its_template()
-    assert len(probe.event_sources) == 2
-    assert missing_schedules(probe, probe_template) == []
+def test_stage_throttles_everything_and_the_public_routes_far_tighter(template):
+    settings = {(s["ResourcePath"], s["HttpMethod"]): (s["ThrottlingRateLimit"], s["ThrottlingBurstLimit"])
+                for s in api_properties(template)["MethodSettings"]}
+    default = settings[("/*", "*")]
+    for route in (("/~1tenants", "POST"), ("/~1auth~1login", "POST")):
+        assert settings[route][0] < default[0] / 5 and settings[route][1] < default[1] / 5, route
 
 
-def test_schedule_check_reports_a_schedule_the_template_lacks():
-    probe, probe_template = probe_app_and_its_template()
-    for function in functions(probe_template).values():
-        if function["Properties"]["Handler"] == "app.nightly":
-            function["Properties"].pop("Events")
-    assert missing_schedules(probe, probe_template) == ["nightly: cron(0 3 * * ? *)"]
+def test_a_waf_rate_rule_per_ip_is_attached_to_the_stage_by_default_in_prod(template):
+    assert template["Parameters"]["EnableWaf"]["Default"] == "true"
+    acl = template["Resources"]["TesseraWebAcl"]
+    rules = acl["Properties"]["Rules"]
+    assert acl["Condition"] == "WafEnabled" and rules
+    assert all(r["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP" and r["Action"] == {"Block": {}}
+               for r in rules)
+    association = template["Resources"]["TesseraWebAclAssociation"]["Properties"]
+    assert association["ResourceArn"]["Fn::Sub"].endswith("/restapis/${RestAPI}/stages/${RestAPI.Stage}")
 
 
-# --- the API's own errors ------------------------------------------------------
+def test_waf_is_a_parameter_off_by_default_outside_prod():
+    assert merge.parameters("dev")["EnableWaf"]["Default"] == "false"
 
-@pytest.mark.parametrize("response_type", ["UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"])
-def test_gateway_errors_use_the_error_envelope(template, response_type):
+
+def test_access_logs_are_json_with_request_and_tenant_ids(template):
+    setting = api_properties(template)["AccessLogSetting"]
+    fields = json.loads(setting["Format"])
+    assert fields["request_id"] == "$context.requestId" and fields["tenant_id"] == "$context.authorizer.tenant_id"
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+
+
+def gateway_response(template: Dict[str, Any], response_type: str) -> Dict[str, Any]:
+    return api_properties(template)["DefinitionBody"]["x-amazon-apigateway-gateway-responses"][response_type]
+
+
+def render(response: Dict[str, Any], message: str) -> Dict[str, Any]:
+    body = response["responseTemplates"]["application/json"]
+    return json.loads(body.replace("$context.error.messageString", json.dumps(message)))
+
+
+def test_an_unknown_path_answers_404_not_found_and_echoes_nothing(template):
+    response = gateway_response(template, "MISSING_AUTHENTICATION_TOKEN")
+    assert response["statusCode"] == "404"
+    assert "$context" not in response["responseTemplates"]["application/json"]
+    assert render(response, "Authorization=Bearer tsk_secret")["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("response_type", sorted(gateway_responses.GATEWAY_RESPONSES))
+def test_every_gateway_response_uses_the_envelope_and_carries_the_request_id(template, response_type):
+    response = gateway_response(template, response_type)
+    error = render(response, "Unauthorized")["error"]
+    # A refused credential also reads as Anthropic's error shape (error.type), for /v1/* clients.
+    expected = {"code", "message", "type"} if response_type in gateway_responses.ANTHROPIC_TYPES else {"code", "message"}
+    assert set(error) == expected and error["code"]
+    assert response["responseParameters"] == {"gatewayresponse.header.X-Request-Id": "context.requestId"}
+
+
+# --- packaging refuses what it cannot place ------------------------------------------------------------------
+
+def test_packaging_refuses_a_function_without_an_access_entry():
+    every_ten_minutes = {"E": {"Type": "Schedule", "Properties": {"Schedule": "rate(10 minutes)"}}}
+    plain = {"Resources": {"Sweeper": {"Type": "AWS::Serverless::Function",
+                                       "Properties": {"Handler": "app.sweeper", "Events": every_ten_minutes}}}}
+    env = {"TESSERA_TABLE_NAME": "t", "TESSERA_KMS_KEY_ID": "alias/k", "TESSERA_EMAIL_SENDER": "a@b.c"}
+    with pytest.raises(KeyError, match="sweeper"):
+        merge.merge_template("prod", env, plain, {"Type": "AWS::DynamoDB::Table", "Properties": {}})
+
+
+def test_budget_job_may_use_lambdas_whole_15_minutes(template):
+    [job] = [f for f in functions(template).values() if f["Properties"]["Handler"] == "app.budget_check"]
+    assert job["Properties"]["Timeout"] == 900
+
+
+def test_unauthorized_reads_as_the_envelope_and_as_anthropics_error_shape(template):
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
-    response = body["x-amazon-apigateway-gateway-responses"][response_type]
-    rendered = response["responseTemplates"]["application/json"].replace(
-        "$context.error.messageString", json.dumps("Unauthorized"))
-    error = json.loads(rendered)["error"]
-    assert set(error) == {"code", "message"} and error["message"] == "Unauthorized" and error["code"]
+    response = body["x-amazon-apigateway-gateway-responses"]["UNAUTHORIZED"]
+    rendered = json.loads(response["responseTemplates"]["application/json"].replace(
+        "$context.error.messageString", json.dumps("Unauthorized")))
+    assert response["statusCode"] == "401"
+    assert rendered == {"type": "error", "error": {"type": "authentication_error", "code": "unauthorized",
+                                                   "message": "Unauthorized"}}
+
+
+# --- x-api-key: tenant routes use a REQUEST authorizer ---------------------------------------------
+
+def test_every_tenant_route_uses_the_request_authorizer_and_operator_routes_keep_theirs(template):
+    from app import app
+
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    for path, methods in app.routes.items():
+        for method, entry in methods.items():
+            security = body["paths"][path][method.lower()].get("security")
+            expected = {"tenant_auth": [{"tenant_request_auth": []}], "operator_auth": [{"operator_auth": []}]}
+            assert security == (expected[entry.authorizer.name] if entry.authorizer else None), (method, path)
+
+
+def test_the_request_authorizer_reads_no_fixed_header_and_is_not_cached_by_the_gateway(template):
+    definition = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["securityDefinitions"]
+    authorizer = definition["tenant_request_auth"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request" and "identitySource" not in authorizer
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert "${TenantRequestAuth.Arn}" in authorizer["authorizerUri"]["Fn::Sub"]
+    function = template["Resources"]["TenantRequestAuth"]["Properties"]
+    assert function["Handler"] == "app.tenant_request_auth" and function["MemorySize"] == 1769
+
+
+def test_api_gateway_may_invoke_the_request_authorizer(template):
+    permission = template["Resources"]["TenantRequestAuthInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["TenantRequestAuth", "Arn"]}
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Sub"][1] == {"RestAPIId": {"Ref": "RestAPI"}}
+

@@ -1,4 +1,4 @@
-"""The authorizer's Lambda imports app.py too: the anthropic SDK must stay off that path."""
+"""The authorizer's Lambda imports app.py too: the anthropic SDK and the X-Ray SDK must stay off that path."""
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +15,10 @@ def modules_after(code):
 def test_importing_the_app_does_not_import_the_anthropic_sdk():
     loaded = modules_after("import app")
     assert "anthropic" not in loaded and "httpx2" not in loaded and "pydantic" not in loaded
+    assert "aws_xray_sdk" not in loaded  # the Tracer is built on the API handler's first request, never at import
     assert "app" in loaded and "chalicelib.ai.gateway" in loaded
 
 
 def test_resolving_identity_does_not_import_the_anthropic_sdk():
     loaded = modules_after("import chalicelib.identity.resolve")
-    assert "anthropic" not in loaded
+    assert "anthropic" not in loaded and "aws_xray_sdk" not in loaded

@@ -7,7 +7,7 @@ import httpx2
 import pytest
 
 from chalicelib.ai.client import ModelCall, ModelClient, TenantKeyRejected
-from chalicelib.errors import BadRequest, TooManyRequests, UpstreamError
+from chalicelib.errors import BadRequest, ConfigurationError, TooManyRequests, UpstreamError
 
 CALL = ModelCall(model="claude-sonnet-4-6", max_tokens=64, temperature=0.3,
                  messages=[{"role": "user", "content": "hi"}], system="tenant rules")
@@ -59,7 +59,7 @@ def test_sends_model_system_temperature_and_the_given_key():
 def test_an_empty_key_is_refused_rather_than_left_to_the_sdks_environment_fallback(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-from-environment")
     recorder = Recorder(httpx2.Response(200, json=message()))
-    with pytest.raises(UpstreamError):
+    with pytest.raises(ConfigurationError):
         client_with(recorder).complete(CALL, "", own_key=False)
     assert recorder.requests == []
 
@@ -71,18 +71,30 @@ def test_rate_limit_maps_to_429_with_retry_after():
     assert caught.value.code == "upstream_rate_limited" and caught.value.headers["Retry-After"] == "12"
 
 
-@pytest.mark.parametrize("status,kind", [(529, "overloaded_error"), (500, "api_error"), (503, "api_error")])
-def test_server_errors_map_to_503(status, kind):
+@pytest.mark.parametrize("status,kind,answer,code", [
+    (529, "overloaded_error", 529, "upstream_overloaded"),
+    (503, "overloaded_error", 503, "upstream_unavailable"),
+    (500, "api_error", 502, "upstream_error"),
+    (502, "api_error", 502, "upstream_error"),
+])
+def test_server_errors_are_reported_as_what_they_are(status, kind, answer, code):
     with pytest.raises(UpstreamError) as caught:
         client_with(Recorder(error(status, kind))).complete(CALL, "sk-k", own_key=False)
-    assert caught.value.status == 503 and caught.value.code == "upstream_unavailable"
+    assert (caught.value.status, caught.value.code) == (answer, code)
 
 
-def test_timeout_maps_to_503():
+def test_timeout_is_a_504():
     recorder = Recorder(httpx2.ReadTimeout("slow"))
     with pytest.raises(UpstreamError) as caught:
         client_with(recorder).complete(CALL, "sk-k", own_key=False)
-    assert caught.value.code == "upstream_unavailable"
+    assert (caught.value.status, caught.value.code) == (504, "upstream_timeout")
+
+
+def test_unreachable_model_service_is_a_503():
+    recorder = Recorder(httpx2.ConnectError("refused"))
+    with pytest.raises(UpstreamError) as caught:
+        client_with(recorder).complete(CALL, "sk-k", own_key=False)
+    assert (caught.value.status, caught.value.code) == (503, "upstream_unavailable")
 
 
 def test_retries_are_bounded_by_the_setting(monkeypatch):
@@ -108,8 +120,9 @@ def test_rejected_own_key_is_a_400_and_the_key_is_not_in_the_error(status):
 
 
 def test_rejected_platform_key_is_our_problem_not_the_clients():
-    with pytest.raises(UpstreamError):
+    with pytest.raises(UpstreamError) as caught:
         client_with(Recorder(error(401, "authentication_error"))).complete(CALL, "sk-pool", own_key=False)
+    assert (caught.value.status, caught.value.code) == (502, "upstream_error")
 
 
 def test_upstream_400_passes_its_message_through():

@@ -92,9 +92,12 @@ def test_all_models_share_one_table():
 def test_local_creation_and_cloudformation_agree_on_every_shared_property():
     local = create_table_request("tessera-test")
     cloudformation = cloudformation_resource("tessera-test")["Properties"]
-    shared = set(local) & set(cloudformation)
+    shared = set(local) & set(cloudformation) - {"StreamSpecification"}
     assert {"TableName", "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode"} <= shared
     assert {key: local[key] for key in shared} == {key: cloudformation[key] for key in shared}
+    # CloudFormation's StreamSpecification has no StreamEnabled: the view type is the stream.
+    assert cloudformation["StreamSpecification"] == {"StreamViewType": local["StreamSpecification"]["StreamViewType"]}
+    assert local["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def test_cloudformation_adds_only_durability_and_expiry():
@@ -118,6 +121,7 @@ def test_locally_created_table_has_the_declared_schema_and_ttl(moto_server):
             name_: by_key_type(i["KeySchema"]) for name_, i in table_indexes().items()}
         ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         assert ttl["AttributeName"] == TTL_ATTRIBUTE and ttl["TimeToLiveStatus"] == "ENABLED"
+        assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
         assert create_table(client, name) is False
     finally:
         client.delete_table(TableName=name)

@@ -1,0 +1,116 @@
+"""Idempotency-Key on AI routes: a client's retry of the same call is admitted and billed once.
+
+The first request with a key claims it (a conditional put of a record in the tenant's partition); the
+call runs; its response is stored on the record. For 24 hours the same key from the same tenant with the
+same request answers with that stored response (`Idempotent-Replayed: true`), without calling the model
+or touching quota. While the first is still running the retry gets 409 `idempotency_in_progress` (retry
+after a second); the same key with a different request gets 409 `idempotency_key_reused`. A first call
+that failed stores nothing, so its retry runs anew; a claim whose handler died is taken over once its
+lease (the handler's timeout) has passed. Keyed requests pay two more DynamoDB writes than unkeyed ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.errors import BadRequest, Conflict
+from chalicelib.logs import get_logger
+from chalicelib.models import IdempotentCall, tenant_pk
+from chalicelib.store import condition_failed
+
+log = get_logger("idempotency")
+
+TTL = timedelta(hours=24)
+LEASE_SECONDS = 30  # the API handler's timeout: a running claim older than this belongs to a dead handler
+MAX_KEY_LENGTH = 200
+MAX_STORED_BYTES = 350_000  # DynamoDB items hold 400 KB
+
+Response = Tuple[int, Any, Dict[str, str]]
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(b"\0".join([method.encode(), path.encode(), body or b""])).hexdigest()
+
+
+def _record(tenant_id: str, key: str) -> IdempotentCall:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return IdempotentCall(tenant_pk(tenant_id), IdempotentCall.sk_for(digest))
+
+
+def check_key(key: Optional[str]) -> Optional[str]:
+    if key is None:
+        return None
+    if not (1 <= len(key) <= MAX_KEY_LENGTH) or not key.isprintable():
+        raise BadRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+                         code="invalid_idempotency_key")
+    return key
+
+
+def run_once(tenant_id: str, key: Optional[str], request_fingerprint: str, call: Callable[[], Response]) -> Response:
+    """Run `call` once per (tenant, key); a repeat answers with the first response."""
+    if check_key(key) is None:
+        return call()
+    replay = _claim(tenant_id, key, request_fingerprint)
+    if replay is not None:
+        return replay
+    try:
+        status, body, headers = call()
+    except BaseException:
+        _release(tenant_id, key)
+        raise
+    _store(tenant_id, key, status, body, headers)
+    return status, body, headers
+
+
+def _claim(tenant_id: str, key: str, request_fingerprint: str) -> Optional[Response]:
+    now = datetime.now(timezone.utc)
+    record = _record(tenant_id, key)
+    record.fingerprint, record.state = request_fingerprint, "running"
+    record.lease_until, record.expires_at = int(time.time()) + LEASE_SECONDS, TTL
+    free = (IdempotentCall.pk.does_not_exist() | (IdempotentCall.expires_at < now)
+            | ((IdempotentCall.state == "running") & (IdempotentCall.lease_until < int(time.time()))
+               & (IdempotentCall.fingerprint == request_fingerprint)))
+    try:
+        record.save(condition=free)
+        return None
+    except PutError as error:
+        if not condition_failed(error):
+            raise
+    existing = IdempotentCall.get(record.pk, record.sk, consistent_read=True)
+    if existing.fingerprint != request_fingerprint:
+        raise Conflict("This Idempotency-Key was used for a different request.", code="idempotency_key_reused")
+    if existing.state != "done":
+        raise Conflict("A request with this Idempotency-Key is still running; retry shortly.",
+                       code="idempotency_in_progress", headers={"Retry-After": "1"})
+    if existing.response is None:
+        raise Conflict("The first response to this Idempotency-Key is too large to replay.",
+                       code="idempotency_response_not_stored")
+    headers = json.loads(existing.headers or "{}")
+    headers["Idempotent-Replayed"] = "true"
+    return int(existing.status_code), json.loads(existing.response), headers
+
+
+def _store(tenant_id: str, key: str, status: int, body: Any, headers: Dict[str, str]) -> None:
+    record = _record(tenant_id, key)
+    text = json.dumps(body, separators=(",", ":"))
+    stored = text if len(text.encode()) <= MAX_STORED_BYTES else None
+    actions = [IdempotentCall.state.set("done"), IdempotentCall.status_code.set(status),
+               IdempotentCall.headers.set(json.dumps(headers))]
+    if stored is not None:
+        actions.append(IdempotentCall.response.set(stored))
+    try:
+        record.update(actions=actions)
+    except Exception as error:  # the call is billed once either way; a retry would then run it again
+        log.error("idempotent response not stored", extra={"fields": {"error": type(error).__name__}})
+
+
+def _release(tenant_id: str, key: str) -> None:
+    try:
+        _record(tenant_id, key).delete(condition=IdempotentCall.state == "running")
+    except Exception as error:
+        log.warning("idempotency claim not released", extra={"fields": {"error": type(error).__name__}})

@@ -1,0 +1,132 @@
+"""The local stand-in for what Lambda does with the table's stream and the sweeper's schedule.
+
+In AWS, an event source mapping reads the table's DynamoDB stream and invokes
+`usage_aggregator` (app.py) with batches of records; EventBridge invokes
+`reservation_sweeper` every 10 minutes. Locally, `StreamPump` reads the same
+stream from moto with the DynamoDB Streams API and hands the same records to
+the same function (chalicelib.metering.aggregator.handle); `make run` runs it
+as a process (`main`), the tests on a thread with `drain()` to wait until
+every settled call is folded in. Same options for the endpoint as the app:
+AWS_ENDPOINT_URL and the stage's TESSERA_TABLE_NAME.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "dev"))
+
+BATCH = 1000  # the event source mapping's batch size in app.py
+
+
+class StreamPump:
+    def __init__(self, endpoint: Optional[str] = None, table_name: Optional[str] = None,
+                 region: Optional[str] = None) -> None:
+        import boto3
+
+        from chalicelib.settings import get_settings
+
+        self._table_name = table_name  # None: the table the app's settings name at each read
+        options = {"region_name": region or get_settings().region}
+        endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["endpoint_url"] = endpoint
+        self.dynamodb = boto3.client("dynamodb", **options)
+        self.streams = boto3.client("dynamodbstreams", **options)
+        self.iterators: Dict[tuple, Optional[str]] = {}
+        self.lock = threading.Lock()
+        self.folded = 0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def table_name(self) -> str:
+        from chalicelib.settings import get_settings
+
+        return self._table_name or get_settings().table_name
+
+    def _refresh_shards(self) -> None:
+        arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            if (arn, shard["ShardId"]) not in self.iterators:
+                self.iterators[(arn, shard["ShardId"])] = self.streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
+    def poll_once(self) -> int:
+        """Read every shard once and fold what it holds. Returns the number of records read."""
+        from chalicelib.metering import aggregator
+
+        with self.lock:
+            self._refresh_shards()
+            read = 0
+            for shard, iterator in list(self.iterators.items()):
+                if iterator is None:
+                    continue
+                page = self.streams.get_records(ShardIterator=iterator, Limit=BATCH)
+                records = page.get("Records", [])
+                if records:
+                    report = aggregator.handle(records)
+                    self.folded += report.events
+                read += len(records)
+                self.iterators[shard] = page.get("NextShardIterator")
+            return read
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until the stream holds nothing unread (what the aggregator writes comes back once, as
+        records it skips, so two empty reads in a row mean everything written so far is folded)."""
+        deadline = time.monotonic() + timeout
+        empty = 0
+        while empty < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the usage stream did not drain")
+            empty = empty + 1 if self.poll_once() == 0 else 0
+
+    def start(self, interval: float = 0.05) -> "StreamPump":
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    if self.poll_once() == 0:
+                        self._stop.wait(interval)
+                except Exception as error:  # a failed batch is read again, like Lambda's retry
+                    print(f"stream worker: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+                    self._stop.wait(1.0)
+
+        from probes import STREAM_THREAD
+
+        self._thread = threading.Thread(target=loop, name=STREAM_THREAD, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def main() -> int:
+    """`make run`'s worker: the stream consumer, and the sweeper every SWEEP_SECONDS (60 locally)."""
+    from chalicelib.metering import sweeper
+
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    pump = StreamPump().start()
+    every = float(os.environ.get("TESSERA_SWEEP_SECONDS", "60"))
+    while True:
+        time.sleep(every)
+        try:
+            sweeper.sweep()
+        except Exception as error:
+            print(f"sweeper: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+    pump.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Tenant-aware observability: EMF metrics by plan and feature with the tenant as a property, refusals by
+reason, Powertools JSON logs with the request's keys, and traces annotated with the tenant."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from decimal import Decimal
+from typing import Any, Dict, List
+
+import pytest
+
+from chalicelib import observability
+
+CHAT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}
+
+
+@pytest.fixture
+def records():
+    """The EMF records the app writes, parsed."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    observability.metrics_writer().addHandler(handler)
+
+    def read() -> List[Dict[str, Any]]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield read
+    observability.metrics_writer().removeHandler(handler)
+
+
+def emf(record: Dict[str, Any]) -> Dict[str, Any]:
+    [directive] = record["_aws"]["CloudWatchMetrics"]
+    return directive
+
+
+def test_an_ai_call_is_one_record_by_plan_and_feature_with_the_tenant_as_a_property(api, records):
+    tenant = api.signup()
+    response = api.call("POST", "/ai/chat", CHAT, token=tenant.token)
+    assert response.status_code == 200
+    [record] = [r for r in records() if "requests" in r]
+    directive = emf(record)
+    assert directive["Namespace"] == "Tessera"
+    assert directive["Dimensions"] == [["plan", "feature", "service"]]
+    assert (record["plan"], record["feature"]) == ("free", "basic_chat")
+    assert record["tenant_id"] == tenant.id
+    assert "tenant_id" not in directive["Dimensions"][0]
+    usage = response.json["usage"]
+    assert record["input_tokens"] == [float(usage["input_tokens"])]
+    assert record["output_tokens"] == [float(usage["output_tokens"])]
+    assert record["cost_micros"] == [float(Decimal(response.json["cost_usd"]) * 1_000_000)]
+    assert record["requests"] == [1.0] and record["upstream_latency"][0] >= 0
+    assert {m["Name"] for m in directive["Metrics"]} == {"requests", "input_tokens", "output_tokens", "cost_micros",
+                                                        "upstream_latency"}
+
+
+def test_a_plan_gate_refusal_is_counted_by_reason_and_plan(api, records):
+    tenant = api.signup()
+    response = api.call("POST", "/ai/code-review", {"code": "x = 1", "language": "python"}, token=tenant.token)
+    assert response.status_code == 403
+    [record] = [r for r in records() if "refusals" in r]
+    assert emf(record)["Dimensions"] == [["plan", "reason", "service"]]
+    assert (record["plan"], record["reason"], record["feature"]) == ("free", "feature_not_in_plan", "code_review")
+    assert record["tenant_id"] == tenant.id
+
+
+def test_an_authorizer_refusal_is_counted_without_a_tenant(api, records):
+    response = api.call("GET", "/me", token="not-a-token")
+    assert response.status_code == 401
+    [record] = [r for r in records() if "refusals" in r]
+    assert (record["plan"], record["reason"]) == ("none", "unauthorized")
+    assert "tenant_id" not in record
+
+
+def test_log_lines_carry_the_plan_and_powertools_fields(api, caplog):
+    tenant = api.signup()
+    from chalicelib.logs import JsonFormatter, get_logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    get_logger().logger.addHandler(handler)
+    try:
+        api.call("GET", "/me", token=tenant.token)
+    finally:
+        get_logger().logger.removeHandler(handler)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines() if '"request"' in text]
+    assert (line["tenant_id"], line["plan"], line["service"], line["level"]) == (tenant.id, "free", "tessera", "INFO")
+    assert line["location"].startswith("envelope_middleware:") and line["timestamp"].endswith("+00:00")
+
+
+class CapturingEmitter:
+    def __init__(self) -> None:
+        self.entities: List[Any] = []
+
+    def send_entity(self, entity: Any) -> None:
+        self.entities.append(entity)
+
+    def set_daemon_address(self, address: Any) -> None:
+        pass
+
+
+def test_a_traced_request_is_annotated_with_its_tenant_and_plan(monkeypatch):
+    """As in a Lambda invocation with active tracing: the runtime's trace header, a subsegment per request."""
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+    import aws_xray_sdk
+
+    recorder = observability.tracer().provider
+    emitter = CapturingEmitter()
+    recorder.configure(emitter=emitter, sampling=False, context_missing="LOG_ERROR")
+    aws_xray_sdk.global_sdk_config.set_sdk_enabled(True)
+    try:
+        with observability.traced("/ai/chat", tenant_id="ten_1", plan="pro"):
+            pass
+    finally:
+        # The Tracer patched botocore process-wide: off again, so other tests' AWS calls are not traced.
+        aws_xray_sdk.global_sdk_config.set_sdk_enabled(False)
+    [subsegment] = [e for e in emitter.entities if getattr(e, "name", "") == "## /ai/chat"]
+    assert subsegment.annotations == {"tenant_id": "ten_1", "plan": "pro"}
+
+
+def test_tracing_stays_off_outside_lambda(monkeypatch):
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    assert not observability.tracing_enabled()
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert not observability.tracing_enabled()

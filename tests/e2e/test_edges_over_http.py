@@ -1,0 +1,134 @@
+"""What a client meets from outside `make run`'s processes: a burst of connections, repeated headers,
+undeclared methods and the official SDK's retries, over real HTTP on loopback."""
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections import Counter
+
+import anthropic
+import pytest
+
+import stack  # dev/stack.py
+from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
+
+pytestmark = pytest.mark.e2e
+
+BURST = 64
+ANSWER_WITHIN_SECONDS = 10  # per connection, connect and answer; a dropped connection never answers
+
+
+@pytest.fixture(scope="module")
+def operator(local_stack):
+    return stack.operator_token(local_stack.env)
+
+
+def new_tenant(api_url: str):
+    """(tenant id, owner token, API key) for a tenant signed up over HTTP."""
+    slug = f"edge-{secrets.token_hex(4)}"
+    email, password = f"o@{slug}.example.com", "correct-horse-battery"
+    status, created = call("POST", api_url + "/tenants",
+                           {"company_name": "Edge Inc", "slug": slug, "email": email, "password": password})
+    assert status == 201, created
+    _, login = call("POST", api_url + "/auth/login", {"tenant": slug, "email": email, "password": password})
+    _, key = call("POST", api_url + "/api-keys", {"name": "edge"}, token=login["access_token"])
+    return created["tenant_id"], login["access_token"], key["key"]
+
+
+@pytest.fixture
+def tenant(local_stack):
+    return new_tenant(local_stack.api_url)
+
+
+def raw_request(port: int, request: bytes, timeout: float = ANSWER_WITHIN_SECONDS) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_of(answer: bytes) -> str:
+    return answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/1.") else "no answer"
+
+
+def test_every_connection_of_a_64_way_burst_gets_an_http_answer(local_stack):
+    request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    all_connected = threading.Barrier(BURST)
+    outcomes = [""] * BURST
+
+    def connect(index: int) -> None:
+        all_connected.wait()
+        try:
+            outcomes[index] = status_of(raw_request(local_stack.api_port, request))
+        except OSError as error:
+            outcomes[index] = type(error).__name__
+
+    threads = [threading.Thread(target=connect, args=(i,)) for i in range(BURST)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=2 * ANSWER_WITHIN_SECONDS)
+    print(f"burst of {BURST}: {dict(Counter(outcomes))}")
+    assert Counter(outcomes) == {"200": BURST}
+
+
+def test_repeated_x_tenant_id_whose_copies_disagree_is_refused(local_stack, tenant):
+    tenant_id, token, _ = tenant
+    head = f"GET /me HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n"
+    agreeing = raw_request(local_stack.api_port, f"{head}X-Tenant-ID: {tenant_id}\r\n\r\n".encode())
+    disagreeing = raw_request(local_stack.api_port,
+                              f"{head}X-Tenant-ID: {tenant_id}\r\nX-Tenant-ID: ten_someone_else\r\n\r\n".encode())
+    assert status_of(agreeing) == "200"
+    assert status_of(disagreeing) == "403" and b"tenant_mismatch" in disagreeing
+
+
+def test_an_undeclared_method_is_405_with_the_allowed_ones(local_stack):
+    answer = raw_request(local_stack.api_port, b"TRACE /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert status_of(answer) == "405" and b"\r\nAllow: GET" in answer
+
+
+class CountingSDK:
+    """A default SDK client (its own retry policy, max_retries=2) whose requests are counted."""
+
+    def __init__(self, base_url: str, api_key: str, **options):
+        self.requests = 0
+        http = anthropic.DefaultHttpxClient(event_hooks={"request": [self._count]})
+        self.client = anthropic.Anthropic(base_url=base_url, api_key=api_key, http_client=http, **options)
+
+    def _count(self, request) -> None:
+        self.requests += 1
+
+
+MESSAGE = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "edge"}]}
+
+
+def test_a_default_sdk_client_gets_its_rate_limit_error_within_2_s(local_stack, tenant, operator):
+    tenant_id, _, key = tenant
+    status, _ = call("PUT", f"{local_stack.api_url}/admin/tenants/{tenant_id}/limits",
+                     {"features": {"basic_chat": 0}}, token=operator)
+    assert status == 200
+    sdk = CountingSDK(local_stack.api_url, key)
+    started = time.monotonic()
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        sdk.client.messages.create(**MESSAGE)
+    elapsed = time.monotonic() - started
+    print(f"RateLimitError after {elapsed:.3f} s and {sdk.requests} request(s)")
+    assert elapsed < 2 and sdk.requests == 1
+    assert refused.value.body["error"]["code"] == "feature_limit_reached"
+    assert refused.value.response.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize("fault, error, status, kind", [
+    ("[[standin:500]]", anthropic.InternalServerError, 502, "api_error"),
+    ("[[standin:529]]", anthropic.OverloadedError, 529, "overloaded_error"),
+])
+def test_upstream_failures_reach_the_sdk_as_what_they_are(local_stack, tenant, fault, error, status, kind):
+    _, _, key = tenant
+    sdk = CountingSDK(local_stack.api_url, key, max_retries=0)
+    with pytest.raises(error) as failed:
+        sdk.client.messages.create(**{**MESSAGE, "messages": [{"role": "user", "content": f"edge {fault}"}]})
+    assert failed.value.status_code == status and failed.value.body["error"]["type"] == kind

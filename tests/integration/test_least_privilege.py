@@ -1,0 +1,380 @@
+"""Least privilege per function, proved twice.
+
+Over the expanded template (what CloudFormation runs, after the SAM transform): every
+function found there has its own role, and that role allows exactly the actions
+dev/permissions.py lists for it, on exact resources, plus its own log group and X-Ray.
+
+Against the code: each entry point runs on moto with every AWS call it makes recorded
+(botocore's before-parameter-build hook on the clients the app builds), and the IAM actions those
+calls need are exactly the ones listed for that function: none missing, none unused.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections import defaultdict
+from typing import Any, Dict, Iterator, List, Set, Tuple
+
+import boto3
+import pytest
+
+from conftest import settle_usage
+
+import permissions
+import template as merge
+
+STAGE = "prod"
+INFRASTRUCTURE_SIDS = {"OwnLogGroup", "Tracing", "FailureDestination"}
+
+
+def lambda_functions(expanded: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    return {k: r for k, r in expanded["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+
+
+def chalice_name(function: Dict[str, Any]) -> str:
+    return merge.function_name_of(function)
+
+
+def role_statements(expanded: Dict[str, Any], role_id: str) -> List[Dict[str, Any]]:
+    """Every identity-policy statement that reaches a role: inline, attached policies, managed policies."""
+    role = expanded["Resources"][role_id]["Properties"]
+    assert not role.get("ManagedPolicyArns"), f"{role_id} carries managed policies: {role['ManagedPolicyArns']}"
+    statements = [s for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+    for resource in expanded["Resources"].values():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            if {"Ref": role_id} in resource["Properties"].get("Roles", []):
+                statements += resource["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def as_list(value: Any) -> List[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module")
+def roles(expanded) -> Dict[str, Tuple[str, List[Dict[str, Any]]]]:
+    """chalice function name -> (role logical id, its statements)."""
+    found = {}
+    for function in lambda_functions(expanded).values():
+        role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        found[chalice_name(function)] = (role_id, role_statements(expanded, role_id))
+    return found
+
+
+def test_the_template_has_every_function_of_the_app(roles):
+    from app import app
+
+    expected = ({"api_handler"} | {s.name for s in app.event_sources} | {a.name for a in app.builtin_auth_handlers}
+                | {f.name for f in app.pure_lambda_functions})
+    assert len(expected) >= 7 and expected == set(roles)
+
+
+def test_every_function_has_a_role_of_its_own(roles):
+    role_ids = [role_id for role_id, _ in roles.values()]
+    assert len(set(role_ids)) == len(role_ids)
+
+
+def test_each_role_allows_exactly_what_its_functions_code_calls(roles):
+    for name, (_, statements) in roles.items():
+        granted = {(a, json.dumps(s["Resource"], sort_keys=True)) for s in statements
+                   if s["Sid"] not in INFRASTRUCTURE_SIDS and not s["Sid"].endswith(("Stream", "ListStreams", "Queue"))
+                   for a in as_list(s["Action"])}
+        expected = {(a, json.dumps(permissions.resources(resource, STAGE, "no-reply@example.com"), sort_keys=True))
+                    for resource, actions in permissions.FUNCTION_ACCESS[name].items() for a in actions}
+        assert granted == expected, name
+
+
+def test_no_statement_allows_every_resource_except_the_xray_calls_aws_requires_it_for(roles):
+    for name, (_, statements) in roles.items():
+        for statement in statements:
+            assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+            assert not any("*" == a or a.endswith(":*") for a in as_list(statement["Action"])), (name, statement)
+            if "*" in as_list(statement["Resource"]):
+                assert set(as_list(statement["Action"])) <= set(permissions.XRAY_ACTIONS), (name, statement)
+
+
+def test_each_function_writes_only_to_its_own_log_group(roles, expanded):
+    for function_id, function in lambda_functions(expanded).items():
+        _, statements = roles[chalice_name(function)]
+        logs = [s for s in statements if any(a.startswith("logs:") for a in as_list(s["Action"]))]
+        assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [f"{function_id}LogGroup", "Arn"]}]
+        assert set(logs[0]["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_kms_is_used_only_under_the_tenant_encryption_context(roles):
+    kms = [(name, s) for name, (_, statements) in roles.items() for s in statements
+           if any(a.startswith("kms:") for a in as_list(s["Action"]))]
+    assert kms
+    for name, statement in kms:
+        assert statement["Condition"] == {"Null": {"kms:EncryptionContext:tenant_id": "false"}}, name
+
+
+def test_the_authorizers_cannot_write_use_kms_or_read_the_anthropic_keys(roles):
+    for name in ("tenant_auth", "operator_auth"):
+        actions = {a for s in roles[name][1] for a in as_list(s["Action"])}
+        resources = json.dumps([s["Resource"] for s in roles[name][1]])
+        dynamodb = {a for a in actions if a.startswith("dynamodb:")}
+        assert not {a for a in dynamodb if a.split(":")[1].startswith(("Put", "Update", "Delete", "BatchWrite"))}
+        assert not any(a.startswith(("kms:", "sns:", "ses:")) for a in actions), name
+        assert "anthropic-keys" not in resources, name
+
+
+def test_only_scheduled_functions_may_write_to_the_failure_queue(roles, expanded):
+    for function in lambda_functions(expanded).values():
+        _, statements = roles[chalice_name(function)]
+        writes = any(s["Sid"] == "FailureDestination" for s in statements)
+        assert writes == (chalice_name(function) in {"budget_check", "reservation_sweeper"}), chalice_name(function)
+
+
+@pytest.fixture
+def described(monkeypatch):
+    """Functions the app may gain, each described by one entry of FUNCTION_ACCESS."""
+    monkeypatch.setitem(permissions.FUNCTION_ACCESS, "aggregate_usage", {"table": ["dynamodb:UpdateItem"]})
+    monkeypatch.setitem(permissions.FUNCTION_ACCESS, "sweeper", {"table": ["dynamodb:Query", "dynamodb:DeleteItem"]})
+
+
+def added_function(handler: str, events: Dict[str, Any]) -> Dict[str, Any]:
+    return {"Type": "AWS::Serverless::Function", "Properties": {"Handler": handler, "Events": events}}
+
+
+ENV = {"TESSERA_TABLE_NAME": "tessera-prod", "TESSERA_EMAIL_SENDER": "no-reply@example.com"}
+
+
+def test_a_stream_consumer_reads_the_stacks_table_stream_with_one_entry(described):
+    """chalice writes the stream ARN it was given; the template points it at the table it creates."""
+    chalice_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/tessera-prod/stream/2026-01-01T00:00:00.000"
+    function = added_function("app.aggregate_usage", {
+        "Usage": {"Type": "DynamoDB", "Properties": {"Stream": chalice_arn, "StartingPosition": "TRIM_HORIZON"}}})
+    merged = merge.function_resources("prod", ENV, "AggregateUsage", function)
+    stream = {"Fn::GetAtt": ["TesseraTable", "StreamArn"]}
+    assert merged["AggregateUsage"]["Properties"]["Events"] == {"Usage": {"Properties": {"Stream": stream}}}
+    statements = merged["AggregateUsageRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["UsageStream"]["Resource"] == stream
+    assert set(by_sid["UsageStream"]["Action"]) == set(permissions.STREAM_POLLER_ACTIONS)
+    assert by_sid["Table"]["Action"] == ["dynamodb:UpdateItem"]
+    assert "FailureDestination" not in by_sid
+
+
+def test_a_second_schedule_gets_its_own_role_failure_queue_and_one_run_at_a_time(described):
+    function = added_function("app.sweeper", {"Every10": {"Type": "Schedule",
+                                                          "Properties": {"Schedule": "rate(10 minutes)"}}})
+    merged = merge.function_resources("prod", ENV, "Sweeper", function)
+    properties = merged["Sweeper"]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == 1 and "EventInvokeConfig" in properties
+    statements = merged["SweeperRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {s["Sid"] for s in statements} == {"OwnLogGroup", "Tracing", "Table", "FailureDestination"}
+    assert merged["SweeperLogGroup"]["Properties"]["LogGroupName"] == "/aws/lambda/tessera-prod-sweeper"
+
+
+# --- the code's real calls -------------------------------------------------------------------------------
+
+class CallRecorder:
+    """The IAM (action, resource) each AWS call needs, from botocore's before-parameter-build event."""
+
+    def __init__(self) -> None:
+        self.needed: Set[Tuple[str, str]] = set()
+        self.clients: List[Any] = []
+
+    def attach(self, *clients: Any) -> "CallRecorder":
+        for client in clients:
+            client.meta.events.register("before-parameter-build", self._before)
+            self.clients.append(client)
+        return self
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Calls made meanwhile belong to another function (an authorizer run to get a route's context)."""
+        before = set(self.needed)
+        yield
+        self.needed = before
+
+    def detach(self) -> None:
+        for client in self.clients:
+            client.meta.events.unregister("before-parameter-build", self._before)
+
+    def _before(self, model: Any = None, params: Any = None, **kwargs: Any) -> None:
+        service = model.service_model.endpoint_prefix
+        self.needed |= set(iam_needs(service, model.name, params or {}))
+
+
+def iam_needs(service: str, operation: str, params: Dict[str, Any]) -> List[Tuple[str, str]]:
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                     "ConditionCheck": "ConditionCheckItem"}
+            return [(f"dynamodb:{kinds[k]}", "table") for item in params["TransactItems"] for k in item]
+        if operation == "TransactGetItems":
+            return [("dynamodb:GetItem", "table")]
+        return [(f"dynamodb:{operation}", "indexes" if params.get("IndexName") else "table")]
+    if service == "kms":
+        assert params["EncryptionContext"] == {"tenant_id": params["EncryptionContext"]["tenant_id"]}
+        return [(f"kms:{operation}", "tenant_keys")]
+    if service == "secretsmanager":
+        return [(f"secretsmanager:{operation}", "secret:" + params["SecretId"].split("/", 2)[2])]
+    if service == "sns":
+        return [(f"sns:{operation}", "alerts")]
+    if service == "email":
+        return [(f"ses:{operation}", "email")]
+    raise AssertionError(f"unexpected AWS call {service}:{operation}")
+
+
+def granted_by_data(function: str) -> Set[Tuple[str, str]]:
+    return {(a, resource) for resource, actions in permissions.FUNCTION_ACCESS[function].items() for a in actions}
+
+
+@pytest.fixture
+def deployed_secrets(monkeypatch, moto_server):
+    """Secrets read from Secrets Manager, as in a deployed stage, instead of the local stage's variables."""
+    from chalicelib import secrets as secret_store
+    from chalicelib.settings import reset_settings
+
+    client = boto3.client("secretsmanager", endpoint_url=moto_server[0])
+    run = uuid.uuid4().hex[:8]
+    for variable, name in (("TESSERA_JWT_SECRET", "jwt"), ("TESSERA_OPERATOR_SECRET", "operator"),
+                           ("TESSERA_PLATFORM_KEYS", "anthropic-keys")):
+        secret_id = f"tessera/{run}/{name}"
+        client.create_secret(Name=secret_id, SecretString=os.environ[variable])
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv(f"{variable}_ID" if variable != "TESSERA_PLATFORM_KEYS" else
+                           "TESSERA_PLATFORM_KEYS_SECRET_ID", secret_id)
+    reset_settings()
+    secret_store._cache.clear()
+    yield
+    secret_store._cache.clear()
+    monkeypatch.undo()
+    reset_settings()
+
+
+@pytest.fixture
+def recorder():
+    from chalicelib.aws import client
+    from chalicelib.models import table_connection
+
+    calls = CallRecorder().attach(table_connection().connection.client, client("kms"), client("secretsmanager"),
+                                  client("sns"), client("ses"))
+    yield calls
+    calls.detach()
+
+
+SCHEDULED_EVENT = {"version": "0", "id": "least-privilege", "detail-type": "Scheduled Event", "source": "aws.events",
+                   "account": "123456789012", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+                   "resources": ["arn:aws:events:us-east-1:123456789012:rule/budget-check"], "detail": {}}
+
+
+class Context:
+    aws_request_id = "least-privilege"
+    function_name = "least-privilege"
+    memory_limit_in_mb = 1769
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def http_event(method: str, path: str, body: Any = None, authorizer: Dict[str, Any] = None,
+               resource: str = None, path_parameters: Dict[str, str] = None) -> Dict[str, Any]:
+    context = {"resourcePath": resource or path, "httpMethod": method, "path": f"/api{path}",
+               "requestId": str(uuid.uuid4()), "stage": "api", "identity": {"sourceIp": "127.0.0.1"}}
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    headers = {"content-type": "application/json", "host": "api.example.test"}
+    return {"resource": resource or path, "path": path, "httpMethod": method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()}, "queryStringParameters": None,
+            "multiValueQueryStringParameters": None, "pathParameters": path_parameters, "stageVariables": None,
+            "requestContext": context, "body": json.dumps(body) if body is not None else None,
+            "isBase64Encoded": False}
+
+
+def authorize(app_module: Any, token: str) -> Dict[str, Any]:
+    result = app_module.tenant_auth({"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+                                     "methodArn": "arn:aws:execute-api:us-east-1:123456789012:x/api/GET/me"},
+                                    Context())
+    assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    return {**result["context"], "principalId": result["principalId"]}
+
+
+def call(app_module: Any, method: str, path: str, body: Any = None, authorizer: Dict[str, Any] = None,
+         resource: str = None, path_parameters: Dict[str, str] = None, status: int = 200) -> Any:
+    response = app_module.app(http_event(method, path, body, authorizer, resource, path_parameters), Context())
+    assert response["statusCode"] == status, response
+    return json.loads(response["body"]) if response.get("body") else None
+
+
+@pytest.fixture
+def signed_up(deployed_secrets):
+    """A tenant signed up, its owner logged in, on the pro plan's limits (no recording yet)."""
+    import app as app_module
+
+    slug = f"lp-{uuid.uuid4().hex[:8]}"
+    email, password = f"owner@{slug}.example.com", "correct-horse-battery"
+    created = call(app_module, "POST", "/tenants", {"company_name": "LP", "slug": slug, "email": email,
+                                                    "password": password}, status=201)
+    token = call(app_module, "POST", "/auth/login", {"tenant": slug, "email": email, "password": password})
+    return app_module, created, slug, email, password, token["access_token"]
+
+
+def test_the_tenant_authorizer_calls_exactly_what_its_entry_lists(signed_up, recorder):
+    app_module, created, slug, email, password, token = signed_up
+    from chalicelib.secrets import _cache
+
+    _cache.clear()
+    authorize(app_module, token)
+    assert recorder.needed == granted_by_data("tenant_auth")
+
+
+def test_the_operator_authorizer_calls_exactly_what_its_entry_lists(deployed_secrets, recorder):
+    import app as app_module
+    from chalicelib.identity.tokens import issue_operator_token
+
+    token = issue_operator_token("least-privilege")
+    recorder.needed.clear()
+    from chalicelib.secrets import _cache
+
+    _cache.clear()
+    result = app_module.operator_auth({"type": "TOKEN", "authorizationToken": f"Bearer {token}",
+                                       "methodArn": "arn:aws:execute-api:us-east-1:123456789012:x/api/GET/admin"},
+                                      Context())
+    assert result["principalId"] == "least-privilege"
+    assert recorder.needed == granted_by_data("operator_auth")
+
+
+def test_the_api_handler_calls_exactly_what_its_entry_lists(deployed_secrets, recorder):
+    import app as app_module
+
+    slug = f"lp-{uuid.uuid4().hex[:8]}"
+    email, password = f"owner@{slug}.example.com", "correct-horse-battery"
+    created = call(app_module, "POST", "/tenants", {"company_name": "LP", "slug": slug, "email": email,
+                                                    "password": password}, status=201)
+    token = call(app_module, "POST", "/auth/login", {"tenant": slug, "email": email, "password": password})
+    with recorder.paused():
+        owner = authorize(app_module, token["access_token"])
+    operator = {"operator_id": "least-privilege", "principalId": "least-privilege"}
+    tenant_id = created["tenant_id"]
+    call(app_module, "GET", "/admin/tenants", authorizer=operator)
+    call(app_module, "GET", "/users", authorizer=owner)
+    call(app_module, "PUT", f"/admin/tenants/{tenant_id}/plan", {"plan": "enterprise"}, operator,
+         "/admin/tenants/{tenant_id}/plan", {"tenant_id": tenant_id})
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+    call(app_module, "POST", "/ai/chat", chat, owner)
+    call(app_module, "PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-least-privilege"}, owner)
+    app_module.default_gateway().settings_changed(tenant_id)
+    call(app_module, "POST", "/ai/chat", chat, owner)
+    prompt = call(app_module, "POST", "/prompts", {"name": "p", "template": "Say {{x}}."}, owner, status=201)
+    call(app_module, "DELETE", f"/prompts/{prompt['prompt_id']}", authorizer=owner, resource="/prompts/{prompt_id}",
+         path_parameters={"prompt_id": prompt["prompt_id"]}, status=204)
+    assert recorder.needed == granted_by_data("api_handler")
+
+
+def test_the_budget_job_calls_exactly_what_its_entry_lists(signed_up, recorder):
+    app_module, created, slug, email, password, token = signed_up
+    owner = authorize(app_module, token)
+    call(app_module, "PATCH", "/tenant", {"monthly_budget_usd": "0.0001", "budget_alert_thresholds": [50],
+                                          "budget_hard_limit": False}, owner)
+    call(app_module, "POST", "/ai/chat", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}, owner)
+    settle_usage()  # the call's spend reaches the month's totals through the usage stream
+    recorder.needed.clear()
+    report = app_module.budget_check(SCHEDULED_EVENT, Context())
+    assert report["alerts_sent"] >= 1
+    assert recorder.needed == granted_by_data("budget_check")
