@@ -78,7 +78,7 @@ def test_a_header_that_is_not_bearer_with_a_token_is_refused(header):
     with pytest.raises(Unauthorized) as caught:
         bearer_token(header)
     assert caught.value.code == "unauthorized"
-    assert caught.value.message == "Send 'Authorization: Bearer <token>'."
+    assert caught.value.message == "Send 'Authorization: Bearer <token>' or 'x-api-key: <key>'."
 
 
 # --- users --------------------------------------------------------------------------------------------
