@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock requi
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test package lock bench budget-check clean
+.PHONY: run test mutation package lock bench budget-check clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
@@ -23,6 +23,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Mutation testing of the modules that decide money, limits and identity (dev/mutation.py);
+# MODULE=chalicelib/pricing.py runs one.
+mutation: $(STAMP)
+	$(PY) dev/mutation.py $(MODULE)
+
 package: $(STAMP)
 	$(PY) dev/package.py --stage $(STAGE) --out $(PACKAGE_DIR)
 
@@ -36,4 +41,4 @@ budget-check: $(STAMP)
 	$(PY) dev/budget_check.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache .mutation

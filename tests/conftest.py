@@ -114,6 +114,52 @@ def random_slug(prefix: str = "t") -> str:
     return f"{prefix}-{secrets.token_hex(5)}"
 
 
+def _dynamodb():
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def stored_items(tenant_id: str) -> list:
+    """Every item in the tenant's partition exactly as DynamoDB holds it (a consistent read)."""
+    from chalicelib.settings import get_settings
+
+    pages = _dynamodb().get_paginator("query").paginate(
+        TableName=get_settings().table_name, KeyConditionExpression="pk = :pk", ConsistentRead=True,
+        ExpressionAttributeValues={":pk": {"S": f"TENANT#{tenant_id}"}})
+    return [item for page in pages for item in page["Items"]]
+
+
+def item_count() -> int:
+    """How many items the whole table holds (moto counts them live): unchanged means none added or removed."""
+    from chalicelib.settings import get_settings
+
+    return _dynamodb().describe_table(TableName=get_settings().table_name)["Table"]["ItemCount"]
+
+
+class WritesNothing:
+    """`with WritesNothing(tenant_id, ...):` fails if the block adds or removes any item in the table or
+    changes any item of the named tenants; with `table=False`, only the named tenants' items count."""
+
+    def __init__(self, *tenant_ids: str, table: bool = True) -> None:
+        self.tenant_ids, self.table = tenant_ids, table
+
+    def state(self):
+        settle_usage()  # what the block's writes set off through the stream counts too
+        return item_count() if self.table else None, [stored_items(t) for t in self.tenant_ids]
+
+    def __enter__(self):
+        self.before = self.state()
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            after = self.state()
+            assert after[0] == self.before[0], f"the table went from {self.before[0]} to {after[0]} items"
+            assert after[1] == self.before[1], "a tenant's stored items changed"
+        return False
+
+
 class Api:
     """Thin JSON helpers over chalice's test client."""
 
@@ -201,6 +247,31 @@ def acme(module_api):
 def other(module_api):
     """A second tenant of the module, for checks across tenants."""
     return module_api.signup()
+
+
+# --- random order -----------------------------------------------------------------------------------------
+# pytest-randomly shuffles modules, then the tests in each; the seed is printed at the start and the end of
+# a run (pytest's own header, which also names it, is hidden by -q), so a failing order can be replayed
+# with `--randomly-seed=<seed>`; `-p no:randomly` runs in file order.
+
+def _seed_line(config):
+    seed = config.getoption("randomly_seed", None) if config.pluginmanager.has_plugin("randomly") else None
+    if seed is None or hasattr(config, "workerinput"):
+        return None
+    return f"random order: --randomly-seed={seed} (replay: .venv/bin/python -m pytest --randomly-seed={seed})"
+
+
+def pytest_sessionstart(session):
+    line = _seed_line(session.config)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter:
+        reporter.write_line(line)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    line = _seed_line(config)
+    if line:
+        terminalreporter.write_line(line)
 
 
 def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):

@@ -1,7 +1,8 @@
 """Tenant isolation as a property of the whole API, not of the routes someone remembered to test.
 
 The matrices below are built from `app.routes` when the tests run, so a route added later is covered
-without anyone editing this file. Tenant B (owner) is the attacker; tenant A is the victim.
+without anyone editing this file. Tenant B (owner) is the attacker; tenant A is the victim. Each attack
+is checked on its own: A's stored items are the same afterwards, so no test relies on another's order.
 """
 import re
 import secrets
@@ -9,6 +10,8 @@ import secrets
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import WritesNothing
 
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PUBLIC = {("/health", "GET"), ("/tenants", "POST"), ("/auth/login", "POST")}
@@ -100,20 +103,6 @@ class Victim:
                 self.member["email"], self.key["key_id"], "Victim A"} | {
             v for k, v in self.ids.items() if k != "tenant_id"}
 
-    def snapshot(self):
-        """A's world as A reads it through the API."""
-        reads = ["/users", "/api-keys", "/tenant", "/me", f"/users/{self.member['user_id']}"]
-        optional = ["/tenant/ai-config", "/prompts", "/usage", "/usage/events", "/features"]
-        reads += [p for p in optional if p in app_routes()]
-        if "prompt_id" in self.ids and "/prompts/{prompt_id}" in app_routes():
-            reads.append(f"/prompts/{self.ids['prompt_id']}")
-        state = {}
-        for path in reads:
-            response = self.api.call("GET", path, token=self.tenant.token)
-            state[path] = (response.status_code, response.json)
-        state["key works"] = self.api.call("GET", "/me", token=self.key["key"]).status_code
-        return state
-
 
 @pytest.fixture(scope="module")
 def operator(environment):
@@ -135,13 +124,10 @@ def attacker(module_api, operator):
     return tenant
 
 
-@pytest.fixture(scope="module")
-def before(victim, attacker):
-    return victim.snapshot()
-
-
-def attack(api, attacker, verb, path, concrete_path, headers=None):
-    return api.call(verb, concrete_path, body_for(verb, path), token=attacker.token, headers=headers)
+def attack(api, victim, attacker, verb, path, concrete_path, headers=None):
+    """One request of B's that must leave A's items as they were (B's own routes may write B's)."""
+    with WritesNothing(victim.tenant.id, table=False):
+        return api.call(verb, concrete_path, body_for(verb, path), token=attacker.token, headers=headers)
 
 
 # --- the matrices ------------------------------------------------------------------------------------
@@ -163,35 +149,30 @@ def test_victims_objects_named_in_paths_are_real(module_api, victim):
 
 
 @pytest.mark.parametrize("path, verb", [(p, v) for p, v in matrix() if PARAM.search(p)])
-def test_victims_object_in_the_path_is_never_reached(module_api, victim, attacker, before, path, verb):
-    response = attack(module_api, attacker, verb, path, victim.path_for(path))
+def test_victims_object_in_the_path_is_never_reached(module_api, victim, attacker, path, verb):
+    response = attack(module_api, victim, attacker, verb, path, victim.path_for(path))
     assert response.status_code in REFUSED, (verb, path, response.status_code, response.body)
 
 
 @pytest.mark.parametrize("path, verb", matrix())
-def test_x_tenant_id_of_the_victim_is_never_honoured(module_api, victim, attacker, before, path, verb):
-    response = attack(module_api, attacker, verb, path, victim.path_for(path),
+def test_x_tenant_id_of_the_victim_is_never_honoured(module_api, victim, attacker, path, verb):
+    response = attack(module_api, victim, attacker, verb, path, victim.path_for(path),
                       headers={"X-Tenant-ID": victim.tenant.id})
     assert response.status_code in REFUSED, (verb, path, response.status_code, response.body)
 
 
 @pytest.mark.parametrize("path, verb", matrix())
-def test_host_subdomain_of_the_victim_is_never_honoured(module_api, victim, attacker, before, path, verb):
-    response = attack(module_api, attacker, verb, path, victim.path_for(path),
+def test_host_subdomain_of_the_victim_is_never_honoured(module_api, victim, attacker, path, verb):
+    response = attack(module_api, victim, attacker, verb, path, victim.path_for(path),
                       headers={"Host": f"{victim.tenant.slug}.localhost"})
     assert response.status_code in REFUSED, (verb, path, response.status_code, response.body)
 
 
 @pytest.mark.parametrize("path, verb", [(p, v) for p, v in matrix() if not PARAM.search(p)])
-def test_attackers_own_routes_never_show_the_victims_data(module_api, victim, attacker, before, path, verb):
-    response = attack(module_api, attacker, verb, path, path)
+def test_attackers_own_routes_never_show_the_victims_data(module_api, victim, attacker, path, verb):
+    response = attack(module_api, victim, attacker, verb, path, path)
     text = response.body.decode(errors="replace")
     assert not [i for i in victim.identifiers() if i in text], (verb, path)
-
-
-def test_victims_data_is_unchanged_after_the_matrices(victim, before):
-    """Runs last in this module (it is defined last among the matrix tests); -p no:randomly keeps the order."""
-    assert victim.snapshot() == before
 
 
 # --- random interleavings of several tenants ----------------------------------------------------------

@@ -11,6 +11,7 @@ import anthropic
 import httpx2
 import pytest
 
+from conftest import WritesNothing
 from content_blocks import WEATHER_TOOL, image, png
 from test_ai_gateway import last_request_for, standin_requests
 
@@ -77,10 +78,14 @@ def test_max_tokens_is_capped_at_the_tenant_setting(sdk, standin):
     assert last_request_for(standin, "cap-probe")["max_tokens"] == 1024
 
 
-def test_model_outside_the_allow_list_is_a_bad_request(sdk, standin):
+@pytest.mark.parametrize("model", ["claude-2.1", "claude-opus-4-6"])  # unknown; Opus needs the pro plan
+def test_model_outside_the_allow_list_is_a_bad_request_that_writes_nothing(client, tenant_key, standin, model):
+    tenant, key = tenant_key
     before = len(standin_requests(standin))
-    with pytest.raises(anthropic.BadRequestError):
-        sdk.messages.create(model="claude-2.1", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    with WritesNothing(tenant.id), pytest.raises(anthropic.BadRequestError) as caught:
+        sdk_for(client, key).messages.create(model=model, max_tokens=10,
+                                             messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.response.json()["error"]["code"] == "invalid_model"
     assert len(standin_requests(standin)) == before
 
 

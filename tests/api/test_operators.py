@@ -6,7 +6,7 @@ import time
 import jwt
 import pytest
 
-from conftest import TEST_JWT_SECRET, TEST_OPERATOR_SECRET
+from conftest import TEST_JWT_SECRET, TEST_OPERATOR_SECRET, WritesNothing
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,13 @@ def page(api, token, **params):
 
 def profile(api, tenant):
     return api.call("GET", "/tenant", token=tenant.token).json
+
+
+def refused(response, code="unauthorized"):
+    """The authorizer's refusal: 401 in the error envelope."""
+    assert response.status_code == 401, (response.status_code, response.body)
+    assert response.json["error"]["code"] == code, response.body
+    return True
 
 
 # --- the tenant list ------------------------------------------------------------------------
@@ -155,14 +162,16 @@ def test_after_a_downgrade_the_tenants_ai_calls_keep_working(module_api, operato
 @pytest.mark.parametrize("body, code", [({"plan": "platinum"}, "invalid_field"), ({}, "missing_field"),
                                         ({"plan": "pro", "status": "active"}, "unknown_field")])
 def test_invalid_plan_change_is_400_and_changes_nothing(module_api, operator, acme, body, code):
-    response = module_api.call("PUT", f"/admin/tenants/{acme.id}/plan", body, token=operator)
+    with WritesNothing(acme.id):
+        response = module_api.call("PUT", f"/admin/tenants/{acme.id}/plan", body, token=operator)
     assert response.status_code == 400
     assert response.json["error"]["code"] == code
     assert profile(module_api, acme)["plan"] == "free"
 
 
 def test_plan_change_with_invalid_json_is_400_invalid_json(module_api, operator, acme):
-    response = module_api.call("PUT", f"/admin/tenants/{acme.id}/plan", raw=b"{plan: pro}", token=operator)
+    with WritesNothing(acme.id):
+        response = module_api.call("PUT", f"/admin/tenants/{acme.id}/plan", raw=b"{plan: pro}", token=operator)
     assert response.status_code == 400
     assert response.json["error"]["code"] == "invalid_json"
 
@@ -170,9 +179,11 @@ def test_plan_change_with_invalid_json_is_400_invalid_json(module_api, operator,
 @pytest.mark.parametrize("method, suffix, body", [("PUT", "plan", {"plan": "pro"}), ("POST", "suspend", None),
                                                   ("POST", "resume", None),
                                                   ("PUT", "limits", {"requests_per_minute": 5})])
-def test_operator_action_on_an_unknown_tenant_is_404(module_api, operator, method, suffix, body):
-    response = module_api.call(method, f"/admin/tenants/ten_00000000000000000000/{suffix}", body, token=operator)
+def test_operator_action_on_an_unknown_tenant_is_404_and_writes_nothing(module_api, operator, method, suffix, body):
+    with WritesNothing("ten_00000000000000000000"):
+        response = module_api.call(method, f"/admin/tenants/ten_00000000000000000000/{suffix}", body, token=operator)
     assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
 
 
 def test_operator_action_on_an_unknown_tenant_creates_no_tenant(module_api, operator):
@@ -206,8 +217,9 @@ def test_operator_overrides_limits_and_null_restores_the_plans(module_api, opera
     ({"features": {"basic_chat": -1}}, "invalid_field"), ({"features": ["basic_chat"]}, "invalid_field"),
     ({"requests_per_minute": 0}, "invalid_field"), ({"plan": "pro"}, "unknown_field"),
 ])
-def test_invalid_limits_are_400(module_api, operator, acme, body, code):
-    response = module_api.call("PUT", f"/admin/tenants/{acme.id}/limits", body, token=operator)
+def test_invalid_limits_are_400_and_change_nothing(module_api, operator, acme, body, code):
+    with WritesNothing(acme.id):
+        response = module_api.call("PUT", f"/admin/tenants/{acme.id}/limits", body, token=operator)
     assert response.status_code == 400
     assert response.json["error"]["code"] == code
 
@@ -217,9 +229,10 @@ def test_invalid_limits_are_400(module_api, operator, acme, body, code):
 @pytest.mark.parametrize("role", ["owner", "admin", "member", "api key"])
 def test_no_tenant_credential_reaches_any_operator_route(module_api, acme, tenant_credentials, role):
     for path, method in operator_routes():
-        response = module_api.call(method, concrete(path, acme.id), {"plan": "enterprise"},
-                                   token=tenant_credentials[role])
-        assert response.status_code in (401, 403), (path, method, response.status_code)
+        with WritesNothing(acme.id):
+            response = module_api.call(method, concrete(path, acme.id), {"plan": "enterprise"},
+                                       token=tenant_credentials[role])
+        assert refused(response), (path, method)
     assert profile(module_api, acme)["plan"] == "free"
 
 
@@ -244,21 +257,22 @@ def test_a_correctly_made_operator_token_is_accepted(module_api):
 
 
 def test_operator_token_signed_with_the_tenant_secret_is_refused(module_api):
-    assert page(module_api, forged_operator(TEST_JWT_SECRET), limit=1).status_code in (401, 403)
+    assert refused(page(module_api, forged_operator(TEST_JWT_SECRET), limit=1))
 
 
 def test_operator_token_without_the_operator_scope_is_refused(module_api):
-    assert page(module_api, forged_operator(TEST_OPERATOR_SECRET, scope=None), limit=1).status_code in (401, 403)
+    assert refused(page(module_api, forged_operator(TEST_OPERATOR_SECRET, scope=None), limit=1))
 
 
-def test_expired_operator_token_is_refused(module_api):
+def test_expired_operator_token_is_refused_as_token_expired(module_api):
     past = int(time.time()) - 3600
     token = forged_operator(TEST_OPERATOR_SECRET, iat=past, exp=past + 60)
-    assert page(module_api, token, limit=1).status_code in (401, 403)
+    assert refused(page(module_api, token, limit=1), code="token_expired")
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/me"), ("GET", "/tenant"), ("GET", "/users"),
                                           ("PATCH", "/tenant"), ("POST", "/api-keys")])
 def test_operator_token_does_not_work_on_tenant_routes(module_api, operator, method, path):
-    response = module_api.call(method, path, {"name": "x"}, token=operator)
-    assert response.status_code in (401, 403)
+    with WritesNothing():
+        response = module_api.call(method, path, {"name": "x"}, token=operator)
+    assert refused(response)

@@ -1,0 +1,105 @@
+"""dev/mutation_ops.py: which mutants a piece of code gets, and that each one is the change its name says."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "dev"))
+
+import mutation  # noqa: E402
+import mutation_ops  # noqa: E402
+
+SOURCE = '''"""A docstring is never mutated."""
+LIMIT = 10
+
+
+def admit(used: int, cost: int, budget: int, hard: bool = True) -> bool:
+    """Nor is a function's."""
+    if hard and not used + cost <= budget:
+        return False
+    log("admitted", level="info")
+    return used * 2 >= LIMIT or cost != 0
+'''
+
+
+def applied(mutant):
+    return ast.unparse(mutation_ops.mutated_tree(SOURCE, mutant))
+
+
+def by_op(op, line=None):
+    found = [m for m in mutation_ops.mutants("m.py", SOURCE) if m.op == op and line in (None, m.line)]
+    assert found, op
+    return found[0]
+
+
+@pytest.mark.parametrize("op, line, before, after", [
+    ("<= -> <", 7, "used + cost <= budget", "used + cost < budget"),
+    ("<= -> >", 7, "used + cost <= budget", "used + cost > budget"),
+    (">= -> >", 10, "used * 2 >= LIMIT", "used * 2 > LIMIT"),
+    ("!= -> ==", 10, "cost != 0", "cost == 0"),
+    ("+ -> -", 7, "used + cost", "used - cost"),
+    ("drop + left term", 7, "(not used + cost <= budget)", "(not cost <= budget)"),
+    ("drop + right term", 7, "(not used + cost <= budget)", "(not used <= budget)"),
+    ("* -> /", 10, "used * 2", "used / 2"),
+    ("10 -> 11", 2, "LIMIT = 10", "LIMIT = 11"),
+    ("10 -> 0", 2, "LIMIT = 10", "LIMIT = 0"),
+    ("True -> False", 5, "hard: bool=True", "hard: bool=False"),
+    ("and -> or", 7, "if hard and (not used + cost <= budget)", "if hard or not used + cost <= budget"),
+    ("or -> and", 10, ">= LIMIT or cost", ">= LIMIT and cost"),
+    ("drop not", 7, "and (not used + cost <= budget)", "and used + cost <= budget"),
+    ("return None", 10, "return used * 2 >= LIMIT or cost != 0", "return None"),
+    ("drop statement", 9, "log('admitted', level='info')", "pass"),
+    ("drop arg level=", 9, "log('admitted', level='info')", "log('admitted')"),
+    ("str -> ''", 9, "log('admitted'", "log(''"),
+])
+def test_each_operator_makes_the_change_it_names(op, line, before, after):
+    original, mutated = ast.unparse(ast.parse(SOURCE)), applied(by_op(op, line))
+    assert before in original and after not in original
+    assert after in mutated and mutated == original.replace(before, after, 1)
+    assert sum(a != b for a, b in zip(original.splitlines(), mutated.splitlines())) == 1
+
+
+def test_docstrings_annotations_and_imports_are_left_alone():
+    ops = {(m.line, m.op) for m in mutation_ops.mutants("m.py", SOURCE)}
+    assert not [o for o in ops if o[0] in (1, 6)]  # the docstrings
+    assert not [o for o in ops if "int" in o[1] or "bool" in o[1]]
+
+
+def test_every_mutant_has_its_own_key_and_compiles():
+    found = mutation_ops.mutants("m.py", SOURCE)
+    assert len({m.key for m in found}) == len(found)
+    for mutant in found:
+        mutation_ops.mutated_code(SOURCE, mutant, "m.py")
+
+
+@pytest.mark.parametrize("module", mutation.MODULES)
+def test_the_listed_modules_have_mutants_with_unique_keys_and_their_files_stay_untouched(module):
+    path = ROOT / module
+    before = path.read_bytes()
+    found = mutation_ops.mutants(module, before.decode())
+    for mutant in found:
+        mutation_ops.mutated_code(before.decode(), mutant, str(path))
+    assert found and len({m.key for m in found}) == len(found)
+    assert path.read_bytes() == before
+
+
+def test_every_equivalent_mutant_listed_is_a_real_mutant():
+    keys = {m.key for module in mutation.MODULES for m in mutation_ops.mutants(module, (ROOT / module).read_text())}
+    assert set(mutation.load_equivalents()) <= keys
+
+
+def test_a_line_run_at_import_is_covered_by_every_test_of_the_module():
+    mutant = mutation_ops.Mutant("m.py", 0, "10 -> 11", 2, 2, 8)
+    lines = {"2": [""], "7": ["t::a"], "10": ["t::b"]}
+    assert mutation.covering_tests(mutant, lines, {"t::a", "t::b"}) == {"t::a", "t::b"}
+    inside = mutation_ops.Mutant("m.py", 0, "* -> /", 10, 10, 11)
+    assert mutation.covering_tests(inside, lines, {"t::a", "t::b"}) == {"t::b"}
+
+
+def test_tests_run_fastest_first_with_each_files_tests_together():
+    durations = {"a.py::slow": 5.0, "a.py::fast": 0.1, "b.py::one": 0.5, "b.py::two": 0.2}
+    assert mutation.schedule(set(durations), durations) == ["a.py::fast", "a.py::slow", "b.py::two", "b.py::one"]
