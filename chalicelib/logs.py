@@ -12,6 +12,7 @@ formatted by their callers, who pass no secrets.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Any, Dict, MutableMapping, Optional, Tuple
@@ -25,6 +26,9 @@ _SECRET_WORDS = ("password", "secret", "access_token", "bearer", "api_key", "api
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+# Keys are the call sites' field names and Powertools' own: a small set, each checked once per instance
+# rather than word by word on every line (a line has about 25 keys).
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     return any(word in key.lower() for word in _SECRET_WORDS)
 

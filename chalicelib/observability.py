@@ -46,18 +46,31 @@ def metrics_writer() -> logging.Logger:
     return _writer
 
 
+_serializer: Optional[EphemeralMetrics] = None
+
+
+def emf_serializer() -> EphemeralMetrics:
+    """One Powertools EMF provider per warm instance, used only to serialise: each record's metrics,
+    dimensions and metadata are handed to `serialize_metric_set`, never stored on it, so concurrent
+    requests can share it (a provider per record cost more than the rest of the record)."""
+    global _serializer
+    if _serializer is None:
+        _serializer = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE, dimension_set={"service": SERVICE})
+    return _serializer
+
+
 def _emit(dimensions: Dict[str, str], metrics: Dict[str, Any], properties: Dict[str, Any]) -> None:
-    record = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
-    for name, value in dimensions.items():
-        record.add_dimension(name=name, value=value)
-    for name, (unit, value) in metrics.items():
-        record.add_metric(name=name, unit=unit, value=value)
+    # The shapes `add_dimension` and `add_metric` build; the units are MetricUnit members, the names ours.
+    dimension_set = {name: str(value) for name, value in dimensions.items() if str(value).strip()}
+    dimension_set["service"] = SERVICE
+    metric_set = {name: {"Unit": unit.value, "StorageResolution": 60, "Value": [float(value)]}
+                  for name, (unit, value) in metrics.items()}
     keys = logs.bound()
-    for name, value in {"tenant_id": keys.get("tenant_id"), "request_id": keys.get("request_id"),
-                        **properties}.items():
-        if value is not None and not logs.is_secret_key(name):
-            record.add_metadata(key=name, value=value)
-    metrics_writer().info(json.dumps(record.serialize_metric_set(), separators=(",", ":")))
+    metadata = {name: value for name, value in {"tenant_id": keys.get("tenant_id"),
+                                                "request_id": keys.get("request_id"), **properties}.items()
+                if value is not None and not logs.is_secret_key(name)}
+    record = emf_serializer().serialize_metric_set(metrics=metric_set, dimensions=dimension_set, metadata=metadata)
+    metrics_writer().info(json.dumps(record, separators=(",", ":")))
 
 
 def model_call(plan: str, feature: str, model: str, input_tokens: int, output_tokens: int, cost_micros: int,

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
+from pynamodb.expressions.operand import Value
+
 from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
@@ -217,6 +219,11 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
             raise Refusal(budget_error(), "returns")
 
 
+# A Value serialises its number when built (the attribute class found by type, then json.dumps): the
+# constants of every admission are built once, the worst case once per write, not once per action.
+_ZERO, _ONE = Value(0), Value(1)
+
+
 def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> Tuple[list, object]:
     counters = Admission.counters
     limits = view.limits
@@ -237,13 +244,14 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
                   else counters[previous_key] == previous)
     condition &= this_minute.does_not_exist() | (this_minute < limits.requests_per_minute - previous)
 
-    def add(path, amount: int):
-        return path.set((path | 0) + amount)
+    def add(path, amount: Value):
+        return path.set((path | _ZERO) + amount)
 
-    actions = [add(admitted, 1), add(committed, worst),
-               add(counters[bucket_count_key(at.bucket, feature)], 1),
-               add(counters[bucket_worst_key(at.bucket, feature)], worst)]
-    actions += [add(counters[tail_key(at.minute, slot)], 1) for slot in range(at.slot + 1)]
+    worst_value = Value(worst)
+    actions = [add(admitted, _ONE), add(committed, worst_value),
+               add(counters[bucket_count_key(at.bucket, feature)], _ONE),
+               add(counters[bucket_worst_key(at.bucket, feature)], worst_value)]
+    actions += [add(counters[tail_key(at.minute, slot)], _ONE) for slot in range(at.slot + 1)]
     actions += [counters[key].remove() for key in stale_keys(view.counters, at)]
     return actions, condition
 
