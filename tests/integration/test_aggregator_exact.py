@@ -9,6 +9,7 @@ published prices (tests/published.py), never from the code under test.
 from __future__ import annotations
 
 import secrets
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -78,6 +79,7 @@ def answered(cost, input_tokens=0, output_tokens=0, cache_write=0, cache_read=0,
 
 def month(tenant_id, period):
     item = UsagePeriod.get(tenant_pk(tenant_id), UsagePeriod.sk_for(period), consistent_read=True)
+    assert item.period == period
     return {name: int(getattr(item, name)) for name in PERIOD_FIELDS}
 
 
@@ -435,7 +437,7 @@ class ReconciliationRace:
 
     def __init__(self, tenant_id, write, times=1):
         self.tenant_id, self.write, self.times, self.raced, self.reads = tenant_id, write, times, 0, []
-        self._params = None
+        self._params, self.at = None, []
 
     def _remember(self, params=None, **kwargs):
         self._params = dict(params or {})
@@ -445,6 +447,7 @@ class ReconciliationRace:
         if key.get("sk", {}).get("S") != Reconciliation.SK or key.get("pk", {}).get("S") != tenant_pk(self.tenant_id):
             return
         self.reads.append(self._params)
+        self.at.append(time.monotonic())
         if self.raced < self.times:
             self.raced += 1
             self.write(found="Item" in (parsed or {}))
@@ -517,10 +520,14 @@ def test_a_fold_that_loses_every_race_gives_up_after_eight_attempts_and_leaves_t
     settle_usage()
     with stream_paused():
         reservation, record = _one_event(tenant_id)
+        started = time.monotonic()
         with ReconciliationRace(tenant_id, _other_writer(tenant_id), times=100) as race:
             with pytest.raises(RuntimeError):
                 aggregator.handle([record])
+        assert time.monotonic() - started < 8  # short pauses: 10 ms more after each lost attempt
         assert race.raced == aggregator.ATTEMPTS == 8
+        gaps = [b - a for a, b in zip(race.at, race.at[1:])]
+        assert all(gap >= 0.01 * attempt for attempt, gap in enumerate(gaps, start=1)), gaps
         assert event_of(tenant_id, reservation.request_id).aggregated_at is None
     settle_usage()  # the stream hands the same record over again: folded then, once
     assert event_of(tenant_id, reservation.request_id).aggregated_at is not None
@@ -620,3 +627,24 @@ def test_at_most_thirty_two_forgotten_keys_are_removed_by_one_fold():
     left = [k for k in reconciliation(tenant_id)[1] if k[0] in "nv" and int(k.split(":")[1]) < (
         int(much_later.timestamp()) // BUCKET) - 288]
     assert left == []
+
+
+def test_a_reclaimed_mark_is_forgotten_with_its_bucket():
+    tenant_id = new_tenant()
+    [reservation] = _died(tenant_id, [500])
+    assert f"x:{reservation.bucket}:b" in reconciliation(tenant_id)[1]
+    later = datetime.fromtimestamp((reservation.bucket + 289) * BUCKET, tz=timezone.utc)
+    _settle_at(tenant_id, later)
+    counters = reconciliation(tenant_id)[1]
+    assert not [k for k in counters if k.split(":")[1] == str(reservation.bucket)]
+
+
+def test_the_declared_totals_are_exactly_the_counters_of_the_month_and_feature_items():
+    from pynamodb.attributes import NumberAttribute
+
+    def counters(model):
+        return [name for name, attribute in model.get_attributes().items() if type(attribute) is NumberAttribute]
+
+    assert sorted(aggregator.PERIOD_TOTALS) == sorted(counters(UsagePeriod)) == sorted(PERIOD_FIELDS)
+    assert sorted(aggregator.FEATURE_TOTALS) == sorted(counters(FeatureUsage)) == sorted(
+        ["requests", "input_tokens", "output_tokens", "cost_micros"])

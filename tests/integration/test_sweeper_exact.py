@@ -340,3 +340,13 @@ def test_a_reclaim_that_fails_to_be_written_fails_the_sweep_and_counts_nothing()
     assert abandoned_event(tenant_id, reservation.bucket) is None and mark_exists(tenant_id, reservation.bucket)
     assert sweeper.sweep(now=reclaim_time(reservation.bucket)).reclaims == 1
     settle_usage()
+
+
+def test_a_sweep_given_no_time_judges_the_buckets_that_ended_by_the_clock():
+    tenant_id = new_tenant()
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    reservation = reserve(tenant_id, 700, now=an_hour_ago)
+    settle_usage()
+    assert sweeper.sweep().reclaims >= 1
+    assert abandoned_event(tenant_id, reservation.bucket) is not None
+    settle_usage()
