@@ -646,3 +646,27 @@ def test_owners_and_only_owners_are_emailed_the_alert(own_table):
     mine = [m for m in messages if any(tenant_id[-12:] in a for a in m["destinations"]["ToAddresses"])]
     assert len(mine) == 1 and sorted(mine[0]["destinations"]["ToAddresses"]) == sorted(owners)
     assert "50%" in mine[0]["subject"]
+
+
+class ClaimOutage(MarkingOutage):
+    """DynamoDB answering the claim's PutItem with a 500, at the client's edge."""
+
+    def __enter__(self):
+        self.client = table_connection().connection.client
+        self.client.meta.events.register("before-call.dynamodb.PutItem", self._before)
+        return self
+
+    def __exit__(self, *exc):
+        self.client.meta.events.unregister("before-call.dynamodb.PutItem", self._before)
+
+
+def test_a_claim_that_fails_for_another_reason_than_its_condition_is_raised_not_skipped(own_table):
+    from pynamodb.exceptions import PutError
+
+    from chalicelib.jobs.budget_check import _claim
+
+    [tenant_id] = seeded()
+    with ClaimOutage(), pytest.raises(PutError):
+        _claim(tenant_id, PERIOD, 50, time.time())
+    with pytest.raises(AlertClaim.DoesNotExist):
+        claim_of(tenant_id, 50)
