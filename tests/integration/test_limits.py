@@ -76,21 +76,23 @@ def test_a_profile_with_plain_dict_overrides_reads_the_same():
 
 # --- the JSON copy on the admission item ----------------------------------------------------------------------
 
-ENTERPRISE = AdmissionLimits(plan="enterprise", status="active",
-                             features={"basic_chat": 5, "code_review": 1000, "document_analysis": 500,
-                                       "custom_prompts": None},
-                             requests_per_minute=77, budget_micros=12_345_678, hard_limit=True)
+def enterprise():
+    """Built in each test, never at import, so each test uses the AdmissionLimits of the code as it is now."""
+    return AdmissionLimits(plan="enterprise", status="active",
+                           features={"basic_chat": 5, "code_review": 1000, "document_analysis": 500,
+                                     "custom_prompts": None},
+                           requests_per_minute=77, budget_micros=12_345_678, hard_limit=True)
 
 
 def test_the_admission_copy_is_compact_json_with_sorted_keys():
     # Short and stable: the admission item must stay under 1 KB, and equal limits must serialise equally.
-    assert ENTERPRISE.to_json() == (
+    assert enterprise().to_json() == (
         '{"budget":12345678,"features":{"basic_chat":5,"code_review":1000,"custom_prompts":null,'
         '"document_analysis":500},"hard":true,"plan":"enterprise","rpm":77,"status":"active"}')
 
 
 def test_the_admission_copy_reads_back_as_the_same_limits():
-    assert AdmissionLimits.from_json(ENTERPRISE.to_json()) == ENTERPRISE
+    assert AdmissionLimits.from_json(enterprise().to_json()) == enterprise()
     soft = AdmissionLimits(plan="free", status="suspended", features={"basic_chat": 1}, requests_per_minute=3,
                            budget_micros=None, hard_limit=False)
     assert AdmissionLimits.from_json(soft.to_json()) == soft
