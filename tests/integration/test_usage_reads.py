@@ -350,3 +350,14 @@ def test_a_features_standing_reads_admission_consistently():
     assert [name for name, _, _ in sent.calls] == ["GetItem", "BatchGetItem"]
     [batch] = sent.calls[1][1]["RequestItems"].values()
     assert batch["ConsistentRead"] is True
+
+
+def test_a_tenant_without_an_admission_item_reads_nothing_reserved_or_used():
+    """Tenants made before admission items existed have none until their first AI call creates it."""
+    from chalicelib.models import Admission
+
+    tenant_id, _ = new_tenant()
+    Admission.get(tenant_pk(tenant_id), Admission.SK, consistent_read=True).delete()
+    period, _ = this_month()
+    assert usage.summary(profile(tenant_id), period)["budget"]["reserved_usd"] == "0.000000"
+    assert usage.feature_standing(profile(tenant_id), period)["features"]["basic_chat"]["used"] == 0
