@@ -114,7 +114,7 @@ T = datetime(2026, 11, 17, 9, 41, 23, tzinfo=timezone.utc)  # second 23: the min
 # --- what one admission writes -------------------------------------------------------------------------
 
 def test_an_admission_adds_one_call_its_worst_case_its_rate_tails_and_its_sweep_bucket():
-    tenant_id = new_tenant()
+    tenant_id = new_tenant(rpm=10)  # one limits change: version 1
     m, b = minute_of(T), bucket_of(T)
     reads = Reads(tenant_id)
     reservation, view = reserve(tenant_id, 12_345, now=T, reads=reads)
@@ -123,7 +123,7 @@ def test_an_admission_adds_one_call_its_worst_case_its_rate_tails_and_its_sweep_
     first = {"a:2026-11:b": 1, "w:2026-11": 12_345, f"t:{m}:0": 1, f"t:{m}:1": 1, f"n:{b}:b": 1,
              f"v:{b}:b": 12_345}
     assert counters(tenant_id) == first
-    assert view.counters == first and view.version == admission.load_view(tenant_id).version
+    assert view.counters == first and view.version == admission.load_view(tenant_id).version == 1
     assert view.limits == admission.load_view(tenant_id).limits
     # 30 s later, second 53, the last slot: every tail of this minute counts it
     later = T + timedelta(seconds=30)
@@ -134,6 +134,13 @@ def test_an_admission_adds_one_call_its_worst_case_its_rate_tails_and_its_sweep_
     assert (reads.views, reads.returns) == (1, 0)  # loaded once, then warm
 
 
+def test_a_cold_instance_reads_the_item_once_and_writes_once():
+    tenant_id = new_tenant()
+    with DynamoCalls() as calls:
+        reserve(tenant_id, 100, now=T)
+    assert calls.names == ["GetItem", "UpdateItem"]
+
+
 def test_a_warm_instance_admits_in_one_update_and_reads_nothing():
     tenant_id = new_tenant()
     _, view = reserve(tenant_id, 100, now=T)
@@ -142,6 +149,26 @@ def test_a_warm_instance_admits_in_one_update_and_reads_nothing():
         _, after = reserve(tenant_id, 100, now=T + timedelta(seconds=1), view=view, reads=reads)
     assert calls.names == ["UpdateItem"] and (reads.views, reads.returns) == (0, 0)
     assert after.counters["a:2026-11:b"] == 2
+
+
+def test_a_new_tenants_view_holds_its_plans_limits_at_version_zero():
+    tenant_id = new_tenant()
+    view = admission.load_view(tenant_id)
+    assert (view.version, view.counters) == (0, {})
+    limits = view.limits
+    assert (limits.plan, limits.status, limits.features, limits.requests_per_minute) == (
+        "free", "active", {"basic_chat": 100}, 10)
+    assert (limits.budget_micros, limits.hard_limit) == (None, False)
+
+
+def test_views_returns_and_reservations_cannot_be_changed_once_made():
+    view = admission.AdmissionView(version=3, limits=None)
+    returns = admission.Returns()
+    reservation = admission.Reservation("ten_x", "req_x", "basic_chat", "2026-11", 1, 5, T)
+    assert view.counters == {} and returns.counters == {}
+    for thing, name in ((view, "version"), (returns, "counters"), (reservation, "worst_case_micros")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(thing, name, 0)
 
 
 def test_a_slot_is_fifteen_seconds_and_a_sweep_bucket_ten_minutes():
@@ -278,8 +305,30 @@ def test_rate_refuses_from_the_items_condition_when_the_view_is_stale():
     # this minute's tail is what refuses: the item's answer is fresh, so it is not read again
     refused_for_rate(tenant_id, R0 + timedelta(seconds=5), retry_after=5, view=stale_view(tenant_id), reads=reads)
     assert reads.views == 0
-    # the previous minute's tail: the view did not know it, so the write is retried with the item's
-    refused_for_rate(tenant_id, R0 + timedelta(seconds=60), retry_after=10, view=stale_view(tenant_id))
+    # the previous minute's tail: the view did not know it, so the write is retried with the item's and the
+    # refusal that follows is confirmed with a fresh read
+    reads = Reads(tenant_id)
+    refused_for_rate(tenant_id, R0 + timedelta(seconds=60), retry_after=10, view=stale_view(tenant_id), reads=reads)
+    assert reads.views == 1
+
+
+def test_rate_condition_counts_this_minute_from_its_first_slot():
+    tenant_id = new_tenant(rpm=2)
+    start = datetime(2026, 11, 17, 12, 0, 5, tzinfo=timezone.utc)  # slot 0 only
+    reserve(tenant_id, 1, now=start)
+    reserve(tenant_id, 1, now=start)
+    refused_for_rate(tenant_id, start + timedelta(seconds=5), retry_after=5, view=stale_view(tenant_id))
+
+
+def test_rate_condition_leaves_this_minute_only_what_the_previous_minutes_tail_did_not_use():
+    tenant_id = new_tenant(rpm=3)
+    reserve(tenant_id, 1, now=R0)
+    reserve(tenant_id, 1, now=R0)
+    reserve(tenant_id, 1, now=R0 + timedelta(seconds=50))  # 12:01:10: tail 2 from 12:00, 1 now
+    m = minute_of(R0)
+    # a view that knows the previous minute's tail but not this minute's call
+    view = dataclasses.replace(admission.load_view(tenant_id), counters={f"t:{m}:0": 2})
+    refused_for_rate(tenant_id, R0 + timedelta(seconds=51), retry_after=4, view=view)
 
 
 def test_rate_counts_the_previous_minutes_tail_and_this_minutes_calls_together():
@@ -489,6 +538,14 @@ def test_a_tenant_without_an_admission_item_gets_one_from_its_profile():
     assert view.limits.requests_per_minute == 7 and view.limits.features["basic_chat"] == 40
     assert view.limits.plan == "free" and stored.limits == view.limits.to_json()
     assert counters(tenant_id)["a:2026-11:b"] == 1 and reads.views == 1
+
+
+def test_a_tenant_never_changed_gets_an_item_at_version_zero():
+    tenant_id = new_tenant()
+    Admission(tenant_pk(tenant_id), Admission.SK).delete()
+    _, view = reserve(tenant_id, 5, now=T)
+    stored = Admission.get(tenant_pk(tenant_id), Admission.SK, consistent_read=True)
+    assert int(stored.version) == view.version == 0
 
 
 def test_an_item_removed_under_a_warm_instance_is_made_again():
