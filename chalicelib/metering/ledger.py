@@ -66,7 +66,7 @@ def record(reservation: Reservation, result: Settlement) -> bool:
         cost_micros=result.cost_micros if result.status in CHARGED else 0,
         worst_case_micros=reservation.worst_case_micros, cost_bound_micros=bound, latency_ms=result.latency_ms,
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
-        created_at=reservation.started_at, expires_at=timedelta(seconds=retention),
+        created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )
     try:
         event.save(condition=UsageEvent.pk.does_not_exist())
