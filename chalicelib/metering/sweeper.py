@@ -110,7 +110,7 @@ def _write_reclaim(mark: SweepMark, bucket: int, feature: str, reserved: Dict[st
         bucket=bucket, worst_case_micros=0, cost_micros=0, key_source="unknown", created_at=started,
         reclaimed={"count": reserved.get(keys.bucket_count_key(bucket, feature), 0),
                    "worst": reserved.get(keys.bucket_worst_key(bucket, feature), 0)},
-        expires_at=timedelta(days=get_settings().usage_retention_days))
+        expires_at=started + timedelta(days=get_settings().usage_retention_days))
     try:
         event.save(condition=UsageEvent.pk.does_not_exist())
     except PutError as error:
