@@ -40,10 +40,6 @@ log = get_logger("aggregator")
 CHUNK = 80  # events per transaction; with the totals and the reconciliation item, under DynamoDB's 100
 ATTEMPTS = 8
 KEEP_RECONCILED_BUCKETS = 288  # two days of buckets: a settle later than that is not possible
-PERIOD_TOTALS = ("requests", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",
-                 "cost_micros", "own_key_requests", "own_key_cost_micros", "pool_requests", "pool_cost_micros",
-                 "failed_requests", "indeterminate_requests", "exposure_micros", "abandoned_requests")
-FEATURE_TOTALS = ("requests", "input_tokens", "output_tokens", "cost_micros")
 
 
 @dataclass
