@@ -20,8 +20,10 @@ $(STAMP): requirements.txt requirements.lock requirements-dev.txt
 run: $(STAMP)
 	$(PY) dev/stack.py
 
+# Two pytest workers (pytest-xdist), one per core of the 2-core CI machine; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # Mutation testing of the modules that decide money, limits and identity (dev/mutation.py);
 # MODULE=chalicelib/pricing.py runs one.
