@@ -340,3 +340,35 @@ def expanded(template) -> Dict[str, Any]:
 def stage_env() -> Dict[str, str]:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     return {**config["environment_variables"], **config["stages"][PACKAGE_STAGE]["environment_variables"]}
+
+
+class DynamoOutage:
+    """DynamoDB answering one operation (`"PutItem"`, `"Query"`, ...) with a 500 at the client's edge, through
+    a botocore before-call hook on the app's own client, for the requests `refuses` picks (all, unless a
+    subclass says otherwise); `refused` counts them."""
+
+    def __init__(self, operation: str) -> None:
+        self.event, self.refused = f"before-call.dynamodb.{operation}", 0
+
+    def refuses(self, request: Dict[str, Any]) -> bool:
+        return True
+
+    def _before(self, params, **kwargs):
+        if not self.refuses(json.loads(params["body"])):
+            return None
+        self.refused += 1
+        from botocore.awsrequest import AWSResponse
+
+        return (AWSResponse("https://dynamodb.local/", 500, {}, None),
+                {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
+                 "ResponseMetadata": {"HTTPStatusCode": 500}})
+
+    def __enter__(self) -> "DynamoOutage":
+        from chalicelib.models import table_connection
+
+        self.client = table_connection().connection.client
+        self.client.meta.events.register(self.event, self._before)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.meta.events.unregister(self.event, self._before)

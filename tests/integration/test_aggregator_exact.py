@@ -15,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from pynamodb.exceptions import TransactWriteError
 
 import conftest
@@ -24,7 +23,7 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, aggregator, ledger, sweeper
 from chalicelib.models import (Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod,
                                table_connection, tenant_pk)
-from conftest import random_slug, settle_usage
+from conftest import DynamoOutage, random_slug, settle_usage
 from probes import DynamoProbe
 from published import PUBLISHED
 
@@ -533,32 +532,11 @@ def test_a_fold_that_loses_every_race_gives_up_after_eight_attempts_and_leaves_t
     assert event_of(tenant_id, reservation.request_id).aggregated_at is not None
 
 
-class TransactionOutage:
-    """DynamoDB answering TransactWriteItems with a 500 at the client's edge, as a throttled or failing call."""
-
-    def __init__(self):
-        self.refused = 0
-
-    def _before(self, **kwargs):
-        self.refused += 1
-        return (AWSResponse("https://dynamodb.local/", 500, {}, None),
-                {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}})
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("before-call.dynamodb.TransactWriteItems", self._before)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", self._before)
-
-
 def test_a_failure_that_is_not_a_race_is_raised_at_once_for_the_stream_to_retry():
     tenant_id = new_tenant()
     with stream_paused():
         reservation, record = _one_event(tenant_id)
-        with TransactionOutage() as outage, pytest.raises(TransactWriteError):
+        with DynamoOutage("TransactWriteItems") as outage, pytest.raises(TransactWriteError):
             aggregator.handle([record])
         assert outage.refused == 1
     settle_usage()

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from bench_budget_job import seed_tenants, tenant_ids
 from chalicelib import tenants
@@ -24,12 +23,12 @@ from chalicelib import operators
 from chalicelib.jobs.budget_check import (LEASE_SECONDS, SEGMENT_ATTEMPTS, IncompleteRun, Report, check_budgets,
                                           check_segment, crossed)
 from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod, budget_segment, budget_segments,
-                               table_connection, tenant_pk)
+                               tenant_pk)
 from chalicelib.notify import Notifier
 from chalicelib.periods import current_period
 from chalicelib.settings import get_settings, reset_settings
 from chalicelib.table import BUDGET_INDEX, create_table
-from conftest import ROOT, random_slug, record_spend
+from conftest import ROOT, DynamoOutage, random_slug, record_spend
 from probes import DynamoProbe
 
 READS = {"Query", "GetItem", "BatchGetItem", "Scan"}
@@ -278,32 +277,18 @@ def own_table(module_table):
         yield name
 
 
-class IndexOutage:
+class IndexOutage(DynamoOutage):
     """DynamoDB answering the budget index Query for some segments with a 500, at the client's edge:
     every time, or only the first `times` times."""
 
     def __init__(self, segments, times=None):
-        self.segments, self.times, self.refused = set(segments), times, 0
+        super().__init__("Query")
+        self.segments, self.times = set(segments), times
 
-    def _before(self, params, **kwargs):
-        request = json.loads(params["body"])
+    def refuses(self, request):
         values = {v.get("S") for v in request.get("ExpressionAttributeValues", {}).values()}
-        if request.get("IndexName") != BUDGET_INDEX or not values & self.segments:
-            return None
-        if self.times is not None and self.refused >= self.times:
-            return None
-        self.refused += 1
-        return (AWSResponse("https://dynamodb.local/", 500, {}, None),
-                {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}})
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("before-call.dynamodb.Query", self._before)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.dynamodb.Query", self._before)
+        return (request.get("IndexName") == BUDGET_INDEX and bool(values & self.segments)
+                and (self.times is None or self.refused < self.times))
 
 
 def in_segments(count_per_segment, segments):
@@ -540,27 +525,10 @@ def test_an_alert_that_fails_to_send_is_logged_and_left_to_a_later_run(own_table
     assert UsagePeriod.get(tenant_pk(tenant_id), UsagePeriod.sk_for(PERIOD)).alerts_sent is None
 
 
-class MarkingOutage:
-    """DynamoDB answering the transaction that marks an alert sent with a 500, at the client's edge."""
-
-    def _before(self, **kwargs):
-        return (AWSResponse("https://dynamodb.local/", 500, {}, None),
-                {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}})
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("before-call.dynamodb.TransactWriteItems", self._before)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", self._before)
-
-
 def test_an_alert_sent_but_not_marked_is_reported_as_sent_and_logged(own_table, alert_queue, caplog):
     [tenant_id] = seeded()
     drain(alert_queue)
-    with job_log(caplog), MarkingOutage():
+    with job_log(caplog), DynamoOutage("TransactWriteItems"):
         report = check_budgets(now=MID_MONTH)
     assert report.alerts_sent == [{"tenant_id": tenant_id, "period": PERIOD, "threshold": 50}]
     assert alerts_for(drain(alert_queue), tenant_id) == [50]
@@ -648,25 +616,13 @@ def test_owners_and_only_owners_are_emailed_the_alert(own_table):
     assert "50%" in mine[0]["subject"]
 
 
-class ClaimOutage(MarkingOutage):
-    """DynamoDB answering the claim's PutItem with a 500, at the client's edge."""
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("before-call.dynamodb.PutItem", self._before)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.dynamodb.PutItem", self._before)
-
-
 def test_a_claim_that_fails_for_another_reason_than_its_condition_is_raised_not_skipped(own_table):
     from pynamodb.exceptions import PutError
 
     from chalicelib.jobs.budget_check import _claim
 
     [tenant_id] = seeded()
-    with ClaimOutage(), pytest.raises(PutError):
+    with DynamoOutage("PutItem"), pytest.raises(PutError):
         _claim(tenant_id, PERIOD, 50, time.time())
     with pytest.raises(AlertClaim.DoesNotExist):
         claim_of(tenant_id, 50)

@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from pynamodb.exceptions import PutError
 
 import conftest
@@ -24,7 +23,7 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, table_connection, tenant_pk
 from chalicelib.settings import get_settings
-from conftest import random_slug, settle_usage
+from conftest import DynamoOutage, random_slug, settle_usage
 from probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS
@@ -313,28 +312,11 @@ def test_the_sweeper_reads_marks_and_tenants_consistently():
     settle_usage()
 
 
-class ReclaimOutage:
-    """DynamoDB answering the sweeper's PutItem with a 500, at the client's edge."""
-
-    def _before(self, params=None, **kwargs):
-        return (AWSResponse("https://dynamodb.local/", 500, {}, None),
-                {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}})
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("before-call.dynamodb.PutItem", self._before)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.dynamodb.PutItem", self._before)
-
-
 def test_a_reclaim_that_fails_to_be_written_fails_the_sweep_and_counts_nothing():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 800, now=own_bucket_start())
     settle_usage()
-    with ReclaimOutage(), pytest.raises(PutError):
+    with DynamoOutage("PutItem"), pytest.raises(PutError):
         sweeper.sweep(now=reclaim_time(reservation.bucket))
     assert abandoned_event(tenant_id, reservation.bucket) is None and mark_exists(tenant_id, reservation.bucket)
     assert sweeper.sweep(now=reclaim_time(reservation.bucket)).reclaims == 1
