@@ -318,6 +318,14 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
         if not _stale_view(view, actual, at):
             confirmed.add("view")  # the item itself refused: the next check names the limit
         view = actual
+    # Every write lost a race to other admissions. The last one returned the item as it was: if that
+    # already refuses the call (a budget or limit reached meanwhile), the client gets that refusal, not a
+    # retry that cannot succeed.
+    if view is not None and view.limits is not None:
+        try:
+            _check(view, load_returns(), feature, worst_case_micros, at)
+        except Refusal as refusal:
+            raise refusal.error from None
     raise TooManyRequests("Too many simultaneous requests for this tenant; retry shortly.", retry_after=1,
                           code="rate_limited")
 

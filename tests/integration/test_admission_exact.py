@@ -604,6 +604,61 @@ def test_admission_gives_up_after_six_attempts_the_item_keeps_refusing():
     assert len(loads) == 5  # six writes: the first on the cached view, five after reloading it
 
 
+class Rivals:
+    """Other instances winning every race: before each of this instance's admission writes, another one
+    changes the item (a new limits version, as an operator's change writes it), so the write's condition
+    fails; before the last of them, the rivals also commit `spend_last` micro-dollars."""
+
+    def __init__(self, tenant_id, spend_last):
+        import boto3
+
+        from chalicelib.settings import get_settings
+
+        self.tenant_id, self.spend_last, self.writes = tenant_id, spend_last, 0
+        self.rival, self.table = boto3.client("dynamodb"), get_settings().table_name
+
+    def _before(self, params, **kwargs):
+        self.writes += 1
+        spend = self.spend_last if self.writes == admission.ATTEMPTS else 0
+        self.rival.update_item(
+            TableName=self.table, Key={"pk": {"S": tenant_pk(self.tenant_id)}, "sk": {"S": Admission.SK}},
+            UpdateExpression="SET #v = #v + :one, #c.#w = if_not_exists(#c.#w, :zero) + :spend",
+            ExpressionAttributeNames={"#v": "version", "#c": "counters", "#w": "w:2026-11"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}, ":spend": {"N": str(spend)}})
+
+    def __enter__(self):
+        from chalicelib.models import table_connection
+
+        self.client = table_connection().connection.client
+        self.client.meta.events.register("before-call.dynamodb.UpdateItem", self._before)
+        return self
+
+    def __exit__(self, *exc):
+        self.client.meta.events.unregister("before-call.dynamodb.UpdateItem", self._before)
+
+
+def test_admission_that_loses_every_race_while_the_budget_runs_out_answers_402_not_a_retry():
+    tenant_id = new_tenant()
+    hard_budget(tenant_id, "0.01")  # 10,000 micro-dollars
+    _, view = reserve(tenant_id, 1_000, now=T)  # committed 1,000
+    with Rivals(tenant_id, spend_last=8_001) as rivals, pytest.raises(PaymentRequired) as caught:
+        reserve(tenant_id, 1_000, now=T, view=view)  # 1,000 + 8,001 + 1,000 > 10,000
+    assert rivals.writes == admission.ATTEMPTS
+    assert (caught.value.code, caught.value.message) == ("budget_exceeded", BUDGET_MESSAGE)
+    assert (counters(tenant_id)["a:2026-11:b"], counters(tenant_id)["w:2026-11"]) == (1, 9_001)
+
+
+def test_admission_that_loses_every_race_with_room_left_asks_for_a_retry():
+    tenant_id = new_tenant()
+    hard_budget(tenant_id, "0.01")
+    _, view = reserve(tenant_id, 1_000, now=T)
+    with Rivals(tenant_id, spend_last=8_000) as rivals, pytest.raises(TooManyRequests) as caught:
+        reserve(tenant_id, 1_000, now=T, view=view)  # 1,000 + 8,000 + 1,000 = 10,000: still room
+    assert rivals.writes == admission.ATTEMPTS
+    assert (caught.value.code, caught.value.headers["Retry-After"]) == ("rate_limited", "1")
+    assert (counters(tenant_id)["a:2026-11:b"], counters(tenant_id)["w:2026-11"]) == (1, 9_000)
+
+
 def test_a_write_dynamodb_refuses_for_another_reason_is_raised_not_retried():
     from botocore.exceptions import ClientError
 
