@@ -1422,6 +1422,8 @@ def write_markdown(path: Path, bench: Bench, info: Dict[str, str], sizes: Sizes,
 
 
 def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept next to the code it describes)
+    import bench_ledger
+
     return [
         "**Set-up.** A moto server (`dev/moto_server.py`) on a free port is AWS, bootstrapped by "
         "`dev/stack.bootstrap`; the Anthropic stand-in (`dev/anthropic_standin.py`) answers at once from a thread "
@@ -1491,6 +1493,13 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "**Package.** `dev/package.py --stage prod` (offline `chalice package` plus the merge template) into a "
         "temporary folder; MB = 10^6 bytes. The 'without its .pyc' zip is the same tree with every __pycache__ "
         "removed, zipped with deflate like chalice's.",
+        "**Latency estimate.** `Gateway.run` called directly (no HTTP, no authorizer: the synchronous part of "
+        "a warm AI request) on one tenant with its limits lifted, the model edge answering at once, after "
+        f"{bench_ledger.WARM_UP_CALLS} warm-up calls, then 200 timed calls. App time = wall time less "
+        "`DynamoProbe` time, so it holds our code, PynamoDB and botocore's request building, serialisation "
+        "and endpoint resolution (signing, HTTP and parsing are inside the probe's window). The estimate adds, "
+        "for each DynamoDB call of the usual request, the latency docs/local-dynamodb.md derives from what AWS "
+        "publishes for that kind of call.",
         "**Profile.** cProfile with `time.thread_time` as its clock, so time waiting for moto or the stand-in "
         "is not counted; the profiler inflates CPU several-fold (compare with the unprofiled CPU per request), "
         "so read shares, not absolute numbers.",

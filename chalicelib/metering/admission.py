@@ -46,14 +46,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
-from pynamodb.expressions.operand import Value
-
 from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
 from chalicelib.plans import FEATURE_BY_CODE, FEATURES
-from chalicelib.store import update_or_explain, write_conflicted
+from chalicelib.store import UpdateText, update_or_explain, write_conflicted
 
 SLOT_SECONDS = 15
 BUCKET_SECONDS = 600
@@ -219,41 +217,41 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
             raise Refusal(budget_error(), "returns")
 
 
-# A Value serialises its number when built (the attribute class found by type, then json.dumps): the
-# constants of every admission are built once, the worst case once per write, not once per action.
-_ZERO, _ONE = Value(0), Value(1)
-
-
-def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> Tuple[list, object]:
-    counters = Admission.counters
+def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> UpdateText:
+    update = UpdateText()
     limits = view.limits
-    admitted = counters[admitted_key(at.period, feature)]
-    committed = counters[committed_key(at.period)]
+
+    def counter(key: str) -> str:
+        return update.name("counters", key)
+
+    admitted = counter(admitted_key(at.period, feature))
+    committed = counter(committed_key(at.period))
     previous_key = tail_key(at.minute - 1, at.slot)
     previous = view.counters.get(previous_key, 0)
-    this_minute = counters[tail_key(at.minute, 0)]
+    this_minute = counter(tail_key(at.minute, 0))
 
-    condition = Admission.version == view.version
+    update.require(f"{update.name('version')} = {update.number(view.version)}")
     limit = limits.features[feature]
     if limit is not None:
-        condition &= admitted.does_not_exist() | (admitted < limit + returns.released(at.period, feature))
+        cap = update.number(limit + returns.released(at.period, feature))
+        update.require(f"attribute_not_exists({admitted}) OR {admitted} < {cap}")
     if limits.hard_limit and limits.budget_micros is not None:
-        headroom = limits.budget_micros + returns.refunded(at.period) - worst
-        condition &= committed.does_not_exist() | (committed <= headroom)
-    condition &= (counters[previous_key].does_not_exist() if previous == 0
-                  else counters[previous_key] == previous)
-    condition &= this_minute.does_not_exist() | (this_minute < limits.requests_per_minute - previous)
+        headroom = update.number(limits.budget_micros + returns.refunded(at.period) - worst)
+        update.require(f"attribute_not_exists({committed}) OR {committed} <= {headroom}")
+    last = counter(previous_key)
+    update.require(f"attribute_not_exists({last})" if previous == 0 else f"{last} = {update.number(previous)}")
+    rate = update.number(limits.requests_per_minute - previous)
+    update.require(f"attribute_not_exists({this_minute}) OR {this_minute} < {rate}")
 
-    def add(path, amount: Value):
-        return path.set((path | _ZERO) + amount)
-
-    worst_value = Value(worst)
-    actions = [add(admitted, _ONE), add(committed, worst_value),
-               add(counters[bucket_count_key(at.bucket, feature)], _ONE),
-               add(counters[bucket_worst_key(at.bucket, feature)], worst_value)]
-    actions += [add(counters[tail_key(at.minute, slot)], _ONE) for slot in range(at.slot + 1)]
-    actions += [counters[key].remove() for key in stale_keys(view.counters, at)]
-    return actions, condition
+    update.add(admitted, 1)
+    update.add(committed, worst)
+    update.add(counter(bucket_count_key(at.bucket, feature)), 1)
+    update.add(counter(bucket_worst_key(at.bucket, feature)), worst)
+    for slot in range(at.slot + 1):
+        update.add(counter(tail_key(at.minute, slot)), 1)
+    for key in stale_keys(view.counters, at):
+        update.remove(counter(key))
+    return update
 
 
 def stale_keys(counters: Dict[str, int], at: _Moment, most: int = 16) -> List[str]:
@@ -300,9 +298,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                     returns = load_returns()
                 continue
             raise refusal.error from None
-        actions, condition = _write(view, returns, feature, worst_case_micros, at)
+        update = _write(view, returns, feature, worst_case_micros, at)
         try:
-            ok, raw = update_or_explain(Admission(tenant_pk(tenant_id), Admission.SK), actions, condition)
+            ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
         except Exception as error:
             if not write_conflicted(error):
                 raise

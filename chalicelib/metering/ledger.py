@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.logs import get_logger
 from chalicelib.metering.admission import Reservation
 from chalicelib.models import UsageEvent, tenant_pk
 from chalicelib.settings import get_settings
-from chalicelib.store import condition_failed
+from chalicelib.store import put_new, raw_item
 
 log = get_logger("metering")
 
@@ -56,8 +54,10 @@ def record(reservation: Reservation, result: Settlement) -> bool:
     """Write the reservation's one event. Returns False when this request was already recorded."""
     retention = get_settings().usage_retention_days * 86400
     bound = reservation.worst_case_micros if result.status == INDETERMINATE else None
-    event = UsageEvent(
-        tenant_pk(reservation.tenant_id), UsageEvent.sk_for(reservation.request_id),
+    # The event as DynamoDB JSON straight from the model's attributes: a 22-attribute model instance
+    # and its PutItem through PynamoDB took about 0.4 ms of a warm request's own 2.7 ms.
+    item = raw_item(
+        UsageEvent, pk=tenant_pk(reservation.tenant_id), sk=UsageEvent.sk_for(reservation.request_id),
         request_id=reservation.request_id, principal_id=result.principal_id,
         principal_type=result.principal_type, feature=reservation.feature, model=result.model,
         status=result.status, period=reservation.period, bucket=reservation.bucket,
@@ -68,13 +68,9 @@ def record(reservation: Reservation, result: Settlement) -> bool:
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
         created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )
-    try:
-        event.save(condition=UsageEvent.pk.does_not_exist())
-    except PutError as error:
-        if condition_failed(error):
-            log.info("usage already recorded", extra={"fields": {"request_id": reservation.request_id}})
-            return False
-        raise
+    if not put_new(UsageEvent, item):
+        log.info("usage already recorded", extra={"fields": {"request_id": reservation.request_id}})
+        return False
     return True
 
 
