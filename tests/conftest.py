@@ -68,6 +68,28 @@ def settle_usage() -> None:
     _pump.drain()
 
 
+@pytest.fixture(scope="module")
+def own_table():
+    """The module's items in a table of their own. moto's Query reads every item of the table it queries,
+    and a sweep makes one Query per bucket of its lookback day (144): against the suite's shared table,
+    grown by thousands of items, each sweep took seconds. Not for modules that call routes through the
+    chalice test client, which sets the stage's table name during a request."""
+    from chalicelib.settings import reset_settings
+    from chalicelib.table import create_table
+
+    before = os.environ.get("TESSERA_TABLE_NAME")
+    name = f"tessera-test-{secrets.token_hex(4)}"
+    create_table(_dynamodb(), name)
+    os.environ["TESSERA_TABLE_NAME"] = name
+    reset_settings()
+    yield name
+    if before is None:
+        os.environ.pop("TESSERA_TABLE_NAME", None)
+    else:
+        os.environ["TESSERA_TABLE_NAME"] = before
+    reset_settings()
+
+
 @pytest.fixture
 def drain():
     return settle_usage

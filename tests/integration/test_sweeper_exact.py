@@ -27,6 +27,7 @@ from conftest import DynamoOutage, random_slug, settle_usage
 from probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS
+pytestmark = pytest.mark.usefixtures("own_table")
 
 
 def new_tenant():
