@@ -2,6 +2,7 @@
 updates of items that must exist, and page cursors that stay inside the caller's partition."""
 from __future__ import annotations
 
+import functools
 import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
@@ -143,20 +144,28 @@ def update_or_explain(model: Type[Model], pk: str, sk: str, update: UpdateText) 
 _MISSING = object()
 
 
+@functools.lru_cache(maxsize=None)
+def _schema(kind: Type[Model]) -> tuple:
+    """Per attribute of a model: its name, stored name, type, serialiser, default and whether it may be null."""
+    return tuple((name, a.attr_name, a.attr_type, a.serialize, a.default, a.null)
+                 for name, a in kind.get_attributes().items())
+
+
 def raw_item(kind: Type[Model], /, **values: Any) -> dict:
     """An item as DynamoDB JSON, each value serialised by its model attribute and defaults applied as the
     model applies them (the model stays the one schema), without building a model instance: for the
     usage event every request writes. A required attribute left out raises, as saving the model would."""
     item = {}
-    for name, attribute in kind.get_attributes().items():
+    for name, stored, kind_code, serialize, default, nullable in _schema(kind):
         value = values.pop(name, _MISSING)
         if value is _MISSING:
-            value = attribute.default() if callable(attribute.default) else attribute.default
+            value = default() if callable(default) else default
         if value is None:
-            if not attribute.null:
+            if not nullable:
                 raise ValueError(f"{kind.__name__}.{name} cannot be None")
             continue
-        item[attribute.attr_name] = {attribute.attr_type: attribute.serialize(value)}
+        # A NumberAttribute writes json.dumps(value), which for an int is str(value).
+        item[stored] = {kind_code: str(value) if kind_code == "N" and type(value) is int else serialize(value)}
     if values:
         raise TypeError(f"{kind.__name__} has no attribute {sorted(values)[0]}")
     return item
