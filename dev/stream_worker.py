@@ -52,22 +52,25 @@ class StreamPump:
 
         return self._table_name or get_settings().table_name
 
-    def _refresh_shards(self) -> None:
+    def _refresh_shards(self) -> str:
         arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
         for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
             if (arn, shard["ShardId"]) not in self.iterators:
                 self.iterators[(arn, shard["ShardId"])] = self.streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        return arn
 
     def poll_once(self) -> int:
-        """Read every shard once and fold what it holds. Returns the number of records read."""
+        """Read every shard of the current table's stream once and fold what it holds (the aggregator writes
+        to the current table, so another table's records wait until it is current again; switch tables
+        while holding `lock`). Returns the number of records read."""
         from chalicelib.metering import aggregator
 
         with self.lock:
-            self._refresh_shards()
+            arn = self._refresh_shards()
             read = 0
             for shard, iterator in list(self.iterators.items()):
-                if iterator is None:
+                if iterator is None or shard[0] != arn:
                     continue
                 page = self.streams.get_records(ShardIterator=iterator, Limit=BATCH)
                 records = page.get("Records", [])

@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -77,17 +77,21 @@ def own_table():
     from chalicelib.settings import reset_settings
     from chalicelib.table import create_table
 
+    def use(table: Optional[str]) -> None:
+        settle_usage()  # what the table in use holds is folded into it before it changes
+        with _pump.lock:  # no fold runs half in one table and half in the other
+            if table is None:
+                os.environ.pop("TESSERA_TABLE_NAME", None)
+            else:
+                os.environ["TESSERA_TABLE_NAME"] = table
+            reset_settings()
+
     before = os.environ.get("TESSERA_TABLE_NAME")
     name = f"tessera-test-{secrets.token_hex(4)}"
     create_table(_dynamodb(), name)
-    os.environ["TESSERA_TABLE_NAME"] = name
-    reset_settings()
+    use(name)
     yield name
-    if before is None:
-        os.environ.pop("TESSERA_TABLE_NAME", None)
-    else:
-        os.environ["TESSERA_TABLE_NAME"] = before
-    reset_settings()
+    use(before)
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ from chalicelib.models import Admission, Reconciliation, UsageEvent, tenant_pk
 from conftest import WritesNothing, random_slug, settle_usage
 from published import PUBLISHED
 
+pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
+
 SONNET = "claude-sonnet-4-6"
 RATE_MESSAGE = "Too many requests this minute for this tenant."
 BUDGET_MESSAGE = "This request could exceed the tenant's monthly budget, which is a hard limit."

@@ -27,6 +27,8 @@ from conftest import DynamoOutage, random_slug, settle_usage
 from probes import DynamoProbe
 from published import PUBLISHED
 
+pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
+
 SONNET = "claude-sonnet-4-6"
 BUCKET = admission.BUCKET_SECONDS
 PERIOD_FIELDS = ("requests", "input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens",

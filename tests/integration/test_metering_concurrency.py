@@ -26,6 +26,8 @@ from chalicelib.tenancy import TenantContext
 from bench_ledger import item_size  # dev/: DynamoDB's item size rules, shared with make bench
 from conftest import ROOT, random_slug, settle_usage
 
+pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
+
 THREADS = 50
 CALL = FeatureCall(messages=[{"role": "user", "content": "concurrent hello"}], max_tokens=64)
 SONNET_INPUT, SONNET_OUTPUT = 3, 15  # USD per million tokens = micro-dollars per token, published prices
@@ -385,6 +387,8 @@ import json, sys
 sys.path[:0] = [{root!r}, {dev!r}]
 import stack
 stack.run_app_in_process({moto_port}, {standin!r}, "j" * 40, "o" * 40, "sk-test")
+import os
+os.environ["TESSERA_TABLE_NAME"] = {table!r}  # the test's table, not the stage's
 from chalicelib.ai.gateway import Gateway
 from chalicelib.ai.client import ModelCall
 from chalicelib.metering import admission
@@ -397,12 +401,13 @@ Gateway().model_client.complete(ModelCall("claude-sonnet-4-6", 64, None,
 """
 
 
-def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_counts_once(moto_server, standin):
+def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_counts_once(moto_server, standin,
+                                                                                         own_table):
     tenant_id, _ = new_tenant()
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": "0.01", "budget_hard_limit": True})
     request_id = new_request_id()
     script = CRASHING_HANDLER.format(root=str(ROOT), dev=str(ROOT / "dev"), moto_port=moto_server[1],
-                                     standin=standin, tenant_id=tenant_id, request_id=request_id)
+                                     standin=standin, tenant_id=tenant_id, request_id=request_id, table=own_table)
     handler = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
