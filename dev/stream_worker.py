@@ -81,6 +81,13 @@ class StreamPump:
                 self.iterators[shard] = page.get("NextShardIterator")
             return read
 
+    def skip_unread(self) -> None:
+        """Leave every record not yet folded unread for good (each shard's iterator moves to its end)."""
+        with self.lock:
+            for arn, shard in list(self.iterators):
+                self.iterators[(arn, shard)] = self.streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+
     def drain(self, timeout: float = 30.0) -> None:
         """Wait until the stream holds nothing unread (what the aggregator writes comes back once, as
         records it skips, so two empty reads in a row mean everything written so far is folded)."""

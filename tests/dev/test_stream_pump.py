@@ -1,0 +1,33 @@
+"""The tests' usage-stream pump (dev/stream_worker.py): an event the fold cannot read stays in the stream and
+fails every drain, as Lambda retries a failed batch, until the pump is told to skip what it has not folded
+(the mutation runner does, between mutants)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib.models import UsageEvent
+from conftest import settle_usage
+
+pytestmark = pytest.mark.usefixtures("own_table")  # the unreadable event must stay in a table of its own
+MOMENT = datetime(2026, 11, 17, 9, 41, 23, tzinfo=timezone.utc)
+
+
+def unreadable_event():
+    # No sweep bucket and no period: what a broken writer (a mutant, say) could leave; the fold needs both.
+    UsageEvent("TENANT#ten_unreadable", UsageEvent.sk_for("req_unreadable"), request_id="req_unreadable",
+               principal_id="usr_x", principal_type="user", feature="basic_chat", model="claude-sonnet-4-6",
+               status="ok", key_source="platform", created_at=MOMENT, expires_at=MOMENT + timedelta(days=1)).save()
+
+
+def test_an_unreadable_event_fails_every_drain_until_the_pump_skips_it():
+    settle_usage()
+    unreadable_event()
+    for _ in range(2):  # read again, not lost
+        with pytest.raises(TypeError):
+            settle_usage()
+    import conftest
+
+    conftest._pump.skip_unread()
+    settle_usage()
