@@ -82,9 +82,11 @@ class StreamPump:
             return read
 
     def skip_unread(self) -> None:
-        """Leave every record not yet folded unread for good (each shard's iterator moves to its end)."""
+        """Leave every record of the current table's stream not yet folded unread for good (each shard's
+        iterator moves to its end). Other tables' streams are not read while they are not current."""
         with self.lock:
-            for arn, shard in list(self.iterators):
+            current = self._refresh_shards()
+            for arn, shard in [key for key in self.iterators if key[0] == current]:
                 self.iterators[(arn, shard)] = self.streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
 

@@ -68,30 +68,47 @@ def settle_usage() -> None:
     _pump.drain()
 
 
-@pytest.fixture(scope="module")
-def own_table():
-    """The module's items in a table of their own. moto's Query reads every item of the table it queries,
-    and a sweep makes one Query per bucket of its lookback day (144): against the suite's shared table,
-    grown by thousands of items, each sweep took seconds. Not for modules that call routes through the
-    chalice test client, which sets the stage's table name during a request."""
-    from chalicelib.settings import reset_settings
+def _point_at(table: Optional[str]) -> None:
+    from chalicelib.settings import get_settings, reset_settings
+
+    with _pump.lock:  # no fold runs half in one table and half in the other
+        if table is None:
+            os.environ.pop("TESSERA_TABLE_NAME", None)
+        else:
+            os.environ["TESSERA_TABLE_NAME"] = table
+        reset_settings()
+        get_settings()  # cached now, so a chalice test client's stage variables cannot point a read elsewhere
+
+
+@contextlib.contextmanager
+def table_of_its_own(prefix: str = "tessera-test"):
+    """Point the app at a new table for the block, then back at the one before (and drop the new one), with
+    what the usage stream holds folded into the table it came from before each switch. moto's Query reads
+    every item of the table it queries, so a query's cost grows with everything the suite wrote before."""
     from chalicelib.table import create_table
 
-    def use(table: Optional[str]) -> None:
-        settle_usage()  # what the table in use holds is folded into it before it changes
-        with _pump.lock:  # no fold runs half in one table and half in the other
-            if table is None:
-                os.environ.pop("TESSERA_TABLE_NAME", None)
-            else:
-                os.environ["TESSERA_TABLE_NAME"] = table
-            reset_settings()
-
+    dynamodb = _dynamodb()
+    name = f"{prefix}-{secrets.token_hex(4)}"
+    create_table(dynamodb, name)
     before = os.environ.get("TESSERA_TABLE_NAME")
-    name = f"tessera-test-{secrets.token_hex(4)}"
-    create_table(_dynamodb(), name)
-    use(name)
-    yield name
-    use(before)
+    settle_usage()
+    _point_at(name)
+    try:
+        yield name
+    finally:
+        try:
+            settle_usage()
+        finally:  # back at the table before even if the fold failed (an event it cannot read, say)
+            _point_at(before)
+            dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture(scope="module")
+def own_table():
+    """The module's items in a table of their own: a sweep makes one Query per bucket of its lookback day
+    (144), and against the suite's shared table, grown by thousands of items, each sweep took seconds."""
+    with table_of_its_own() as name:
+        yield name
 
 
 @pytest.fixture

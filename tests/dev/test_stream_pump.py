@@ -31,3 +31,16 @@ def test_an_unreadable_event_fails_every_drain_until_the_pump_skips_it():
 
     conftest._pump.skip_unread()
     settle_usage()
+
+
+def test_a_table_of_its_own_points_back_at_the_table_before_even_when_its_last_fold_fails(own_table):
+    import os
+
+    from conftest import table_of_its_own
+
+    with pytest.raises(TypeError):
+        with table_of_its_own() as inner:
+            assert os.environ["TESSERA_TABLE_NAME"] == inner
+            unreadable_event()
+    assert os.environ["TESSERA_TABLE_NAME"] == own_table
+    settle_usage()  # the unreadable event stayed in the dropped table's stream, which is no longer read

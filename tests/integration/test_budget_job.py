@@ -26,29 +26,15 @@ from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod,
                                tenant_pk)
 from chalicelib.notify import Notifier
 from chalicelib.periods import current_period
-from chalicelib.settings import get_settings, reset_settings
-from chalicelib.table import BUDGET_INDEX, create_table
-from conftest import ROOT, DynamoOutage, random_slug, record_spend
+from chalicelib.table import BUDGET_INDEX
+from conftest import ROOT, DynamoOutage, random_slug, record_spend, table_of_its_own
 from probes import DynamoProbe
 
 READS = {"Query", "GetItem", "BatchGetItem", "Scan"}
 
 
-@contextmanager
 def fresh_table():
-    """Point the app at a new table for the duration, then back at the one before."""
-    name, dynamodb = f"tessera-budget-{secrets.token_hex(4)}", boto3.client("dynamodb")
-    create_table(dynamodb, name)
-    previous = os.environ["TESSERA_TABLE_NAME"]
-    os.environ["TESSERA_TABLE_NAME"] = name
-    reset_settings()
-    get_settings()  # cached now, so a chalice test client's stage variables cannot point a read elsewhere
-    try:
-        yield name
-    finally:
-        os.environ["TESSERA_TABLE_NAME"] = previous
-        reset_settings()
-        dynamodb.delete_table(TableName=name)
+    return table_of_its_own("tessera-budget")
 
 
 @pytest.fixture(scope="module", autouse=True)
