@@ -385,7 +385,27 @@ def stage_env() -> Dict[str, str]:
     return {**config["environment_variables"], **config["stages"][PACKAGE_STAGE]["environment_variables"]}
 
 
-class DynamoOutage:
+class ClientHook:
+    """`with` a subclass: its `_before` handles botocore's `event` (e.g. "before-call.dynamodb.PutItem") on
+    the app's own DynamoDB client for the block."""
+
+    event = ""
+
+    def _before(self, **kwargs):
+        raise NotImplementedError
+
+    def __enter__(self):
+        from chalicelib.models import table_connection
+
+        self.client = table_connection().connection.client
+        self.client.meta.events.register(self.event, self._before)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.meta.events.unregister(self.event, self._before)
+
+
+class DynamoOutage(ClientHook):
     """DynamoDB answering one operation (`"PutItem"`, `"Query"`, ...) with a 500 at the client's edge, through
     a botocore before-call hook on the app's own client, for the requests `refuses` picks (all, unless a
     subclass says otherwise); `refused` counts them."""
@@ -405,13 +425,3 @@ class DynamoOutage:
         return (AWSResponse("https://dynamodb.local/", 500, {}, None),
                 {"Error": {"Code": "InternalServerError", "Message": "Internal server error"},
                  "ResponseMetadata": {"HTTPStatusCode": 500}})
-
-    def __enter__(self) -> "DynamoOutage":
-        from chalicelib.models import table_connection
-
-        self.client = table_connection().connection.client
-        self.client.meta.events.register(self.event, self._before)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.meta.events.unregister(self.event, self._before)

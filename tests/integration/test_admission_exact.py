@@ -16,7 +16,7 @@ from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, UsageEvent, tenant_pk
-from conftest import WritesNothing, random_slug, settle_usage
+from conftest import ClientHook, WritesNothing, random_slug, settle_usage
 from published import PUBLISHED
 
 pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
@@ -606,7 +606,7 @@ def test_admission_gives_up_after_six_attempts_the_item_keeps_refusing():
     assert len(loads) == 5  # six writes: the first on the cached view, five after reloading it
 
 
-class Rivals:
+class Rivals(ClientHook):
     """Other instances winning every race: before each of this instance's admission writes, another one
     changes the item (a new limits version, as an operator's change writes it), so the write's condition
     fails; before the last of them, the rivals also commit `spend_last` micro-dollars."""
@@ -617,6 +617,7 @@ class Rivals:
         from chalicelib.settings import get_settings
 
         self.tenant_id, self.spend_last, self.writes = tenant_id, spend_last, 0
+        self.event = "before-call.dynamodb.UpdateItem"
         self.rival, self.table = boto3.client("dynamodb"), get_settings().table_name
 
     def _before(self, params, **kwargs):
@@ -627,16 +628,6 @@ class Rivals:
             UpdateExpression="SET #v = #v + :one, #c.#w = if_not_exists(#c.#w, :zero) + :spend",
             ExpressionAttributeNames={"#v": "version", "#c": "counters", "#w": "w:2026-11"},
             ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}, ":spend": {"N": str(spend)}})
-
-    def __enter__(self):
-        from chalicelib.models import table_connection
-
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("before-call.dynamodb.UpdateItem", self._before)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("before-call.dynamodb.UpdateItem", self._before)
 
 
 def test_admission_that_loses_every_race_while_the_budget_runs_out_answers_402_not_a_retry():
