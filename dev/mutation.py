@@ -15,6 +15,11 @@ fastest first, stopping at the first failure, in one long-lived pytest process p
 (`--timeout` seconds plus `--factor` times its tests' measured duration); one past it is stopped and
 counted as a timeout, and the process starts afresh for the rest.
 
+Every result is also appended to a journal in .mutation/ as soon as it is known, stamped with the state of
+the code, the mutant's tests and their files' contents: a run that is stopped (Ctrl-C, a lost machine)
+and started again skips the mutants whose stamp is unchanged and reports their earlier results
+(`--fresh` runs them all again).
+
 Score = (killed + timeouts) / (mutants - equivalent). Equivalent mutants (no test can tell them from the
 original) are listed in dev/mutation_equivalent.txt as `module:line:col:operator: reason`; they are left
 out of the score and reported. A line there that matches no mutant is reported as stale.
@@ -247,9 +252,51 @@ def _wait(process: subprocess.Popen) -> int:
         raise
 
 
-def run_mutants(module: str, specs: List[dict], log_path: Path) -> Dict[str, dict]:
-    """Run `specs` in as few worker processes as timeouts allow; key -> the worker's `done` event."""
-    results: Dict[str, dict] = {}
+class Journal:
+    """The results of one module's mutants, appended as they come: a stopped run resumes from it.
+
+    A result is reused only when its stamp matches: the code fingerprint the coverage was measured for (which
+    covers every non-test file, the mutated module included), the mutant, its tests in order, the contents of
+    their files and its time budget."""
+
+    def __init__(self, path: Path, coverage: dict):
+        self.path, self.code, self.files = path, coverage["code"], coverage["files"]
+
+    def stamp(self, spec: dict) -> str:
+        files = sorted({t.split("::")[0] for t in spec["tests"]})
+        parts = [self.code, spec["key"], str(spec["timeout"]), *spec["tests"], *(self.files.get(f, "") for f in files)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def load(self) -> Dict[str, dict]:
+        found: Dict[str, dict] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:  # a line cut short when the run was stopped
+                    continue
+                found[entry["stamp"]] = entry["result"]
+        return found
+
+    def append(self, spec: dict, result: dict) -> None:
+        with open(self.path, "a") as out:
+            out.write(json.dumps({"stamp": self.stamp(spec), "result": result}) + "\n")
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def run_mutants(module: str, specs: List[dict], log_path: Path, journal: Journal) -> Dict[str, dict]:
+    """Run `specs` in as few worker processes as timeouts allow; key -> the worker's `done` event. Each result
+    goes to `journal` as soon as it is known."""
+    by_key = {spec["key"]: spec for spec in specs}
+
+    class Results(dict):
+        def __setitem__(self, key: str, result: dict) -> None:
+            super().__setitem__(key, result)
+            journal.append(by_key[key], result)
+
+    results: Dict[str, dict] = Results()
     pending = list(specs)
     files = sorted({t.split("::")[0] for spec in specs for t in spec["tests"]})
     with open(log_path, "w") as log:
@@ -330,7 +377,17 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
             print(f"{outcome.mutant.key}  [{outcome.status}, {outcome.tests} tests]")
         return list(outcomes.values())
     slug = module.replace("/", "_")
-    results = run_mutants(module, specs, STATE / f"{slug}.log") if specs else {}
+    journal = Journal(STATE / f"{slug}.journal.jsonl", coverage)
+    if args.fresh:
+        journal.clear()
+    earlier = journal.load()
+    results = {s["key"]: earlier[journal.stamp(s)] for s in specs if journal.stamp(s) in earlier}
+    if results:
+        print(f"{module}: {len(results)} of {len(specs)} mutants already run on this code (journal in .mutation/; "
+              f"--fresh runs them again)", flush=True)
+    todo = [s for s in specs if s["key"] not in results]
+    if todo:
+        results.update(run_mutants(module, todo, STATE / f"{slug}.log", journal))
     for key, event in results.items():
         outcome = outcomes[key]
         outcome.status, outcome.by, outcome.detail = event["status"], event.get("by"), event.get("detail")
@@ -371,6 +428,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--refresh-coverage", action="store_true", help="measure coverage again even if cached")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds every mutant may take (plus --factor)")
     parser.add_argument("--factor", type=float, default=3.0, help="times its tests' measured duration")
+    parser.add_argument("--fresh", action="store_true", help="run every mutant again, ignoring earlier results")
     parser.add_argument("--fail-under", type=float, default=None, help="exit 1 if a module scores below this")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the workers are stopped on the way out

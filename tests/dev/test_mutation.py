@@ -103,3 +103,25 @@ def test_a_line_run_at_import_is_covered_by_every_test_of_the_module():
 def test_tests_run_fastest_first_with_each_files_tests_together():
     durations = {"a.py::slow": 5.0, "a.py::fast": 0.1, "b.py::one": 0.5, "b.py::two": 0.2}
     assert mutation.schedule(set(durations), durations) == ["a.py::fast", "a.py::slow", "b.py::two", "b.py::one"]
+
+
+def test_a_stopped_run_resumes_only_where_nothing_it_depends_on_changed(tmp_path):
+    coverage = {"code": "c1", "files": {"t.py": "d1", "u.py": "d2"}}
+    spec = {"key": "m.py:7:4:<= -> <", "timeout": 61.5, "tests": ["t.py::a", "t.py::b"]}
+    journal = mutation.Journal(tmp_path / "m.journal.jsonl", coverage)
+    journal.append(spec, {"status": "killed", "by": "t.py::b"})
+    with open(journal.path, "a") as out:
+        out.write('{"stamp": "cut short')  # the run was stopped mid-line
+    assert journal.load() == {journal.stamp(spec): {"status": "killed", "by": "t.py::b"}}
+    changed = [
+        mutation.Journal(journal.path, {**coverage, "code": "c2"}).stamp(spec),  # the code changed
+        mutation.Journal(journal.path, {**coverage, "files": {"t.py": "d3", "u.py": "d2"}}).stamp(spec),  # a test
+        journal.stamp({**spec, "tests": ["t.py::b", "t.py::a"]}),  # the tests or their order
+        journal.stamp({**spec, "timeout": 90.0}),  # the time budget
+        journal.stamp({**spec, "key": "m.py:7:4:<= -> >"}),  # another mutant
+    ]
+    assert len(set(changed) | {journal.stamp(spec)}) == 6
+    unrelated = mutation.Journal(journal.path, {**coverage, "files": {"t.py": "d1", "u.py": "d9"}})
+    assert unrelated.stamp(spec) == journal.stamp(spec)  # a file none of its tests is in
+    journal.clear()
+    assert journal.load() == {}
