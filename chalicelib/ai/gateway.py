@@ -278,13 +278,9 @@ class Gateway:
             log.error("cost above its reservation", extra={"fields": {
                 "request_id": reservation.request_id, "cost_micros": cost,
                 "worst_case_micros": reservation.worst_case_micros}})
-        log.info("model call", extra={"fields": {"feature": prepared.feature, "model": model,
-                                                 "input_tokens": usage.input_tokens,
-                                                 "output_tokens": usage.output_tokens, "cost_micros": cost,
-                                                 "latency_ms": latency_ms, "status": status,
-                                                 "key_source": "tenant" if prepared.own_key else "platform"}})
         observability.model_call(prepared.state.limits.plan, prepared.feature, model, usage.input_tokens,
-                                 usage.output_tokens, cost, latency_ms, "tenant" if prepared.own_key else "platform")
+                                 usage.output_tokens, cost, latency_ms, "tenant" if prepared.own_key else "platform",
+                                 status)
         return cost
 
     def fail(self, prepared: PreparedCall, reservation: admission.Reservation,

@@ -52,6 +52,26 @@ def test_an_ai_call_is_one_record_by_plan_and_feature_with_the_tenant_as_a_prope
     assert record["requests"] == [1.0] and record["upstream_latency"][0] >= 0
     assert {m["Name"] for m in directive["Metrics"]} == {"requests", "input_tokens", "output_tokens", "cost_micros",
                                                         "upstream_latency"}
+    # The record is also the call's log line: the fields an operator greps for, and no second line.
+    assert (record["message"], record["status"], record["key_source"]) == ("model call", "ok", "platform")
+    assert record["model"] == response.json["model"] and record["request_id"]
+
+
+def test_a_settled_call_writes_its_record_and_no_log_line_besides(api, records):
+    from chalicelib.logs import JsonFormatter, get_logger
+
+    tenant = api.signup()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    get_logger().logger.addHandler(handler)
+    try:
+        assert api.call("POST", "/ai/chat", CHAT, token=tenant.token).status_code == 200
+    finally:
+        get_logger().logger.removeHandler(handler)
+    lines = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert [line["message"] for line in lines if line.get("tenant_id") == tenant.id] == ["request"]
+    assert [r["message"] for r in records() if r.get("tenant_id") == tenant.id] == ["model call"]
 
 
 def test_a_plan_gate_refusal_is_counted_by_reason_and_plan(api, records):
