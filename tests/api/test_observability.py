@@ -29,6 +29,23 @@ def records():
     observability.metrics_writer().removeHandler(handler)
 
 
+@pytest.fixture
+def log_lines():
+    """The Powertools log lines the app writes, parsed."""
+    from chalicelib.logs import JsonFormatter, get_logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    get_logger().logger.addHandler(handler)
+
+    def read() -> List[Dict[str, Any]]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield read
+    get_logger().logger.removeHandler(handler)
+
+
 def emf(record: Dict[str, Any]) -> Dict[str, Any]:
     [directive] = record["_aws"]["CloudWatchMetrics"]
     return directive
@@ -57,21 +74,12 @@ def test_an_ai_call_is_one_record_by_plan_and_feature_with_the_tenant_as_a_prope
     assert record["model"] == response.json["model"] and record["request_id"]
 
 
-def test_a_settled_call_writes_its_record_and_no_log_line_besides(api, records):
-    from chalicelib.logs import JsonFormatter, get_logger
-
+def test_a_settled_call_writes_its_record_and_no_log_line_besides(api, records, log_lines):
     tenant = api.signup()
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    get_logger().logger.addHandler(handler)
-    try:
-        assert api.call("POST", "/ai/chat", CHAT, token=tenant.token).status_code == 200
-    finally:
-        get_logger().logger.removeHandler(handler)
-    lines = [json.loads(text) for text in stream.getvalue().splitlines()]
-    assert [line["message"] for line in lines if line.get("tenant_id") == tenant.id] == ["request"]
-    assert [r["message"] for r in records() if r.get("tenant_id") == tenant.id] == ["model call"]
+    assert api.call("POST", "/ai/chat", CHAT, token=tenant.token).status_code == 200
+    [record] = [r for r in records() if r.get("tenant_id") == tenant.id]
+    assert record["message"] == "model call"
+    assert [line["message"] for line in log_lines() if line["request_id"] == record["request_id"]] == ["request"]
 
 
 def test_a_plan_gate_refusal_is_counted_by_reason_and_plan(api, records):
@@ -92,19 +100,10 @@ def test_an_authorizer_refusal_is_counted_without_a_tenant(api, records):
     assert "tenant_id" not in record
 
 
-def test_log_lines_carry_the_plan_and_powertools_fields(api, caplog):
+def test_log_lines_carry_the_plan_and_powertools_fields(api, log_lines):
     tenant = api.signup()
-    from chalicelib.logs import JsonFormatter, get_logger
-
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    get_logger().logger.addHandler(handler)
-    try:
-        api.call("GET", "/me", token=tenant.token)
-    finally:
-        get_logger().logger.removeHandler(handler)
-    [line] = [json.loads(text) for text in stream.getvalue().splitlines() if '"request"' in text]
+    api.call("GET", "/me", token=tenant.token)
+    [line] = [line for line in log_lines() if line["message"] == "request" and line.get("tenant_id") == tenant.id]
     assert (line["tenant_id"], line["plan"], line["service"], line["level"]) == (tenant.id, "free", "tessera", "INFO")
     assert line["location"].startswith("envelope_middleware:") and line["timestamp"].endswith("+00:00")
 
