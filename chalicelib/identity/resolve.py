@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from chalicelib.errors import Unauthorized
 from chalicelib.identity import apikeys
@@ -74,16 +74,22 @@ def _resolve_jwt(token: str) -> TenantContext:
 
 class ResolvedCache:
     """Decisions kept for `ttl` seconds by credential digest, for an authorizer API Gateway does not cache:
-    a revoked key or a suspended tenant then takes effect within `ttl`, as with the gateway's own cache."""
+    a revoked key or a suspended tenant then takes effect within `ttl`, as with the gateway's own cache.
+    A decision is kept until `ttl` has passed, not at that instant; expired ones are dropped whenever a new
+    one is kept, so the cache holds at most the credentials seen in the last `ttl`."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self._clock = clock
         self._entries: Dict[str, Tuple[float, TenantContext]] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def resolve(self, header: Optional[str]) -> TenantContext:
         digest = hashlib.sha256((header or "").encode()).hexdigest()
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             hit = self._entries.get(digest)
         if hit and hit[0] > now:

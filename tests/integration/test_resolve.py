@@ -6,7 +6,7 @@ import pytest
 from chalicelib import keys, operators, tenants
 from chalicelib.errors import Unauthorized
 from chalicelib.identity import apikeys
-from chalicelib.identity.resolve import bearer_token, resolve, resolve_operator
+from chalicelib.identity.resolve import ResolvedCache, bearer_token, credential_header, resolve, resolve_operator
 from chalicelib.identity.tokens import issue_access_token, issue_operator_token
 from chalicelib.tenancy import TenantContext
 from conftest import random_slug
@@ -85,8 +85,9 @@ def test_a_header_that_is_not_bearer_with_a_token_is_refused(header):
 
 def test_a_users_token_becomes_the_users_context(tenant):
     ctx = resolve(f"Bearer {owner_token(tenant)}")
-    assert (ctx.tenant_id, ctx.principal_id, ctx.principal_type, ctx.role, ctx.display, ctx.slug) == (
-        tenant["tenant_id"], tenant["owner"]["user_id"], "user", "owner", tenant["owner"]["email"], tenant["slug"])
+    assert (ctx.tenant_id, ctx.principal_id, ctx.principal_type, ctx.role, ctx.display, ctx.slug, ctx.plan) == (
+        tenant["tenant_id"], tenant["owner"]["user_id"], "user", "owner", tenant["owner"]["email"], tenant["slug"],
+        "free")
 
 
 def test_the_role_is_the_stored_one_not_the_tokens(tenant):
@@ -118,8 +119,8 @@ def test_an_operator_token_is_not_a_tenant_credential():
 
 def test_an_api_key_becomes_a_member_context_named_after_the_key(tenant, key):
     ctx = resolve(f"Bearer {key['key']}")
-    assert (ctx.tenant_id, ctx.principal_id, ctx.principal_type, ctx.role, ctx.display, ctx.slug) == (
-        tenant["tenant_id"], key["key_id"], "api_key", "member", "resolver", tenant["slug"])
+    assert (ctx.tenant_id, ctx.principal_id, ctx.principal_type, ctx.role, ctx.display, ctx.slug, ctx.plan) == (
+        tenant["tenant_id"], key["key_id"], "api_key", "member", "resolver", tenant["slug"], "free")
 
 
 @pytest.mark.parametrize("defect", ["wrong secret", "unknown key id", "unknown tenant", "two parts", "empty part"])
@@ -167,3 +168,49 @@ def test_no_tenant_credential_resolves_to_an_operator(tenant, key):
     assert caught.value.code == "unauthorized"
     with pytest.raises(Unauthorized):
         resolve_operator(None)
+
+
+# --- which header carries the credential, and the authorizer's own cache ------------------------------------
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"Authorization": "Bearer abc"}, "Bearer abc"),
+    ({"X-Api-Key": " tsk_abc "}, "Bearer tsk_abc"),
+    ({"authorization": "Bearer abc", "x-api-key": "tsk_other"}, "Bearer abc"),
+    ({"x-api-key": "   "}, None),
+    ({}, None),
+    (None, None),
+])
+def test_the_credential_is_authorization_else_x_api_key_else_none(headers, expected):
+    assert credential_header(headers) == expected
+
+
+class Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_kept_decision_is_answered_until_its_ttl_has_passed_and_read_again_at_it(tenant, key):
+    clock = Clock()
+    cache = ResolvedCache(ttl=30, clock=clock)
+    header = f"Bearer {key['key']}"
+    cache.resolve(header)
+    for now, reads in ((1029.999, []), (1030.0, ["BatchGetItem"])):
+        clock.now = now
+        with ReadRecorder() as recorder:
+            assert cache.resolve(header).tenant_id == tenant["tenant_id"]
+        assert [name for name, _ in recorder.calls] == reads
+
+
+def test_expired_decisions_are_dropped_when_a_new_one_is_kept(tenant, key):
+    clock = Clock()
+    cache = ResolvedCache(ttl=30, clock=clock)
+    cache.resolve(f"Bearer {owner_token(tenant)}")  # kept until 1030
+    clock.now = 1001.0
+    cache.resolve(f"Bearer {key['key']}")  # kept until 1031
+    assert len(cache) == 2
+    clock.now = 1030.0  # the first has just expired; the second has a second left
+    cache.resolve(f"Bearer {owner_token(tenant, role='member')}")
+    assert len(cache) == 2
