@@ -182,39 +182,44 @@ class _Moment:
         return cls(epoch, period_of(now), whole // 60, (whole % 60) // SLOT_SECONDS, whole // BUCKET_SECONDS)
 
 
+# Which fresher read could lift a refusal decided from this instance's knowledge.
+VIEW = "view"        # the limits or counters may be stale: read the admission item again
+RETURNS = "returns"  # refunds may be stale: read what the aggregator has given back
+
+
 class Refusal(Exception):
-    """A refusal decided from a view; `confirm` says which fresher read could still lift it."""
+    """A refusal decided from a view; `confirm` (VIEW or RETURNS) says which fresher read could still lift it."""
 
     def __init__(self, error: Exception, confirm: str) -> None:
         super().__init__(str(error))
         self.error = error
-        self.confirm = confirm  # "view": the limits may be stale; "returns": refunds may be stale
+        self.confirm = confirm
 
 
 def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
     limits = view.limits
     if limits.status != "active":
-        raise Refusal(Forbidden("This tenant is suspended.", code="tenant_suspended"), "view")
+        raise Refusal(Forbidden("This tenant is suspended.", code="tenant_suspended"), VIEW)
     if feature not in limits.features:
         needed = limits.required_plan(feature)
         raise Refusal(Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
                                 code="feature_not_in_plan", details={"feature": feature, "required_plan": needed}),
-                      "view")
+                      VIEW)
     limit = limits.features[feature]
     counters = view.counters
     if limit is not None and counters.get(admitted_key(at.period, feature), 0) - returns.released(
             at.period, feature) >= limit:
-        raise Refusal(feature_limit_error(feature, at), "returns")
+        raise Refusal(feature_limit_error(feature, at), RETURNS)
     previous = counters.get(tail_key(at.minute - 1, at.slot), 0)
     if previous + counters.get(tail_key(at.minute, 0), 0) >= limits.requests_per_minute:
-        raise Refusal(rate_error(at), "view")
+        raise Refusal(rate_error(at), VIEW)
     if limits.hard_limit and limits.budget_micros is not None:
         committed = counters.get(committed_key(at.period), 0) - returns.refunded(at.period)
         if worst > limits.budget_micros:
-            raise Refusal(budget_error(), "view")
+            raise Refusal(budget_error(), VIEW)
         if committed + worst > limits.budget_micros:
-            raise Refusal(budget_error(), "returns")
+            raise Refusal(budget_error(), RETURNS)
 
 
 def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> UpdateText:
@@ -286,13 +291,13 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     for _ in range(ATTEMPTS):
         if view is None or view.limits is None:
             view = load_view() or ensure_admission(tenant_id)
-            confirmed.add("view")
+            confirmed.add(VIEW)
         try:
             _check(view, returns, feature, worst_case_micros, at)
         except Refusal as refusal:
             if refusal.confirm not in confirmed:
                 confirmed.add(refusal.confirm)
-                if refusal.confirm == "view":
+                if refusal.confirm == VIEW:
                     view = load_view()
                 else:
                     returns = load_returns()
@@ -314,7 +319,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
             continue
         actual = AdmissionView.from_raw(raw)
         if not _stale_view(view, actual, at):
-            confirmed.add("view")  # the item itself refused: the next check names the limit
+            confirmed.add(VIEW)  # the item itself refused: the next check names the limit
         view = actual
     # Every write lost a race to other admissions. The last one returned the item as it was: if that
     # already refuses the call (a budget or limit reached meanwhile), the client gets that refusal, not a

@@ -355,6 +355,16 @@ def test_a_suspended_tenant_is_refused_without_a_write_and_without_a_second_read
     assert reads.views == 1
 
 
+def test_a_tenant_resumed_under_a_warm_instance_is_admitted_on_its_next_request():
+    tenant_id = new_tenant()
+    operators.set_status(tenant_id, "suspended")
+    suspended = admission.load_view(tenant_id)  # what a warm instance last saw
+    operators.set_status(tenant_id, "active")
+    reads = Reads(tenant_id)
+    _, view = reserve(tenant_id, 1, now=T, view=suspended, reads=reads)
+    assert (reads.views, reads.returns) == (1, 0) and view.counters["a:2026-11:b"] == 1
+
+
 def test_a_feature_outside_the_plan_is_refused_naming_the_plan_it_needs():
     tenant_id = new_tenant()
     with WritesNothing(tenant_id), pytest.raises(Forbidden) as caught:
