@@ -1497,7 +1497,9 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "a warm AI request) on one tenant with its limits lifted, the model edge answering at once, after "
         f"{bench_ledger.WARM_UP_CALLS} warm-up calls, then 200 timed calls. App time = wall time less "
         "`DynamoProbe` time, so it holds our code, PynamoDB and botocore's request building, serialisation "
-        "and endpoint resolution (signing, HTTP and parsing are inside the probe's window). The estimate adds, "
+        "and endpoint resolution (signing, HTTP and parsing are inside the probe's window). One probe covers "
+        "the whole run: registering a botocore handler empties the client's event lookup cache, so a probe "
+        "per call would add a lookup no production call makes. The estimate adds, "
         "for each DynamoDB call of the usual request, the latency docs/local-dynamodb.md derives from what AWS "
         "publishes for that kind of call.",
         "**Profile.** cProfile with `time.thread_time` as its clock, so time waiting for moto or the stand-in "
