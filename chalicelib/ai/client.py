@@ -188,9 +188,12 @@ class ModelClient:
                                    status=503, code="upstream_unavailable") from None
 
     def complete(self, call: ModelCall, api_key: str, own_key: bool) -> ModelReply:
+        # The client is built (on an instance's first call, the SDK imported: seconds) before the clock
+        # starts: latency_ms is the model's, in the usage event and the upstream_latency metric alike.
+        messages, request = self._client(api_key).messages, self._request(call)
         started = time.perf_counter()
         with self._upstream_errors(own_key):
-            message = self._client(api_key).messages.create(**self._request(call))
+            message = messages.create(**request)
         latency_ms = int((time.perf_counter() - started) * 1000)
         return ModelReply(
             text="".join(getattr(block, "text", "") for block in message.content),
