@@ -18,7 +18,10 @@ counted as a timeout, and the process starts afresh for the rest.
 Every result is also appended to a journal in .mutation/ as soon as it is known, stamped with the state of
 the code, the mutant's tests and their files' contents: a run that is stopped (Ctrl-C, a lost machine)
 and started again skips the mutants whose stamp is unchanged and reports their earlier results
-(`--fresh` runs them all again).
+(`--fresh` runs them all again). `--shard K/N` runs only every Nth mutant (those whose index is K-1
+modulo N), so N working copies (or machines) at the same commit, each with a copy of the coverage cache,
+share a module; appending their journals to one another's and running once more without `--shard`
+reports the whole module without running anything again.
 
 Score = (killed + timeouts) / (mutants - equivalent). Equivalent mutants (no test can tell them from the
 original) are listed in dev/mutation_equivalent.txt as `module:line:col:operator: reason`; they are left
@@ -37,7 +40,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "dev"))
@@ -301,7 +304,7 @@ def run_mutants(module: str, specs: List[dict], log_path: Path, journal: Journal
     files = sorted({t.split("::")[0] for spec in specs for t in spec["tests"]})
     with open(log_path, "w") as log:
         while pending:
-            plan, results_path = STATE / "plan.json", STATE / "results.jsonl"
+            plan, results_path = STATE / f"plan-{os.getpid()}.json", STATE / f"results-{os.getpid()}.jsonl"
             results_path.write_text("")
             plan.write_text(json.dumps({"module": module, "mutants": pending, "results": str(results_path)}))
             process = subprocess.Popen(_pytest_command(*files), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -386,6 +389,10 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
         print(f"{module}: {len(results)} of {len(specs)} mutants already run on this code (journal in .mutation/; "
               f"--fresh runs them again)", flush=True)
     todo = [s for s in specs if s["key"] not in results]
+    if args.shard:
+        number, shards = args.shard
+        todo = [s for s in todo if in_shard(s["index"], args.shard)]
+        slug += f".shard-{number}-of-{shards}"
     if todo:
         results.update(run_mutants(module, todo, STATE / f"{slug}.log", journal))
     for key, event in results.items():
@@ -401,8 +408,8 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
 
 def summary(module: str, outcomes: List[Outcome], seconds: float) -> dict:
     count = {s: sum(1 for o in outcomes if o.status == s)
-             for s in ("killed", "timeout", "crashed", "survived", "uncovered", "equivalent")}
-    scored = len(outcomes) - count["equivalent"]
+             for s in ("killed", "timeout", "crashed", "survived", "uncovered", "equivalent", "pending")}
+    scored = len(outcomes) - count["equivalent"] - count["pending"]  # pending: left to another shard
     detected = count["killed"] + count["timeout"] + count["crashed"]
     score = 100.0 * detected / scored if scored else 100.0
     return {"module": module, "mutants": len(outcomes), **count, "score": score, "seconds": seconds}
@@ -412,13 +419,26 @@ def print_module(module: str, outcomes: List[Outcome], row: dict) -> None:
     source = (ROOT / module).read_text().splitlines()
     print(f"\n{module}: {row['mutants']} mutants, {row['killed']} killed, {row['timeout']} timeouts, "
           f"{row['crashed']} crashed, {row['survived']} survived, {row['uncovered']} not covered, "
-          f"{row['equivalent']} equivalent -> score {row['score']:.1f} % ({row['seconds']:.0f} s)")
+          f"{row['equivalent']} equivalent -> score {row['score']:.1f} % ({row['seconds']:.0f} s)"
+          + (f"; {row['pending']} left to other shards, not scored" if row["pending"] else ""))
     for outcome in sorted(outcomes, key=lambda o: (o.mutant.line, o.mutant.col)):
         m = outcome.mutant
         if outcome.status in ("survived", "uncovered", "timeout", "crashed"):
             note = {"survived": f"survived {outcome.tests} tests", "uncovered": "no test runs this line"}.get(
                 outcome.status, outcome.status)
             print(f"  {m.line}:{m.col}  {m.op:<24} {note:<22} | {source[m.line - 1].strip()[:90]}")
+
+
+def in_shard(index: int, shard: Tuple[int, int]) -> bool:
+    number, shards = shard
+    return index % shards == number - 1
+
+
+def _shard(text: str) -> Tuple[int, int]:
+    number, _, shards = text.partition("/")
+    if not (number.isdigit() and shards.isdigit() and 1 <= int(number) <= int(shards)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, e.g. 1/2; not {text!r}")
+    return int(number), int(shards)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -429,6 +449,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds every mutant may take (plus --factor)")
     parser.add_argument("--factor", type=float, default=3.0, help="times its tests' measured duration")
     parser.add_argument("--fresh", action="store_true", help="run every mutant again, ignoring earlier results")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                        help="run only the mutants whose index is K-1 modulo N (see the module's docstring)")
     parser.add_argument("--fail-under", type=float, default=None, help="exit 1 if a module scores below this")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the workers are stopped on the way out

@@ -125,3 +125,16 @@ def test_a_stopped_run_resumes_only_where_nothing_it_depends_on_changed(tmp_path
     assert unrelated.stamp(spec) == journal.stamp(spec)  # a file none of its tests is in
     journal.clear()
     assert journal.load() == {}
+
+
+def test_a_shard_is_k_of_n_and_what_other_shards_run_is_not_scored():
+    assert mutation._shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "1", "a/b", "1/0"):
+        with pytest.raises(Exception):
+            mutation._shard(bad)
+    shards = [{i for i in range(10) if mutation.in_shard(i, (k, 3))} for k in (1, 2, 3)]
+    assert shards == [{0, 3, 6, 9}, {1, 4, 7}, {2, 5, 8}]  # every mutant in exactly one
+    mutant = mutation_ops.Mutant("m.py", 0, "* -> /", 10, 10, 11)
+    outcomes = [mutation.Outcome(mutant, status) for status in ("killed", "killed", "survived", "pending", "pending")]
+    row = mutation.summary("m.py", outcomes, 1.0)
+    assert (row["pending"], row["score"]) == (2, 100.0 * 2 / 3)
