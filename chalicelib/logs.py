@@ -3,7 +3,7 @@
 `bind(request_id=..., tenant_id=...)` at the start of a request puts the keys on every
 line logged until `clear()` (Powertools' thread-safe keys: a context variable, so
 concurrent requests of `chalice local` never mix). Call sites keep the standard logging
-interface: `get_logger("gateway").info("model call", extra={"fields": {...}})`; the
+interface: `get_logger("gateway").error("usage not recorded", extra={"fields": {...}})`; the
 fields become top-level keys of the line.
 
 Secrets never reach a line: a key that names one (password, secret, token, api key,

@@ -61,10 +61,12 @@ def emf_serializer() -> EphemeralMetrics:
 
 def _emit(dimensions: Dict[str, str], metrics: Dict[str, Any], properties: Dict[str, Any],
           message: Optional[str] = None) -> None:
-    # The shapes `add_dimension` and `add_metric` build; the units are MetricUnit members, the names ours.
+    # The shapes `add_dimension` and `add_metric` build, but each value a plain number where `add_metric`
+    # makes a list: EMF takes either, and CloudWatch Logs flattens a list to `cost_micros.0`, so queries,
+    # Contributor Insights rules and greps could not name `cost_micros` itself. Values are the integers given.
     dimension_set = {name: str(value) for name, value in dimensions.items() if str(value).strip()}
     dimension_set["service"] = SERVICE
-    metric_set = {name: {"Unit": unit.value, "StorageResolution": 60, "Value": [float(value)]}
+    metric_set = {name: {"Unit": unit.value, "StorageResolution": 60, "Value": value}
                   for name, (unit, value) in metrics.items()}
     keys = logs.bound()
     metadata = {name: value for name, value in {"tenant_id": keys.get("tenant_id"),
