@@ -16,14 +16,15 @@ fastest first, stopping at the first failure, in one long-lived pytest process p
 counted as a timeout, and the process starts afresh for the rest.
 
 Every result is also appended to a journal in .mutation/ as soon as it is known, stamped with the state of
-the code, the mutant's tests and their files' contents: a run that is stopped (Ctrl-C, a lost machine)
-and started again skips the mutants whose stamp is unchanged and reports their earlier results
+the code, of the runner and of every test file, and with the mutant's tests: a run that is stopped (Ctrl-C,
+a lost machine) and started again skips the mutants killed or survived under an unchanged stamp (timeouts
+and crashes run again) and reports their earlier results
 (`--fresh` runs them all again). `--shard K/N` runs only every Nth mutant (those whose index is K-1
 modulo N), so N working copies (or machines) at the same commit, each with a copy of the coverage cache,
 share a module; appending their journals to one another's and running once more without `--shard`
 reports the whole module without running anything again.
 
-Score = (killed + timeouts) / (mutants - equivalent). Equivalent mutants (no test can tell them from the
+Score = (killed + timeouts) / (mutants - equivalent - those left to other shards). Equivalent mutants (no test can tell them from the
 original) are listed in dev/mutation_equivalent.txt as `module:line:col:operator: reason`; they are left
 out of the score and reported. A line there that matches no mutant is reported as stale.
 """
@@ -80,7 +81,7 @@ KILLED = ("killed", "timeout", "crashed")
 @dataclass
 class Outcome:
     mutant: Mutant
-    status: str            # killed | timeout | crashed | survived | uncovered | equivalent
+    status: str            # killed | timeout | crashed | survived | uncovered | equivalent | pending
     tests: int = 0
     by: Optional[str] = None
     detail: Optional[str] = None
@@ -259,16 +260,27 @@ class Journal:
     """The results of one module's mutants, appended as they come: a stopped run resumes from it.
 
     A result is reused only when its stamp matches: the code fingerprint the coverage was measured for (which
-    covers every non-test file, the mutated module included), the mutant, its tests in order, the contents of
-    their files and its time budget."""
+    covers every non-test file, the mutated module included), the runner's own files (what a mutant is and
+    how it is judged), the mutant, its tests in order, the contents of every test file (a test may import
+    helpers from another's) and its time budget. Timeouts and crashed workers are never reused: a loaded
+    machine or a killed worker can cause either."""
+
+    REUSED = ("killed", "survived")
 
     def __init__(self, path: Path, coverage: dict):
-        self.path, self.code, self.files = path, coverage["code"], coverage["files"]
+        runner = _digest([ROOT / "dev" / name for name in ("mutation.py", "mutation_ops.py")])
+        tests = "\n".join(f"{name}={digest}" for name, digest in sorted(coverage["files"].items()))
+        self.path, self.state = path, "\n".join([coverage["code"], runner, tests])
 
     def stamp(self, spec: dict) -> str:
-        files = sorted({t.split("::")[0] for t in spec["tests"]})
-        parts = [self.code, spec["key"], str(spec["timeout"]), *spec["tests"], *(self.files.get(f, "") for f in files)]
+        parts = [self.state, spec["key"], str(spec["timeout"]), *spec["tests"]]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def reusable(self, specs: List[dict]) -> Dict[str, dict]:
+        """key -> the earlier result of each of `specs` that was run on this same state."""
+        earlier = self.load()
+        found = {s["key"]: earlier.get(self.stamp(s)) for s in specs}
+        return {key: result for key, result in found.items() if result and result["status"] in self.REUSED}
 
     def load(self) -> Dict[str, dict]:
         found: Dict[str, dict] = {}
@@ -282,8 +294,13 @@ class Journal:
         return found
 
     def append(self, spec: dict, result: dict) -> None:
+        cut_short = False  # a run stopped mid-line: start on a line of our own
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb") as journal:
+                journal.seek(-1, os.SEEK_END)
+                cut_short = journal.read(1) != b"\n"
         with open(self.path, "a") as out:
-            out.write(json.dumps({"stamp": self.stamp(spec), "result": result}) + "\n")
+            out.write(("\n" if cut_short else "") + json.dumps({"stamp": self.stamp(spec), "result": result}) + "\n")
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -302,9 +319,9 @@ def run_mutants(module: str, specs: List[dict], log_path: Path, journal: Journal
     results: Dict[str, dict] = Results()
     pending = list(specs)
     files = sorted({t.split("::")[0] for spec in specs for t in spec["tests"]})
+    plan, results_path = STATE / f"plan-{os.getpid()}.json", STATE / f"results-{os.getpid()}.jsonl"
     with open(log_path, "w") as log:
         while pending:
-            plan, results_path = STATE / f"plan-{os.getpid()}.json", STATE / f"results-{os.getpid()}.jsonl"
             results_path.write_text("")
             plan.write_text(json.dumps({"module": module, "mutants": pending, "results": str(results_path)}))
             process = subprocess.Popen(_pytest_command(*files), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -319,6 +336,8 @@ def run_mutants(module: str, specs: List[dict], log_path: Path, journal: Journal
             pending = [s for s in pending if s["key"] not in results]
             if pending and not progressed:
                 raise SystemExit(f"the mutation worker for {module} stopped without running a mutant; see {log_path}")
+    plan.unlink(missing_ok=True)
+    results_path.unlink(missing_ok=True)
     return results
 
 
@@ -363,7 +382,7 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
     module_wide -= failed
     outcomes: Dict[str, Outcome] = {}
     specs = []
-    for mutant in found:
+    for position, mutant in enumerate(found):
         if mutant.key in equivalents:
             outcomes[mutant.key] = Outcome(mutant, "equivalent", reason=equivalents[mutant.key])
             continue
@@ -372,7 +391,8 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
             outcomes[mutant.key] = Outcome(mutant, "uncovered")
             continue
         outcomes[mutant.key] = Outcome(mutant, "pending", tests=len(tests))
-        specs.append({"key": mutant.key, "index": mutant.index, "op": mutant.op, "line": mutant.line,
+        specs.append({"key": mutant.key, "index": mutant.index, "position": position, "op": mutant.op,
+                      "line": mutant.line,
                       "end_line": mutant.end_line, "col": mutant.col, "tests": tests,
                       "timeout": round(args.timeout + args.factor * sum(durations.get(t, 0) for t in tests), 1)})
     if args.list:
@@ -383,15 +403,14 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
     journal = Journal(STATE / f"{slug}.journal.jsonl", coverage)
     if args.fresh:
         journal.clear()
-    earlier = journal.load()
-    results = {s["key"]: earlier[journal.stamp(s)] for s in specs if journal.stamp(s) in earlier}
+    results = journal.reusable(specs)
     if results:
         print(f"{module}: {len(results)} of {len(specs)} mutants already run on this code (journal in .mutation/; "
               f"--fresh runs them again)", flush=True)
     todo = [s for s in specs if s["key"] not in results]
     if args.shard:
         number, shards = args.shard
-        todo = [s for s in todo if in_shard(s["index"], args.shard)]
+        todo = [s for s in todo if in_shard(s["position"], args.shard)]
         slug += f".shard-{number}-of-{shards}"
     if todo:
         results.update(run_mutants(module, todo, STATE / f"{slug}.log", journal))

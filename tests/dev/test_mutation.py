@@ -108,23 +108,28 @@ def test_tests_run_fastest_first_with_each_files_tests_together():
 def test_a_stopped_run_resumes_only_where_nothing_it_depends_on_changed(tmp_path):
     coverage = {"code": "c1", "files": {"t.py": "d1", "u.py": "d2"}}
     spec = {"key": "m.py:7:4:<= -> <", "timeout": 61.5, "tests": ["t.py::a", "t.py::b"]}
+    slow = {**spec, "key": "m.py:7:4:<= -> >"}
     journal = mutation.Journal(tmp_path / "m.journal.jsonl", coverage)
     journal.append(spec, {"status": "killed", "by": "t.py::b"})
     with open(journal.path, "a") as out:
         out.write('{"stamp": "cut short')  # the run was stopped mid-line
-    assert journal.load() == {journal.stamp(spec): {"status": "killed", "by": "t.py::b"}}
+    journal.append(slow, {"status": "timeout"})  # on a line of its own, after the cut one
+    assert journal.load() == {journal.stamp(spec): {"status": "killed", "by": "t.py::b"},
+                              journal.stamp(slow): {"status": "timeout"}}
+    # A timeout may be the machine's load, not the mutant: it runs again.
+    assert journal.reusable([spec, slow]) == {spec["key"]: {"status": "killed", "by": "t.py::b"}}
     changed = [
         mutation.Journal(journal.path, {**coverage, "code": "c2"}).stamp(spec),  # the code changed
         mutation.Journal(journal.path, {**coverage, "files": {"t.py": "d3", "u.py": "d2"}}).stamp(spec),  # a test
+        mutation.Journal(journal.path, {**coverage, "files": {"t.py": "d1", "u.py": "d9"}}).stamp(spec),  # a helper
         journal.stamp({**spec, "tests": ["t.py::b", "t.py::a"]}),  # the tests or their order
         journal.stamp({**spec, "timeout": 90.0}),  # the time budget
-        journal.stamp({**spec, "key": "m.py:7:4:<= -> >"}),  # another mutant
+        journal.stamp(slow),  # another mutant
     ]
-    assert len(set(changed) | {journal.stamp(spec)}) == 6
-    unrelated = mutation.Journal(journal.path, {**coverage, "files": {"t.py": "d1", "u.py": "d9"}})
-    assert unrelated.stamp(spec) == journal.stamp(spec)  # a file none of its tests is in
+    assert len(set(changed) | {journal.stamp(spec)}) == 7
+    assert mutation.Journal(journal.path, dict(coverage)).stamp(spec) == journal.stamp(spec)
     journal.clear()
-    assert journal.load() == {}
+    assert journal.load() == {} and journal.reusable([spec]) == {}
 
 
 def test_a_shard_is_k_of_n_and_what_other_shards_run_is_not_scored():
