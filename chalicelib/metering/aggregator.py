@@ -29,13 +29,10 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib.logs import get_logger
 from chalicelib.metering import admission as keys
 from chalicelib.metering.ledger import ABANDONED, CHARGED, FAILED, INDETERMINATE
 from chalicelib.models import Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod
 from chalicelib.store import cancelled_because, conflicted, transaction
-
-log = get_logger("aggregator")
 
 CHUNK = 80  # events per transaction; with the totals and the reconciliation item, under DynamoDB's 100
 ATTEMPTS = 8
