@@ -330,6 +330,31 @@ def test_a_late_settle_folded_in_the_same_batch_as_the_reclaim_is_late_too():
     assert back[f"r:{reservation.period}"] == 8_000 - cost and f"q:{reservation.period}:b" not in back
 
 
+def test_a_settle_folded_in_the_same_batch_just_before_the_reclaim_is_not_reclaimed_again():
+    """The sweeper judged the bucket before the settle was folded, so its reclaim names both reservations; the
+    fold, which meets the settle first in the same batch, gives back only the one no event accounted for."""
+    tenant_id = new_tenant()
+    start = far_moment()
+    kept, lost = reserve(tenant_id, 6_000, now=start), reserve(tenant_id, 7_000, now=start + timedelta(seconds=1))
+    settle_usage()
+    cost = micros(input_tokens=1_000)
+    period, bucket = kept.period, kept.bucket
+    with stream_paused():
+        ledger.settle(kept, answered(cost, 1_000))
+        assert sweeper.sweep(now=reclaim_time(bucket)).reclaims == 1
+        settled = event_of(tenant_id, kept.request_id)
+        abandoned = event_of(tenant_id, sweeper.reclaim_request_id(bucket, "basic_chat"))
+        assert {k: int(v) for k, v in abandoned.reclaimed.as_dict().items()} == {"count": 2, "worst": 13_000}
+        report = aggregator.handle([insert_record(settled), insert_record(abandoned)])
+    assert (report.events, report.duplicates) == (2, 0)
+    assert given_back(tenant_id) == {f"r:{period}": (6_000 - cost) + 7_000, f"q:{period}:b": 1,
+                                     f"n:{bucket}:b": 2, f"v:{bucket}:b": 13_000, f"x:{bucket}:b": 1}
+    assert month(tenant_id, period) == totals(requests=1, input_tokens=1_000, cost_micros=cost, pool_requests=1,
+                                              pool_cost_micros=cost, abandoned_requests=1, exposure_micros=7_000)
+    folded = event_of(tenant_id, abandoned.request_id)
+    assert {k: int(v) for k, v in folded.reclaimed.as_dict().items()} == {"count": 1, "worst": 7_000}
+
+
 def test_a_redelivered_reclaim_gives_nothing_back_twice():
     tenant_id = new_tenant()
     [reservation] = _died(tenant_id, [4_400])
