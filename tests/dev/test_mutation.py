@@ -143,3 +143,13 @@ def test_a_shard_is_k_of_n_and_what_other_shards_run_is_not_scored():
     outcomes = [mutation.Outcome(mutant, status) for status in ("killed", "killed", "survived", "pending", "pending")]
     row = mutation.summary("m.py", outcomes, 1.0)
     assert (row["pending"], row["score"]) == (2, 100.0 * 2 / 3)
+
+
+def test_docs_list_every_equivalent_mutant_of_the_metering_bound_and_budget_modules():
+    """docs/testing.md copies these entries of dev/mutation_equivalent.txt into a table: they must not drift."""
+    docs = (ROOT / "docs" / "testing.md").read_text()
+    for key in mutation.load_equivalents():
+        module, line, col, op = key.split(":", 3)
+        if module.startswith(("chalicelib/metering", "chalicelib/ai", "chalicelib/jobs")):
+            short = module.replace("chalicelib/", "")
+            assert f"| `{short}:{line}:{col}` | `{op.replace('|', chr(92) + '|')}` |" in docs, key
