@@ -6,7 +6,7 @@ import io
 import json
 import logging
 from decimal import Decimal
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -15,18 +15,21 @@ from chalicelib import observability
 CHAT = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}
 
 
+def _parsed_lines(logger: logging.Logger, formatter: Optional[logging.Formatter] = None):
+    """Every line `logger` writes while the fixture lives, parsed: yields a function that reads them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    if formatter is not None:
+        handler.setFormatter(formatter)
+    logger.addHandler(handler)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logger.removeHandler(handler)
+
+
 @pytest.fixture
 def records():
     """The EMF records the app writes, parsed."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    observability.metrics_writer().addHandler(handler)
-
-    def read() -> List[Dict[str, Any]]:
-        return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-    yield read
-    observability.metrics_writer().removeHandler(handler)
+    yield from _parsed_lines(observability.metrics_writer())
 
 
 @pytest.fixture
@@ -34,16 +37,7 @@ def log_lines():
     """The Powertools log lines the app writes, parsed."""
     from chalicelib.logs import JsonFormatter, get_logger
 
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    get_logger().logger.addHandler(handler)
-
-    def read() -> List[Dict[str, Any]]:
-        return [json.loads(line) for line in stream.getvalue().splitlines()]
-
-    yield read
-    get_logger().logger.removeHandler(handler)
+    yield from _parsed_lines(get_logger().logger, JsonFormatter())
 
 
 def emf(record: Dict[str, Any]) -> Dict[str, Any]:

@@ -137,9 +137,7 @@ import json, sys, time
 import httpx2
 from chalicelib.ai.client import ModelCall, ModelClient
 assert "anthropic" not in sys.modules, "the SDK must be imported by the first call, as in a cold Lambda"
-body = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
-        "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": 10, "output_tokens": 3}}
+body = json.loads(sys.argv[1])
 client = ModelClient(transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json=body)))
 call = ModelCall(model="claude-sonnet-4-6", max_tokens=8, temperature=None, messages=[{"role": "user", "content": "x"}])
 started = time.perf_counter()
@@ -156,7 +154,8 @@ def test_the_first_calls_latency_is_the_models_not_the_sdks_import():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", FIRST_CALL], cwd=root, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", FIRST_CALL, json.dumps(message())], cwd=root, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     measured = json.loads(done.stdout)
     # The import alone is most of the first call; the instant model's share is a small part of it.
