@@ -18,15 +18,16 @@ counted as a timeout, and the process starts afresh for the rest.
 Every result is also appended to a journal in .mutation/ as soon as it is known, stamped with the state of
 the code, of the runner and of every test file, and with the mutant's tests: a run that is stopped (Ctrl-C,
 a lost machine) and started again skips the mutants killed or survived under an unchanged stamp (timeouts
-and crashes run again) and reports their earlier results
-(`--fresh` runs them all again). `--shard K/N` runs only every Nth mutant (those whose index is K-1
-modulo N), so N working copies (or machines) at the same commit, each with a copy of the coverage cache,
-share a module; appending their journals to one another's and running once more without `--shard`
-reports the whole module without running anything again.
+and crashes run again) and reports their earlier results (`--fresh` runs them all again). `--shard K/N` runs
+only every Nth mutant (those whose position in the module's list is K-1 modulo N), so N working copies (or
+machines) at the same commit, each with a copy of the coverage cache, share a module; appending their
+journals to one another's and running once more without `--shard` reports the whole module without running
+anything again.
 
-Score = (killed + timeouts) / (mutants - equivalent - those left to other shards). Equivalent mutants (no test can tell them from the
-original) are listed in dev/mutation_equivalent.txt as `module:line:col:operator: reason`; they are left
-out of the score and reported. A line there that matches no mutant is reported as stale.
+Score = (killed + timeouts) / (mutants - equivalent - those left to other shards). Equivalent mutants (no
+test can tell them from the original) are listed in dev/mutation_equivalent.txt as
+`module:line:col:operator: reason`; they are left out of the score and reported. A line there that matches
+no mutant is reported as stale.
 """
 from __future__ import annotations
 
@@ -448,9 +449,9 @@ def print_module(module: str, outcomes: List[Outcome], row: dict) -> None:
             print(f"  {m.line}:{m.col}  {m.op:<24} {note:<22} | {source[m.line - 1].strip()[:90]}")
 
 
-def in_shard(index: int, shard: Tuple[int, int]) -> bool:
+def in_shard(position: int, shard: Tuple[int, int]) -> bool:
     number, shards = shard
-    return index % shards == number - 1
+    return position % shards == number - 1
 
 
 def _shard(text: str) -> Tuple[int, int]:
@@ -469,7 +470,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--factor", type=float, default=3.0, help="times its tests' measured duration")
     parser.add_argument("--fresh", action="store_true", help="run every mutant again, ignoring earlier results")
     parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
-                        help="run only the mutants whose index is K-1 modulo N (see the module's docstring)")
+                        help="run only the mutants whose position is K-1 modulo N (see the module's docstring)")
     parser.add_argument("--fail-under", type=float, default=None, help="exit 1 if a module scores below this")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the workers are stopped on the way out
