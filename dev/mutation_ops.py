@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from functools import lru_cache
+from typing import Callable, Deque, Dict, FrozenSet, Iterator, List, Optional, Tuple
 
 COMPARE_SWAPS = {
     ast.Lt: (ast.LtE, ast.GtE), ast.LtE: (ast.Lt, ast.Gt), ast.Gt: (ast.GtE, ast.LtE), ast.GtE: (ast.Gt, ast.Lt),
@@ -60,76 +62,104 @@ class Mutant:
 Apply = Callable[[], None]
 
 
+Slot = Tuple[int, str, Optional[int]]  # a node's parent (its walk index), the parent's field, the position in it
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """What a source's tree looks like, by walk index: made once per source, shared by every parse of it."""
+    slots: Tuple[Optional[Slot], ...]   # where each node hangs (None for the module itself)
+    skipped: FrozenSet[int]             # never mutated: docstrings, annotations, imports, f-string text
+    in_function: FrozenSet[int]         # inside a function's body
+
+
 class _Tree:
-    """A parsed module with each node's parent slot, so a node can be replaced in place."""
+    """A fresh parse of a source, whose nodes are reached by their `ast.walk` index.
+
+    Each mutant starts from its own parse, since a mutation changes the tree in place; the analysis of the source
+    is shared, so reaching the one node a mutant changes costs a walk down its parents, not a walk of the module.
+    """
 
     def __init__(self, source: str) -> None:
         self.root = ast.parse(source)
-        self.nodes: List[ast.AST] = list(ast.walk(self.root))
-        self.slot: Dict[int, Tuple[ast.AST, str, Optional[int]]] = {}
-        for parent in self.nodes:
-            for field, value in ast.iter_fields(parent):
-                if isinstance(value, list):
-                    for i, child in enumerate(value):
-                        if isinstance(child, ast.AST):
-                            self.slot[id(child)] = (parent, field, i)
-                elif isinstance(value, ast.AST):
-                    self.slot[id(value)] = (parent, field, None)
-        self.skipped = self._skipped_nodes()
-        self.in_function = self._function_bodies()
+        self.analysis = _analyse(source)
+        self.skipped, self.in_function = self.analysis.skipped, self.analysis.in_function
+        self._nodes: Dict[int, ast.AST] = {0: self.root}
 
-    def replace(self, node: ast.AST, new: ast.AST) -> None:
-        parent, field, i = self.slot[id(node)]
-        ast.copy_location(new, node)
+    def __len__(self) -> int:
+        return len(self.analysis.slots)
+
+    def node(self, index: int) -> ast.AST:
+        if index not in self._nodes:
+            parent, field, i = self.analysis.slots[index]
+            value = getattr(self.node(parent), field)
+            self._nodes[index] = value if i is None else value[i]
+        return self._nodes[index]
+
+    def replace(self, index: int, new: ast.AST) -> None:
+        parent, field, i = self.analysis.slots[index]
+        ast.fix_missing_locations(ast.copy_location(new, self.node(index)))
         if i is None:
-            setattr(parent, field, new)
+            setattr(self.node(parent), field, new)
         else:
-            getattr(parent, field)[i] = new
-
-    def _skipped_nodes(self) -> set:
-        """Ids of nodes that are never mutated: docstrings, annotations, imports, f-string text."""
-        skipped: set = set()
-
-        def skip(tree: Optional[ast.AST]) -> None:
-            if tree is not None:
-                skipped.update(id(n) for n in ast.walk(tree))
-
-        for node in self.nodes:
-            body = getattr(node, "body", None)
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
-                first = body[0]
-                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                        and isinstance(first.value.value, str):
-                    skip(first)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                skip(node.returns)
-            elif isinstance(node, ast.arg):
-                skip(node.annotation)
-            elif isinstance(node, ast.AnnAssign):
-                skip(node.annotation)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                skip(node)
-            elif isinstance(node, ast.JoinedStr):
-                skipped.update(id(v) for v in node.values if isinstance(v, ast.Constant))
-                for value in node.values:
-                    if isinstance(value, ast.FormattedValue):
-                        skip(value.format_spec)
-        return skipped
-
-    def _function_bodies(self) -> set:
-        inside: set = set()
-        for node in self.nodes:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                for statement in node.body:
-                    inside.update(id(n) for n in ast.walk(statement))
-        return inside
+            getattr(self.node(parent), field)[i] = new
 
 
-def _constant_mutations(tree: _Tree, node: ast.Constant) -> Iterator[Tuple[str, Apply]]:
+@lru_cache(maxsize=32)
+def _analyse(source: str) -> _Analysis:
+    # ast.walk's order, breadth first, noting where each node hangs. (Operator and context nodes are shared
+    # objects in a parsed tree, so a node's id does not tell its place; they have no position and are never mutated.)
+    nodes: List[ast.AST] = []
+    slots: List[Optional[Slot]] = []
+    todo: Deque[Tuple[ast.AST, Optional[Slot]]] = deque([(ast.parse(source), None)])
+    while todo:
+        node, slot = todo.popleft()
+        index = len(nodes)
+        nodes.append(node)
+        slots.append(slot)
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, ast.AST):
+                todo.append((value, (index, field, None)))
+            elif isinstance(value, list):
+                todo.extend((child, (index, field, i)) for i, child in enumerate(value) if isinstance(child, ast.AST))
+    position = {id(node): i for i, node in enumerate(nodes) if hasattr(node, "lineno")}
+    skipped: set = set()
+
+    def skip(tree: Optional[ast.AST]) -> None:
+        if tree is not None:
+            skipped.update(position[id(n)] for n in ast.walk(tree) if id(n) in position)
+
+    inside: set = set()
+    for node in nodes:
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                skip(first)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            skip(node.returns)
+            for statement in node.body:
+                inside.update(position[id(n)] for n in ast.walk(statement) if id(n) in position)
+        elif isinstance(node, ast.arg):
+            skip(node.annotation)
+        elif isinstance(node, ast.AnnAssign):
+            skip(node.annotation)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            skip(node)
+        elif isinstance(node, ast.JoinedStr):
+            skipped.update(position[id(v)] for v in node.values if isinstance(v, ast.Constant))
+            for value in node.values:
+                if isinstance(value, ast.FormattedValue):
+                    skip(value.format_spec)
+    return _Analysis(tuple(slots), frozenset(skipped), frozenset(inside))
+
+
+def _constant_mutations(tree: _Tree, index: int, node: ast.Constant) -> Iterator[Tuple[str, Apply]]:
     value = node.value
 
     def to(new: object) -> Apply:
-        return lambda: tree.replace(node, ast.Constant(new))
+        return lambda: tree.replace(index, ast.Constant(new))
 
     if isinstance(value, bool):
         yield f"{value} -> {not value}", to(not value)
@@ -156,7 +186,7 @@ def _call_mutations(tree: _Tree, node: ast.Call) -> Iterator[Tuple[str, Apply]]:
         yield f"drop arg {len(positional)}", positional.pop
 
 
-def _mutations_of(tree: _Tree, node: ast.AST) -> Iterator[Tuple[str, Apply]]:
+def _mutations_of(tree: _Tree, index: int, node: ast.AST) -> Iterator[Tuple[str, Apply]]:
     if isinstance(node, ast.Compare):
         for k, op in enumerate(node.ops):
             for new in COMPARE_SWAPS.get(type(op), ()):
@@ -170,29 +200,30 @@ def _mutations_of(tree: _Tree, node: ast.AST) -> Iterator[Tuple[str, Apply]]:
         if new_op is not None:
             yield f"{SYMBOLS[type(node.op)]} -> {SYMBOLS[new_op]}", (lambda: setattr(node, "op", new_op()))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            yield "drop + left term", (lambda: tree.replace(node, node.right))
-            yield "drop + right term", (lambda: tree.replace(node, node.left))
+            yield "drop + left term", (lambda: tree.replace(index, node.right))
+            yield "drop + right term", (lambda: tree.replace(index, node.left))
     elif isinstance(node, ast.Constant):
-        yield from _constant_mutations(tree, node)
+        yield from _constant_mutations(tree, index, node)
     elif isinstance(node, ast.BoolOp):
         new_op = ast.Or if isinstance(node.op, ast.And) else ast.And
         yield f"{SYMBOLS[type(node.op)]} -> {SYMBOLS[new_op]}", (lambda: setattr(node, "op", new_op()))
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        yield "drop not", (lambda: tree.replace(node, node.operand))
+        yield "drop not", (lambda: tree.replace(index, node.operand))
     elif isinstance(node, ast.Call):
         yield from _call_mutations(tree, node)
     if isinstance(node, ast.Return) and node.value is not None \
             and not (isinstance(node.value, ast.Constant) and node.value.value is None):
-        yield "return None", (lambda: setattr(node, "value", ast.Constant(None)))
-    if isinstance(node, REMOVABLE_STATEMENTS) and id(node) in tree.in_function:
-        yield "drop statement", (lambda: tree.replace(node, ast.Pass()))
+        yield "return None", (lambda: setattr(node, "value", ast.copy_location(ast.Constant(None), node)))
+    if isinstance(node, REMOVABLE_STATEMENTS) and index in tree.in_function:
+        yield "drop statement", (lambda: tree.replace(index, ast.Pass()))
 
 
 def _candidates(tree: _Tree) -> Iterator[Tuple[int, ast.AST, str, Apply]]:
-    for index, node in enumerate(tree.nodes):
-        if id(node) in tree.skipped or not hasattr(node, "lineno"):
+    for index in range(len(tree)):
+        node = tree.node(index)
+        if index in tree.skipped or not hasattr(node, "lineno"):
             continue
-        for op, apply in _mutations_of(tree, node):
+        for op, apply in _mutations_of(tree, index, node):
             yield index, node, op, apply
 
 
@@ -212,10 +243,12 @@ def mutants(module: str, source: str) -> List[Mutant]:
 def mutated_tree(source: str, mutant: Mutant) -> ast.Module:
     """The syntax tree of `source` with `mutant` applied (a fresh parse: the source on disk is never changed)."""
     tree = _Tree(source)
-    for index, _, op, apply in _candidates(tree):
-        if index == mutant.index and mutant.op.split(" #")[0] == op:
-            apply()
-            return ast.fix_missing_locations(tree.root)
+    index = mutant.index
+    if 0 <= index < len(tree) and index not in tree.skipped and hasattr(tree.node(index), "lineno"):
+        for op, apply in _mutations_of(tree, index, tree.node(index)):
+            if mutant.op.split(" #")[0] == op:
+                apply()
+                return tree.root
     raise LookupError(f"{mutant.key} is not a mutant of this source")
 
 
