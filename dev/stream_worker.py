@@ -17,13 +17,20 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "dev"))
 
 BATCH = 1000  # the event source mapping's batch size in app.py
+# Lambda polls each shard of a DynamoDB stream "at a base rate of 4 times per second" (AWS Lambda Developer
+# Guide, "Using AWS Lambda with Amazon DynamoDB", Polling and batching streams). Polling faster bought
+# nothing but CPU: at 20 polls a second an idle pump and its moto server used a third of a core.
+POLL_SECONDS = 0.25
+# The stream's shards are described again at most this often, and at once when the table changes (real
+# shards roll over every few hours; DescribeStream itself is limited to 10 calls a second).
+SHARD_REFRESH_SECONDS = 1.0
 
 
 class StreamPump:
@@ -41,6 +48,7 @@ class StreamPump:
         self.dynamodb = boto3.client("dynamodb", **options)
         self.streams = boto3.client("dynamodbstreams", **options)
         self.iterators: Dict[tuple, Optional[str]] = {}
+        self._described: Optional[Tuple[str, str, float]] = None  # (table, stream ARN, when)
         self.lock = threading.Lock()
         self.folded = 0
         self._stop = threading.Event()
@@ -52,12 +60,19 @@ class StreamPump:
 
         return self._table_name or get_settings().table_name
 
-    def _refresh_shards(self) -> str:
-        arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
+    def _refresh_shards(self, force: bool = False) -> str:
+        """The current table's stream ARN, with an iterator for each of its shards (described again when the
+        table changed, `force`, or SHARD_REFRESH_SECONDS after the last time)."""
+        table, now = self.table_name, time.monotonic()
+        if not force and self._described is not None and self._described[0] == table \
+                and now - self._described[2] < SHARD_REFRESH_SECONDS:
+            return self._described[1]
+        arn = self.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
         for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
             if (arn, shard["ShardId"]) not in self.iterators:
                 self.iterators[(arn, shard["ShardId"])] = self.streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        self._described = (table, arn, now)
         return arn
 
     def poll_once(self) -> int:
@@ -67,25 +82,29 @@ class StreamPump:
         from chalicelib.metering import aggregator
 
         with self.lock:
-            arn = self._refresh_shards()
-            read = 0
-            for shard, iterator in list(self.iterators.items()):
-                if iterator is None or shard[0] != arn:
-                    continue
-                page = self.streams.get_records(ShardIterator=iterator, Limit=BATCH)
-                records = page.get("Records", [])
-                if records:
-                    report = aggregator.handle(records)
-                    self.folded += report.events
-                read += len(records)
-                self.iterators[shard] = page.get("NextShardIterator")
-            return read
+            try:
+                arn = self._refresh_shards()
+                read = 0
+                for shard, iterator in list(self.iterators.items()):
+                    if iterator is None or shard[0] != arn:
+                        continue
+                    page = self.streams.get_records(ShardIterator=iterator, Limit=BATCH)
+                    records = page.get("Records", [])
+                    if records:
+                        report = aggregator.handle(records)
+                        self.folded += report.events
+                    read += len(records)
+                    self.iterators[shard] = page.get("NextShardIterator")
+                return read
+            except Exception:
+                self._described = None  # the table may have been replaced: describe it again next time
+                raise
 
     def skip_unread(self) -> None:
         """Leave every record of the current table's stream not yet folded unread for good (each shard's
         iterator moves to its end). Other tables' streams are not read while they are not current."""
         with self.lock:
-            current = self._refresh_shards()
+            current = self._refresh_shards(force=True)
             for arn, shard in [key for key in self.iterators if key[0] == current]:
                 self.iterators[(arn, shard)] = self.streams.get_shard_iterator(
                     StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
@@ -100,7 +119,7 @@ class StreamPump:
                 raise TimeoutError("the usage stream did not drain")
             empty = empty + 1 if self.poll_once() == 0 else 0
 
-    def start(self, interval: float = 0.05) -> "StreamPump":
+    def start(self, interval: float = POLL_SECONDS) -> "StreamPump":
         def loop() -> None:
             while not self._stop.is_set():
                 try:

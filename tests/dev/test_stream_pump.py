@@ -3,6 +3,7 @@ fails every drain, as Lambda retries a failed batch, until the pump is told to s
 (the mutation runner does, between mutants)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -44,3 +45,27 @@ def test_a_table_of_its_own_points_back_at_the_table_before_even_when_its_last_f
             unreadable_event()
     assert os.environ["TESSERA_TABLE_NAME"] == own_table
     settle_usage()  # the unreadable event stayed in the dropped table's stream, which is no longer read
+
+
+def test_the_stream_is_described_once_a_second_at_most_and_at_once_for_a_new_table(own_table):
+    """Every poll used to describe the table and its stream again (three calls where one reads the records);
+    at the pump's rate that alone kept a third of a core busy."""
+    import stream_worker
+    from conftest import table_of_its_own
+
+    pump = stream_worker.StreamPump()
+    described = []
+    pump.dynamodb.meta.events.register("before-parameter-build.dynamodb.DescribeTable",
+                                       lambda params, **_: described.append(params["TableName"]))
+    for _ in range(3):
+        pump.poll_once()
+    assert described == [own_table]
+    with table_of_its_own() as inner:
+        pump.poll_once()
+        assert described == [own_table, inner]  # a new table's stream is read from the first poll
+    pump.poll_once()
+    assert described == [own_table, inner, own_table]
+    time.sleep(stream_worker.SHARD_REFRESH_SECONDS)  # new shards are found within the second
+    pump.poll_once()
+    assert described == [own_table, inner, own_table, own_table]
+    assert stream_worker.POLL_SECONDS == 0.25  # Lambda's documented 4 polls a second
