@@ -317,13 +317,6 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(line)
 
 
-def pytest_itemcollected(item):
-    """Every test that needs the deployable package runs on one worker (pytest.ini: --dist loadgroup), so the
-    package is built once a run, not once per worker: a build is about 25 s of CPU, and the suite is CPU-bound."""
-    if "package_dir" in getattr(item, "fixturenames", ()):
-        item.add_marker(pytest.mark.xdist_group("package"))
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
     """The end-to-end tests first, still in their random order among themselves (this runs after
