@@ -7,6 +7,7 @@ creating their own tenants (random slugs), never by resetting shared state.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -352,14 +353,26 @@ ARTIFACT_KEY = "tessera/prod/deployment.zip"
 
 @pytest.fixture(scope="session")
 def package_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("package") / PACKAGE_STAGE
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "AWS_CONFIG_FILE": os.devnull})
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", PACKAGE_STAGE,
-                             "--out", str(out)], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
-    print(result.stdout)
+    """Built once per run, not once per pytest-xdist worker (a build is about 25 s of CPU, in a suite bound by
+    CPU): the workers share their base temporary folder's parent, and the first to take the lock builds
+    (pytest-xdist's documented recipe for a session fixture that runs once, with fcntl for its lock)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base folder is <the run's>/<worker id>
+        shared = shared.parent
+    out, built = shared / "package" / PACKAGE_STAGE, shared / "package" / "built"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(shared / "package.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the build fails
+        if not built.exists():
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                        "AWS_CONFIG_FILE": os.devnull})
+            result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", PACKAGE_STAGE,
+                                     "--out", str(out)], cwd=str(ROOT), env=env, capture_output=True, text=True,
+                                    timeout=600)
+            assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
+            print(result.stdout)
+            built.touch()
     return out
 
 
