@@ -69,7 +69,8 @@ Slot = Tuple[int, str, Optional[int]]  # a node's parent (its walk index), the p
 class _Analysis:
     """What a source's tree looks like, by walk index: made once per source, shared by every parse of it."""
     slots: Tuple[Optional[Slot], ...]   # where each node hangs (None for the module itself)
-    skipped: FrozenSet[int]             # never mutated: docstrings, annotations, imports, f-string text
+    mutable: Tuple[int, ...]            # in walk order, the nodes with a place in the source, but not
+                                        # docstrings, annotations, imports or f-string text
     in_function: FrozenSet[int]         # inside a function's body
 
 
@@ -83,11 +84,7 @@ class _Tree:
     def __init__(self, source: str) -> None:
         self.root = ast.parse(source)
         self.analysis = _analyse(source)
-        self.skipped, self.in_function = self.analysis.skipped, self.analysis.in_function
         self._nodes: Dict[int, ast.AST] = {0: self.root}
-
-    def __len__(self) -> int:
-        return len(self.analysis.slots)
 
     def node(self, index: int) -> ast.AST:
         if index not in self._nodes:
@@ -152,7 +149,7 @@ def _analyse(source: str) -> _Analysis:
             for value in node.values:
                 if isinstance(value, ast.FormattedValue):
                     skip(value.format_spec)
-    return _Analysis(tuple(slots), frozenset(skipped), frozenset(inside))
+    return _Analysis(tuple(slots), tuple(sorted(set(position.values()) - skipped)), frozenset(inside))
 
 
 def _constant_mutations(tree: _Tree, index: int, node: ast.Constant) -> Iterator[Tuple[str, Apply]]:
@@ -214,15 +211,13 @@ def _mutations_of(tree: _Tree, index: int, node: ast.AST) -> Iterator[Tuple[str,
     if isinstance(node, ast.Return) and node.value is not None \
             and not (isinstance(node.value, ast.Constant) and node.value.value is None):
         yield "return None", (lambda: setattr(node, "value", ast.copy_location(ast.Constant(None), node)))
-    if isinstance(node, REMOVABLE_STATEMENTS) and index in tree.in_function:
+    if isinstance(node, REMOVABLE_STATEMENTS) and index in tree.analysis.in_function:
         yield "drop statement", (lambda: tree.replace(index, ast.Pass()))
 
 
 def _candidates(tree: _Tree) -> Iterator[Tuple[int, ast.AST, str, Apply]]:
-    for index in range(len(tree)):
+    for index in tree.analysis.mutable:
         node = tree.node(index)
-        if index in tree.skipped or not hasattr(node, "lineno"):
-            continue
         for op, apply in _mutations_of(tree, index, node):
             yield index, node, op, apply
 
@@ -244,7 +239,7 @@ def mutated_tree(source: str, mutant: Mutant) -> ast.Module:
     """The syntax tree of `source` with `mutant` applied (a fresh parse: the source on disk is never changed)."""
     tree = _Tree(source)
     index = mutant.index
-    if 0 <= index < len(tree) and index not in tree.skipped and hasattr(tree.node(index), "lineno"):
+    if index in tree.analysis.mutable:
         for op, apply in _mutations_of(tree, index, tree.node(index)):
             if mutant.op.split(" #")[0] == op:
                 apply()
