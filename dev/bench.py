@@ -1495,13 +1495,17 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "removed, zipped with deflate like chalice's.",
         "**Latency estimate.** `Gateway.run` called directly (no HTTP, no authorizer: the synchronous part of "
         "a warm AI request) on one tenant with its limits lifted, the model edge answering at once, after "
-        f"{bench_ledger.WARM_UP_CALLS} warm-up calls, then 200 timed calls. App time = wall time less "
+        f"{bench_ledger.WARM_UP_CALLS} warm-up calls, then {bench_ledger.LATENCY_ROUNDS} rounds of "
+        f"{s.profile_requests} timed calls. App time = wall time less "
         "`DynamoProbe` time, so it holds our code, PynamoDB and botocore's request building, serialisation "
         "and endpoint resolution (signing, HTTP and parsing are inside the probe's window). One probe covers "
         "the whole run: registering a botocore handler empties the client's event lookup cache, so a probe "
         "per call would add a lookup no production call makes. The estimate adds, "
         "for each DynamoDB call of the usual request, the latency docs/local-dynamodb.md derives from what AWS "
-        "publishes for that kind of call.",
+        "publishes for that kind of call. One round's median moves by a few tenths of a millisecond between "
+        f"runs on the same machine, so the target is held twice: by the median of all "
+        f"{bench_ledger.LATENCY_ROUNDS * s.profile_requests:,} calls and by the "
+        "median of the slowest round.",
         "**Profile.** cProfile with `time.thread_time` as its clock, so time waiting for moto or the stand-in "
         "is not counted; the profiler inflates CPU several-fold (compare with the unprofiled CPU per request), "
         "so read shares, not absolute numbers.",

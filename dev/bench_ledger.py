@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import statistics
 import threading
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ QUICK_LEVELS = (16,)
 PER_THREAD = 3
 INSTANCES = 4  # warm Lambda instances sharing the load, each with its own caches
 WARM_UP_CALLS = 20
+LATENCY_ROUNDS = 5
 PUBLISHED_MS = {"UpdateItem": 5.0, "PutItem": 5.0}  # docs/local-dynamodb.md: the simulator's defaults, sourced
 
 
@@ -254,9 +256,14 @@ class LedgerBench:
                         [1000 / hot], "req/s", 0, ">= 1000", holds=lambda v: v >= 1000)
 
 
-def measure_latency(report: Any, gateway_factory: Any, ctx: Any, call: Any, samples: int = 200) -> None:
+def measure_latency(report: Any, gateway_factory: Any, ctx: Any, call: Any, samples: int = 200,
+                    rounds: int = LATENCY_ROUNDS) -> None:
     """The synchronous part of a warm AI request: its DynamoDB calls and the app's own time, measured
-    locally without the model call, then with each call at DynamoDB's latency for its kind."""
+    locally without the model call, then with each call at DynamoDB's latency for its kind.
+
+    `rounds` rounds of `samples` calls: the median of one round moves by a few tenths of a millisecond
+    from run to run on the same machine, so the target is held by the slowest round as well as by all of
+    them together."""
     import sys
     from pathlib import Path
 
@@ -272,28 +279,40 @@ def measure_latency(report: Any, gateway_factory: Any, ctx: Any, call: Any, samp
             return ModelReply("ok", model_call.model, "end_turn", Usage(20, 10), None, 0)
 
     gateway = gateway_factory(model_client=Instant())
-    app_ms, shapes = [], Counter()
+    per_round: List[List[float]] = []
+    shapes: Counter = Counter()
     # One probe for the whole run: registering a botocore handler empties the client's event lookup cache,
     # so a probe per call would make every call look its handlers up afresh, which no production call does.
     with DynamoProbe(this_thread=True) as probe:
         for _ in range(WARM_UP_CALLS):  # a warm instance has served a few requests: its paths are specialised
             gateway.run(ctx, "basic_chat", call)
-        for _ in range(samples):
-            probe.reset()
-            started = time.perf_counter()
-            gateway.run(ctx, "basic_chat", call)
-            total = time.perf_counter() - started
-            app_ms.append((total - probe.seconds) * 1000)
-            shapes[tuple(sorted(probe.calls.elements()))] += 1
+        for _ in range(rounds):
+            app_ms = []
+            for _ in range(samples):
+                probe.reset()
+                started = time.perf_counter()
+                gateway.run(ctx, "basic_chat", call)
+                total = time.perf_counter() - started
+                app_ms.append((total - probe.seconds) * 1000)
+                shapes[tuple(sorted(probe.calls.elements()))] += 1
+            per_round.append(app_ms)
     # The usual request (the tenant cache reloads every few seconds, which adds a read to a few).
     usual = shapes.most_common(1)[0][0]
     per_call = Counter(usual)
-    app = sorted(app_ms)[len(app_ms) // 2]
-    estimate = app + sum(PUBLISHED_MS.get(op, 5.0) * n for op, n in per_call.items())
+    dynamo_ms = sum(PUBLISHED_MS.get(op, 5.0) * n for op, n in per_call.items())
+    pooled = [ms for app_ms in per_round for ms in app_ms]
+    round_p50s = [statistics.median(app_ms) for app_ms in per_round]
+    n = len(pooled)
+    published = ", ".join(f"{op} {PUBLISHED_MS.get(op, 5.0):g} ms" for op in sorted(per_call))
     sec = "8 Latency estimate in production"
-    report.add(sec, "warm AI request, app time excluding DynamoDB and the model, p50", app_ms, "ms", 2)
-    report.add(sec, f"DynamoDB calls on the synchronous path, usual request ({shapes[usual]} of {samples})",
+    report.add(sec, f"warm AI request, app time excluding DynamoDB and the model, p50 ({rounds} rounds of "
+                    f"{samples})", pooled, "ms", 2)
+    report.add(sec, f"app time p50 of each round (median, fastest and slowest of {rounds} rounds)", round_p50s,
+               "ms", 2)
+    report.add(sec, f"DynamoDB calls on the synchronous path, usual request ({shapes[usual]} of {n})",
                [sum(per_call.values())], "calls", 1, "<= 2", holds=lambda v: v <= 2)
-    report.add(sec, "estimated added latency p50 = app p50 + calls x published latency ("
-               + ", ".join(f"{op} {PUBLISHED_MS.get(op, 5.0):g} ms" for op in sorted(per_call)) + ")",
-               [estimate], "ms", 1, "<= 12", holds=lambda v: v <= 12)
+    report.add(sec, f"estimated added latency p50 = app p50 + calls x published latency ({published})",
+               [statistics.median(pooled) + dynamo_ms], "ms", 1, "<= 12", holds=lambda v: v <= 12)
+    report.add(sec, "estimated added latency, slowest round = its app p50 + calls x published latency",
+               [max(round_p50s) + dynamo_ms], "ms", 1, "<= 12", holds=lambda v: v <= 12)
+
