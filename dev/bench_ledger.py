@@ -315,4 +315,3 @@ def measure_latency(report: Any, gateway_factory: Any, ctx: Any, call: Any, samp
                [statistics.median(pooled) + dynamo_ms], "ms", 1, "<= 12", holds=lambda v: v <= 12)
     report.add(sec, "estimated added latency, slowest round = its app p50 + calls x published latency",
                [max(round_p50s) + dynamo_ms], "ms", 1, "<= 12", holds=lambda v: v <= 12)
-
