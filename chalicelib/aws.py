@@ -16,5 +16,7 @@ def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
+    from chalicelib.observability import trace_aws_calls
+
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
-    return boto3.session.Session().client(service, region_name=get_settings().region, config=config)
+    return trace_aws_calls(boto3.session.Session().client(service, region_name=get_settings().region, config=config))

@@ -96,6 +96,11 @@ def table_connection() -> TableConnection:
                     max_retry_attempts=_Meta.max_retry_attempts,
                     max_pool_connections=_Meta.max_pool_connections,
                     meta_table=MetaTable(create_table_request(name)))
+                from chalicelib.observability import trace_aws_calls
+
+                # PynamoDB builds its botocore client once and keeps it (it builds another only if the
+                # first has no credentials, which Lambda's environment always provides).
+                trace_aws_calls(connection.connection.client)
                 _connections[name] = connection
     return connection
 

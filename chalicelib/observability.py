@@ -7,9 +7,13 @@ tenants; the tenant id is a property of each record, not a dimension, and per-te
 views come from the records themselves (docs/observability.md has the Logs Insights and
 Contributor Insights queries).
 
-Tracing is Powertools' Tracer (the X-Ray SDK), built on the first request of a Lambda
-with tracing on, never at import: the SDK costs about 0.2 s to import, which the
-authorizers never pay (they are traced by Lambda itself, without the SDK).
+Tracing is Powertools' Tracer (the X-Ray SDK), built on the first sampled request of a
+Lambda with tracing on, never at import: the SDK costs about 0.2 s to import, which the
+authorizers never pay (they are traced by Lambda itself, without the SDK). Only invocations
+Lambda samples (its trace header says `Sampled=1`) touch the SDK: X-Ray records nothing of
+the others, yet the SDK's botocore patch cost about 0.2 ms a DynamoDB call on every one of
+them (docs/observability.md), so AWS calls are traced through botocore's events instead,
+and only when sampled.
 """
 from __future__ import annotations
 
@@ -109,20 +113,73 @@ def tracing_enabled() -> bool:
                                                             or os.environ.get("CHALICE_LOCAL"))
 
 
+TRACE_HEADER = "_X_AMZN_TRACE_ID"  # set by the Lambda runtime for each invocation
+_SUBSEGMENT = "tessera_xray_subsegment"  # the key of a call's subsegment in botocore's request context
+
+
+def sampled() -> bool:
+    """Whether X-Ray samples this invocation: Lambda's trace header for it says `Sampled=1`."""
+    return "Sampled=1" in os.environ.get(TRACE_HEADER, "")
+
+
 def tracer() -> Any:
-    """Powertools' Tracer, patching botocore (DynamoDB, KMS, Secrets Manager calls become subsegments)."""
+    """Powertools' Tracer, patching nothing: AWS calls are traced by `trace_aws_calls`."""
     global _tracer
     if _tracer is None:
         from aws_lambda_powertools import Tracer
 
-        _tracer = Tracer(service=SERVICE, patch_modules=["botocore"])
+        _tracer = Tracer(service=SERVICE, auto_patch=False)
     return _tracer
+
+
+def trace_aws_calls(client: Any) -> Any:
+    """Make each call of a botocore client a subsegment (`aws` namespace: service, operation, region,
+    request id, HTTP status) in sampled invocations. Unsampled ones pay a check of the
+    trace header. Returns the client."""
+    events = client.meta.events
+    events.register("before-call", _begin_aws_call)
+    events.register("after-call", _end_aws_call)
+    events.register("after-call-error", _fail_aws_call)
+    return client
+
+
+def _begin_aws_call(model: Any = None, context: Any = None, **kwargs: Any) -> None:
+    if context is None or not sampled() or not tracing_enabled():
+        return
+    subsegment = tracer().provider.begin_subsegment(model.service_model.endpoint_prefix, namespace="aws")
+    if subsegment is None:  # no segment on this thread (the SDK has logged it)
+        return
+    subsegment.set_aws({"operation": model.name, "region": context.get("client_region")})
+    context[_SUBSEGMENT] = subsegment
+
+
+def _end_aws_call(http_response: Any = None, parsed: Any = None, context: Any = None, **kwargs: Any) -> None:
+    subsegment = (context or {}).pop(_SUBSEGMENT, None)
+    if subsegment is None:
+        return
+    request_id = ((parsed or {}).get("ResponseMetadata") or {}).get("RequestId")
+    if request_id:
+        subsegment.aws["request_id"] = request_id
+    status = getattr(http_response, "status_code", None)
+    if status is not None:
+        subsegment.put_http_meta("status", status)  # which also flags a 4xx as an error, a 5xx as a fault
+    tracer().provider.end_subsegment()
+
+
+def _fail_aws_call(exception: Optional[BaseException] = None, context: Any = None, **kwargs: Any) -> None:
+    """A call that got no HTTP answer (a timeout, a dropped connection)."""
+    subsegment = (context or {}).pop(_SUBSEGMENT, None)
+    if subsegment is None:
+        return
+    if exception is not None:
+        subsegment.add_exception(exception, [])
+    tracer().provider.end_subsegment()
 
 
 @contextlib.contextmanager
 def traced(name: str, **annotations: Optional[str]) -> Iterator[None]:
     """A subsegment for the request, annotated with the tenant (X-Ray can then filter traces by tenant)."""
-    if not tracing_enabled():
+    if not sampled() or not tracing_enabled():
         yield
         return
     with tracer().provider.in_subsegment(f"## {name}") as subsegment:

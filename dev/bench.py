@@ -1494,7 +1494,9 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "temporary folder; MB = 10^6 bytes. The 'without its .pyc' zip is the same tree with every __pycache__ "
         "removed, zipped with deflate like chalice's.",
         "**Latency estimate.** `Gateway.run` called directly (no HTTP, no authorizer: the synchronous part of "
-        "a warm AI request) on one tenant with its limits lifted, the model edge answering at once, after "
+        "a warm AI request) on one tenant with its limits lifted, the model edge answering at once, with "
+        "tracing as deployed (`LAMBDA_TASK_ROOT` and an unsampled X-Ray trace header, as for the median "
+        "request under X-Ray's default rule; a further 200 sampled calls are shown for reference), after "
         f"{bench_ledger.WARM_UP_CALLS} warm-up calls, then {bench_ledger.LATENCY_ROUNDS} rounds of "
         f"{s.profile_requests} timed calls. App time = wall time less "
         "`DynamoProbe` time, so it holds our code, PynamoDB and botocore's request building, serialisation "

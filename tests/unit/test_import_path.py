@@ -15,7 +15,7 @@ def modules_after(code):
 def test_importing_the_app_does_not_import_the_anthropic_sdk():
     loaded = modules_after("import app")
     assert "anthropic" not in loaded and "httpx2" not in loaded and "pydantic" not in loaded
-    assert "aws_xray_sdk" not in loaded  # the Tracer is built on the API handler's first request, never at import
+    assert "aws_xray_sdk" not in loaded  # the Tracer is built on the API handler's first sampled request, never at import
     assert "app" in loaded and "chalicelib.ai.gateway" in loaded
 
 
