@@ -134,8 +134,8 @@ def tracer() -> Any:
 
 def trace_aws_calls(client: Any) -> Any:
     """Make each call of a botocore client a subsegment (`aws` namespace: service, operation, region,
-    request id, HTTP status) in sampled invocations. Unsampled ones pay a check of the
-    trace header. Returns the client."""
+    request id, HTTP status) in sampled invocations of a Lambda whose requests are traced (the Tracer
+    exists). Other calls pay a check. Returns the client."""
     events = client.meta.events
     events.register("before-call", _begin_aws_call)
     events.register("after-call", _end_aws_call)
@@ -144,9 +144,11 @@ def trace_aws_calls(client: Any) -> Any:
 
 
 def _begin_aws_call(model: Any = None, context: Any = None, **kwargs: Any) -> None:
-    if context is None or not sampled() or not tracing_enabled():
+    # Only where a request built the Tracer (the API handler, `traced`): the authorizers' Lambdas share
+    # these clients but never load the SDK.
+    if context is None or _tracer is None or not sampled():
         return
-    subsegment = tracer().provider.begin_subsegment(model.service_model.endpoint_prefix, namespace="aws")
+    subsegment = _tracer.provider.begin_subsegment(model.service_model.endpoint_prefix, namespace="aws")
     if subsegment is None:  # no segment on this thread (the SDK has logged it)
         return
     subsegment.set_aws({"operation": model.name, "region": context.get("client_region")})

@@ -275,6 +275,7 @@ def traced_as_deployed() -> Iterator[Callable[[bool], None]]:
         sample(False)  # patch.dict restores the environment as it was, this too
         if not observability.tracing_enabled():
             raise RuntimeError("tracing is off in this environment (POWERTOOLS_TRACE_DISABLED or a local marker)")
+        observability.tracer()  # as the API handler's first sampled request builds it
         yield sample
 
 

@@ -22,3 +22,13 @@ def test_importing_the_app_does_not_import_the_anthropic_sdk():
 def test_resolving_identity_does_not_import_the_anthropic_sdk():
     loaded = modules_after("import chalicelib.identity.resolve")
     assert "anthropic" not in loaded and "aws_xray_sdk" not in loaded
+
+
+def test_an_authorizer_s_dynamodb_call_in_a_sampled_invocation_does_not_import_the_xray_sdk(monkeypatch):
+    """The authorizers share the table's client, whose calls are traced only where a request built the Tracer."""
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+    loaded = modules_after("import app\nfrom chalicelib import observability\nfrom chalicelib.models import "
+                           "table_connection\nassert observability.sampled() and observability.tracing_enabled()\n"
+                           "table_connection().connection.client.describe_limits()")
+    assert "aws_xray_sdk" not in loaded and "botocore.client" in loaded
