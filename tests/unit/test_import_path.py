@@ -7,9 +7,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def modules_after(code):
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(','.join(sorted(sys.modules)))"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return set(out.strip().split(","))
+    result = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(','.join(sorted(sys.modules)))"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.strip().split(","))
 
 
 def test_importing_the_app_does_not_import_the_anthropic_sdk():
@@ -24,8 +25,10 @@ def test_resolving_identity_does_not_import_the_anthropic_sdk():
     assert "anthropic" not in loaded and "aws_xray_sdk" not in loaded
 
 
-def test_an_authorizer_s_dynamodb_call_in_a_sampled_invocation_does_not_import_the_xray_sdk(monkeypatch):
+def test_an_authorizer_s_dynamodb_call_in_a_sampled_invocation_does_not_import_the_xray_sdk(monkeypatch, moto_server):
     """The authorizers share the table's client, whose calls are traced only where a request built the Tracer."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server[0])  # the session's moto, whatever another test left
+    monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
     loaded = modules_after("import app\nfrom chalicelib import observability\nfrom chalicelib.models import "
