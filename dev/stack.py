@@ -282,9 +282,11 @@ def local_signing_secrets() -> Dict[str, str]:
 
 
 def app_environment(aws: Dict[str, str], anthropic_base_url: Optional[str], platform_keys: str) -> Dict[str, str]:
-    """The app's environment: the caller's without its AWS and Anthropic settings, then `aws` (where AWS is,
-    and its keyrings), the platform key pool and the model upstream."""
-    env = {**_inherited_environment(), **aws, "TESSERA_PLATFORM_KEYS": platform_keys}
+    """The app's environment: the caller's without its AWS and Anthropic settings, then the local stage's
+    variables from .chalice/config.json (in the process from its start, as Lambda sets a function's), then
+    `aws` (where AWS is, its keyrings and what bootstrap found there), the platform key pool and the model
+    upstream."""
+    env = {**_inherited_environment(), **stage_environment("local"), **aws, "TESSERA_PLATFORM_KEYS": platform_keys}
     if anthropic_base_url:
         env["ANTHROPIC_BASE_URL"] = anthropic_base_url
     return env
