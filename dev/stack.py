@@ -166,10 +166,13 @@ def _inherited_environment() -> Dict[str, str]:
 
 
 def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = None,
-               latency_ms: Optional[Dict[str, float]] = None) -> subprocess.Popen:
+               latency_ms: Optional[Dict[str, float]] = None, deploy_gaps: bool = False) -> subprocess.Popen:
     """Start dev/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
-    TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact")."""
+    TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact");
+    `deploy_gaps` adds what `chalice deploy` needs (dev/moto_gaps.py)."""
     args = [sys.executable, str(ROOT / "dev" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)]
+    if deploy_gaps:
+        args.append("--deploy-gaps")
     if contention is not None:
         args.append("--contention" if contention else "--no-contention")
     for kind, ms in (latency_ms or {}).items():
