@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock requi
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test mutation package lock bench budget-check clean
+.PHONY: run test mutation package deploy-dev lock bench budget-check clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
@@ -32,6 +32,10 @@ mutation: $(STAMP)
 
 package: $(STAMP)
 	$(PY) dev/package.py --stage $(STAGE) --out $(PACKAGE_DIR)
+
+# The dev stage through `chalice deploy --stage dev`, with a small stack of its resources (dev/dev_stage.py).
+deploy-dev: $(STAMP)
+	$(PY) dev/dev_stage.py deploy
 
 lock: $(STAMP)
 	$(PY) dev/package.py --lock

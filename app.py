@@ -5,6 +5,7 @@ The tenant always comes from the authorizer (`tenant()`), never from a path,
 query or body. Logic lives in chalicelib/.
 """
 import functools
+import os
 
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
@@ -429,12 +430,15 @@ def list_features():
     return usage.feature_standing(tenants.get_tenant(tenant().tenant_id), current_period())
 
 
-# The table's stream. Chalice needs the ARN at packaging time; dev/package.py points the event source at
-# the table resource's StreamArn, so this placeholder never reaches AWS.
-TABLE_STREAM_PLACEHOLDER = "arn:aws:dynamodb:us-east-1:000000000000:table/tessera/stream/TABLE_STREAM"
+# The table's stream. Chalice needs the ARN when it loads the app. `chalice deploy --stage dev` reads it
+# from TESSERA_TABLE_STREAM_ARN (the dev stage's resources stack, dev/dev_stage.py); for `make package` a
+# placeholder names the stage's table and dev/template.py points the event source at its StreamArn.
+TABLE_STREAM_ARN = os.environ.get("TESSERA_TABLE_STREAM_ARN") or (
+    f"arn:aws:dynamodb:us-east-1:000000000000:table/{os.environ.get('TESSERA_TABLE_NAME', 'tessera')}"
+    "/stream/TABLE_STREAM")
 
 
-@app.on_dynamodb_record(stream_arn=TABLE_STREAM_PLACEHOLDER, batch_size=1000, starting_position="TRIM_HORIZON",
+@app.on_dynamodb_record(stream_arn=TABLE_STREAM_ARN, batch_size=1000, starting_position="TRIM_HORIZON",
                         maximum_batching_window_in_seconds=1)
 def usage_aggregator(event):
     report = aggregator.handle(event.to_dict()["Records"])

@@ -166,10 +166,13 @@ def _inherited_environment() -> Dict[str, str]:
 
 
 def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = None,
-               latency_ms: Optional[Dict[str, float]] = None) -> subprocess.Popen:
+               latency_ms: Optional[Dict[str, float]] = None, deploy_gaps: bool = False) -> subprocess.Popen:
     """Start dev/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
-    TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact")."""
+    TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact");
+    `deploy_gaps` adds what `chalice deploy` needs (dev/moto_gaps.py)."""
     args = [sys.executable, str(ROOT / "dev" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)]
+    if deploy_gaps:
+        args.append("--deploy-gaps")
     if contention is not None:
         args.append("--contention" if contention else "--no-contention")
     for kind, ms in (latency_ms or {}).items():
@@ -282,9 +285,11 @@ def local_signing_secrets() -> Dict[str, str]:
 
 
 def app_environment(aws: Dict[str, str], anthropic_base_url: Optional[str], platform_keys: str) -> Dict[str, str]:
-    """The app's environment: the caller's without its AWS and Anthropic settings, then `aws` (where AWS is,
-    and its keyrings), the platform key pool and the model upstream."""
-    env = {**_inherited_environment(), **aws, "TESSERA_PLATFORM_KEYS": platform_keys}
+    """The app's environment: the caller's without its AWS and Anthropic settings, then the local stage's
+    variables from .chalice/config.json (in the process from its start, as Lambda sets a function's), then
+    `aws` (where AWS is, its keyrings and what bootstrap found there), the platform key pool and the model
+    upstream."""
+    env = {**_inherited_environment(), **stage_environment("local"), **aws, "TESSERA_PLATFORM_KEYS": platform_keys}
     if anthropic_base_url:
         env["ANTHROPIC_BASE_URL"] = anthropic_base_url
     return env

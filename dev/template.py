@@ -364,15 +364,10 @@ def _deep_merged(base: Dict[str, Any], extra: Mapping[str, Any]) -> Dict[str, An
     return out
 
 
-def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
-                   table_resource: Dict[str, Any]) -> Dict[str, Any]:
-    for variable in ("TESSERA_TABLE_NAME", "TESSERA_KMS_KEY_ID", "TESSERA_EMAIL_SENDER"):
-        if not env.get(variable):
-            raise TemplateError(f"Stage {stage!r} sets no {variable} in .chalice/config.json.")
-    functions = resources_of(plain, FUNCTION_TYPES)
-    if not functions:
-        raise TemplateError("chalice's template holds no Lambda functions.")
-    resources: Dict[str, Any] = {
+def data_resources(stage: str, env: Mapping[str, str], table_resource: Dict[str, Any]) -> Dict[str, Any]:
+    """The stage's data and messaging: table, KMS key and alias, alert topic, the schedules' failure queue.
+    The packaged template holds them, and so does the dev stage's own stack (dev/dev_stage.py)."""
+    return {
         TABLE_ID: table_resource,
         KEY_ID: kms_key(stage),
         KEY_ALIAS_ID: {"Type": "AWS::KMS::Alias",
@@ -385,6 +380,17 @@ def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
             "QueueName": f"tessera-{stage}-job-failures", "SqsManagedSseEnabled": True,
             "MessageRetentionPeriod": FAILURE_RETENTION_SECONDS}},
     }
+
+
+def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
+                   table_resource: Dict[str, Any]) -> Dict[str, Any]:
+    for variable in ("TESSERA_TABLE_NAME", "TESSERA_KMS_KEY_ID", "TESSERA_EMAIL_SENDER"):
+        if not env.get(variable):
+            raise TemplateError(f"Stage {stage!r} sets no {variable} in .chalice/config.json.")
+    functions = resources_of(plain, FUNCTION_TYPES)
+    if not functions:
+        raise TemplateError("chalice's template holds no Lambda functions.")
+    resources = data_resources(stage, env, table_resource)
     for logical_id, function in sorted(functions.items()):
         resources.update(function_resources(stage, env, logical_id, function))
     apis = resources_of(plain, API_TYPE)

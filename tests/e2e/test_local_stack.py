@@ -7,6 +7,7 @@ inherit those.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -95,12 +96,25 @@ def child_environment(pid: int) -> Dict[str, str]:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
 
 
+@contextlib.contextmanager
+def developer_shell():
+    """os.environ as a developer's shell has it when typing `make run`: without the local stage's settings
+    that tests/conftest.py put there for the in-process app. Started from the session's environment, the
+    stack's app inherited them, and a stack that never applied its stage passed the tests."""
+    saved = {name: os.environ.pop(name) for name in stack.stage_environment("local") if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def local_stack():
     """One stack per test module (other modules import this fixture): moto server, the stand-in and
-    chalice local as real processes."""
+    chalice local as real processes, started as `make run` starts them."""
     started = time.monotonic()
-    running = stack.LocalStack(*free_ports(3)).start()
+    with developer_shell():
+        running = stack.LocalStack(*free_ports(3)).start()
     print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
     try:
         yield running

@@ -248,6 +248,15 @@ def test_every_schedule_of_the_app_runs_in_the_template(template):
         assert expression in [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"], source.name
 
 
+def test_the_usage_aggregator_reads_the_stream_of_the_table_the_template_creates(template):
+    """app.py's placeholder names the stage's table, so dev/template.py re-points it at the table's StreamArn;
+    the placeholder itself would name a stream that does not exist."""
+    by_handler = {f["Properties"]["Handler"]: f for f in functions(template).values()}
+    events = by_handler["app.usage_aggregator"]["Properties"]["Events"].values()
+    streams = [e["Properties"]["Stream"] for e in events if e["Type"] == "DynamoDB"]
+    assert streams == [{"Fn::GetAtt": ["TesseraTable", "StreamArn"]}]
+
+
 # --- the API's protection ---------------------------------------------------------------------------------
 
 def api_properties(template: Dict[str, Any]) -> Dict[str, Any]:

@@ -43,7 +43,7 @@ def values_after(command: List[str], name: str) -> List[str]:
 def commands():
     found = deploy_commands()
     kinds = [" ".join(c[:3]) if c[0] == "aws" else " ".join(c[:2]) for c in found]
-    assert kinds == ["make package", "aws cloudformation package", "aws cloudformation deploy"], kinds
+    assert kinds == ["make deploy-dev", "make package", "aws cloudformation package", "aws cloudformation deploy"], kinds
     return dict(zip(kinds, found))
 
 
@@ -105,5 +105,13 @@ def test_deploy_overrides_only_parameters_the_template_declares(commands, templa
             assert value in [str(v) for v in parameters[name]["AllowedValues"]], name
 
 
-def test_no_readme_command_uses_chalice_deploy():
-    assert not [c for c in deploy_commands() if c[:2] == ["chalice", "deploy"]]
+def test_the_dev_route_is_a_make_target_that_runs_chalice_deploy_for_the_dev_stage(commands):
+    """`make deploy-dev` runs dev/dev_stage.py, whose last step is the chalice CLI's deploy of the dev stage
+    (tests/integration/test_chalice_deploy.py runs it against moto)."""
+    import dev_stage
+
+    target = re.search(r"^deploy-dev:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert target and target.group(1).split() == ["$(PY)", "dev/dev_stage.py", "deploy"]
+    assert dev_stage.STAGE == "dev" and "dev" in json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
+    source = Path(dev_stage.__file__).read_text()
+    assert '"deploy", "--stage", stage]' in source
