@@ -87,6 +87,22 @@ def install_locked(target: Path, lock: Path = LOCK_FILE) -> None:
         shutil.rmtree(target / name, ignore_errors=True)
 
 
+# A stage's settings for `chalice deploy`'s own roles (the dev stage's, dev/dev_stage.py). The packaged
+# template gives every function its role (dev/template.py), so packaging drops them: chalice would
+# otherwise look for policy files that only a `chalice deploy` of that stage writes.
+CHALICE_ROLE_SETTINGS = ("manage_iam_role", "autogen_policy", "iam_policy_file")
+
+
+def packaging_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """.chalice/config.json without any stage's CHALICE_ROLE_SETTINGS."""
+    config = json.loads(json.dumps(config))
+    for stage in config.get("stages", {}).values():
+        for settings in [stage, *stage.get("lambda_functions", {}).values()]:
+            for name in CHALICE_ROLE_SETTINGS:
+                settings.pop(name, None)
+    return config
+
+
 def stage_project(into: Path) -> Path:
     """A copy of the project to package: its code, and its locked dependencies in vendor/."""
     for name in PROJECT_FILES:
@@ -96,6 +112,8 @@ def stage_project(into: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(source, target)
+    config = into / ".chalice" / "config.json"
+    config.write_text(json.dumps(packaging_config(json.loads(config.read_text())), indent=2) + "\n")
     install_locked(into / "vendor")
     return into
 

@@ -248,6 +248,19 @@ def test_every_schedule_of_the_app_runs_in_the_template(template):
         assert expression in [e["Properties"]["Schedule"] for e in events if e["Type"] == "Schedule"], source.name
 
 
+def test_packaging_leaves_out_the_roles_chalice_deploy_makes_for_the_dev_stage():
+    """The packaged template has its own role per function; chalice package would otherwise look for the dev
+    stage's policy files, which only `make deploy-dev` writes."""
+    config = json.loads((packaging.ROOT / ".chalice" / "config.json").read_text())
+    assert config["stages"]["dev"]["manage_iam_role"] is True
+    packaged = packaging.packaging_config(config)
+    dev = packaged["stages"]["dev"]
+    assert not {"manage_iam_role", "autogen_policy"} & set(dev)
+    assert all("iam_policy_file" not in f for f in dev["lambda_functions"].values())
+    assert dev["environment_variables"] == config["stages"]["dev"]["environment_variables"]
+    assert packaged["stages"]["prod"] == config["stages"]["prod"] and not packaged["manage_iam_role"]
+
+
 def test_the_usage_aggregator_reads_the_stream_of_the_table_the_template_creates(template):
     """app.py's placeholder names the stage's table, so dev/template.py re-points it at the table's StreamArn;
     the placeholder itself would name a stream that does not exist."""
