@@ -1,7 +1,7 @@
 """Message Batches (`/v1/messages/batches*`) and Files (`/v1/files*`) driven by the official SDK.
 
 The SDK's transport hands each request to chalice's test client (test_messages_api.sdk_for); the app
-talks to the stand-in over HTTP, whose batches end after ANTHROPIC_STANDIN_BATCH_SECONDS. Money is
+talks to the stand-in over HTTP, whose batches end after STANDIN_BATCH_SECONDS. Money is
 checked against the published batch prices (tests/published.py), computed here from each result's
 usage, never from our pricing code."""
 from __future__ import annotations
@@ -21,7 +21,7 @@ SONNET = "claude-sonnet-4-6"
 
 @pytest.fixture(autouse=True)
 def quick_batches(monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_STANDIN_BATCH_SECONDS", "0.3")
+    monkeypatch.setenv("STANDIN_BATCH_SECONDS", "0.3")
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_the_batch_admits_its_requests_and_gives_back_what_did_not_run(api, sdk,
 def test_cancel_makes_it_canceling_then_ended_with_canceled_results_and_no_charge(api, sdk, tenant_key,
                                                                                    monkeypatch):
     tenant, _ = tenant_key
-    monkeypatch.setenv("ANTHROPIC_STANDIN_BATCH_SECONDS", "1.0")
+    monkeypatch.setenv("STANDIN_BATCH_SECONDS", "1.0")
     created = sdk.messages.batches.create(requests=[request("a", "batch-cancel"), request("b", "batch-cancel")])
     canceling = sdk.messages.batches.cancel(created.id)
     assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None

@@ -381,7 +381,7 @@ def test_ai_responses_match_the_spec(api):
 def test_message_batch_responses_match_the_spec(api, monkeypatch):
     import time
 
-    monkeypatch.setenv("ANTHROPIC_STANDIN_BATCH_SECONDS", "1.5")
+    monkeypatch.setenv("STANDIN_BATCH_SECONDS", "1.5")
     tenant = api.signup()
     key = api.api_key(tenant)["key"]
     params = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
