@@ -222,3 +222,42 @@ def test_a_file_upload_with_the_sdk_is_refused_in_anthropics_shape(sdk):
     with pytest.raises(anthropic.NotFoundError) as raised:
         sdk.beta.files.upload(file=("notes.txt", b"hello", "text/plain"))
     assert "Files API is not offered" in raised.value.body["error"]["message"]
+
+
+# --- what the ledger's readers see, and what it costs to write -------------------------------------
+
+def test_the_budget_job_and_usage_count_a_settled_batch(api, sdk, tenant_key):
+    from chalicelib.jobs.budget_check import check_budgets
+
+    tenant, _ = tenant_key
+    created = sdk.messages.batches.create(requests=[request("a", "batch-budget"), request("b", "batch-budget 2")])
+    wait_ended(sdk, created.id)
+    spent = sum(batch_price_micros(SONNET, r.result.message.usage) for r in sdk.messages.batches.results(created.id))
+    settle_usage()
+    # A budget the batch alone has used up: the job alerts at 100 %, from the month's totals.
+    api.call("PATCH", "/tenant", {"monthly_budget_usd": usd(spent), "budget_alert_thresholds": [100]},
+             token=tenant.token)
+    assert usage_of(api, tenant)["budget"]["spent_usd"] == usd(spent)
+    report = check_budgets()
+    assert [a["threshold"] for a in report.alerts_sent if a["tenant_id"] == tenant.id] == [100]
+
+
+WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+def test_creation_writes_three_times_and_settlement_once_per_request_and_twice_more(sdk):
+    from probes import DynamoProbe
+
+    requests = [request(f"r{i}", f"batch-writes {i}") for i in range(4)]
+    sdk.messages.batches.list()  # the instance's tenant state and clients are warm
+    with DynamoProbe(this_thread=True) as creating:
+        created = sdk.messages.batches.create(requests=requests)
+    time.sleep(0.4)
+    with DynamoProbe(this_thread=True) as settling:
+        assert sdk.messages.batches.retrieve(created.id).processing_status == "ended"
+    print(f"creation: {dict(creating.calls)}; settlement: {dict(settling.calls)}")
+    # Admission (UpdateItem), the batch item and its open mark (one transaction), the upstream id (UpdateItem).
+    assert {n: c for n, c in creating.calls.items() if n in WRITES} == {"UpdateItem": 2, "TransactWriteItems": 1}
+    # One event per request, the batch item marked settled, its open mark deleted.
+    assert {n: c for n, c in settling.calls.items() if n in WRITES} == {"PutItem": 4, "UpdateItem": 1,
+                                                                         "DeleteItem": 1}
