@@ -261,3 +261,27 @@ def test_creation_writes_three_times_and_settlement_once_per_request_and_twice_m
     # One event per request, the batch item marked settled, its open mark deleted.
     assert {n: c for n, c in settling.calls.items() if n in WRITES} == {"PutItem": 4, "UpdateItem": 1,
                                                                          "DeleteItem": 1}
+
+
+def test_a_batch_upstream_refused_gives_every_request_back(api, sdk, tenant_key, standin):
+    import json
+    import urllib.request
+
+    tenant, _ = tenant_key
+    fault = urllib.request.Request(standin + "/_standin/faults", data=json.dumps({"status": 401}).encode(),
+                                   headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(fault).read()
+    try:
+        with pytest.raises(anthropic.APIStatusError) as refused:
+            sdk.messages.batches.create(requests=[request("a", "refused"), request("b", "refused")])
+    finally:
+        urllib.request.urlopen(urllib.request.Request(standin + "/_standin/faults", method="DELETE")).read()
+    assert refused.value.status_code == 502 and refused.value.body["error"]["type"] == "api_error"
+    settle_usage()
+    assert api.call("GET", "/features", token=tenant.token).json["features"]["basic_chat"]["used"] == 0
+    usage = usage_of(api, tenant)
+    assert (usage["failed_requests"], usage["total_cost_usd"], usage["budget"]["reserved_usd"]) == (
+        2, "0.000000", "0.000000")
+    [batch] = sdk.messages.batches.list().data
+    assert batch.processing_status == "ended" and batch.request_counts.errored == 2
+    assert {r.result.type for r in sdk.messages.batches.results(batch.id)} == {"errored"}
