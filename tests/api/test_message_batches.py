@@ -14,7 +14,7 @@ import pytest
 
 from conftest import WritesNothing, settle_usage, stored_items
 from published import PUBLISHED_BATCH
-from test_messages_api import sdk_for
+from test_messages_api import sdk, sdk_for, tenant_key  # noqa: F401 (sdk and tenant_key are fixtures)
 
 SONNET = "claude-sonnet-4-6"
 
@@ -22,17 +22,6 @@ SONNET = "claude-sonnet-4-6"
 @pytest.fixture(autouse=True)
 def quick_batches(monkeypatch):
     monkeypatch.setenv("STANDIN_BATCH_SECONDS", "0.3")
-
-
-@pytest.fixture
-def tenant_key(api):
-    tenant = api.signup()
-    return tenant, api.api_key(tenant)["key"]
-
-
-@pytest.fixture
-def sdk(client, tenant_key):
-    return sdk_for(client, tenant_key[1])
 
 
 def request(custom_id, text, max_tokens=64, model=SONNET):
@@ -285,3 +274,15 @@ def test_a_batch_upstream_refused_gives_every_request_back(api, sdk, tenant_key,
     [batch] = sdk.messages.batches.list().data
     assert batch.processing_status == "ended" and batch.request_counts.errored == 2
     assert {r.result.type for r in sdk.messages.batches.results(batch.id)} == {"errored"}
+
+
+def test_batches_are_listed_newest_first_and_paged_as_anthropic_pages(sdk):
+    ids = [sdk.messages.batches.create(requests=[request("p", f"batch-page {i}")]).id for i in range(3)]
+    first = sdk.messages.batches.list(limit=2)
+    assert [b.id for b in first.data] == [ids[2], ids[1]] and first.has_more
+    assert (first.first_id, first.last_id) == (ids[2], ids[1])
+    older = sdk.messages.batches.list(limit=2, after_id=ids[1])
+    assert [b.id for b in older.data] == [ids[0]] and not older.has_more
+    newer = sdk.messages.batches.list(limit=1, before_id=ids[0])
+    assert [b.id for b in newer.data] == [ids[1]] and newer.has_more
+    assert [b.id for b in sdk.messages.batches.list()] == ids[::-1]  # the SDK's auto-paging walks them all
