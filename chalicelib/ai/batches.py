@@ -287,9 +287,18 @@ def list_batches(gateway: Gateway, tenant_id: str, limit: Optional[str], after_i
     items = items[:size]
     if not older:
         items.reverse()
-    data = [view_of(observe(gateway, item)[0], base_url) for item in items]
+    data = [view_of(_observed(gateway, item), base_url) for item in items]
     return {"data": data, "has_more": has_more, "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None}
+
+
+def _observed(gateway: Gateway, item: MessageBatch) -> MessageBatch:
+    """A listed batch refreshed if upstream answers; as last seen if not (one batch never breaks a list)."""
+    try:
+        return observe(gateway, item)[0]
+    except TesseraError as error:
+        log.warning("batch not refreshed", extra={"fields": {"batch_id": item.batch_id, "code": error.code}})
+        return item
 
 
 # --- Anthropic's shape --------------------------------------------------------------------------

@@ -153,5 +153,9 @@ def record(owner: BatchOwner, reserved: Mapping[str, Reserved], settled: Iterabl
             cost_micros=outcome.cost_micros, own_key=owner.own_key, status=outcome.status,
             upstream_request_id=owner.upstream_id)
         written += ledger.record(reservation, settlement, batch_id=owner.batch_id, custom_id=outcome.custom_id)
+        if outcome.cost_micros > request.worst_case_micros:
+            ledger.log.error("cost above its reservation", extra={"fields": {
+                "batch_id": owner.batch_id, "custom_id": outcome.custom_id, "cost_micros": outcome.cost_micros,
+                "worst_case_micros": request.worst_case_micros}})
         total += outcome.cost_micros
     return written, total

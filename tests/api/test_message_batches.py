@@ -286,3 +286,16 @@ def test_batches_are_listed_newest_first_and_paged_as_anthropic_pages(sdk):
     newer = sdk.messages.batches.list(limit=1, before_id=ids[0])
     assert [b.id for b in newer.data] == [ids[1]] and newer.has_more
     assert [b.id for b in sdk.messages.batches.list()] == ids[::-1]  # the SDK's auto-paging walks them all
+
+
+def test_a_batch_whose_own_key_was_removed_is_listed_as_last_seen_and_named_when_read(api, sdk, tenant_key):
+    tenant, _ = tenant_key
+    api.call("PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-batches"}, token=tenant.token)
+    created = sdk.messages.batches.create(requests=[request("own", "batch-own-key")])
+    api.call("DELETE", "/tenant/ai-config/api-key", token=tenant.token)
+    with pytest.raises(anthropic.APIStatusError) as unavailable:
+        sdk.messages.batches.retrieve(created.id)
+    assert unavailable.value.status_code == 409
+    assert unavailable.value.body["error"]["code"] == "batch_key_unavailable"
+    listed = sdk.messages.batches.list().data
+    assert [(b.id, b.processing_status) for b in listed] == [(created.id, "in_progress")]
