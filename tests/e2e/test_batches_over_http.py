@@ -21,17 +21,21 @@ BATCH_SECONDS = "1.0"
 
 @pytest.fixture(scope="module")
 def batch_stack():
-    before = os.environ.get("STANDIN_BATCH_SECONDS")
-    os.environ["STANDIN_BATCH_SECONDS"] = BATCH_SECONDS  # the stand-in process inherits it
+    # The stand-in and the stream worker inherit these: batches end after a second, and the worker sweeps
+    # (reservations and batches) every two seconds instead of every minute.
+    settings = {"STANDIN_BATCH_SECONDS": BATCH_SECONDS, "TESSERA_SWEEP_SECONDS": "2"}
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     running = stack.LocalStack(*free_ports(3)).start()
     try:
         yield running
     finally:
         running.stop()
-        if before is None:
-            os.environ.pop("STANDIN_BATCH_SECONDS", None)
-        else:
-            os.environ["STANDIN_BATCH_SECONDS"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def new_tenant(api_url):
@@ -99,3 +103,22 @@ def test_the_sdk_creates_reads_and_is_billed_for_a_batch_over_http(batch_stack):
     with pytest.raises(anthropic.NotFoundError) as refused:
         intruder.beta.files.list()
     assert refused.value.body["error"]["type"] == "not_found_error"
+
+
+def test_a_batch_nobody_reads_is_settled_by_the_sweep(batch_stack):
+    token, key = new_tenant(batch_stack.api_url)
+    sdk = anthropic.Anthropic(base_url=batch_stack.api_url, api_key=key, max_retries=0)
+    created = sdk.messages.batches.create(requests=[
+        {"custom_id": "unread", "params": {"model": SONNET, "max_tokens": 16,
+                                           "messages": [{"role": "user", "content": "nobody reads this batch"}]}}])
+    started, usage = time.monotonic(), None
+    while time.monotonic() - started < 60:
+        _, usage = call("GET", batch_stack.api_url + "/usage", token=token)
+        if usage["requests"] == 1:
+            break
+        time.sleep(0.5)
+    assert usage["requests"] == 1 and usage["total_cost_usd"] != "0.000000"
+    print(f"an unread batch settled by the worker's sweep {time.monotonic() - started:.1f} s after its creation")
+    results = list(sdk.messages.batches.results(created.id))
+    expected = published_batch_micros(results[0].result.message.usage)
+    assert usage["total_cost_usd"] == str((Decimal(expected) / 1_000_000).quantize(Decimal("0.000001")))
