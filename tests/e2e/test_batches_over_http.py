@@ -67,6 +67,7 @@ def test_the_sdk_creates_reads_and_is_billed_for_a_batch_over_http(batch_stack):
                                           "messages": [{"role": "user", "content": f"batch over http {i}"}]}}
         for i in range(3)])
     created_s = time.monotonic() - started
+    _, held = call("GET", batch_stack.api_url + "/usage", token=token)
     assert created.processing_status == "in_progress" and created.request_counts.processing == 3
     batch = created
     while batch.processing_status != "ended" and time.monotonic() - started < 30:
@@ -94,7 +95,8 @@ def test_the_sdk_creates_reads_and_is_billed_for_a_batch_over_http(batch_stack):
     assert sorted(e["custom_id"] for e in events["events"] if e.get("batch_id") == created.id) == ["q0", "q1", "q2"]
     print(f"batch round trip over HTTP: created {created_s:.2f} s, ended seen {ended_s:.2f} s, results "
           f"{results_s:.2f} s, settled in GET /usage {settled_s:.2f} s (stand-in batch time {BATCH_SECONDS} s); "
-          f"{expected} micro-dollars")
+          f"{expected} micro-dollars for usage {[(r.result.message.usage.input_tokens, r.result.message.usage.output_tokens) for r in results]}"
+          f" (input, output tokens); held at creation {held['budget']['reserved_usd']} USD")
 
     other_token, other_key = new_tenant(batch_stack.api_url)
     intruder = anthropic.Anthropic(base_url=batch_stack.api_url, api_key=other_key, max_retries=0)
