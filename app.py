@@ -11,16 +11,18 @@ from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
 from chalicelib import keys, operators, tenants, users, validation
-from chalicelib.ai import features, idempotency, messages_api, models_api, prompts, streaming
+from chalicelib.ai import batches, features, files_api, idempotency, messages_api, models_api, prompts, streaming
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import TesseraError
 from chalicelib.identity import login as identity_login
 from chalicelib.identity.resolve import ResolvedCache, credential_header, resolve, resolve_operator
+from chalicelib.jobs.batch_sweep import sweep_batches
 from chalicelib.jobs.budget_check import check_budgets
 from chalicelib.metering import aggregator, sweeper, usage
 from chalicelib.periods import current_period
-from chalicelib.web import body, envelope_middleware, source_address, tenant_context, translated, unauthorized
+from chalicelib.web import (base_url, body, envelope_middleware, source_address, tenant_context, translated,
+                            unauthorized)
 
 # The app's logger is ours ("tessera", JSON lines from chalicelib.logs). Chalice's own set-up, and its
 # `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
@@ -413,6 +415,57 @@ def anthropic_model(model_id):
     return models_api.get_model(tenants.get_tenant(tenant().tenant_id), model_id)
 
 
+@route("/v1/messages/batches", methods=["POST"], render=anthropic_error)
+@idempotent
+def anthropic_create_batch():
+    return batches.create(default_gateway(), tenant(), request_body(messages_api.BODY_BYTES),
+                          base_url(app.current_request))
+
+
+@route("/v1/messages/batches", methods=["GET"], render=anthropic_error)
+def anthropic_list_batches():
+    return batches.list_batches(default_gateway(), tenant().tenant_id, query_param("limit"),
+                                query_param("after_id"), query_param("before_id"), base_url(app.current_request))
+
+
+@route("/v1/messages/batches/{message_batch_id}", methods=["GET"], render=anthropic_error)
+def anthropic_batch(message_batch_id):
+    return batches.retrieve(default_gateway(), tenant().tenant_id, message_batch_id, base_url(app.current_request))
+
+
+@route("/v1/messages/batches/{message_batch_id}", methods=["DELETE"], render=anthropic_error)
+def anthropic_delete_batch(message_batch_id):
+    return batches.delete(default_gateway(), tenant().tenant_id, message_batch_id)
+
+
+@route("/v1/messages/batches/{message_batch_id}/cancel", methods=["POST"], render=anthropic_error)
+def anthropic_cancel_batch(message_batch_id):
+    return batches.cancel(default_gateway(), tenant().tenant_id, message_batch_id, base_url(app.current_request))
+
+
+@route("/v1/messages/batches/{message_batch_id}/results", methods=["GET"], render=anthropic_error)
+def anthropic_batch_results(message_batch_id):
+    lines = batches.results(default_gateway(), tenant().tenant_id, message_batch_id)
+    return Response(body=batches.jsonl(lines), headers={"Content-Type": "application/x-jsonl"})
+
+
+# Files: refused for every tenant, after the credential is checked (chalicelib/ai/files_api.py says why).
+@route("/v1/files", methods=["GET", "POST"], render=anthropic_error,
+       content_types=["application/json", "multipart/form-data", "application/octet-stream"])
+def anthropic_files():
+    files_api.refuse()
+
+
+@route("/v1/files/{file_id}", methods=["GET", "DELETE"], render=anthropic_error)
+def anthropic_file(file_id):
+    files_api.refuse()
+
+
+@route("/v1/files/{file_id}/content", methods=["GET"], render=anthropic_error)
+def anthropic_file_content(file_id):
+    files_api.refuse()
+
+
 # --- usage, features and budgets ---------------------------------------------
 
 @route("/usage", methods=["GET"])
@@ -449,6 +502,11 @@ def usage_aggregator(event):
 def reservation_sweeper(event):
     report = sweeper.sweep()
     return {"buckets": report.buckets, "tenants": report.tenants, "reclaims": report.reclaims}
+
+
+@app.schedule(Rate(10, unit=Rate.MINUTES))
+def batch_sweep(event):
+    return sweep_batches().summary()
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

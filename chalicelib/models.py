@@ -361,6 +361,9 @@ class UsageEvent(_Item):
     latency_ms = NumberAttribute(default=0)
     key_source = UnicodeAttribute()
     upstream_request_id = UnicodeAttribute(null=True)
+    # A Message Batch request's result: its reservation is held by the batch item, not a sweep bucket.
+    batch_id = UnicodeAttribute(null=True)
+    custom_id = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     aggregated_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute()
@@ -368,6 +371,52 @@ class UsageEvent(_Item):
     @staticmethod
     def sk_for(request_id: str) -> str:
         return f"EVENT#{request_id}"
+
+
+class MessageBatch(_Item):
+    """pk=TENANT#<id> sk=BATCH#<batch_id>: a tenant's Message Batch (chalicelib/ai/batches.py).
+
+    Batch ids start with the creation time in milliseconds, so a query reads newest first. The item holds
+    the batch's reservation until it is settled: `reservations` (JSON: custom_id -> [model, worst case
+    micros at the batch price]), admitted as one reservation of `request_count` calls in `period`."""
+
+    batch_id = UnicodeAttribute()
+    upstream_id = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()  # creating, in_progress, canceling, ended
+    principal_id = UnicodeAttribute()
+    principal_type = UnicodeAttribute()
+    key_source = UnicodeAttribute()
+    key_fingerprint = UnicodeAttribute()
+    period = UnicodeAttribute()
+    bucket = NumberAttribute()
+    request_count = NumberAttribute()
+    worst_case_micros = NumberAttribute()
+    reservations = UnicodeAttribute()
+    request_counts = MapAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    ends_by = UTCDateTimeAttribute()  # the API's `expires_at`; not the table's TTL attribute
+    ended_at = UTCDateTimeAttribute(null=True)
+    cancel_initiated_at = UTCDateTimeAttribute(null=True)
+    settled_at = UTCDateTimeAttribute(null=True)
+    cost_micros = NumberAttribute(null=True)
+
+    @staticmethod
+    def sk_for(batch_id: str) -> str:
+        return f"BATCH#{batch_id}"
+
+
+class OpenBatch(_Item):
+    """pk=BATCHES#OPEN sk=TENANT#<id>#<batch_id>: a batch not settled yet, so the batch sweep finds it
+    without reading any tenant's partition. Written with the batch, deleted when it is settled."""
+
+    tenant_id = UnicodeAttribute()
+    batch_id = UnicodeAttribute()
+
+    PARTITION = "BATCHES#OPEN"
+
+    @staticmethod
+    def sk_for(tenant_id: str, batch_id: str) -> str:
+        return f"{tenant_pk(tenant_id)}#{batch_id}"
 
 
 class SweepMark(_Item):

@@ -116,6 +116,15 @@ def body(request: Request, max_bytes: Optional[int] = None) -> dict:
     return json_object(raw, max_bytes) if max_bytes else json_object(raw)
 
 
+def base_url(request: Request) -> str:
+    """This API's root as the caller reached it (scheme, host, any stage prefix), for URLs we hand out."""
+    context = request.context or {}
+    path, marker = context.get("path") or "", "/v1/"
+    prefix = path[:path.find(marker)] if marker in path else ""
+    scheme = request.headers.get("x-forwarded-proto") or "http"
+    return f"{scheme}://{request.headers.get('host', 'localhost')}{prefix}"
+
+
 def source_address(request: Request) -> Optional[str]:
     """The caller's address as API Gateway saw it (never a header a client can set)."""
     return ((request.context or {}).get("identity") or {}).get("sourceIp")

@@ -7,7 +7,8 @@ Point the official SDK at it::
 It answers ``POST /v1/messages`` (whole, or with ``"stream": true`` as Anthropic's event stream:
 message_start, ping, content_block_start / _delta / _stop with text, thinking, signature and
 input_json deltas, message_delta, message_stop), ``POST /v1/messages/count_tokens``, and
-``GET /v1/models`` and ``/v1/models/{id}``, with the real shapes. Replies are deterministic and echo
+``GET /v1/models`` and ``/v1/models/{id}``, and the Message Batches API (``/v1/messages/batches*``,
+dev/standin_batches.py), with the real shapes. Replies are deterministic and echo
 the settings received (dev/standin_reply.py)::
 
     [stand-in] model=<model>; system=<first 200 chars of system text, or "(none)">; reply to: <first 200 chars of the last user turn>
@@ -84,6 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from standin_reply import build_content, last_user_turn, sse, stream_events, system_text  # noqa: E402
 from standin_usage import bill, texts_of, usage_of  # noqa: E402
+from standin_batches import BatchStore  # noqa: E402
 
 DEFAULT_PORT = 8787
 PORT_ENV_VAR = "ANTHROPIC_STANDIN_PORT"
@@ -296,6 +298,24 @@ def parse_fault_spec(body: object) -> tuple[dict, int]:
     return {"status": status, "delay_seconds": float(delay or 0)}, count
 
 
+def answer(state: "StandinState", body: dict, recorded=lambda usage: None) -> dict:
+    """The message a valid request gets (its usage billed and the prompt cache updated)."""
+    usage = state.usage_for(body)
+    message_id = "msg_standin_" + short_hash(f"{id(state)}:{state.next_sequence()}:{time.time_ns()}")
+    content, stop_reason, stop_sequence, output_tokens = build_content(body, message_id)
+    usage["output_tokens"] = output_tokens
+    recorded(usage)
+    return {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
+            "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage}
+
+
+class JsonLines:
+    """A response body of JSON Lines (batch results)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 class StreamedReply:
     """A message to send as an event stream, with its stream faults."""
 
@@ -317,6 +337,19 @@ class StandinState:
         self._faults: deque = deque()
         self._sequence = 0
         self._prompt_cache: dict = {}
+        self.batches = BatchStore(self.batch_result)
+
+    def batch_result(self, params: dict) -> dict:
+        """One batch request's result: answered as /v1/messages would answer it, or errored."""
+        try:
+            body = validate_request(params)
+            status = magic_status(texts_of(last_user_turn(body)))
+            if status is not None:
+                raise fault_error(status)
+        except RequestError as error:
+            return {"type": "errored", "error": {"type": "error", "error": {"type": error.error_type,
+                                                                             "message": error.message}}}
+        return {"type": "succeeded", "message": answer(self, body)}
 
     def usage_for(self, body: dict) -> dict:
         """A message's billed input usage; reads and writes the prompt cache."""
@@ -416,6 +449,8 @@ class StandinHandler(BaseHTTPRequestHandler):
             handlers = self.routes().get(self.route_path)
             if handlers is None and self.route_path.startswith("/v1/models/"):
                 handlers = {"GET": self.get_model}
+            if handlers is None and self.route_path.startswith("/v1/messages/batches"):
+                handlers = self.batch_routes()
             if handlers is None:
                 self.discard_body()
                 raise RequestError(404, "not_found_error", f"{method} {self.route_path}: not found")
@@ -430,7 +465,9 @@ class StandinHandler(BaseHTTPRequestHandler):
             self.log_message("internal error: %s", type(exc).__name__)
             error = RequestError(500, "api_error", "the stand-in failed to handle the request")
             status, payload, headers = 500, self.error_body(error, request_id), {}
-        if isinstance(payload, StreamedReply):
+        if isinstance(payload, JsonLines):
+            self.send_bytes(status, payload.text.encode(), "application/binary", {"request-id": request_id})
+        elif isinstance(payload, StreamedReply):
             self.send_stream(payload, {"request-id": request_id, **headers})
         else:
             self.send_json(status, payload, {"request-id": request_id, **headers})
@@ -506,17 +543,11 @@ class StandinHandler(BaseHTTPRequestHandler):
     def create_message(self, request_id: str) -> tuple[int, object, dict]:
         key = self.authenticate()
         body = validate_request(self.read_json())
-        usage = self.state.usage_for(body)
-        message_id = "msg_standin_" + short_hash(f"{id(self.server)}:{self.state.next_sequence()}:{time.time_ns()}")
-        content, stop_reason, stop_sequence, output_tokens = build_content(body, message_id)
-        usage["output_tokens"] = output_tokens
         auth_header = "x-api-key" if self.headers.get("x-api-key", "").strip() else "authorization"
-        self.state.record(record_of(body, key, auth_header, usage))
+        message = answer(self.state, body, lambda usage: self.state.record(record_of(body, key, auth_header, usage)))
         text = texts_of(last_user_turn(body))
         self.apply_queued_fault()
         self.apply_magic_faults(text)
-        message = {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
-                   "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage}
         delay = magic_event_delay(text)
         if body.get("stream"):
             return 200, StreamedReply(message, delay, "[[standin:stream_error]]" in text,
@@ -541,6 +572,72 @@ class StandinHandler(BaseHTTPRequestHandler):
         if model not in STANDIN_MODELS:
             raise RequestError(404, "not_found_error", f"model: {model}")
         return 200, model_info(model), {}
+
+    # --- Message Batches (dev/standin_batches.py) ---
+
+    def batch_routes(self) -> dict:
+        rest = self.route_path.removeprefix("/v1/messages/batches").strip("/").split("/")
+        if rest == [""]:
+            return {"POST": self.create_batch, "GET": self.list_batches}
+        if len(rest) == 1:
+            return {"GET": self.get_batch, "DELETE": self.delete_batch}
+        if len(rest) == 2 and rest[1] == "cancel":
+            return {"POST": self.cancel_batch}
+        if len(rest) == 2 and rest[1] == "results":
+            return {"GET": self.batch_results}
+        return {}
+
+    def base_url(self) -> str:
+        return f"http://{self.headers.get('Host', '127.0.0.1')}"
+
+    def batch_id(self) -> str:
+        return self.route_path.removeprefix("/v1/messages/batches/").split("/")[0]
+
+    def found_batch(self, batch) -> object:
+        if batch is None:
+            raise RequestError(404, "not_found_error", f"message_batch: {self.batch_id()} not found")
+        return batch
+
+    def create_batch(self, request_id: str) -> tuple[int, dict, dict]:
+        key = self.authenticate()
+        body = self.read_json()
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests or not all(
+                isinstance(r, dict) and isinstance(r.get("custom_id"), str) and isinstance(r.get("params"), dict)
+                for r in requests):
+            raise invalid("requests: must be a non-empty list of {custom_id, params}")
+        if len({r["custom_id"] for r in requests}) != len(requests):
+            raise invalid("requests: custom_id values must be unique")
+        self.apply_queued_fault()
+        return 200, self.state.batches.create(key_fingerprint(key), requests).view(self.base_url()), {}
+
+    def list_batches(self, request_id: str) -> tuple[int, dict, dict]:
+        key = self.authenticate()
+        data = [b.view(self.base_url()) for b in self.state.batches.listing(key_fingerprint(key))]
+        return 200, {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                     "last_id": data[-1]["id"] if data else None}, {}
+
+    def get_batch(self, request_id: str) -> tuple[int, dict, dict]:
+        owner = key_fingerprint(self.authenticate())
+        return 200, self.found_batch(self.state.batches.get(owner, self.batch_id())).view(self.base_url()), {}
+
+    def cancel_batch(self, request_id: str) -> tuple[int, dict, dict]:
+        owner = key_fingerprint(self.authenticate())
+        return 200, self.found_batch(self.state.batches.cancel(owner, self.batch_id())).view(self.base_url()), {}
+
+    def delete_batch(self, request_id: str) -> tuple[int, dict, dict]:
+        owner = key_fingerprint(self.authenticate())
+        batch = self.found_batch(self.state.batches.delete(owner, self.batch_id()))
+        if batch.results is None:
+            raise invalid("a batch can be deleted only once it has ended; cancel it first")
+        return 200, {"id": batch.id, "type": "message_batch_deleted"}, {}
+
+    def batch_results(self, request_id: str) -> tuple[int, object, dict]:
+        owner = key_fingerprint(self.authenticate())
+        batch = self.found_batch(self.state.batches.get(owner, self.batch_id()))
+        if batch.results is None:
+            raise invalid(f"message_batch: {batch.id} has not ended; results are not ready")
+        return 200, JsonLines("".join(json.dumps(line) + "\n" for line in batch.results)), {}
 
     def apply_queued_fault(self) -> None:
         fault = self.state.take_fault()
@@ -585,10 +682,12 @@ class StandinHandler(BaseHTTPRequestHandler):
         return 200, {"cleared": self.state.clear_requests()}, {}
 
     def send_json(self, status: int, payload: object, headers: dict) -> None:
-        data = json.dumps(payload).encode("utf-8")
+        self.send_bytes(status, json.dumps(payload).encode("utf-8"), "application/json", headers)
+
+    def send_bytes(self, status: int, data: bytes, content_type: str, headers: dict) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)

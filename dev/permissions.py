@@ -59,6 +59,14 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "table": ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                   "dynamodb:DeleteItem"],
     },
+    # Observes open Message Batches with the key each was made with (the pool's or the tenant's own,
+    # decrypted), and settles ended ones: usage events (PutItem), the batch item, its open mark.
+    "batch_sweep": {
+        "table": ["dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                  "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        "tenant_keys": ["kms:Decrypt"],
+        "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
+    },
     "budget_check": {
         "table": ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
         "indexes": ["dynamodb:Query"],

@@ -2,7 +2,7 @@
 
 In AWS, an event source mapping reads the table's DynamoDB stream and invokes
 `usage_aggregator` (app.py) with batches of records; EventBridge invokes
-`reservation_sweeper` every 10 minutes. Locally, `StreamPump` reads the same
+`reservation_sweeper` and `batch_sweep` every 10 minutes. Locally, `StreamPump` reads the same
 stream from moto with the DynamoDB Streams API and hands the same records to
 the same function (chalicelib.metering.aggregator.handle); `make run` runs it
 as a process (`main`), the tests on a thread with `drain()` to wait until
@@ -142,7 +142,9 @@ class StreamPump:
 
 
 def main() -> int:
-    """`make run`'s worker: the stream consumer, and the sweeper every SWEEP_SECONDS (60 locally)."""
+    """`make run`'s worker: the stream consumer, and the sweepers (reservations, Message Batches) every
+    SWEEP_SECONDS (60 locally)."""
+    from chalicelib.jobs.batch_sweep import sweep_batches
     from chalicelib.metering import sweeper
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -151,10 +153,11 @@ def main() -> int:
     every = float(os.environ.get("TESSERA_SWEEP_SECONDS", "60"))
     while True:
         time.sleep(every)
-        try:
-            sweeper.sweep()
-        except Exception as error:
-            print(f"sweeper: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        for name, sweep in (("sweeper", sweeper.sweep), ("batch sweep", sweep_batches)):
+            try:
+                sweep()
+            except Exception as error:
+                print(f"{name}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
     pump.stop()
     return 0
 

@@ -13,3 +13,13 @@ PUBLISHED = {
     "claude-sonnet-4-6": ("Claude Sonnet 4.6", "3", "15", "3.75", "0.30", "free"),
     "claude-haiku-4-5": ("Claude Haiku 4.5", "1", "5", "1.25", "0.10", "free"),
 }
+
+# Batch processing (the same page, section "Batch processing"): USD per million tokens, input and output.
+PUBLISHED_BATCH = {
+    "claude-opus-5": ("2.50", "12.50"),
+    "claude-opus-4-8": ("2.50", "12.50"),
+    "claude-opus-4-7": ("2.50", "12.50"),
+    "claude-opus-4-6": ("2.50", "12.50"),
+    "claude-sonnet-4-6": ("1.50", "7.50"),
+    "claude-haiku-4-5": ("0.50", "2.50"),
+}

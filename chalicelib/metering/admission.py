@@ -196,7 +196,7 @@ class Refusal(Exception):
         self.confirm = confirm
 
 
-def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> None:
+def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment, count: int = 1) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
     limits = view.limits
     if limits.status != "active":
@@ -209,7 +209,7 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     limit = limits.features[feature]
     counters = view.counters
     if limit is not None and counters.get(admitted_key(at.period, feature), 0) - returns.released(
-            at.period, feature) >= limit:
+            at.period, feature) + count > limit:
         raise Refusal(feature_limit_error(feature, at), RETURNS)
     previous = counters.get(tail_key(at.minute - 1, at.slot), 0)
     if previous + counters.get(tail_key(at.minute, 0), 0) >= limits.requests_per_minute:
@@ -222,7 +222,8 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
             raise Refusal(budget_error(), RETURNS)
 
 
-def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment) -> UpdateText:
+def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment, count: int = 1,
+           swept: bool = True) -> UpdateText:
     update = UpdateText()
     limits = view.limits
 
@@ -238,7 +239,7 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     update.require(f"{update.name('version')} = {update.number(view.version)}")
     limit = limits.features[feature]
     if limit is not None:
-        cap = update.number(limit + returns.released(at.period, feature))
+        cap = update.number(limit + returns.released(at.period, feature) - count + 1)
         update.require(f"attribute_not_exists({admitted}) OR {admitted} < {cap}")
     if limits.hard_limit and limits.budget_micros is not None:
         headroom = update.number(limits.budget_micros + returns.refunded(at.period) - worst)
@@ -248,10 +249,11 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     rate = update.number(limits.requests_per_minute - previous)
     update.require(f"attribute_not_exists({this_minute}) OR {this_minute} < {rate}")
 
-    update.add(admitted, 1)
+    update.add(admitted, count)
     update.add(committed, worst)
-    update.add(counter(bucket_count_key(at.bucket, feature)), 1)
-    update.add(counter(bucket_worst_key(at.bucket, feature)), worst)
+    if swept:
+        update.add(counter(bucket_count_key(at.bucket, feature)), 1)
+        update.add(counter(bucket_worst_key(at.bucket, feature)), worst)
     for slot in range(at.slot + 1):
         update.add(counter(tail_key(at.minute, slot)), 1)
     for key in stale_keys(view.counters, at):
@@ -279,12 +281,13 @@ def _stale_view(view: AdmissionView, actual: AdmissionView, at: _Moment) -> bool
 
 def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: int, view: Optional[AdmissionView],
             returns: Returns, load_view: Callable[[], Optional[AdmissionView]],
-            load_returns: Callable[[], Returns], now: Optional[datetime] = None,
-            ) -> Tuple[Reservation, AdmissionView]:
+            load_returns: Callable[[], Returns], now: Optional[datetime] = None, count: int = 1,
+            swept: bool = True) -> Tuple[Reservation, AdmissionView]:
     """Admit one call or raise the refusal. Returns the reservation and the item as this write left it.
 
     `load_view` and `load_returns` are consistent reads, used only when the view is missing or a refusal
-    needs confirming: a warm instance admits in one round trip."""
+    needs confirming: a warm instance admits in one round trip. A Message Batch is admitted as one
+    reservation of `count` calls, not `swept`: its batch item holds it (chalicelib/ai/batches.py)."""
     now = now or datetime.now(timezone.utc)
     at = _Moment.of(now)
     confirmed = set()
@@ -293,7 +296,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
             view = load_view() or ensure_admission(tenant_id)
             confirmed.add(VIEW)
         try:
-            _check(view, returns, feature, worst_case_micros, at)
+            _check(view, returns, feature, worst_case_micros, at, count)
         except Refusal as refusal:
             if refusal.confirm not in confirmed:
                 confirmed.add(refusal.confirm)
@@ -303,7 +306,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                     returns = load_returns()
                 continue
             raise refusal.error from None
-        update = _write(view, returns, feature, worst_case_micros, at)
+        update = _write(view, returns, feature, worst_case_micros, at, count, swept)
         try:
             ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
         except Exception as error:
@@ -326,7 +329,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     # retry that cannot succeed.
     if view is not None and view.limits is not None:
         try:
-            _check(view, load_returns(), feature, worst_case_micros, at)
+            _check(view, load_returns(), feature, worst_case_micros, at, count)
         except Refusal as refusal:
             raise refusal.error from None
     raise TooManyRequests("Too many simultaneous requests for this tenant; retry shortly.", retry_after=1,

@@ -16,6 +16,9 @@ What each event gives back to admission (r = refunded micros, q = released admis
     indeterminate   r += worst          q -= 1             (counts against quota, not charged)
     abandoned       the sweeper's reclaim: r += unaccounted worst, q += unaccounted admissions
 
+A Message Batch request's event (`batch_id` set) folds as its status says, never as late: its
+reservation was admitted without a sweep bucket and is held by the batch item until it is settled.
+
 It also marks, from the admission item's stream records, which tenants reserved in which sweep
 bucket, so the sweeper reads only those.
 """
@@ -192,9 +195,13 @@ def _write_chunk(pk: str, events: List[UsageEvent], recon: Reconciliation, now: 
             actions += [UsageEvent.cost_bound_micros.set(leaked_worst),
                         UsageEvent.reclaimed.set({"count": leaked, "worst": leaked_worst})]
         else:
-            late = reclaim_key in known or reclaim_key in reclaimed_now
-            returns[count_key] += 1
-            returns[worst_key] += worst
+            # A batch request's reservation is held by its batch item, never a sweep bucket's: it is not
+            # counted there, and no reclaim can have given it back before.
+            batched = event.batch_id is not None
+            late = not batched and (reclaim_key in known or reclaim_key in reclaimed_now)
+            if not batched:
+                returns[count_key] += 1
+                returns[worst_key] += worst
             if event.status in CHARGED:
                 returns[refunded] += -cost if late else worst - cost
                 returns[released] += -1 if late else 0

@@ -50,8 +50,10 @@ class Settlement:
     upstream_request_id: Optional[str] = None
 
 
-def record(reservation: Reservation, result: Settlement) -> bool:
-    """Write the reservation's one event. Returns False when this request was already recorded."""
+def record(reservation: Reservation, result: Settlement, batch_id: Optional[str] = None,
+           custom_id: Optional[str] = None) -> bool:
+    """Write the reservation's one event. Returns False when this request was already recorded.
+    A Message Batch request's event names its batch and custom_id (chalicelib/metering/batch_ledger.py)."""
     retention = get_settings().usage_retention_days * 86400
     bound = reservation.worst_case_micros if result.status == INDETERMINATE else None
     # The event as DynamoDB JSON straight from the model's attributes: a 22-attribute model instance
@@ -66,7 +68,7 @@ def record(reservation: Reservation, result: Settlement) -> bool:
         cost_micros=result.cost_micros if result.status in CHARGED else 0,
         worst_case_micros=reservation.worst_case_micros, cost_bound_micros=bound, latency_ms=result.latency_ms,
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
-        created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
+        batch_id=batch_id, custom_id=custom_id, created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )
     if not put_new(UsageEvent, item):
         log.info("usage already recorded", extra={"fields": {"request_id": reservation.request_id}})

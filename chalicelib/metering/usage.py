@@ -101,6 +101,7 @@ def _event_view(event: UsageEvent) -> dict:
         "cache_read_tokens": int(event.cache_read_tokens), "cost_usd": pricing.usd(int(event.cost_micros)),
         "latency_ms": int(event.latency_ms), "key_source": event.key_source,
         "cost_bound_usd": pricing.usd(int(event.cost_bound_micros)) if event.cost_bound_micros is not None else None,
+        **({"batch_id": event.batch_id, "custom_id": event.custom_id} if event.batch_id else {}),
     }
 
 

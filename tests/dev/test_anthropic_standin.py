@@ -583,3 +583,43 @@ def test_models_list_and_retrieve(client):
     assert client.models.retrieve("claude-haiku-4-5").id == "claude-haiku-4-5"
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("claude-nope")
+
+
+# --- Message Batches (dev/standin_batches.py) ---------------------------------------------------------
+
+def batch_request(custom_id, text):
+    return {"custom_id": custom_id, "params": {"model": "claude-haiku-4-5", "max_tokens": 16,
+                                               "messages": [{"role": "user", "content": text}]}}
+
+
+def test_a_batch_is_in_progress_then_ended_with_results_carrying_usage(client, monkeypatch):
+    monkeypatch.setenv("STANDIN_BATCH_SECONDS", "0.3")
+    created = client.messages.batches.create(requests=[batch_request("a", "hello"),
+                                                       batch_request("b", "[[standin:529]]")])
+    assert created.processing_status == "in_progress" and created.request_counts.processing == 2
+    time.sleep(0.35)
+    ended = client.messages.batches.retrieve(created.id)
+    assert ended.processing_status == "ended" and ended.ended_at is not None
+    assert (ended.request_counts.succeeded, ended.request_counts.errored) == (1, 1)
+    results = {r.custom_id: r.result for r in client.messages.batches.results(created.id)}
+    assert results["a"].message.usage.input_tokens == tokens("hello")
+    assert results["b"].error.error.type == "overloaded_error"
+
+
+def test_a_canceled_batch_is_canceling_then_ended_with_every_request_canceled(client, monkeypatch):
+    monkeypatch.setenv("STANDIN_BATCH_SECONDS", "0.3")
+    created = client.messages.batches.create(requests=[batch_request("a", "x"), batch_request("b", "y")])
+    canceling = client.messages.batches.cancel(created.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at is not None
+    time.sleep(0.35)
+    assert client.messages.batches.retrieve(created.id).request_counts.canceled == 2
+    assert {r.result.type for r in client.messages.batches.results(created.id)} == {"canceled"}
+    assert client.messages.batches.delete(created.id).type == "message_batch_deleted"
+
+
+def test_a_batch_belongs_to_the_key_that_created_it(client, server_url):
+    created = client.messages.batches.create(requests=[batch_request("a", "mine")])
+    with anthropic.Anthropic(base_url=server_url, api_key="sk-another-key", max_retries=0, timeout=5) as other:
+        with pytest.raises(anthropic.NotFoundError):
+            other.messages.batches.retrieve(created.id)
+        assert other.messages.batches.list().data == []

@@ -125,7 +125,7 @@ def test_only_scheduled_functions_may_write_to_the_failure_queue(roles, expanded
     for function in lambda_functions(expanded).values():
         _, statements = roles[chalice_name(function)]
         writes = any(s["Sid"] == "FailureDestination" for s in statements)
-        assert writes == (chalice_name(function) in {"budget_check", "reservation_sweeper"}), chalice_name(function)
+        assert writes == (chalice_name(function) in {"budget_check", "reservation_sweeper", "batch_sweep"}), chalice_name(function)
 
 
 @pytest.fixture
@@ -378,3 +378,28 @@ def test_the_budget_job_calls_exactly_what_its_entry_lists(signed_up, recorder):
     report = app_module.budget_check(SCHEDULED_EVENT, Context())
     assert report["alerts_sent"] >= 1
     assert recorder.needed == granted_by_data("budget_check")
+
+
+def test_the_batch_sweep_calls_exactly_what_its_entry_lists(signed_up, recorder, monkeypatch):
+    """One batch on the platform pool (its key from Secrets Manager), one on the tenant's own key (KMS),
+    both ended upstream and settled by the sweep."""
+    monkeypatch.setenv("STANDIN_BATCH_SECONDS", "0")
+    app_module, created, slug, email, password, token = signed_up
+    owner = authorize(app_module, token)
+    tenant_id = created["tenant_id"]
+    batch = {"requests": [{"custom_id": "a", "params": {"model": "claude-sonnet-4-6", "max_tokens": 16,
+                                                        "messages": [{"role": "user", "content": "hi"}]}}]}
+    call(app_module, "POST", "/v1/messages/batches", batch, owner)
+    call(app_module, "PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-least-privilege"}, owner)
+    gateway = app_module.default_gateway()
+    gateway.settings_changed(tenant_id)
+    call(app_module, "POST", "/v1/messages/batches", batch, owner)
+    from chalicelib.secrets import _cache
+
+    _cache.clear()
+    gateway.settings_changed(tenant_id)
+    gateway._plain_keys.clear()
+    recorder.needed.clear()
+    report = app_module.batch_sweep(SCHEDULED_EVENT, Context())
+    assert report["settled"] >= 2
+    assert recorder.needed == granted_by_data("batch_sweep")
