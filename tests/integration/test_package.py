@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGE = "prod"
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 MAX_ZIP_BYTES = 20 * 1000 * 1000
+CACHE_TAG = "cpython-%d%d" % packaging.PYTHON_VERSION  # the runtime's bytecode, whatever runs the tests
 # cfn-lint rules switched off, each with its reason. Keep this empty unless a rule is wrong for this template.
 IGNORED_CFN_LINT_RULES: Dict[str, str] = {}
 
@@ -79,7 +80,7 @@ def test_every_module_in_the_zip_has_its_bytecode_beside_it(package_dir):
     missing = []
     for source in sources:
         folder, _, module = source.rpartition("/")
-        pyc = f"{folder}/__pycache__/{module[:-3]}.cpython-311.pyc".lstrip("/")
+        pyc = f"{folder}/__pycache__/{module[:-3]}.{CACHE_TAG}.pyc".lstrip("/")
         if pyc not in names:
             missing.append(source)
     assert sources and not missing, missing[:10]
@@ -88,7 +89,7 @@ def test_every_module_in_the_zip_has_its_bytecode_beside_it(package_dir):
 def test_the_zips_bytecode_is_never_revalidated(package_dir):
     """Unchecked-hash .pyc (PEP 552: flags 0b01): a read-only /var/task uses it without touching the source."""
     with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
-        header = archive.read("chalicelib/__pycache__/web.cpython-311.pyc")[:8]
+        header = archive.read(f"chalicelib/__pycache__/web.{CACHE_TAG}.pyc")[:8]
     assert int.from_bytes(header[4:8], "little") == 0b01
 
 
