@@ -157,12 +157,14 @@ MEMORY_REASONS = {
                    "SnapStart does the imports before the snapshot, so CPU matters only for the first request "
                    "after a restore: `make bench` section 7 (docs/performance.md) measures it under a CPU quota of "
                    "memory/1,769 at 1,769, 1,024, 512, 384 and 256 MB; at 384 MB the first POST /ai/chat reached "
-                   "the upstream in 751 ms (median of 5, on a machine at load 7-10), against 881 ms at 256 MB. "
+                   "the upstream in 498 ms (median of 5, on a 2-core machine at load 6-10), leaving about half "
+                   "the second to Lambda's own restore; 413 ms at 512 MB, 663 ms at 256 MB. "
                    "A warm request's CPU (about 9 ms at one vCPU) becomes about 40 ms; login's argon2 verify "
                    "about 4.6 times slower than at one vCPU.",
     "tenant_request_auth": "Runs on every tenant request (its own 30 s decision cache; API Gateway caches nothing "
-                           "for it) and is short, so its memory costs little: 512 MB keeps its first call after "
-                           "a restore at 813 ms under the same load (`make bench` section 7), 951 ms at 256 MB.",
+                           "for it) and is short, so its memory costs little: at 512 MB its first call after a "
+                           "restore took 352 ms under the same load (`make bench` section 7), against 512 ms at "
+                           "384 MB and 822 ms at 256 MB.",
     "tenant_auth": "As tenant_request_auth (the TOKEN authorizer, the same resolve path).",
     "operator_auth": "As tenant_auth, for operator routes.",
     "budget_check": "Hourly job, not on a request path: kept at one vCPU, where docs/scaling.md measures it.",
