@@ -146,8 +146,11 @@ def document() -> str:
     lines += [f"| {name} | {size:,} | {MEMORY_REASONS.get(name, '')} |" for name, size in sorted(mem.items())]
     lines += ["", "SnapStart's charges: the cache is paid per published version for as long as it is active "
               "(a month is shown, spread over a million calls a month; at ten million it is a tenth per call), "
-              "restores per new execution environment (one per 1,000 calls assumed). Provisioned concurrency, "
-              "which would remove restores, cannot be combined with SnapStart.", ""]
+              "restores per new execution environment (one per 1,000 calls assumed). tenant_auth and operator_auth "
+              "run SnapStart too (no AI call invokes them): "
+              f"{usd((gb(mem['tenant_auth']) + gb(mem['operator_auth'])) * SNAPSTART_MONTH_S * PRICES['snapstart_cache'][0])} a month more "
+              "for their caches. Provisioned concurrency, which would remove restores, cannot be combined with "
+              "SnapStart.", ""]
     return "\n".join(lines)
 
 
