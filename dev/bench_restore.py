@@ -32,7 +32,8 @@ PUBLISHED = [
     ("Startup with SnapStart", "\"from several seconds to as low as sub-second\" (no per-runtime figure is given)",
      "https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html"),
     ("Where the restore time shows", "the REPORT line's `Restore Duration` (snapshot restore, runtime load and "
-     "after-restore hooks) and, for Python, `Billed Restore Duration`", "https://docs.aws.amazon.com/lambda/latest/dg/snapstart-monitoring.html"),
+     "after-restore hooks) and, for Python, `Billed Restore Duration`",
+     "https://docs.aws.amazon.com/lambda/latest/dg/snapstart-monitoring.html"),
     ("Runtimes", "Python 3.12 and later; published versions and aliases only; not with provisioned concurrency",
      "https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html"),
     ("Price (Python, us-east-1)", "cache $0.0000015046 per GB-second per published version (3 hours minimum); "

@@ -31,7 +31,8 @@ PRICES: Dict[str, Tuple[Decimal, str, str]] = {
                        "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
     "dynamodb_read": (Decimal("0.125"), "per million read request units (on-demand)",
                       "https://aws.amazon.com/dynamodb/pricing/on-demand/"),
-    "logs_ingest": (Decimal("0.50"), "per GB ingested (standard log class)", "https://aws.amazon.com/cloudwatch/pricing/"),
+    "logs_ingest": (Decimal("0.50"), "per GB ingested (standard log class)",
+                    "https://aws.amazon.com/cloudwatch/pricing/"),
     "xray_trace": (Decimal("5.00"), "per million traces recorded", "https://aws.amazon.com/xray/pricing/"),
 }
 
@@ -144,11 +145,13 @@ def document() -> str:
               "warm POST /ai/chat writes at the local stage's INFO); the platform lines are typical sizes.",
               "", "## Memory per function", "", "| Function | MB | Why |", "|---|---|---|"]
     lines += [f"| {name} | {size:,} | {MEMORY_REASONS.get(name, '')} |" for name, size in sorted(mem.items())]
+    other_gb = gb(mem["tenant_auth"]) + gb(mem["operator_auth"])
+    other_caches = other_gb * SNAPSTART_MONTH_S * PRICES["snapstart_cache"][0]
     lines += ["", "SnapStart's charges: the cache is paid per published version for as long as it is active "
               "(a month is shown, spread over a million calls a month; at ten million it is a tenth per call), "
               "restores per new execution environment (one per 1,000 calls assumed). tenant_auth and operator_auth "
               "run SnapStart too (no AI call invokes them): "
-              f"{usd((gb(mem['tenant_auth']) + gb(mem['operator_auth'])) * SNAPSTART_MONTH_S * PRICES['snapstart_cache'][0])} a month more "
+              f"{usd(other_caches)} a month more "
               "for their caches. Provisioned concurrency, which would remove restores, cannot be combined with "
               "SnapStart.", ""]
     return "\n".join(lines)

@@ -259,7 +259,8 @@ def scenario(moto_port: int, children: int, dirty: bool, cpu_fraction: Optional[
         answered = time.perf_counter()
         again, logged_before = time.perf_counter(), logged.count
         gw.invoke(json.loads(json.dumps(event)))  # the same instance, now warm
-        return {"log_bytes_warm": logged.count - logged_before, "status": status, "request_id": (answer or {}).get("id"), "request_s": answered - started,
+        return {"log_bytes_warm": logged.count - logged_before, "status": status,
+                "request_id": (answer or {}).get("id"), "request_s": answered - started,
                 "answered": answered, "again": again, "sent": time.perf_counter(), "random": random.random(),
                 "new_request_id": new_request_id(), "plain_keys_after_restore": keys_after_restore,
                 "plain_keys_after_request": len(default_gateway()._plain_keys),

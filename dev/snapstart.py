@@ -59,7 +59,8 @@ def _retargeted(node: Any, arns: Mapping[str, str]) -> Dict[str, Any]:
 
 def _names(function_name: Any, logical_id: str) -> bool:
     """Whether a permission's FunctionName is the unqualified function `logical_id`."""
-    return function_name in ({"Ref": logical_id}, {"Fn::GetAtt": [logical_id, "Arn"]}, {"Fn::GetAtt": f"{logical_id}.Arn"})
+    return function_name in ({"Ref": logical_id}, {"Fn::GetAtt": [logical_id, "Arn"]},
+                             {"Fn::GetAtt": f"{logical_id}.Arn"})
 
 
 def snapstart_template(template: Mapping[str, Any], logical_ids: Iterable[str]) -> Dict[str, Any]:

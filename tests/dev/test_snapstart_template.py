@@ -47,7 +47,8 @@ def test_every_listed_function_is_invoked_through_its_alias_and_no_other_is():
         assert permission["Properties"]["FunctionName"] == f"{resources[name]['Properties']['FunctionName']}:live"
         assert permission["DependsOn"] == [f"{name}Aliaslive"]
     body = resources["Api"]["Properties"]["DefinitionBody"]
-    assert body["paths"]["/s"]["post"]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"] == INVOKE % "StreamAliaslive"
+    stream_uri = body["paths"]["/s"]["post"]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+    assert stream_uri == INVOKE % "StreamAliaslive"
     assert body["securityDefinitions"]["auth"]["x-amazon-apigateway-authorizer"]["authorizerUri"]["Fn::Sub"] == \
         INVOKE % "StreamAliaslive"
     # What was not listed stays as it was.
