@@ -1,9 +1,14 @@
 # The project's commands. Each one creates the virtualenv and installs what it needs first.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.13, the Lambda runtime's version (dev/package.py PYTHON_VERSION: chalice names the runtime after
+# the interpreter that packages): pyenv's 3.13 where the machine has it, else python3.13 on the PATH.
+PYTHON_WANTED := 3.13
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(PYTHON_WANTED).*/bin/python$(PYTHON_WANTED)) \
+	$(shell command -v python$(PYTHON_WANTED)))
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements.lock requirements-dev.txt | cksum | cut -d' ' -f1)
+comma := ,
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
@@ -11,6 +16,9 @@ PACKAGE_DIR ?= build/$(STAGE)
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "make: Python $(PYTHON_WANTED) not found (pyenv install $(PYTHON_WANTED), or PYTHON=/path/to/python$(PYTHON_WANTED))" >&2; exit 1; }
+	@test ! -x $(PY) || $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_WANTED))))' \
+		|| { echo "make: $(VENV) is not Python $(PYTHON_WANTED); rebuilding it" >&2; rm -rf $(VENV); }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) --require-hashes --no-deps -r requirements.lock
 	$(PIP) -r requirements-dev.txt

@@ -10,7 +10,7 @@ import os
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import keys, operators, tenants, users, validation
+from chalicelib import keys, operators, snapshot, tenants, users, validation
 from chalicelib.ai import batches, features, files_api, idempotency, messages_api, models_api, prompts, streaming
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -28,6 +28,7 @@ from chalicelib.web import (base_url, body, envelope_middleware, source_address,
 # `debug` setter, would set that logger to ERROR and drop every info and warning line (debug is off by default).
 app = Chalice(app_name="tessera", configure_logs=False)
 app.register_middleware(envelope_middleware, "http")
+snapshot.register()  # SnapStart's hooks (chalicelib/snapshot.py): init done ahead, each restore its own
 
 
 # --- authorizers -------------------------------------------------------------

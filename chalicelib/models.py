@@ -96,13 +96,25 @@ def table_connection() -> TableConnection:
                     max_retry_attempts=_Meta.max_retry_attempts,
                     max_pool_connections=_Meta.max_pool_connections,
                     meta_table=MetaTable(create_table_request(name)))
+                from chalicelib.aws import session_for_clients
                 from chalicelib.observability import trace_aws_calls
+
+                # The process's shared botocore session (chalicelib/aws.py), set where PynamoDB keeps the
+                # session it builds the client from (per thread; the client is built here, once).
+                connection.connection._local.session = session_for_clients()
 
                 # PynamoDB builds its botocore client once and keeps it (it builds another only if the
                 # first has no credentials, which Lambda's environment always provides).
                 trace_aws_calls(connection.connection.client)
                 _connections[name] = connection
     return connection
+
+
+def drop_connections() -> None:
+    """Forget the table connections and their botocore clients: the next call builds new ones, on sockets of
+    its own (after a SnapStart restore: chalicelib/snapshot.py)."""
+    with _connections_lock:
+        _connections.clear()
 
 
 class _Item(Model):

@@ -58,6 +58,12 @@ def _fetch_secret(secret_id: str) -> str:
     return value
 
 
+def forget() -> None:
+    """Drop every cached secret value (after a SnapStart restore: chalicelib/snapshot.py)."""
+    with _lock:
+        _cache.clear()
+
+
 def _resolve(direct: Optional[str], secret_id: Optional[str], what: str,
              fetch: Callable[[str], str] = _fetch_secret) -> str:
     if direct:

@@ -1132,7 +1132,12 @@ class Bench:
         print(f"  [{name}: {self.durations[name]:.1f} s]", flush=True)
 
     STEPS = ("package", "gateway overhead", "round trips", "profile", "concurrency", "latency estimate",
-             "ledger contention", "scaling", "cold start", "import profile")
+             "ledger contention", "scaling", "cold start", "import profile", "snapstart restore")
+
+    def measure_restore(self) -> None:
+        import bench_restore  # dev/bench_restore.py: section 7
+
+        bench_restore.measure(self)
 
     def run(self, only: Optional[Sequence[str]] = None) -> None:
         if only:
@@ -1151,6 +1156,7 @@ class Bench:
             self.cold_trees_cache = self.cold_trees()
             self.timed("cold start", self.measure_cold_start)
             self.timed("import profile", self.measure_importtime)
+            self.timed("snapstart restore", self.measure_restore)
         finally:
             self.stop()
         self.elapsed = time.perf_counter() - started
@@ -1159,7 +1165,8 @@ class Bench:
     def run_only(self, only: Sequence[str]) -> None:
         """Some sections alone (`--only ledger,latency`): a quicker measurement of what a change touched."""
         steps = {"concurrency": self.measure_concurrency, "latency": self.measure_latency_estimate,
-                 "ledger": self.measure_ledger_contention, "round-trips": self.measure_round_trips}
+                 "ledger": self.measure_ledger_contention, "round-trips": self.measure_round_trips,
+                 "restore": self.measure_restore}
         unknown = [name for name in only if name not in steps]
         if unknown:
             raise SystemExit(f"--only takes {', '.join(steps)}; not {', '.join(unknown)}")
@@ -1475,8 +1482,8 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "boto3, pynamodb and chalice (+ `from pynamodb.models import Model`) in the same tree. Ratios are taken "
         "per run (app and baseline of the same round), then the median. 'First tenant_auth' and 'first POST "
         "/ai/chat' talk to the bench's moto and stand-in. Lambda gives a function CPU in proportion to its "
-        "memory (one vCPU at 1,769 MB): the request path's functions get 1,769 MB, so these figures apply as "
-        "measured on one core of this machine.",
+        "memory (one vCPU at 1,769 MB): these figures are one core's, the cold start without SnapStart; with "
+        "it, init runs before the snapshot and section 7 times a restored instance at the deployed memory.",
         "**Scaling.** Per scenario a table with budgeted tenants (budgets far above spend, so the job only "
         "reads); one tenant holds N events and the others share N more, so the table holds 2N. Events are "
         "written with PynamoDB `batch_write`, aggregates (UsagePeriod, FeatureUsage) directly, never with "
@@ -1521,7 +1528,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sample sizes: a smoke run, not a measurement")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--only", default="", help="comma-separated sections: concurrency, latency, ledger, "
-                                                   "round-trips (default: all)")
+                                                   "round-trips, restore (default: all)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     info = machine()
@@ -1537,7 +1544,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for title, header, rows in bench.report.tables:
         if "Largest" in title:
             print(f"\n{title}\n" + "\n".join("  ".join(row) for row in [header] + rows))
-    write_markdown(args.output, bench, info, sizes, args.quick)
+    import bench_restore
+
+    if args.only != "restore":  # that section alone rewrites only its own part of the file
+        write_markdown(args.output, bench, info, sizes, args.quick)
+    if any(row.section.startswith(bench_restore.SECTION) for row in bench.report.rows):
+        bench_restore.write_section(args.output, bench.report, info)
     misses = [row for row in bench.report.rows if row.verdict == "MISS"]
     print(f"\nTargets: {sum(r.verdict == 'HOLD' for r in bench.report.rows)} HOLD, {len(misses)} MISS"
           + "".join(f"\n  MISS: {row.section}: {row.metric} = {row.cells()[2]} {row.unit} (target {row.target})"

@@ -5,7 +5,7 @@ Nothing here talks to AWS: no credentials are needed.
 
 1. The project is staged in a temporary folder with its dependencies in `vendor/`,
    installed from requirements.lock with every hash checked (`--require-hashes`), for
-   Lambda's platform (manylinux up to the python3.11 runtime's glibc 2.26, CPython 3.11)
+   Lambda's platform (manylinux up to the python3.13 runtime's glibc 2.34, CPython 3.13)
    and without their dependencies, so nothing outside the lock can enter. The lock leaves
    out boto3, botocore and their dependencies: the runtime ships them, and a copy in the
    zip would shadow the runtime's.
@@ -45,11 +45,16 @@ from chalicelib.table import cloudformation_resource  # noqa: E402
 
 DEFAULT_REGION = "us-east-1"
 LOCK_FILE = ROOT / "requirements.lock"
-RUNTIME = "python3.11"
+# The Lambda runtime. chalice names it after the interpreter that runs `chalice package` (no setting
+# overrides that), so the venv, the lock, the zip's wheels and bytecode all follow this one version.
+# 3.13: `import anthropic` is the fastest of 3.11-3.13 here, and SnapStart needs 3.12 or later.
+PYTHON_VERSION = (3, 13)
+PYTHON = "%d.%d" % PYTHON_VERSION
+RUNTIME = f"python{PYTHON}"
 # What Lambda's Python runtime ships, left out of the lock and the zip.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
-# Lambda's python3.11 runtime runs on Amazon Linux 2: glibc 2.26.
-LAMBDA_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(26, 4, -1)] + ["manylinux2014_x86_64"]
+# Lambda's python3.12 and python3.13 runtimes run on Amazon Linux 2023: glibc 2.34.
+LAMBDA_PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 4, -1)] + ["manylinux2014_x86_64"]
 PROJECT_FILES = ("app.py", "chalicelib", ".chalice/config.json")
 # Installed alongside packages but never imported on Lambda.
 VENDOR_CLUTTER = ("bin",)
@@ -74,6 +79,13 @@ def _run(args: List[str], what: str, **kwargs: Any) -> str:
     return result.stdout
 
 
+def check_interpreter() -> None:
+    """chalice writes the running interpreter's version as the Runtime, and bytecode is per version."""
+    if sys.version_info[:2] != PYTHON_VERSION:
+        raise PackagingError(f"Packaging for {RUNTIME} needs Python {PYTHON}, not {sys.version.split()[0]}: run "
+                             "it through `make package`, whose venv is built on that version.")
+
+
 def install_locked(target: Path, lock: Path = LOCK_FILE) -> None:
     """Every package of the lock, hash-checked, for Lambda's platform, without dependencies."""
     if not lock.exists():
@@ -81,7 +93,8 @@ def install_locked(target: Path, lock: Path = LOCK_FILE) -> None:
     platforms = [arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)]
     _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
           "--require-hashes", "--only-binary=:all:", *platforms, "--implementation", "cp",
-          "--python-version", "3.11", "--abi", "cp311", "--no-compile", "--target", str(target), "-r", str(lock)],
+          "--python-version", PYTHON, "--abi", "cp%d%d" % PYTHON_VERSION, "--no-compile", "--target", str(target),
+          "-r", str(lock)],
          f"Installing {lock.name} for Lambda")
     for name in VENDOR_CLUTTER:
         shutil.rmtree(target / name, ignore_errors=True)
@@ -141,8 +154,7 @@ def write_json(path: Path, data: Dict[str, Any]) -> None:
 
 def add_bytecode(zip_path: Path) -> int:
     """Rewrite the zip with an unchecked-hash .pyc beside every .py; returns how many were added."""
-    if sys.version_info[:2] != (3, 11):
-        raise PackagingError(f"Bytecode for {RUNTIME} must be compiled by Python 3.11, not {sys.version.split()[0]}.")
+    check_interpreter()
     with tempfile.TemporaryDirectory(prefix="tessera-bytecode-") as work:
         tree = Path(work) / "tree"
         with zipfile.ZipFile(zip_path) as archive:
@@ -151,7 +163,7 @@ def add_bytecode(zip_path: Path) -> int:
         ok = compileall.compile_dir(str(tree), quiet=2, workers=0, ddir="/var/task",
                                     invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         if not ok:
-            raise PackagingError("Some modules of the package do not compile with Python 3.11.")
+            raise PackagingError(f"Some modules of the package do not compile for {RUNTIME}.")
         rebuilt = zip_path.with_suffix(".tmp")
         added = 0
         with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -181,6 +193,7 @@ def zip_report(zip_path: Path, top: int = 10) -> Tuple[float, List[Tuple[str, in
 
 
 def package(stage: str, out: Path) -> Path:
+    check_interpreter()
     env = stage_environment(stage)
     with tempfile.TemporaryDirectory(prefix="tessera-package-") as work:
         project = stage_project(Path(work) / "project")

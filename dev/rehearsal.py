@@ -33,12 +33,16 @@ UNSUPPORTED_TYPES: Dict[str, str] = {
                                       "lambda.put_function_event_invoke_config",
     "AWS::WAFv2::WebACL": "moto has no CloudFormation model for it",
     "AWS::WAFv2::WebACLAssociation": "moto has no CloudFormation model for it",
+    "AWS::Lambda::Alias": "moto has no CloudFormation model for it; replayed with lambda.create_alias on the "
+                          "version the stack published",
     "AWS::Lambda::EventSourceMapping": "moto's CloudFormation rejects the table's StreamArn as EventSourceArn "
                                        "('Invalid EventSourceArn'); the mapping is checked in the template",
 }
 MOTO_GAPS = {
     **UNSUPPORTED_TYPES,
     "RestApi Name": "moto requires AWS::ApiGateway::RestApi Name; AWS takes it from the body's info.title",
+    "Alias references": "with the aliases held back, what invokes one (API URIs, permissions as "
+                        "`<function>:live`) names its function in the stack; the template is checked for the alias",
     "Lambda without Docker": "moto runs Lambda code only in Docker (absent here): handlers are imported from the "
                              "unzipped package instead (tests/integration/test_rehearsal.py)",
 }
@@ -86,10 +90,30 @@ def apply_gaps(expanded: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, D
         if resource["Type"] == "AWS::ApiGateway::RestApi" and "Name" not in resource["Properties"]:
             resource["Properties"]["Name"] = resource["Properties"]["Body"]["info"]["title"]
             changes.append(f"{name}: Name from Body.info.title ({MOTO_GAPS['RestApi Name']})")
+    changes += _unalias(template, {name: r for name, r in held.items() if r["Type"] == "AWS::Lambda::Alias"})
     for name in [n for n, output in template.get("Outputs", {}).items() if _mentions(output, set(held))]:
         del template["Outputs"][name]
         changes.append(f"output {name} dropped: it names a held-back resource")
     return template, held, changes
+
+
+def _unalias(template: Dict[str, Any], aliases: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """Point what invokes a held-back alias at its function (MOTO_GAPS["Alias references"])."""
+    changes = []
+    for alias_id, alias in aliases.items():
+        function_id = alias["Properties"]["FunctionName"]["Ref"]
+        function_name = template["Resources"][function_id]["Properties"]["FunctionName"]
+        qualified = f"{function_name}:{alias['Properties']['Name']}"
+        for name, resource in template["Resources"].items():
+            properties = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Lambda::Permission" and properties.get("FunctionName") == qualified:
+                properties["FunctionName"] = function_name
+                changes.append(f"{name}: FunctionName {qualified} as {function_name} (alias references)")
+            text = json.dumps(resource)
+            if f"${{{alias_id}}}" in text:
+                template["Resources"][name] = json.loads(text.replace(f"${{{alias_id}}}", f"${{{function_id}.Arn}}"))
+                changes.append(f"{name}: {alias_id} as {function_id}.Arn (alias references)")
+    return changes
 
 
 def create_stack(cloudformation: Any, name: str, template: Mapping[str, Any], parameters: Mapping[str, str] = None,

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import gateway_responses
 import permissions
+import snapstart
 from permissions import FAILURE_QUEUE_ID, KEY_ID, TABLE_ID, TOPIC_ID
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
@@ -49,6 +50,10 @@ PUBLIC_PATHS = ("/tenants", "/auth/login")
 # WAF rate rules, per source IP over WAF's five-minute window.
 WAF_DEFAULT_LIMIT = 2000
 WAF_PUBLIC_LIMIT = 100
+
+# The functions a caller waits on, by chalice's name: SnapStart (dev/snapstart.py) starts a new instance of
+# them from a snapshot taken after init, with the anthropic SDK already imported where it is used.
+SNAPSTART_FUNCTIONS = ("api_handler", "tenant_auth", "tenant_request_auth", "operator_auth")
 
 # Schedules are invoked asynchronously: Lambda retries twice, then sends the event to the failure queue.
 ASYNC_RETRIES = 2
@@ -399,6 +404,13 @@ def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
         resources.update(new)
         resources[api_id] = merged
     resources = _deep_merged(resources, request_authorizer(plain))
+    snapstart_ids = [logical_id for logical_id, function in functions.items()
+                     if function_name_of(function) in SNAPSTART_FUNCTIONS]
+    combined = _deep_merged(dict(plain), {"Resources": resources})
+    try:
+        resources = _deep_merged(resources, snapstart.snapstart_template(combined, snapstart_ids))
+    except snapstart.SnapStartError as error:
+        raise TemplateError(str(error)) from None
     outputs = {
         "TableName": {"Value": {"Ref": TABLE_ID}},
         "AlertTopicArn": {"Value": {"Ref": TOPIC_ID}},

@@ -322,3 +322,10 @@ def default_gateway() -> Gateway:
     if _default is None:
         _default = Gateway()
     return _default
+
+
+def reset_default_gateway() -> None:
+    """Drop the warm gateway with its SDK clients (and their connections), decrypted keys and tenant cache
+    (after a SnapStart restore: chalicelib/snapshot.py)."""
+    global _default
+    _default = None
