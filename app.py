@@ -451,8 +451,9 @@ def anthropic_batch_results(message_batch_id):
 
 
 # Files: refused for every tenant, after the credential is checked (chalicelib/ai/files_api.py says why).
+# Only text content types: chalice refuses a route that mixes binary and text ones (the SDK uploads multipart).
 @route("/v1/files", methods=["GET", "POST"], render=anthropic_error,
-       content_types=["application/json", "multipart/form-data", "application/octet-stream"])
+       content_types=["application/json", "multipart/form-data"])
 def anthropic_files():
     files_api.refuse()
 

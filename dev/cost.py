@@ -177,6 +177,8 @@ MEMORY_REASONS = {
     "usage_aggregator": "The usage stream's fold, per batch: kept at one vCPU, where docs/scaling.md measures it; "
                         "not yet measured below it.",
     "reservation_sweeper": "Every 10 minutes, not on a request path: kept at one vCPU.",
+    "batch_sweep": ("Every 10 minutes, not on a request path: waits on upstream's batch reads, one per open batch, "
+                    "so CPU does not bound it; Lambda's default size."),
 }
 
 

@@ -200,7 +200,8 @@ def test_request_path_functions_get_their_measured_memory_and_the_job_its_own_ti
     # SnapStart does init before any request: memory is sized by the first request after a restore and by
     # what waiting on the model costs (docs/cost.md, `make bench` section 7). The jobs keep one vCPU.
     sizes = {"api_handler": 384, "tenant_auth": 512, "operator_auth": 512, "tenant_request_auth": 512,
-             "budget_check": 1769, "usage_aggregator": 1769, "reservation_sweeper": 1769}
+             "budget_check": 1769, "usage_aggregator": 1769, "reservation_sweeper": 1769,
+             "batch_sweep": 512}
     for name, size in sizes.items():
         assert function_named(template, name)["MemorySize"] == size, name
     assert function_named(template, "api_handler")["Timeout"] == 28

@@ -107,6 +107,7 @@ def test_the_functions_run_the_packaged_handlers_with_their_memory_and_timeouts(
         "tenant_request_auth": ("app.tenant_request_auth", 512, 10, RUNTIME),
         "usage_aggregator": ("app.usage_aggregator", 1769, 120, RUNTIME),
         "reservation_sweeper": ("app.reservation_sweeper", 1769, 300, RUNTIME),
+        "batch_sweep": ("app.batch_sweep", 512, 300, RUNTIME),
     }
 
 
@@ -136,7 +137,7 @@ def test_the_functions_carry_the_stage_environment_wired_to_the_stack(deployed, 
 
 def test_each_function_has_its_own_role_from_the_stack(deployed, expanded):
     roles = [f["Configuration"]["Role"] for f in stack_functions(deployed, expanded).values()]
-    assert len(set(roles)) == len(roles) == 7
+    assert len(set(roles)) == len(roles) == 8
 
 
 def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
@@ -144,7 +145,8 @@ def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
     client = session.client("lambda")
     caps = {name: client.get_function_concurrency(FunctionName=f["Configuration"]["FunctionName"]).get(
         "ReservedConcurrentExecutions") for name, f in stack_functions(deployed, expanded).items()}
-    assert caps == {"api_handler": 100, "budget_check": 1, "reservation_sweeper": 1, "tenant_auth": None,
+    assert caps == {"api_handler": 100, "budget_check": 1, "reservation_sweeper": 1, "batch_sweep": 1,
+                    "tenant_auth": None,
                     "tenant_request_auth": None, "operator_auth": None, "usage_aggregator": None}
 
 
@@ -156,7 +158,8 @@ def test_the_budget_job_runs_hourly_and_the_sweeper_every_ten_minutes(deployed, 
         targets = events.list_targets_by_rule(Rule=ids[rule_id])["Targets"]
         [target] = [t["Arn"].rsplit(":", 1)[1] for t in targets]
         schedules[target] = events.describe_rule(Name=ids[rule_id])["ScheduleExpression"]
-    assert schedules == {ids["BudgetCheck"]: "rate(1 hour)", ids["ReservationSweeper"]: "rate(10 minutes)"}
+    assert schedules == {ids["BudgetCheck"]: "rate(1 hour)", ids["ReservationSweeper"]: "rate(10 minutes)",
+                         ids["BatchSweep"]: "rate(10 minutes)"}
 
 
 def test_the_budget_jobs_failure_destination_is_accepted_by_lambda(deployed, expanded):
