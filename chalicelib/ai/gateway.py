@@ -285,12 +285,25 @@ class Gateway:
 
     def fail(self, prepared: PreparedCall, reservation: admission.Reservation,
              error: Optional[BaseException] = None) -> None:
-        """The call ended without an answer: failed (never billed: quota and worst case come back) or, when
-        the request may have reached the model, indeterminate (counts against quota, not charged)."""
+        """The call ended without an answer: failed (never billed: quota and worst case come back before the
+        answer is sent, so a retry finds them) or, when the request may have reached the model,
+        indeterminate (counts against quota, not charged)."""
         status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
         ctx = prepared.ctx
-        self._record(reservation, ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
-                                                    own_key=prepared.own_key, status=status))
+        settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
+                                       own_key=prepared.own_key, status=status)
+        if not ledger.gives_back_at_once(reservation, status):
+            self._record(reservation, settlement)
+            return
+        try:
+            view = ledger.release_at_once(reservation, settlement)
+        except Exception as failure:
+            log.error("failed call not released", extra={"fields": {
+                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
+                "error": type(failure).__name__}})  # the sweeper gives its reservation back
+            return
+        if view is not None:
+            self.cache.remember(ctx.tenant_id, view)
 
     # --- whole responses and token counts --------------------------------------------------------
 

@@ -404,6 +404,31 @@ def test_a_refusal_on_stale_limits_is_confirmed_with_a_fresh_read():
     assert reads.views == 1 and view.counters["a:2026-11:c"] == 1
 
 
+def test_a_raised_quota_holds_on_the_next_request_after_a_refused_burst():
+    tenant_id = new_tenant(basic_chat=3)
+    view = None
+    for _ in range(3):
+        _, view = reserve(tenant_id, 1, now=T, view=view)
+    with WritesNothing(tenant_id), pytest.raises(TooManyRequests) as caught:
+        reserve(tenant_id, 1, now=T, view=view)
+    assert caught.value.code == "feature_limit_reached"
+    operators.set_limits(tenant_id, {"features": {"basic_chat": 4}})
+    reads = Reads(tenant_id)
+    _, after = reserve(tenant_id, 1, now=T, view=view, reads=reads)  # the warm view still says 3 of 3
+    assert after.counters["a:2026-11:b"] == 4 and reads.views == 1
+
+
+def test_a_raised_hard_budget_holds_on_the_next_request_after_a_refusal():
+    tenant_id = new_tenant()
+    hard_budget(tenant_id, "0.01")
+    _, view = reserve(tenant_id, 10_000, now=T)
+    refused_for_budget(tenant_id, 1, view=view)
+    hard_budget(tenant_id, "0.02")
+    reads = Reads(tenant_id)
+    _, after = reserve(tenant_id, 1, now=T, view=view, reads=reads)
+    assert after.counters["w:2026-11"] == 10_001 and reads.views == 1
+
+
 def test_a_write_on_old_limits_is_retried_with_the_items_and_refused_after_a_fresh_read():
     tenant_id = new_tenant(rpm=1)
     _, old = reserve(tenant_id, 1, now=R0)
