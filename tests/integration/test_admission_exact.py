@@ -292,6 +292,7 @@ def test_rate_admits_the_limit_and_refuses_until_the_moment_its_retry_after_name
     reserve(tenant_id, 1, now=R0)
     reserve(tenant_id, 1, now=R0)
     refused_for_rate(tenant_id, R0 + timedelta(seconds=39), retry_after=21)   # 12:00:59
+    refused_for_rate(tenant_id, R0 + timedelta(seconds=39, milliseconds=500), retry_after=21)  # 20.5 s, rounded up
     refused_for_rate(tenant_id, R0 + timedelta(seconds=59), retry_after=1)    # 12:01:19
     refused_for_rate(tenant_id, R0 + timedelta(seconds=59, milliseconds=999), retry_after=1)
     # 12:01:20, exactly what the last Retry-After said: the slot of 12:00:20 has left the window
@@ -350,6 +351,14 @@ def test_rate_counts_the_previous_minutes_slots_and_this_minutes_calls_together(
     assert view.counters[f"m:{m}"] == 2 and view.counters[f"m:{m + 1}"] == 1
     refused_for_rate(tenant_id, R0 + timedelta(seconds=51), retry_after=9)
     refused_for_rate(tenant_id, R0 + timedelta(seconds=51), retry_after=9, view=stale_view(tenant_id))
+
+
+def test_this_minutes_first_slot_counts_once_in_the_condition():
+    tenant_id = new_tenant(rpm=2)
+    first = datetime(2026, 11, 17, 12, 1, 2, tzinfo=timezone.utc)  # slot 0
+    _, view = reserve(tenant_id, 1, now=first)
+    _, view = reserve(tenant_id, 1, now=first + timedelta(seconds=1), view=view)  # 1 < 2: room for one more
+    assert view.counters[f"m:{minute_of(first)}"] == 2
 
 
 def test_rate_leaves_the_previous_minute_out_in_its_last_slot():
