@@ -192,13 +192,7 @@ def test_image_blocks_reach_the_model_and_are_billed_by_size(api, sdk, tenant_ke
     assert usage_of(api, tenant_key[0])["by_feature"]["basic_chat"]["requests"] == 2
 
 
-@pytest.fixture
-def thinking_tenant(api, tenant_key):
-    """Thinking needs budget_tokens >= 1024 below max_tokens: raise the tenant's max_tokens to the free cap."""
-    api.call("PUT", "/tenant/ai-config", {"max_tokens": 2048}, token=tenant_key[0].token)
-
-
-def test_thinking_blocks_come_back_unchanged(sdk, thinking_tenant):
+def test_thinking_blocks_come_back_unchanged(sdk):
     message = sdk.messages.create(model=SONNET, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
                                   messages=[{"role": "user", "content": "think-probe"}])
     assert [block.type for block in message.content] == ["thinking", "text"]
@@ -304,7 +298,7 @@ def test_a_streamed_tool_call_arrives_as_input_json_deltas(sdk):
     assert [e.delta.stop_reason for e in events if e.type == "message_delta"] == ["tool_use"]
 
 
-def test_a_streamed_thinking_block_arrives_as_thinking_and_signature_deltas(sdk, thinking_tenant):
+def test_a_streamed_thinking_block_arrives_as_thinking_and_signature_deltas(sdk):
     with sdk.messages.stream(model=SONNET, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
                              messages=[{"role": "user", "content": "stream-think"}]) as stream:
         kinds = {event.delta.type for event in stream if event.type == "content_block_delta"}
