@@ -20,6 +20,7 @@ from pynamodb.attributes import (
     NumberSetAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.connection.base import MetaTable
@@ -217,6 +218,9 @@ class AIConfig(_Item):
     model = UnicodeAttribute()
     max_tokens = NumberAttribute()
     temperature = NumberAttribute()
+    # The settings an admin chose (PUT /tenant/ai-config) rather than sign-up's defaults: a Messages API
+    # call that omits such a field gets the tenant's value; otherwise it gets Anthropic's default.
+    chosen = UnicodeSetAttribute(null=True)
     custom_instructions = UnicodeAttribute(default="")
     inject_context = BooleanAttribute(default=True)
     api_key_ciphertext = BinaryAttribute(null=True, legacy_encoding=False)
@@ -370,6 +374,9 @@ class UsageEvent(_Item):
     worst_case_micros = NumberAttribute(default=0)
     cost_bound_micros = NumberAttribute(null=True)
     reclaimed = MapAttribute(null=True)
+    # A failed call whose admission and worst case went back to the admission item before its answer
+    # (metering.admission.give_back): the aggregator gives back nothing more for it.
+    given_back = BooleanAttribute(null=True)
     latency_ms = NumberAttribute(default=0)
     key_source = UnicodeAttribute()
     upstream_request_id = UnicodeAttribute(null=True)

@@ -100,6 +100,7 @@ def envelope_middleware(event: Request, get_response: Callable[[Request], Respon
             response = Response(body={"error": {"code": code, "message": message}},
                                 status_code=response.status_code, headers=dict(response.headers))
         response.headers["X-Request-Id"] = request_id
+        response.headers["request-id"] = request_id  # where Anthropic's SDKs read it (`_request_id`)
         log.info("request", extra={"fields": {"method": event.method, "path": event.context.get("resourcePath"),
                                               "status": response.status_code}})
         return response

@@ -8,8 +8,13 @@ test client) answer the same way. Two answers matter most:
   default message repeats the whole `Authorization` header (and chalice local copies
   that), so a caller's key would land in its own logs. Here it is a plain 404
   `not_found` that echoes nothing.
-- a refusal by an authorizer (401/403). Like every response, it carries `X-Request-Id`,
-  the API Gateway request id (`$context.requestId`) that the app's own responses carry.
+- a refusal by an authorizer (401/403). Like every response, it carries `X-Request-Id` and
+  `request-id` (where Anthropic's SDKs read it), the API Gateway request id (`$context.requestId`)
+  that the app's own responses carry.
+
+Gateway responses cannot vary by path, so every one reads as both error shapes: the app's envelope
+(`error.code`, `error.message`) and Anthropic's (`type: error`, `error.type`), which a /v1/* client
+(the official SDKs, Claude Code) needs to raise its usual exception.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import json
 from typing import Any, Dict, Optional, Tuple
 
 REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_HEADERS = (REQUEST_ID_HEADER, "request-id")
 
 # response type -> (status or None to keep API Gateway's, code, fixed message or None for API Gateway's)
 GATEWAY_RESPONSES: Dict[str, Tuple[Optional[int], str, Optional[str]]] = {
@@ -30,16 +36,21 @@ GATEWAY_RESPONSES: Dict[str, Tuple[Optional[int], str, Optional[str]]] = {
 }
 
 
-# Gateway responses cannot vary by path, so those a /v1/* client meets also read as Anthropic's error
-# shape ({"type": "error", "error": {"type", "message"}}): the SDK raises its usual exception.
-ANTHROPIC_TYPES: Dict[str, str] = {"UNAUTHORIZED": "authentication_error"}
+# Anthropic's error type for each answer (its API's names for the same statuses).
+ANTHROPIC_TYPES: Dict[str, str] = {
+    "MISSING_AUTHENTICATION_TOKEN": "not_found_error",
+    "UNAUTHORIZED": "authentication_error",
+    "ACCESS_DENIED": "permission_error",
+    "THROTTLED": "rate_limit_error",
+    "WAF_FILTERED": "permission_error",
+    "DEFAULT_4XX": "invalid_request_error",
+    "DEFAULT_5XX": "api_error",
+}
 
 
 def _body_template(response_type: str, code: str, text: str) -> str:
-    kind = ANTHROPIC_TYPES.get(response_type)
-    if kind is None:
-        return '{"error": {"code": "%s", "message": %s}}' % (code, text)
-    return '{"type": "error", "error": {"type": "%s", "code": "%s", "message": %s}}' % (kind, code, text)
+    return '{"type": "error", "error": {"type": "%s", "code": "%s", "message": %s}}' % (
+        ANTHROPIC_TYPES[response_type], code, text)
 
 
 def openapi_gateway_responses() -> Dict[str, Any]:
@@ -55,7 +66,8 @@ def openapi_gateway_responses() -> Dict[str, Any]:
         text = json.dumps(message) if message is not None else "$context.error.messageString"
         response: Dict[str, Any] = {
             "responseTemplates": {"application/json": _body_template(response_type, code, text)},
-            "responseParameters": {f"gatewayresponse.header.{REQUEST_ID_HEADER}": "context.requestId"},
+            "responseParameters": {f"gatewayresponse.header.{name}": "context.requestId"
+                                   for name in REQUEST_ID_HEADERS},
         }
         if status is not None:
             response["statusCode"] = str(status)
@@ -74,7 +86,8 @@ _CHALICE_ERROR_TYPES = {
 
 def _local_body(response_type: str, given_message: Optional[str]) -> bytes:
     status, code, message = GATEWAY_RESPONSES[response_type]
-    return json.dumps({"error": {"code": code, "message": message or given_message or "Unauthorized"}}).encode()
+    text = json.dumps(message or given_message or "Unauthorized")
+    return _body_template(response_type, code, text).encode()
 
 
 def install_locally() -> None:
@@ -106,7 +119,9 @@ def install_locally() -> None:
             response_type = _CHALICE_ERROR_TYPES.get(error.headers.get("x-amzn-ErrorType", ""))
             if response_type is not None and not _is_envelope(error.body):
                 error.body = _local_body(response_type, _message(error.body))
-            error.headers.setdefault(REQUEST_ID_HEADER, request_id or _new_request_id())
+            request_id = error.headers.get(REQUEST_ID_HEADER) or request_id or _new_request_id()
+            for name in REQUEST_ID_HEADERS:
+                error.headers.setdefault(name, request_id)
             error.headers["Content-Type"] = "application/json"
             raise
 

@@ -328,7 +328,7 @@ def request_authorizer(plain: Mapping[str, Any]) -> Dict[str, Any]:
          own 30 s cache of decisions);
       2. moves every operation secured by `tenant_auth` to it (operator routes are unchanged);
       3. lets API Gateway invoke the function, as chalice's own permission does for `tenant_auth`.
-    The UNAUTHORIZED gateway response reads as both error shapes (dev/gateway_responses.py)."""
+    Every gateway response reads as both error shapes (dev/gateway_responses.py)."""
     if REQUEST_AUTHORIZER_FUNCTION not in resources_of(plain, FUNCTION_TYPES):
         raise TemplateError(f"chalice's template has no {REQUEST_AUTHORIZER_FUNCTION} function "
                             f"(app.{REQUEST_AUTHORIZER} in app.py).")

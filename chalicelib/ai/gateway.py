@@ -8,7 +8,9 @@ Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
     admit:   quota, rate and worst-case cost in one conditional UpdateItem (metering.admission)
     the model call with the tenant's own key or the platform pool
     finish:  one usage event with the exact usage and cost (ledger.record), or
-    fail:    one usage event saying the call failed (never billed) or is indeterminate (may have been)
+    fail:    one usage event saying the call failed (never billed; its quota and worst case then go
+             back to the admission item in one more write, before the answer) or is indeterminate
+             (may have been billed)
 
 `admit`, `finish` and `fail` are the only places that call the ledger; a warm request makes two
 DynamoDB calls. Only the caller's own tenant is ever loaded, so nothing about another tenant can
@@ -66,6 +68,12 @@ class FeatureCall:
     temperature: Optional[float] = None
     model: Optional[str] = None
     params: Mapping[str, Any] = field(default_factory=dict)  # passed through to the model unchanged
+    # Whose default a sampling field the caller omits takes: the tenant's settings (Tessera's own feature
+    # routes) or Anthropic's (the Messages API, unless the tenant's admin chose a value: AIConfig.chosen).
+    sampling_defaults: str = "tenant"
+
+
+ANTHROPIC_DEFAULTS = "anthropic"
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,18 @@ class TenantCache:
     def forget(self, tenant_id: str) -> None:
         with self._lock:
             self._entries.pop(tenant_id, None)
+
+
+def granted_max_tokens(asked: Optional[int], tenant_default: int, plan: str) -> int:
+    """max_tokens as served, never lowered: what the caller asked, up to the plan's cap (above it, a 400
+    naming the cap); the tenant's setting only when the caller says nothing (Tessera's feature routes)."""
+    cap = PLANS[plan].max_tokens_cap
+    if asked is None:
+        return min(tenant_default, cap)
+    if asked > cap:
+        raise BadRequest(f"max_tokens: {asked} is above the {plan} plan's cap of {cap}. Ask for {cap} or fewer.",
+                         code="max_tokens_above_cap", details={"max_tokens_cap": cap})
+    return asked
 
 
 def tenant_system_prompt(state: TenantAI, given: System) -> System:
@@ -193,18 +213,18 @@ class Gateway:
         plan = state.limits.plan
         model = call.model or config.model
         if model not in pricing.MODELS or not pricing.model_allowed(model, plan):
-            raise BadRequest(f"The model '{model}' is not available to this tenant. GET /models lists them.",
-                             code="invalid_model")
-        ceiling = min(int(config.max_tokens), PLANS[plan].max_tokens_cap)
-        max_tokens = min(call.max_tokens, ceiling) if call.max_tokens else ceiling
+            raise NotFound(f"model: {model} is not available to this tenant. GET /v1/models lists them.",
+                           code="model_not_found")
+        max_tokens = granted_max_tokens(call.max_tokens, int(config.max_tokens), plan)
         thinking = call.params.get("thinking") or {}
         budget = thinking.get("budget_tokens")
         if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= max_tokens:
-            raise BadRequest(f"thinking.budget_tokens must be less than max_tokens, which is {max_tokens} for this "
-                             "tenant.", code="invalid_field")
-        # Thinking takes no temperature but the default; the tenant's setting applies to calls without it.
+            raise BadRequest(f"thinking.budget_tokens ({budget}) must be less than max_tokens ({max_tokens}).",
+                             code="invalid_field")
+        # Thinking takes no temperature but the default.
         temperature = call.temperature
-        if temperature is None and thinking.get("type") not in ("enabled", "adaptive"):
+        if temperature is None and thinking.get("type") not in ("enabled", "adaptive") and (
+                call.sampling_defaults != ANTHROPIC_DEFAULTS or "temperature" in (config.chosen or ())):
             temperature = float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
                          system=tenant_system_prompt(state, call.system), params=call.params)
@@ -285,12 +305,25 @@ class Gateway:
 
     def fail(self, prepared: PreparedCall, reservation: admission.Reservation,
              error: Optional[BaseException] = None) -> None:
-        """The call ended without an answer: failed (never billed: quota and worst case come back) or, when
-        the request may have reached the model, indeterminate (counts against quota, not charged)."""
+        """The call ended without an answer: failed (never billed: quota and worst case come back before the
+        answer is sent, so a retry finds them) or, when the request may have reached the model,
+        indeterminate (counts against quota, not charged)."""
         status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
         ctx = prepared.ctx
-        self._record(reservation, ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
-                                                    own_key=prepared.own_key, status=status))
+        settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
+                                       own_key=prepared.own_key, status=status)
+        if not ledger.gives_back_at_once(reservation, status):
+            self._record(reservation, settlement)
+            return
+        try:
+            view = ledger.release_at_once(reservation, settlement)
+        except Exception as failure:
+            log.error("failed call not released", extra={"fields": {
+                "request_id": reservation.request_id, "feature": reservation.feature, "period": reservation.period,
+                "error": type(failure).__name__}})  # the sweeper gives its reservation back
+            return
+        if view is not None:
+            self.cache.remember(ctx.tenant_id, view)
 
     # --- whole responses and token counts --------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """`POST /v1/messages` and `/v1/messages/count_tokens`: the Anthropic Messages API, so the official SDK
 works unchanged.
 
-The tenant's rules apply as on every route: the model must be one the tenant may use, max_tokens is
-capped at the tenant's setting, the tenant's instructions come before any `system` the client sends,
-and the first message is the user's. Every other documented field and content block passes through
+The tenant's rules apply as on every route: the model must be one the tenant may use (else 404, as
+Anthropic answers), max_tokens is served as asked up to the plan's cap (above it, a 400 naming the
+cap), a sampling field left out takes Anthropic's default unless the tenant's admin chose one, the
+tenant's instructions come before any `system` the client sends, and the first message is the user's. Every other documented field and content block passes through
 unchanged, and the reply comes back as upstream sent it.
 
 A field or block this module does not know is refused (`unknown_field`, `unsupported_block`): the hard
@@ -18,7 +19,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from chalicelib import validation
 from chalicelib.ai import bounds
-from chalicelib.ai.gateway import FeatureCall, GatewayResult
+from chalicelib.ai.gateway import ANTHROPIC_DEFAULTS, FeatureCall, GatewayResult
 from chalicelib.errors import BadRequest, TesseraError
 from chalicelib.pricing import usd
 
@@ -87,7 +88,8 @@ def _call(body: Mapping[str, Any], max_tokens: Optional[int]) -> FeatureCall:
         raise BadRequest("output_config must be an object.", code="invalid_field")
     params = {name: body[name] for name in PASSED_THROUGH if body.get(name) is not None}
     return FeatureCall(messages=_messages(body.get("messages")), system=_system(body.get("system")),
-                       max_tokens=max_tokens, temperature=temperature, model=model, params=params)
+                       max_tokens=max_tokens, temperature=temperature, model=model, params=params,
+                       sampling_defaults=ANTHROPIC_DEFAULTS)
 
 
 def _number(body: Mapping[str, Any], name: str, minimum: float, maximum: float) -> Optional[float]:

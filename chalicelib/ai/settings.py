@@ -55,6 +55,7 @@ def update_config(tenant_id: str, plan: str, body: Mapping[str, Any]) -> dict:
         actions.append(AIConfig.max_tokens.set(validation.integer(body, "max_tokens", minimum=1, maximum=cap)))
     if "temperature" in body:
         actions.append(AIConfig.temperature.set(validation.number(body, "temperature", minimum=0, maximum=1)))
+        actions.append(AIConfig.chosen.add({"temperature"}))  # now it applies to Messages API calls too
     if "custom_instructions" in body:
         text = validation.string(body, "custom_instructions", min_len=0, max_len=MAX_INSTRUCTIONS)
         actions.append(AIConfig.custom_instructions.set(text))

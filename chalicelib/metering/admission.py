@@ -3,7 +3,7 @@
 The item (`Admission`, sk=ADMISSION) holds the tenant's current limits (with a
 version, written by every change) and a map of counters. One write adds the
 call to its feature's monthly admissions, its worst-case cost to the month's
-committed spend, one to the per-minute rate tails and the call to its sweep
+committed spend, one to the per-minute rate counts and the call to its sweep
 bucket, under a condition that
 
 - the limits this instance used are the current ones (`version`),
@@ -24,23 +24,26 @@ last read there. A stale read of it is a lower bound (refunds only grow), so it
 can make admission stricter, never looser; a refusal is confirmed against a
 consistent read before it is returned.
 
-The rate limit. Each minute is four 15-second slots; `t:<minute>:<slot>` is
-the number admitted in that minute at or after that slot (a tail count). A
-call in minute m, slot j is admitted only if tail(m-1, j) + tail(m, 0) is under
-the limit: that counts every admission from 45 - 15j seconds before this
-minute began until now, a span that contains the 60 seconds before the call,
-so no 60-second span exceeds the limit (at most 15 s stricter than an exact
-sliding window). tail(m-1, j) is closed once minute m began; the write asserts
-the value this instance knows, and learns the true one if it was out of date.
+The rate limit. Time is cut into 5-second slots; `s:<minute>:<slot>` counts the calls admitted in
+one slot and `m:<minute>` in the whole minute. A call is admitted only if the slot it falls in and the
+eleven before it (the last 55 to 60 seconds, `rate_window`) hold fewer calls than the per-minute limit.
+Those slots are the previous minute's from this slot on, which are closed, and this whole minute. The
+write asserts the previous minute's total as this instance knows it (so the slots it summed are the
+item's: counters only grow) and requires this minute's total to stay under the limit less that sum.
+A refusal names, as Retry-After, the moment the oldest slots that hold the excess leave the window
+(`rate_wait`): then the next call is admitted, unless another took its place first. The window never
+counts more than 60 seconds, so that moment is at most 60 seconds away, which the official SDKs honour
+(they ignore a Retry-After above 60 s); two calls may be as little as 55 s apart.
 
 Counter keys (short, the item must stay under 1 KB so an admission costs one
 write unit): a:<period>:<feature> admissions, w:<period> committed micros,
-t:<minute>:<slot> rate tails, n:<bucket>:<feature> and v:<bucket>:<feature>
+m:<minute> and s:<minute>:<slot> rate counts, n:<bucket>:<feature> and v:<bucket>:<feature>
 reservations and their worst case per 10-minute sweep bucket (the sweeper
 compares them with what was settled). Stale keys are removed by later writes.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,7 +56,8 @@ from chalicelib.periods import isoformat, period_end, period_of
 from chalicelib.plans import FEATURE_BY_CODE, FEATURES
 from chalicelib.store import UpdateText, update_or_explain, write_conflicted
 
-SLOT_SECONDS = 15
+SLOT_SECONDS = 5
+SLOTS_PER_MINUTE = 60 // SLOT_SECONDS
 BUCKET_SECONDS = 600
 KEEP_BUCKETS = 144  # a day of sweep buckets; the sweeper clears resolved ones long before
 ATTEMPTS = 6
@@ -67,8 +71,12 @@ def committed_key(period: str) -> str:
     return f"w:{period}"
 
 
-def tail_key(minute: int, slot: int) -> str:
-    return f"t:{minute}:{slot}"
+def minute_key(minute: int) -> str:
+    return f"m:{minute}"
+
+
+def slot_key(minute: int, slot: int) -> str:
+    return f"s:{minute}:{slot}"
 
 
 def bucket_count_key(bucket: int, feature: str) -> str:
@@ -168,7 +176,7 @@ class Reservation:
 
 
 @dataclass(frozen=True)
-class _Moment:
+class Moment:
     epoch: float
     period: str
     minute: int
@@ -176,7 +184,7 @@ class _Moment:
     bucket: int
 
     @classmethod
-    def of(cls, now: datetime) -> "_Moment":
+    def of(cls, now: datetime) -> "Moment":
         epoch = now.timestamp()
         whole = int(epoch)
         return cls(epoch, period_of(now), whole // 60, (whole % 60) // SLOT_SECONDS, whole // BUCKET_SECONDS)
@@ -188,15 +196,17 @@ RETURNS = "returns"  # refunds may be stale: read what the aggregator has given 
 
 
 class Refusal(Exception):
-    """A refusal decided from a view; `confirm` (VIEW or RETURNS) says which fresher read could still lift it."""
+    """A refusal decided from a view; `confirm` names each fresher read (VIEW, RETURNS) that could still
+    lift it. A quota or a budget can be lifted by both: its limit raised (the view) or calls given back
+    (the returns), so a refusal is returned only once everything it rests on has been read fresh."""
 
-    def __init__(self, error: Exception, confirm: str) -> None:
+    def __init__(self, error: Exception, *confirm: str) -> None:
         super().__init__(str(error))
         self.error = error
-        self.confirm = confirm
+        self.confirm = frozenset(confirm)
 
 
-def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment, count: int = 1) -> None:
+def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: Moment, count: int = 1) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
     limits = view.limits
     if limits.status != "active":
@@ -210,19 +220,19 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     counters = view.counters
     if limit is not None and counters.get(admitted_key(at.period, feature), 0) - returns.released(
             at.period, feature) + count > limit:
-        raise Refusal(feature_limit_error(feature, at), RETURNS)
-    previous = counters.get(tail_key(at.minute - 1, at.slot), 0)
-    if previous + counters.get(tail_key(at.minute, 0), 0) >= limits.requests_per_minute:
-        raise Refusal(rate_error(at), VIEW)
+        raise Refusal(feature_limit_error(feature, at), VIEW, RETURNS)
+    wait = rate_wait(counters, limits.requests_per_minute, at)
+    if wait > 0:
+        raise Refusal(rate_error(wait), VIEW)
     if limits.hard_limit and limits.budget_micros is not None:
         committed = counters.get(committed_key(at.period), 0) - returns.refunded(at.period)
         if worst > limits.budget_micros:
             raise Refusal(budget_error(), VIEW)
         if committed + worst > limits.budget_micros:
-            raise Refusal(budget_error(), RETURNS)
+            raise Refusal(budget_error(), VIEW, RETURNS)
 
 
-def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: _Moment, count: int = 1,
+def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: Moment, count: int = 1,
            swept: bool = True) -> UpdateText:
     update = UpdateText()
     limits = view.limits
@@ -232,9 +242,7 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
 
     admitted = counter(admitted_key(at.period, feature))
     committed = counter(committed_key(at.period))
-    previous_key = tail_key(at.minute - 1, at.slot)
-    previous = view.counters.get(previous_key, 0)
-    this_minute = counter(tail_key(at.minute, 0))
+    this_minute = counter(minute_key(at.minute))
 
     update.require(f"{update.name('version')} = {update.number(view.version)}")
     limit = limits.features[feature]
@@ -244,9 +252,11 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     if limits.hard_limit and limits.budget_micros is not None:
         headroom = update.number(limits.budget_micros + returns.refunded(at.period) - worst)
         update.require(f"attribute_not_exists({committed}) OR {committed} <= {headroom}")
-    last = counter(previous_key)
-    update.require(f"attribute_not_exists({last})" if previous == 0 else f"{last} = {update.number(previous)}")
-    rate = update.number(limits.requests_per_minute - previous)
+    if at.slot < SLOTS_PER_MINUTE - 1:  # the window reaches into the previous minute: prove its slots
+        last = counter(minute_key(at.minute - 1))
+        known = view.counters.get(minute_key(at.minute - 1), 0)
+        update.require(f"attribute_not_exists({last})" if known == 0 else f"{last} = {update.number(known)}")
+    rate = update.number(limits.requests_per_minute - _previous_minute_in_window(view.counters, at))
     update.require(f"attribute_not_exists({this_minute}) OR {this_minute} < {rate}")
 
     update.add(admitted, count)
@@ -254,28 +264,69 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     if swept:
         update.add(counter(bucket_count_key(at.bucket, feature)), 1)
         update.add(counter(bucket_worst_key(at.bucket, feature)), worst)
-    for slot in range(at.slot + 1):
-        update.add(counter(tail_key(at.minute, slot)), 1)
+    update.add(this_minute, 1)
+    update.add(counter(slot_key(at.minute, at.slot)), 1)
     for key in stale_keys(view.counters, at):
         update.remove(counter(key))
     return update
 
 
-def stale_keys(counters: Dict[str, int], at: _Moment, most: int = 16) -> List[str]:
-    """Keys no admission will read again: earlier months, minutes before the last, day-old buckets."""
+def stale_keys(counters: Dict[str, int], at: Moment, most: int = 16) -> List[str]:
+    """Keys no admission will read again: earlier months, minutes before the last, day-old buckets, and
+    the rate tails (`t:`) of the 15-second scheme this one replaced."""
     stale = []
     for key in counters:
         kind, _, rest = key.partition(":")
         mark = rest.split(":", 1)[0]
-        if (kind in ("a", "w") and mark < at.period) or (kind == "t" and int(mark) < at.minute - 1) or (
+        if (kind in ("a", "w") and mark < at.period) or kind == "t" or (
+                kind in ("m", "s") and int(mark) < at.minute - 1) or (
                 kind in ("n", "v") and int(mark) < at.bucket - KEEP_BUCKETS):
             stale.append(key)
     return stale[:most]
 
 
-def _stale_view(view: AdmissionView, actual: AdmissionView, at: _Moment) -> bool:
+# --- the rate window: decisions of plain values ---------------------------------------------------
+
+def rate_slots(counters: Dict[str, int], at: Moment) -> Dict[int, int]:
+    """The calls in each slot of the window a call at `at` counts, by global slot number (epoch // 5 s):
+    the slot of `at` and the eleven before it, so the previous minute's from the slot after `at`'s on."""
+    now = at.minute * SLOTS_PER_MINUTE + at.slot
+    first, end = now - (SLOTS_PER_MINUTE - 1), (at.minute + 1) * SLOTS_PER_MINUTE
+    slots: Dict[int, int] = {}
+    for key, calls in counters.items():
+        kind, _, rest = key.partition(":")
+        if kind == "s" and calls:
+            minute, _, slot = rest.partition(":")
+            number = int(minute) * SLOTS_PER_MINUTE + int(slot)
+            if first <= number < end:
+                slots[number] = calls
+    return slots
+
+
+def rate_wait(counters: Dict[str, int], limit: int, at: Moment) -> float:
+    """Seconds until a call would be admitted under a per-minute `limit` (0: now). The window moves one
+    slot at a time: the call is admitted once enough of its oldest slots have left it, which is when the
+    newest of them is twelve slots old. A limit of 0 admits nothing; its answer is a full minute."""
+    slots = rate_slots(counters, at)
+    held = sum(slots.values())
+    if held < limit:
+        return 0.0
+    for number in sorted(slots):
+        held -= slots[number]
+        if held < limit:
+            return (number + SLOTS_PER_MINUTE) * SLOT_SECONDS - at.epoch
+    return 60.0
+
+
+def _previous_minute_in_window(counters: Dict[str, int], at: Moment) -> int:
+    """What the window counts of the previous minute (closed, so the write asserts its total instead)."""
+    return sum(calls for number, calls in rate_slots(counters, at).items()
+               if number < at.minute * SLOTS_PER_MINUTE)
+
+
+def _stale_view(view: AdmissionView, actual: AdmissionView, at: Moment) -> bool:
     """Whether a failed write failed only because this instance's view was out of date."""
-    key = tail_key(at.minute - 1, at.slot)
+    key = minute_key(at.minute - 1)
     return actual.version != view.version or actual.counters.get(key, 0) != view.counters.get(key, 0)
 
 
@@ -289,7 +340,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     needs confirming: a warm instance admits in one round trip. A Message Batch is admitted as one
     reservation of `count` calls, not `swept`: its batch item holds it (chalicelib/ai/batches.py)."""
     now = now or datetime.now(timezone.utc)
-    at = _Moment.of(now)
+    at = Moment.of(now)
     confirmed = set()
     for _ in range(ATTEMPTS):
         if view is None or view.limits is None:
@@ -298,11 +349,12 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
         try:
             _check(view, returns, feature, worst_case_micros, at, count)
         except Refusal as refusal:
-            if refusal.confirm not in confirmed:
-                confirmed.add(refusal.confirm)
-                if refusal.confirm == VIEW:
+            unconfirmed = refusal.confirm - confirmed
+            if unconfirmed:
+                confirmed |= unconfirmed
+                if VIEW in unconfirmed:
                     view = load_view()
-                else:
+                if RETURNS in unconfirmed:
                     returns = load_returns()
                 continue
             raise refusal.error from None
@@ -336,6 +388,36 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                           code="rate_limited")
 
 
+def give_back(reservation: Reservation) -> Optional[AdmissionView]:
+    """Return a failed call's admission and worst case to the admission item at once, in one
+    conditional UpdateItem (the failure path's one extra write): the quota, the committed spend and the
+    sweep bucket's count, as if the call had never been admitted. Its rate slot stays used: it was a
+    request. Returns the item as the write left it, or None when the reservation is no longer counted
+    there (the write then changes nothing). Whoever calls this marks the call's usage event so that the
+    aggregator gives back nothing more (chalicelib.metering.ledger)."""
+    update = UpdateText()
+
+    def counter(key: str) -> str:
+        return update.name("counters", key)
+
+    count = counter(bucket_count_key(reservation.bucket, reservation.feature))
+    update.require(f"{count} >= {update.number(1)}")
+    update.add(counter(admitted_key(reservation.period, reservation.feature)), -1)
+    update.add(counter(committed_key(reservation.period)), -reservation.worst_case_micros)
+    update.add(count, -1)
+    update.add(counter(bucket_worst_key(reservation.bucket, reservation.feature)), -reservation.worst_case_micros)
+    for attempt in range(ATTEMPTS):
+        try:
+            ok, raw = update_or_explain(Admission, tenant_pk(reservation.tenant_id), Admission.SK, update)
+        except Exception as error:
+            if not write_conflicted(error) or attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(0.005)
+            continue
+        return AdmissionView.from_raw(raw) if ok else None
+    return None
+
+
 def ensure_admission(tenant_id: str) -> AdmissionView:
     """Create a tenant's admission item from its profile if it has none (tenants made before it existed)."""
     from pynamodb.exceptions import PutError
@@ -366,16 +448,17 @@ def load_returns(tenant_id: str) -> Returns:
         return Returns()
 
 
-def feature_limit_error(feature: str, at: "_Moment") -> TooManyRequests:
+def feature_limit_error(feature: str, at: "Moment") -> TooManyRequests:
     resets = period_end(at.period)
     return TooManyRequests(f"The monthly limit for {feature} is reached. It resets at {isoformat(resets)}.",
                            retry_after=int(resets.timestamp() - at.epoch), code="feature_limit_reached",
                            details={"feature": feature, "resets_at": isoformat(resets)})
 
 
-def rate_error(at: "_Moment") -> TooManyRequests:
+def rate_error(wait_seconds: float) -> TooManyRequests:
+    """Retry-After in whole seconds, rounded up: a client that waits it is past the moment `rate_wait` named."""
     return TooManyRequests("Too many requests this minute for this tenant.",
-                           retry_after=SLOT_SECONDS - int(at.epoch) % SLOT_SECONDS, code="rate_limited")
+                           retry_after=math.ceil(wait_seconds), code="rate_limited")
 
 
 def budget_error() -> PaymentRequired:

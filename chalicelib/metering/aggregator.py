@@ -13,6 +13,7 @@ What each event gives back to admission (r = refunded micros, q = released admis
     status          normal              after its bucket was reclaimed by the sweeper
     ok, incomplete  r += worst - cost   r -= cost, q -= 1  (the reclaim had given back all of it)
     failed          r += worst, q += 1  nothing            (the reclaim did)
+    failed, given back at once: nothing (the request gave back its admission and worst case itself)
     indeterminate   r += worst          q -= 1             (counts against quota, not charged)
     abandoned       the sweeper's reclaim: r += unaccounted worst, q += unaccounted admissions
 
@@ -194,6 +195,8 @@ def _write_chunk(pk: str, events: List[UsageEvent], recon: Reconciliation, now: 
             totals.add("exposure_micros", leaked_worst)
             actions += [UsageEvent.cost_bound_micros.set(leaked_worst),
                         UsageEvent.reclaimed.set({"count": leaked, "worst": leaked_worst})]
+        elif event.status == FAILED and event.given_back:
+            totals.add("failed_requests", 1)  # returned by the request itself, and uncounted in its bucket
         else:
             # A batch request's reservation is held by its batch item, never a sweep bucket's: it is not
             # counted there, and no reclaim can have given it back before.

@@ -3,7 +3,9 @@
     admit   chalicelib.metering.admission.reserve: one conditional UpdateItem
     settle  the call answered: an event with its tokens and exact cost (status ok; a streamed call
             cut off before its end is charged as incomplete, with max_tokens as its output)
-    release the call failed before the model could bill it: an event with no cost (status failed)
+    release the call failed before the model could bill it: an event with no cost (status failed);
+            its admission and worst case go back to the admission item before the answer is sent
+            (`release_at_once`), so an immediate retry is not refused for a quota the call never used
     unsure  the request reached the model but no answer came back (our timeout, a dropped
             connection): an event with no charge and the call's cost bound (status indeterminate)
 
@@ -16,12 +18,12 @@ sweeper (chalicelib.metering.sweeper) and given back.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from chalicelib.logs import get_logger
-from chalicelib.metering.admission import Reservation
+from chalicelib.metering.admission import AdmissionView, Reservation, give_back
 from chalicelib.models import UsageEvent, tenant_pk
 from chalicelib.settings import get_settings
 from chalicelib.store import put_new, raw_item
@@ -32,6 +34,10 @@ OK, FAILED, INDETERMINATE, ABANDONED = "ok", "failed", "indeterminate", "abandon
 # A streamed call cut off before its end: charged with max_tokens as output, its real output unknown.
 INCOMPLETE = "incomplete"
 CHARGED = (OK, INCOMPLETE)
+# A failed call gives its admission back at once only while its sweep bucket cannot have been swept
+# (chalicelib.metering.sweeper reclaims a bucket GRACE_SECONDS, 300, after it ends): later, the sweeper
+# may already have given it back, and the aggregator, which knows, does it instead.
+RELEASE_AT_ONCE_SECONDS = 240
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Settlement:
     own_key: bool = False
     status: str = OK
     upstream_request_id: Optional[str] = None
+    given_back: bool = False
 
 
 def record(reservation: Reservation, result: Settlement, batch_id: Optional[str] = None,
@@ -68,12 +75,31 @@ def record(reservation: Reservation, result: Settlement, batch_id: Optional[str]
         cost_micros=result.cost_micros if result.status in CHARGED else 0,
         worst_case_micros=reservation.worst_case_micros, cost_bound_micros=bound, latency_ms=result.latency_ms,
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
-        batch_id=batch_id, custom_id=custom_id, created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
+        batch_id=batch_id, custom_id=custom_id, given_back=True if result.given_back else None,
+        created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )
     if not put_new(UsageEvent, item):
         log.info("usage already recorded", extra={"fields": {"request_id": reservation.request_id}})
         return False
     return True
+
+
+def gives_back_at_once(reservation: Reservation, status: str, now: Optional[datetime] = None) -> bool:
+    """Whether a call ending with `status` gives its admission back before its answer: a failure that
+    was never billed, young enough that no sweep can have reclaimed it."""
+    age = ((now or datetime.now(timezone.utc)) - reservation.started_at).total_seconds()
+    return status == FAILED and age < RELEASE_AT_ONCE_SECONDS
+
+
+def release_at_once(reservation: Reservation, result: Settlement) -> Optional[AdmissionView]:
+    """Record a failed call and give its admission and worst case back: the event first, marked
+    `given_back` and written only if absent, so the give-back happens at most once per request and the
+    aggregator, folding the event, returns nothing more; then one UpdateItem on the admission item.
+    Returns the admission item as that write left it. Should the second write not happen, the sweeper
+    finds the reservation unaccounted and gives it back, once."""
+    if not record(reservation, replace(result, status=FAILED, given_back=True)):
+        return None
+    return give_back(reservation)
 
 
 def settle(reservation: Reservation, result: Settlement) -> bool:

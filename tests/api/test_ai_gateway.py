@@ -78,14 +78,20 @@ def test_model_and_temperature_settings_reach_upstream(api, tenant, standin):
     assert seen["max_tokens"] == 300
 
 
-def test_request_override_may_lower_but_never_raise_max_tokens(api, tenant, standin):
+def test_max_tokens_is_the_tenants_setting_unless_the_request_says_within_the_plans_cap(api, tenant, standin):
     api.call("PUT", "/tenant/ai-config", {"max_tokens": 200}, token=tenant.token)
+    api.call("POST", "/ai/chat", {"messages": [{"role": "user", "content": "default-probe"}]}, token=tenant.token)
+    assert last_request_for(standin, "default-probe")["max_tokens"] == 200
     api.call("POST", "/ai/chat", {**CHAT, "max_tokens": 50, "messages": [{"role": "user", "content": "lower-probe"}]},
              token=tenant.token)
     assert last_request_for(standin, "lower-probe")["max_tokens"] == 50
-    api.call("POST", "/ai/chat", {"max_tokens": 5000, "messages": [{"role": "user", "content": "raise-probe"}]},
+    api.call("POST", "/ai/chat", {"max_tokens": 2048, "messages": [{"role": "user", "content": "raise-probe"}]},
              token=tenant.token)
-    assert last_request_for(standin, "raise-probe")["max_tokens"] == 200
+    assert last_request_for(standin, "raise-probe")["max_tokens"] == 2048  # as asked, never lowered
+    r = api.call("POST", "/ai/chat", {"max_tokens": 5000, "messages": [{"role": "user", "content": "over-probe"}]},
+                 token=tenant.token)
+    assert (r.status_code, r.json["error"]["code"], r.json["error"]["max_tokens_cap"]) == (
+        400, "max_tokens_above_cap", 2048)
 
 
 def test_platform_pool_key_is_used_without_an_own_key(api, tenant, standin):

@@ -24,12 +24,25 @@ def test_a_refused_credential_is_a_401_envelope_with_a_request_id(api):
     assert response.headers["X-Request-Id"]
 
 
-def test_a_missing_credential_is_a_401_envelope_with_a_request_id(api):
+def test_a_missing_credential_is_a_401_in_both_error_shapes_with_a_request_id(api):
     response = api.call("GET", "/usage")
     assert response.status_code == 401
-    assert set(json.loads(response.body)["error"]) == {"code", "message"}
-    assert response.headers["X-Request-Id"]
+    body = json.loads(response.body)
+    assert body["type"] == "error" and set(body["error"]) == {"type", "code", "message"}
+    assert body["error"]["type"] == "authentication_error"
+    assert response.headers["X-Request-Id"] == response.headers["request-id"]
+
+
+def test_an_unknown_v1_path_is_anthropics_404_not_found_error_with_a_request_id(api):
+    for token in (None, "tsk_ten_nope.key_nope.secret"):
+        response = api.call("POST", "/v1/no_such_endpoint", {"x": 1}, token=token)
+        assert response.status_code == 404
+        body = json.loads(response.body)
+        assert body["type"] == "error"
+        assert (body["error"]["type"], body["error"]["code"]) == ("not_found_error", "not_found")
+        assert response.headers["request-id"] == response.headers["X-Request-Id"]
 
 
 def test_a_routes_own_answer_carries_a_request_id_too(api, acme):
-    assert api.call("GET", "/me", token=acme.token).headers["X-Request-Id"]
+    headers = api.call("GET", "/me", token=acme.token).headers
+    assert headers["X-Request-Id"] and headers["request-id"] == headers["X-Request-Id"]

@@ -73,19 +73,49 @@ def test_system_blocks_keep_their_cache_control_after_the_tenants_block(sdk, sta
     assert seen["system"].endswith("Cached rules.")
 
 
-def test_max_tokens_is_capped_at_the_tenant_setting(sdk, standin):
-    sdk.messages.create(model=SONNET, max_tokens=8000, messages=[{"role": "user", "content": "cap-probe"}])
-    assert last_request_for(standin, "cap-probe")["max_tokens"] == 1024
+def test_max_tokens_is_served_as_asked_up_to_the_plans_cap(sdk, standin):
+    # a new tenant's own setting is 1,024: a default for calls that do not say, never a silent ceiling
+    sdk.messages.create(model=SONNET, max_tokens=2048, messages=[{"role": "user", "content": "cap-probe"}])
+    assert last_request_for(standin, "cap-probe")["max_tokens"] == 2048
 
 
-@pytest.mark.parametrize("model", ["claude-2.1", "claude-opus-4-6"])  # unknown; Opus needs the pro plan
-def test_model_outside_the_allow_list_is_a_bad_request_that_writes_nothing(client, tenant_key, standin, model):
+def test_max_tokens_above_the_plans_cap_is_refused_naming_the_cap(client, tenant_key, standin):
     tenant, key = tenant_key
     before = len(standin_requests(standin))
     with WritesNothing(tenant.id), pytest.raises(anthropic.BadRequestError) as caught:
+        sdk_for(client, key).messages.create(model=SONNET, max_tokens=2049,
+                                             messages=[{"role": "user", "content": "hi"}])
+    error = caught.value.body["error"]
+    assert (error["code"], error["max_tokens_cap"]) == ("max_tokens_above_cap", 2048)
+    assert error["message"] == "max_tokens: 2049 is above the free plan's cap of 2048. Ask for 2048 or fewer."
+    assert len(standin_requests(standin)) == before
+
+
+def test_an_omitted_temperature_takes_anthropics_default_not_the_tenants(sdk, standin):
+    sdk.messages.create(model=SONNET, max_tokens=16, messages=[{"role": "user", "content": "default-probe"}])
+    assert last_request_for(standin, "default-probe")["temperature"] is None  # not sent: upstream's default, 1.0
+
+
+def test_an_omitted_temperature_takes_the_one_an_admin_chose(api, sdk, tenant_key, standin):
+    tenant, _ = tenant_key
+    assert api.call("PUT", "/tenant/ai-config", {"temperature": 0.3}, token=tenant.token).status_code == 200
+    sdk.messages.create(model=SONNET, max_tokens=16, messages=[{"role": "user", "content": "chosen-probe"}])
+    assert last_request_for(standin, "chosen-probe")["temperature"] == 0.3
+    sdk.messages.create(model=SONNET, max_tokens=16, extra_body={"temperature": 0.9},
+                        messages=[{"role": "user", "content": "given-probe"}])
+    assert last_request_for(standin, "given-probe")["temperature"] == 0.9
+
+
+@pytest.mark.parametrize("model", ["claude-2.1", "claude-opus-4-6"])  # unknown; Opus needs the pro plan
+def test_model_outside_the_allow_list_is_a_404_not_found_that_writes_nothing(client, tenant_key, standin, model):
+    tenant, key = tenant_key
+    before = len(standin_requests(standin))
+    with WritesNothing(tenant.id), pytest.raises(anthropic.NotFoundError) as caught:
         sdk_for(client, key).messages.create(model=model, max_tokens=10,
                                              messages=[{"role": "user", "content": "hi"}])
-    assert caught.value.response.json()["error"]["code"] == "invalid_model"
+    error = caught.value.response.json()["error"]
+    assert (error["type"], error["code"]) == ("not_found_error", "model_not_found")
+    assert error["message"].startswith(f"model: {model} ")
     assert len(standin_requests(standin)) == before
 
 
@@ -162,25 +192,28 @@ def test_image_blocks_reach_the_model_and_are_billed_by_size(api, sdk, tenant_ke
     assert usage_of(api, tenant_key[0])["by_feature"]["basic_chat"]["requests"] == 2
 
 
-@pytest.fixture
-def thinking_tenant(api, tenant_key):
-    """Thinking needs budget_tokens >= 1024 below max_tokens: raise the tenant's max_tokens to the free cap."""
-    api.call("PUT", "/tenant/ai-config", {"max_tokens": 2048}, token=tenant_key[0].token)
-
-
-def test_thinking_blocks_come_back_unchanged(sdk, thinking_tenant):
+def test_thinking_blocks_come_back_unchanged(sdk):
     message = sdk.messages.create(model=SONNET, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
                                   messages=[{"role": "user", "content": "think-probe"}])
     assert [block.type for block in message.content] == ["thinking", "text"]
     assert message.content[0].signature.startswith("sig_standin_")
 
 
-def test_a_thinking_budget_at_or_above_the_capped_max_tokens_is_refused(sdk, standin):
+def test_extended_thinking_works_on_a_new_tenant(sdk, standin):
+    message = sdk.messages.create(model=SONNET, max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024},
+                                  messages=[{"role": "user", "content": "think-probe"}])
+    assert message.content[0].type == "thinking"
+    seen = last_request_for(standin, "think-probe")
+    assert (seen["max_tokens"], seen["params"]["thinking"]) == (2048, {"type": "enabled", "budget_tokens": 1024})
+
+
+def test_a_thinking_budget_at_or_above_max_tokens_is_refused_naming_both(sdk, standin):
     before = len(standin_requests(standin))
     with pytest.raises(anthropic.BadRequestError) as caught:
-        sdk.messages.create(model=SONNET, max_tokens=8000, thinking={"type": "enabled", "budget_tokens": 2000},
+        sdk.messages.create(model=SONNET, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 2000},
                             messages=[{"role": "user", "content": "hi"}])
-    assert "1024" in caught.value.body["error"]["message"]
+    assert caught.value.body["error"]["message"] == (
+        "thinking.budget_tokens (2000) must be less than max_tokens (2000).")
     assert len(standin_requests(standin)) == before
 
 
@@ -265,7 +298,7 @@ def test_a_streamed_tool_call_arrives_as_input_json_deltas(sdk):
     assert [e.delta.stop_reason for e in events if e.type == "message_delta"] == ["tool_use"]
 
 
-def test_a_streamed_thinking_block_arrives_as_thinking_and_signature_deltas(sdk, thinking_tenant):
+def test_a_streamed_thinking_block_arrives_as_thinking_and_signature_deltas(sdk):
     with sdk.messages.stream(model=SONNET, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024},
                              messages=[{"role": "user", "content": "stream-think"}]) as stream:
         kinds = {event.delta.type for event in stream if event.type == "content_block_delta"}

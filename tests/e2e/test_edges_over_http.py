@@ -132,3 +132,107 @@ def test_upstream_failures_reach_the_sdk_as_what_they_are(local_stack, tenant, f
     with pytest.raises(error) as failed:
         sdk.client.messages.create(**{**MESSAGE, "messages": [{"role": "user", "content": f"edge {fault}"}]})
     assert failed.value.status_code == status and failed.value.body["error"]["type"] == kind
+
+
+# --- answers a client can act on (the official SDK over HTTP) -------------------------------------------
+
+class HeardSDK(CountingSDK):
+    """A counting SDK that also keeps each response's status, Retry-After and arrival time."""
+
+    def __init__(self, base_url: str, api_key: str, **options):
+        self.heard = []
+        super().__init__(base_url, api_key, **options)
+        self.client._client.event_hooks["response"].append(self._hear)
+
+    def _hear(self, response) -> None:
+        self.heard.append((response.status_code, response.headers.get("retry-after"), time.monotonic()))
+
+
+@pytest.mark.parametrize("rpm", [1, 10])
+def test_a_default_sdk_client_waits_the_retry_after_and_is_admitted(local_stack, tenant, operator, rpm):
+    tenant_id, _, key = tenant
+    status, _ = call("PUT", f"{local_stack.api_url}/admin/tenants/{tenant_id}/limits",
+                     {"requests_per_minute": rpm}, token=operator)
+    assert status == 200
+    sdk = HeardSDK(local_stack.api_url, key)  # max_retries=2, the SDK's default
+    for _ in range(rpm):
+        sdk.client.messages.create(**MESSAGE)
+    sdk.heard.clear()
+    started = time.monotonic()
+    message = sdk.client.messages.create(**MESSAGE)  # refused once, then admitted on the SDK's own retry
+    assert message.content and message._request_id
+    (refused, retry_after, refused_at), (admitted, _, admitted_at) = sdk.heard
+    print(f"rpm {rpm}: Retry-After {retry_after} s; admitted {admitted_at - refused_at:.2f} s after the "
+          f"refusal, {admitted_at - started:.2f} s after the call began")
+    assert (refused, admitted) == (429, 200)
+    assert 1 <= int(retry_after) <= 60
+    assert int(retry_after) <= admitted_at - refused_at < int(retry_after) + 2
+
+
+def test_the_sdks_request_id_is_the_answers_own_on_success_and_on_refusal(local_stack, tenant, operator):
+    tenant_id, _, key = tenant
+    sdk = CountingSDK(local_stack.api_url, key, max_retries=0)
+    message = sdk.client.messages.create(**MESSAGE)
+    assert message._request_id
+    with pytest.raises(anthropic.NotFoundError) as unknown:
+        sdk.client.messages.create(**{**MESSAGE, "model": "claude-nonexistent-9"})
+    assert unknown.value.request_id and unknown.value.request_id != message._request_id
+    assert unknown.value.body["error"]["type"] == "not_found_error"
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        CountingSDK(local_stack.api_url, "tsk_ten_nope.key_nope.secret", max_retries=0).client.messages.create(
+            **MESSAGE)
+    assert refused.value.request_id
+
+
+def test_an_unknown_v1_path_answers_in_anthropics_error_shape(local_stack, tenant):
+    _, _, key = tenant
+    for token in (None, key):
+        status, body = call("POST", f"{local_stack.api_url}/v1/messages/batches/nope/results", {}, token=token)
+        assert status == 404 and body["type"] == "error"
+        assert (body["error"]["type"], body["error"]["code"]) == ("not_found_error", "not_found")
+
+
+def test_extended_thinking_works_on_a_new_tenant(local_stack, tenant):
+    _, _, key = tenant
+    sdk = CountingSDK(local_stack.api_url, key, max_retries=0)
+    message = sdk.client.messages.create(**{**MESSAGE, "max_tokens": 2048,
+                                            "thinking": {"type": "enabled", "budget_tokens": 1024}})
+    assert [block.type for block in message.content][0] == "thinking"
+
+
+def test_a_raised_limit_admits_the_very_next_call_after_a_refused_burst_of_50(local_stack, tenant, operator):
+    tenant_id, _, key = tenant
+    limits = f"{local_stack.api_url}/admin/tenants/{tenant_id}/limits"
+    assert call("PUT", limits, {"features": {"basic_chat": 10}, "requests_per_minute": 1000}, token=operator)[0] == 200
+    body = {"messages": [{"role": "user", "content": "burst"}], "max_tokens": 16}
+    start = threading.Barrier(50)
+
+    def one(_):
+        start.wait()
+        return call("POST", f"{local_stack.api_url}/ai/chat", body, token=key)[0]
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = Counter(pool.map(one, range(50)))
+    assert statuses == {200: 10, 429: 40}
+    assert call("PUT", limits, {"features": {"basic_chat": 12}}, token=operator)[0] == 200
+    raised = time.monotonic()
+    first = call("POST", f"{local_stack.api_url}/ai/chat", body, token=key)
+    elapsed = time.monotonic() - raised
+    print(f"first call after the raise: {first[0]} in {elapsed:.3f} s")
+    assert first[0] == 200, first
+    assert call("POST", f"{local_stack.api_url}/ai/chat", body, token=key)[0] == 200
+    assert call("POST", f"{local_stack.api_url}/ai/chat", body, token=key)[0] == 429
+
+
+def test_at_the_edge_of_the_quota_the_sdk_retries_a_529_and_is_admitted(local_stack, tenant, operator):
+    tenant_id, _, key = tenant
+    assert call("PUT", f"{local_stack.api_url}/admin/tenants/{tenant_id}/limits",
+                {"features": {"basic_chat": 1}}, token=operator)[0] == 200
+    standin = f"http://127.0.0.1:{local_stack.standin_port}/_standin/faults"
+    assert call("POST", standin, {"status": 529, "count": 1})[0] == 200
+    sdk = HeardSDK(local_stack.api_url, key)  # the SDK retries a 529 by itself
+    message = sdk.client.messages.create(**MESSAGE)
+    assert message.content and [status for status, _, _ in sdk.heard] == [529, 200]
+    with pytest.raises(anthropic.RateLimitError):  # and the quota of one is now used
+        sdk.client.messages.create(**MESSAGE)

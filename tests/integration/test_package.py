@@ -327,14 +327,22 @@ def test_an_unknown_path_answers_404_not_found_and_echoes_nothing(template):
     assert render(response, "Authorization=Bearer tsk_secret")["error"]["code"] == "not_found"
 
 
+ANTHROPIC_ERROR_TYPES = {"MISSING_AUTHENTICATION_TOKEN": "not_found_error", "UNAUTHORIZED": "authentication_error",
+                         "ACCESS_DENIED": "permission_error", "THROTTLED": "rate_limit_error",
+                         "WAF_FILTERED": "permission_error", "DEFAULT_4XX": "invalid_request_error",
+                         "DEFAULT_5XX": "api_error"}
+
+
 @pytest.mark.parametrize("response_type", sorted(gateway_responses.GATEWAY_RESPONSES))
-def test_every_gateway_response_uses_the_envelope_and_carries_the_request_id(template, response_type):
+def test_every_gateway_response_reads_as_both_error_shapes_and_carries_the_request_id(template, response_type):
     response = gateway_response(template, response_type)
-    error = render(response, "Unauthorized")["error"]
-    # A refused credential also reads as Anthropic's error shape (error.type), for /v1/* clients.
-    expected = {"code", "message", "type"} if response_type in gateway_responses.ANTHROPIC_TYPES else {"code", "message"}
-    assert set(error) == expected and error["code"]
-    assert response["responseParameters"] == {"gatewayresponse.header.X-Request-Id": "context.requestId"}
+    body = render(response, "Unauthorized")
+    # the envelope (error.code) and, since a gateway response cannot vary by path, Anthropic's shape for
+    # /v1/* clients (type, error.type), whose SDKs also read the request id from `request-id`
+    assert body["type"] == "error" and set(body["error"]) == {"code", "message", "type"} and body["error"]["code"]
+    assert body["error"]["type"] == ANTHROPIC_ERROR_TYPES[response_type]
+    assert response["responseParameters"] == {"gatewayresponse.header.X-Request-Id": "context.requestId",
+                                              "gatewayresponse.header.request-id": "context.requestId"}
 
 
 # --- packaging refuses what it cannot place ------------------------------------------------------------------
