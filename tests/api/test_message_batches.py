@@ -167,9 +167,10 @@ def test_a_bad_request_names_its_index_and_custom_id_and_writes_nothing(api, sdk
 
 def test_a_model_outside_the_plan_is_refused_for_the_batch(sdk, tenant_key):
     with WritesNothing(tenant_key[0].id):
-        with pytest.raises(anthropic.BadRequestError) as raised:
+        with pytest.raises(anthropic.NotFoundError) as raised:  # as /v1/messages answers a model not offered
             sdk.messages.batches.create(requests=[request("opus", "hi", model="claude-opus-5")])
     assert "requests.0 (custom_id 'opus')" in raised.value.body["error"]["message"]
+    assert raised.value.body["error"]["type"] == "not_found_error"
 
 
 def test_a_hard_budget_refuses_the_whole_batchs_worst_case(api, sdk, tenant_key, operator_token):
