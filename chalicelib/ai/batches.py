@@ -89,9 +89,10 @@ def parse(body: Dict[str, Any]) -> List[Tuple[str, FeatureCall]]:
     return parsed
 
 
-def _naming(error: BadRequest, index: int, custom_id: str) -> BadRequest:
-    return BadRequest(f"requests.{index} (custom_id {custom_id!r}): {error.message}", code=error.code,
-                      details={**error.details, "index": index, "custom_id": custom_id})
+def _naming(error: TesseraError, index: int, custom_id: str) -> TesseraError:
+    """The request's refusal, of the same kind and status, naming the request it is about."""
+    return type(error)(f"requests.{index} (custom_id {custom_id!r}): {error.message}", code=error.code,
+                       status=error.status, details={**error.details, "index": index, "custom_id": custom_id})
 
 
 def create(gateway: Gateway, ctx: TenantContext, body: Dict[str, Any], base_url: str) -> Dict[str, Any]:
@@ -100,7 +101,7 @@ def create(gateway: Gateway, ctx: TenantContext, body: Dict[str, Any], base_url:
     for index, (custom_id, call) in enumerate(requests):
         try:
             prepared.append(gateway.prepare(ctx, FEATURE, call))
-        except BadRequest as error:
+        except (BadRequest, NotFound) as error:  # NotFound: a model the tenant may not use
             raise _naming(error, index, custom_id) from None
     first = prepared[0]
     reserved = {custom_id: batch_ledger.Reserved(p.model_call.model,
