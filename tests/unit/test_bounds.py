@@ -131,9 +131,9 @@ def test_text_documents_are_bounded_by_their_bytes():
 # 16 per image, a 1,568 px long edge (2,576 px on Opus 4.7 and later; Anthropic's vision page), and upstream's
 # count + 5% + 64 for what only upstream can count (Anthropic's token counting page: an estimate).
 
-ONE_HOUR_WRITE = {"claude-opus-5": "10", "claude-opus-4-8": "10", "claude-opus-4-7": "10", "claude-opus-4-6": "10",
+ONE_HOUR_WRITE = {"claude-opus-5-5": "8", "claude-opus-5": "10", "claude-opus-4-8": "10", "claude-opus-4-7": "10", "claude-opus-4-6": "10",
                   "claude-sonnet-4-6": "6", "claude-haiku-4-5": "2"}
-HIGH_RES = ["claude-opus-5", "claude-opus-4-8", "claude-opus-4-7"]
+HIGH_RES = ["claude-opus-5-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7"]
 STANDARD_RES = ["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"]
 
 
