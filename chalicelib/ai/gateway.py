@@ -66,6 +66,7 @@ class FeatureCall:
     temperature: Optional[float] = None
     model: Optional[str] = None
     params: Mapping[str, Any] = field(default_factory=dict)  # passed through to the model unchanged
+    betas: Tuple[str, ...] = ()  # the client's `anthropic-beta` header, forwarded
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ class Gateway:
         if temperature is None and thinking.get("type") not in ("enabled", "adaptive"):
             temperature = float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
-                         system=tenant_system_prompt(state, call.system), params=call.params)
+                         system=tenant_system_prompt(state, call.system), params=call.params, betas=call.betas)
 
     def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
         ciphertext = state.config.api_key_ciphertext
@@ -265,7 +266,8 @@ class Gateway:
         """Settle the call at its exact cost; returns that cost in micro-dollars."""
         model = prepared.model_call.model
         cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cache_creation_tokens,
-                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens)
+                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens,
+                                   fast=prepared.model_call.billed_fast(usage))
         ctx = prepared.ctx
         settlement = ledger.Settlement(
             principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,

@@ -185,8 +185,12 @@ def test_a_thinking_budget_at_or_above_the_capped_max_tokens_is_refused(sdk, sta
 
 
 @pytest.mark.parametrize("extra,code", [
-    ({"inference_geo": "us"}, "unknown_field"),
-    ({"speed": "fast"}, "unknown_field"),
+    ({"inference_geo": "us"}, "unsupported_field"),
+    ({"speed": "ludicrous"}, "unsupported_field"),
+    ({"container": "container_1"}, "unsupported_field"),
+    ({"mcp_servers": [{"type": "url", "url": "https://mcp.example.com", "name": "x"}]}, "unsupported_field"),
+    ({"context_management": {"edits": [{"type": "compact_20260112"}]}}, "unsupported_field"),
+    ({"a_field_from_next_year": True}, "unknown_field"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "unsupported_tool"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},
      "unsupported_block"),
@@ -203,6 +207,8 @@ def test_what_a_budget_cannot_bound_is_refused_before_anything_is_sent(client, t
     assert response.status_code == 400
     error = json.loads(response.body)["error"]
     assert (error["type"], error["code"]) == ("invalid_request_error", code)
+    named = next(iter(extra))
+    assert named in error["message"] or code in ("unsupported_tool", "unsupported_block", "invalid_field")
     assert len(standin_requests(standin)) == before
 
 
