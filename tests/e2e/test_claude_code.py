@@ -28,7 +28,7 @@ from test_local_stack import call, local_stack  # noqa: F401  (the module's own 
 pytestmark = pytest.mark.e2e
 
 DEFAULT_MODEL = "claude-opus-5-5"  # Claude Code 2.1.332's default
-ONE_HOUR_WRITE = {"claude-opus-5-5": "8"}
+ONE_HOUR_WRITE = {"claude-opus-5-5": "8", "claude-haiku-4-5": "2"}
 CLAUDE_CODE_BETA = "claude-code-20250219"
 
 
@@ -151,3 +151,33 @@ def test_claude_codes_max_tokens_is_served_as_asked(claude, local_stack, enterpr
     result, seen = run_claude(claude, local_stack, key, "ANTHROPIC_API_KEY", "say hello", tmp_path)
     assert result["is_error"] is False
     assert {request["max_tokens"] for request in seen} == {128_000}
+
+
+TYPESCRIPT_STREAM = """
+const Anthropic = require('@anthropic-ai/sdk').default ?? require('@anthropic-ai/sdk');
+const client = new Anthropic({baseURL: process.env.TESSERA_URL, apiKey: process.env.TESSERA_KEY, maxRetries: 0});
+(async () => {
+  const stream = client.messages.stream({model: 'claude-haiku-4-5', max_tokens: 64,
+    messages: [{role: 'user', content: 'ts-sdk-probe'}]}, {headers: {'anthropic-beta': 'effort-2025-11-24'}});
+  const kinds = [];
+  stream.on('streamEvent', (event) => kinds.push(event.type));
+  const message = await stream.finalMessage();
+  console.log(JSON.stringify({kinds, text: message.content[0].text, usage: message.usage}));
+})().catch((error) => { console.error(String(error)); process.exit(1); });
+"""
+
+
+def test_the_typescript_sdk_streams_a_message_through_tessera(claude, local_stack, enterprise_key):  # noqa: F811
+    owner, key = enterprise_key
+    known = {event["request_id"] for event in usage_events(local_stack, owner)}
+    done = subprocess.run(["node", "-e", TYPESCRIPT_STREAM], cwd=clients.TARGET, capture_output=True, text=True,
+                          timeout=60, env={"PATH": os.environ["PATH"], "TESSERA_URL": local_stack.api_url,
+                                           "TESSERA_KEY": key})
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["kinds"][0] == "message_start" and out["kinds"][-1] == "message_stop"
+    assert "ts-sdk-probe" in out["text"]
+    seen = [r for r in standin_requests(local_stack) if r["last_user_text"] == "ts-sdk-probe"][-1]
+    assert seen["betas"] == ["effort-2025-11-24"] and seen["stream"] is True
+    events = [e for e in usage_events(local_stack, owner) if e["request_id"] not in known]
+    assert [micros(e["cost_usd"]) for e in events] == [published_micros("claude-haiku-4-5", seen["usage"])]
