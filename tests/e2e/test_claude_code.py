@@ -9,9 +9,9 @@ stand-in billed, priced here from the published rates (tests/published.py).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import secrets
 import subprocess
 import time
 import urllib.request
@@ -23,7 +23,7 @@ import pytest
 import clients  # dev/clients.py
 import stack
 from published import PUBLISHED
-from test_local_stack import call, local_stack  # noqa: F401  (the module's own stack)
+from test_local_stack import call, local_stack, sign_up  # noqa: F401  (the module's own stack)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +39,8 @@ def claude():
 
 @pytest.fixture(scope="module")
 def enterprise_key(local_stack):  # noqa: F811
-    slug, password = f"cc-{secrets.token_hex(4)}", "correct-horse-battery"
-    email = f"owner@{slug}.example.com"
-    status, created = call("POST", local_stack.api_url + "/tenants",
-                           {"company_name": "Code Inc", "slug": slug, "email": email, "password": password})
-    assert status == 201, created
-    status, login = call("POST", local_stack.api_url + "/auth/login",
-                         {"tenant": slug, "email": email, "password": password})
-    assert status == 200, login
-    tenant_id, owner = created["tenant_id"], login["access_token"]
+    created, _, owner = sign_up(local_stack.api_url, "Code Inc", "cc")
+    tenant_id = created["tenant_id"]
     status, body = call("PUT", f"{local_stack.api_url}/admin/tenants/{tenant_id}/plan", {"plan": "enterprise"},
                         token=stack.operator_token(local_stack.env))
     assert status == 200, body
@@ -116,12 +109,13 @@ def test_claude_code_says_hello_and_every_request_is_admitted_and_metered(claude
         assert "context_management" in request["params"] and "output_config" in request["params"]
         assert "system" in request["roles"]  # system-role messages pass
         assert request["system"].startswith("You are assisting the team at Code Inc")  # tenant's first
-        assert request["auth_header"] == "authorization"  # the pool key goes upstream, not the tenant's
+        assert request["key_fingerprint"] != hashlib.sha256(key.encode()).hexdigest()[:12]  # never the tenant key
 
     events = [e for e in usage_events(local_stack, owner) if e["request_id"] not in known]
     assert len(events) == len(seen) and all(e["status"] == "ok" for e in events)
     assert all(e["feature"] == "basic_chat" and e["model"] == DEFAULT_MODEL for e in events)
     billed = sum(published_micros(DEFAULT_MODEL, request["usage"]) for request in seen)
+    print(f"metered: {len(events)} events, {billed} micro-dollars, usage {[r['usage'] for r in seen]}")
     assert sum(micros(e["cost_usd"]) for e in events) == billed
     # Claude Code's own figure, from its own price table, agrees with the ledger.
     assert Decimal(str(result["total_cost_usd"])) * 1_000_000 == billed
