@@ -12,7 +12,7 @@ comma := ,
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test mutation package deploy-dev lock bench budget-check clean
+.PHONY: run test mutation package deploy-dev lock bench budget-check clients clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
@@ -47,6 +47,10 @@ deploy-dev: $(STAMP)
 
 lock: $(STAMP)
 	$(PY) dev/package.py --lock
+
+# The real clients the end-to-end tests run (Claude Code, the TypeScript SDK), pinned in dev/clients/.
+clients:
+	$(PYTHON) dev/clients.py
 
 bench: $(STAMP)
 	$(PY) dev/bench.py

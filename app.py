@@ -388,10 +388,14 @@ def anthropic_error(error):
                     headers={"Content-Type": "application/json", **error.headers})
 
 
+def anthropic_betas():
+    return messages_api.parse_betas(app.current_request.headers.get("anthropic-beta"))
+
+
 @route("/v1/messages", methods=["POST"], render=anthropic_error)
 @idempotent
 def anthropic_messages():
-    call, stream = messages_api.parse(request_body(messages_api.BODY_BYTES))
+    call, stream = messages_api.parse(request_body(messages_api.BODY_BYTES), anthropic_betas())
     if stream:
         return event_stream(*streaming.run_whole(default_gateway(), tenant(), messages_api.FEATURE, call))
     result = default_gateway().run(tenant(), messages_api.FEATURE, call)
@@ -401,7 +405,7 @@ def anthropic_messages():
 
 @route("/v1/messages/count_tokens", methods=["POST"], render=anthropic_error)
 def anthropic_count_tokens():
-    call = messages_api.parse_count(request_body(messages_api.BODY_BYTES))
+    call = messages_api.parse_count(request_body(messages_api.BODY_BYTES), anthropic_betas())
     return messages_api.count_response(default_gateway().count_tokens(tenant(), messages_api.FEATURE, call))
 
 

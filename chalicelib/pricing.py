@@ -2,14 +2,23 @@
 allow-list and for cost.
 
 Prices are USD per million tokens from Anthropic's published pricing page
-(https://platform.claude.com/docs/en/about-claude/pricing), read 2026-11-26.
-Cache writes have two rates: the 5-minute TTL (1.25 x input) and the 1-hour
-TTL (2 x input). `min_plan` is the lowest plan that may use the model. Costs are computed in integer
+(https://platform.claude.com/docs/en/about-claude/pricing), read 2026-11-26; Claude Opus 5.5, released
+after that reading, from the model catalog Claude Code 2.1.332 ships (its pricing tier
+`tier_4_20_cache_read_0_20`), which Claude Code uses for its own cost figures.
+Cache writes have two rates: the 5-minute TTL and the 1-hour TTL (2 x input).
+
+Two request options change every rate of a call (docs/api-contract.md):
+- long context: a model whose standard window is 200k tokens and which reaches 1M with the
+  `context-1m` beta bills a request with more than 200,000 input tokens (uncached, cache writes and
+  cache reads together) at 2 x input and 1.5 x output, cache rates scaled like input;
+- fast mode (`speed: "fast"`), on the models that offer it: $30 input and $150 output per million, cache
+  rates alike (1.25 x, 2 x and 0.1 x input): the pricing page's fast-mode rates for Opus 4.6, which
+  Claude Code 2.1.332 also applies to every model its catalog marks `fast_mode`. `min_plan` is the lowest plan that may use the model. Costs are computed in integer
 micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 from typing import Dict
 
@@ -27,11 +36,18 @@ class ModelPrice:
     cache_write: Decimal
     cache_read: Decimal
     min_plan: str
+    long_context: bool = False  # a 200k window reaching 1M by beta, billed above LONG_CONTEXT_TOKENS at premium
+    fast_mode: bool = False  # offers `speed: "fast"`
 
     @property
     def cache_write_1h(self) -> Decimal:
         """The 1-hour cache write rate: twice the input rate for every model on the pricing page."""
         return self.input * 2
+
+    def scaled(self, rates: "Rates") -> "ModelPrice":
+        """These prices with a premium applied: input-side rates x rates.input, output x rates.output."""
+        return replace(self, input=self.input * rates.input, output=self.output * rates.output,
+                       cache_write=self.cache_write * rates.input, cache_read=self.cache_read * rates.input)
 
     @property
     def highest_input(self) -> Decimal:
@@ -39,18 +55,33 @@ class ModelPrice:
         return max(self.input, self.cache_write, self.cache_write_1h)
 
 
+@dataclass(frozen=True)
+class Rates:
+    """A premium: what input-side rates and the output rate are multiplied by."""
+
+    input: Decimal
+    output: Decimal
+
+
+LONG_CONTEXT_TOKENS = 200_000
+LONG_CONTEXT = Rates(Decimal(2), Decimal("1.5"))
+FAST_MODE = {"input": Decimal(30), "output": Decimal(150), "cache_write": Decimal("37.5"), "cache_read": Decimal(3)}
+
+
 def _price(model: str, name: str, input_: str, output: str, cache_write: str, cache_read: str,
-           min_plan: str = "free") -> ModelPrice:
+           min_plan: str = "free", long_context: bool = False, fast_mode: bool = False) -> ModelPrice:
     return ModelPrice(model, name, Decimal(input_), Decimal(output), Decimal(cache_write), Decimal(cache_read),
-                      min_plan)
+                      min_plan, long_context, fast_mode)
 
 
 MODELS: Dict[str, ModelPrice] = {p.model: p for p in (
-    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50", "pro"),
+    _price("claude-opus-5-5", "Claude Opus 5.5", "4", "20", "5", "0.20", "pro", fast_mode=True),
+    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50", "pro", fast_mode=True),
     _price("claude-opus-4-8", "Claude Opus 4.8", "5", "25", "6.25", "0.50", "pro"),
     _price("claude-opus-4-7", "Claude Opus 4.7", "5", "25", "6.25", "0.50", "pro"),
-    _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro"),
-    _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30"),
+    _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro", long_context=True,
+           fast_mode=True),
+    _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30", long_context=True),
     _price("claude-haiku-4-5", "Claude Haiku 4.5", "1", "5", "1.25", "0.10"),
 )}
 
@@ -67,11 +98,23 @@ def micros(tokens: int, usd_per_million: Decimal) -> Decimal:
     return Decimal(tokens) * usd_per_million
 
 
+def rates(model: str, input_tokens: int, fast: bool = False) -> ModelPrice:
+    """The prices a call of `model` is billed at, given its input tokens in all (uncached, cache writes and
+    cache reads) and whether it ran in fast mode."""
+    price = MODELS[model]
+    if fast and price.fast_mode:
+        price = replace(price, **FAST_MODE)
+    if price.long_context and input_tokens > LONG_CONTEXT_TOKENS:
+        price = price.scaled(LONG_CONTEXT)
+    return price
+
+
 def cost_micros(model: str, input_tokens: int, output_tokens: int,
                 cache_creation_tokens: int = 0, cache_read_tokens: int = 0,
-                cache_creation_1h_tokens: int = 0) -> int:
-    """`cache_creation_tokens` is every cache write; `cache_creation_1h_tokens` the part of it at the 1-hour rate."""
-    price = MODELS[model]
+                cache_creation_1h_tokens: int = 0, fast: bool = False) -> int:
+    """`cache_creation_tokens` is every cache write; `cache_creation_1h_tokens` the part of it at the 1-hour rate.
+    Fast mode and, above 200k input tokens, long context change the rates (`rates`)."""
+    price = rates(model, input_tokens + cache_creation_tokens + cache_read_tokens, fast)
     writes_5m = cache_creation_tokens - cache_creation_1h_tokens
     exact = (micros(input_tokens, price.input) + micros(output_tokens, price.output)
              + micros(writes_5m, price.cache_write) + micros(cache_creation_1h_tokens, price.cache_write_1h)

@@ -14,7 +14,11 @@ the settings received (dev/standin_reply.py)::
     [stand-in] model=<model>; system=<first 200 chars of system text, or "(none)">; reply to: <first 200 chars of the last user turn>
 
 Given tools, it calls one (a tool_use block, stop_reason "tool_use") until the last user turn holds a
-tool_result; given thinking, a thinking block comes first; stop_sequences cut the text at the first
+tool_result: the one ``[[standin:tool=NAME]]`` or ``[[standin:tool=NAME {"json": "input"}]]`` in the last
+user turn names (with that input), else the first. A request from Claude Code (the ``claude-code-20250219``
+beta), which always offers its dozen tools, calls one only when so directed, as a model asked to say hello
+would answer in text. Messages may have the ``system`` role; ``anthropic-beta`` is recorded; ``speed``
+("fast") is echoed in the usage; given thinking, a thinking block comes first; stop_sequences cut the text at the first
 one it contains (stop_reason "stop_sequence"). Every message has its own id.
 
 A key is required (``Authorization: Bearer <key>`` or ``x-api-key: <key>``);
@@ -108,10 +112,11 @@ FAULT_STATUSES = {
 MAGIC_STATUS_RE = re.compile(r"\[\[standin:(429|529|500)\]\]")
 MAGIC_SLOW_RE = re.compile(r"\[\[standin:slow=(\d+(?:\.\d*)?|\.\d+)\]\]")
 MAGIC_EVENT_DELAY_RE = re.compile(r"\[\[standin:event_delay=(\d+(?:\.\d*)?|\.\d+)\]\]")
-STANDIN_MODELS = ("claude-opus-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-sonnet-4-6",
+STANDIN_MODELS = ("claude-opus-5-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-sonnet-4-6",
                   "claude-haiku-4-5")
 BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
-               "search_result"}
+               "search_result", "tool_reference"}
+CLAUDE_CODE_BETA = "claude-code-20250219"
 
 
 class RequestError(Exception):
@@ -182,8 +187,8 @@ def validate_messages(messages: object) -> None:
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise invalid(f"messages.{index}: must be an object")
-        if message.get("role") not in ("user", "assistant"):
-            raise invalid(f'messages.{index}.role: must be "user" or "assistant"')
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise invalid(f'messages.{index}.role: must be "user", "assistant" or "system"')
         if "content" not in message:
             raise invalid(f"messages.{index}.content: field required")
         validate_blocks(message["content"], f"messages.{index}.content")
@@ -244,7 +249,7 @@ def validate_request(body: object, counting: bool = False) -> dict:
     return body
 
 
-def record_of(body: dict, key: str, auth_header: str, usage: dict) -> dict:
+def record_of(body: dict, key: str, auth_header: str, usage: dict, betas: list | None = None) -> dict:
     """What /_standin/requests shows of a request: its settings, never a key or image data."""
     return {
         "model": body["model"],
@@ -256,8 +261,11 @@ def record_of(body: dict, key: str, auth_header: str, usage: dict) -> dict:
         "block_types": sorted({b.get("type") for m in body["messages"] if isinstance(m["content"], list)
                                for b in m["content"]}),
         "params": {name: body[name] for name in ("top_p", "top_k", "stop_sequences", "metadata", "tool_choice",
-                                                 "thinking", "service_tier", "cache_control", "output_config")
+                                                 "thinking", "service_tier", "cache_control", "output_config",
+                                                 "context_management", "speed")
                    if name in body},
+        "roles": [m["role"] for m in body["messages"]],
+        "betas": betas or [],
         "tools": [tool.get("name") or tool.get("type") for tool in body.get("tools") or []],
         "stream": bool(body.get("stream")),
         "auth_header": auth_header,
@@ -298,12 +306,16 @@ def parse_fault_spec(body: object) -> tuple[dict, int]:
     return {"status": status, "delay_seconds": float(delay or 0)}, count
 
 
-def answer(state: "StandinState", body: dict, recorded=lambda usage: None) -> dict:
-    """The message a valid request gets (its usage billed and the prompt cache updated)."""
+def answer(state: "StandinState", body: dict, recorded=lambda usage: None, betas: tuple = ()) -> dict:
+    """The message a valid request gets (its usage billed and the prompt cache updated). Claude Code's
+    beta makes a tool call only where a directive names it (it offers its tools on every request)."""
     usage = state.usage_for(body)
     message_id = "msg_standin_" + short_hash(f"{id(state)}:{state.next_sequence()}:{time.time_ns()}")
-    content, stop_reason, stop_sequence, output_tokens = build_content(body, message_id)
+    content, stop_reason, stop_sequence, output_tokens = build_content(
+        body, message_id, directed_only=CLAUDE_CODE_BETA in betas)
     usage["output_tokens"] = output_tokens
+    if body.get("speed") is not None:
+        usage["speed"] = body["speed"]
     recorded(usage)
     return {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
             "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage}
@@ -543,8 +555,10 @@ class StandinHandler(BaseHTTPRequestHandler):
     def create_message(self, request_id: str) -> tuple[int, object, dict]:
         key = self.authenticate()
         body = validate_request(self.read_json())
+        betas = [b.strip() for b in self.headers.get("anthropic-beta", "").split(",") if b.strip()]
         auth_header = "x-api-key" if self.headers.get("x-api-key", "").strip() else "authorization"
-        message = answer(self.state, body, lambda usage: self.state.record(record_of(body, key, auth_header, usage)))
+        message = answer(self.state, body, lambda usage: self.state.record(
+            record_of(body, key, auth_header, usage, betas)), tuple(betas))
         text = texts_of(last_user_turn(body))
         self.apply_queued_fault()
         self.apply_magic_faults(text)

@@ -5,9 +5,10 @@ Content, in order:
 - thinking (when `thinking.type` is "enabled" or "adaptive"): "[stand-in] thinking about: <text>", cut to
   budget_tokens, with a signature;
 - with `tools` (and tool_choice other than "none") and no tool_result in the last user turn: a tool_use
-  block for the tool tool_choice names, else the first tool, whose input has each required property of
-  its input_schema (string "standin", number 1, boolean true, array [], object {}, or an enum's first
-  value); stop_reason "tool_use";
+  block for the tool a `[[standin:tool=NAME {input}]]` directive in the last user turn names (with its
+  JSON input, if given), else the one tool_choice names, else the first tool (unless `directed_only`),
+  whose input has each required property of its input_schema (string "standin", number 1, boolean
+  true, array [], object {}, or an enum's first value); stop_reason "tool_use";
 - otherwise one text block, "[stand-in] model=<model>; system=<first 200 chars>; reply to: <first 200
   chars of the last user turn's text and tool results>", cut at the first stop sequence it contains
   (stop_reason "stop_sequence") or at max_tokens (stop_reason "max_tokens").
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Iterator, List, Optional, Tuple
 
 from standin_usage import blocks_of, json_tokens, text_tokens, texts_of
 
 PREVIEW_CHARS = 200
 TEXT_CHUNK_CHARS = 24
+TOOL_DIRECTIVE = re.compile(r"\[\[standin:tool=([A-Za-z0-9_-]+)(?: (\{.*?\}))?\]\]", re.S)
 SAMPLE_VALUES = {"string": "standin", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
 
 
@@ -53,19 +56,28 @@ def sample_input(schema: dict) -> dict:
     return sample
 
 
-def chosen_tool(body: dict) -> Optional[dict]:
+def chosen_tool(body: dict, directed_only: bool = False) -> Tuple[Optional[dict], Optional[dict]]:
+    """The tool to call and the input a directive gives it (None: a sample from its schema)."""
     tools = body.get("tools") or []
     choice = body.get("tool_choice") or {"type": "auto"}
     if not tools or choice.get("type") == "none":
-        return None
+        return None, None
     if any(block.get("type") == "tool_result" for block in last_user_turn(body)):
-        return None
+        return None, None
+    directive = TOOL_DIRECTIVE.search(texts_of(last_user_turn(body)))
+    if directive:
+        named = next((tool for tool in tools if tool.get("name") == directive.group(1)), None)
+        if named is not None:
+            return named, json.loads(directive.group(2)) if directive.group(2) else None
+    if directed_only:
+        return None, None
     if choice.get("type") == "tool":
-        return next((tool for tool in tools if tool.get("name") == choice.get("name")), tools[0])
-    return tools[0]
+        return next((tool for tool in tools if tool.get("name") == choice.get("name")), tools[0]), None
+    return tools[0], None
 
 
-def build_content(body: dict, message_id: str) -> Tuple[List[dict], str, Optional[str], int]:
+def build_content(body: dict, message_id: str,
+                  directed_only: bool = False) -> Tuple[List[dict], str, Optional[str], int]:
     """(content blocks, stop_reason, stop_sequence, output tokens) for a validated request body."""
     max_tokens = body["max_tokens"]
     user_text = texts_of(last_user_turn(body))
@@ -78,11 +90,11 @@ def build_content(body: dict, message_id: str) -> Tuple[List[dict], str, Optiona
         signature = "sig_standin_" + hashlib.sha256(text.encode()).hexdigest()[:24]
         content.append({"type": "thinking", "thinking": text, "signature": signature})
         used += text_tokens(text)
-    tool = chosen_tool(body)
+    tool, given = chosen_tool(body, directed_only)
     if tool is not None and used < max_tokens:
         name = tool.get("name") or str(tool.get("type"))
         block = {"type": "tool_use", "id": "toolu_standin_" + message_id.removeprefix("msg_standin_"),
-                 "name": name, "input": sample_input(tool.get("input_schema") or {})}
+                 "name": name, "input": given if given is not None else sample_input(tool.get("input_schema") or {})}
         content.append(block)
         return content, "tool_use", None, used + text_tokens(name) + json_tokens(block["input"])
     reply = (f"[stand-in] model={body['model']}; system={system_text(body)[:PREVIEW_CHARS] or '(none)'}; "

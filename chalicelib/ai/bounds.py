@@ -17,7 +17,13 @@ docs/cost-bounds.md:
 - PDFs and Anthropic-defined tools have no bound in their bytes, so the request is counted first with
   upstream's free token-counting endpoint (`needs_upstream_count`); its count, plus a margin for the
   small differences the documentation allows, is the input bound.
-- Thinking: thinking tokens are output tokens and count within max_tokens, so max_tokens bounds them.
+- Thinking: thinking tokens are output tokens and count within max_tokens, so max_tokens bounds them;
+  so is the effort `output_config` asks for. Its `format` (a JSON schema) is counted as its bytes.
+- Messages of every role (system-role messages in `messages` included) count alike.
+- Citations: documents with citations enabled are chunked upstream, which adds tokens their bytes do
+  not bound, so such a request is counted upstream first, like a PDF.
+- Rates: a call whose input bound is above 200k tokens on a long-context model is reserved at the
+  long-context rates, and one asking for `speed: "fast"` at fast-mode rates (pricing.rates).
 - Cache writes: with any `cache_control`, every input token is priced at the cache-write rate (the
   1-hour rate if any breakpoint asks for it), which is above the plain and the cache-read rates.
 
@@ -44,7 +50,7 @@ PER_IMAGE_TOKENS = 16
 PATCH_PX = 28
 STANDARD_LONG_EDGE_PX = 1568
 HIGH_RES_LONG_EDGE_PX = 2576
-HIGH_RES_MODELS = frozenset({"claude-opus-4-7", "claude-opus-4-8", "claude-opus-5"})
+HIGH_RES_MODELS = frozenset({"claude-opus-5-5", "claude-opus-4-7", "claude-opus-4-8", "claude-opus-5"})
 COUNT_MARGIN_TOKENS = 64
 COUNT_MARGIN_DIVISOR = 20  # +5% of upstream's count
 
@@ -55,8 +61,8 @@ COUNTED_TOOL_PREFIXES = ("bash_", "text_editor_", "computer_", "memory_")
 def worst_case_micros(call: ModelCall, counted_input_tokens: Optional[int] = None) -> int:
     """An upper bound on the call's cost in micro-dollars. Pass upstream's count when
     `needs_upstream_count(call)`; without one such a call cannot be bounded."""
-    price = pricing.MODELS[call.model]
     tokens = input_token_bound(call, counted_input_tokens)
+    price = pricing.rates(call.model, tokens, fast=call.params.get("speed") == "fast")
     exact = Decimal(tokens) * input_rate(call, price) + Decimal(call.max_tokens) * price.output
     return pricing.round_up(exact)
 
@@ -77,18 +83,23 @@ def input_token_bound(call: ModelCall, counted_input_tokens: Optional[int] = Non
     tools = call.params.get("tools") or []
     if tools:
         tokens += TOOL_SYSTEM_PROMPT_TOKENS + sum(PER_TOOL_TOKENS + _json_bytes(tool) for tool in tools)
-    if call.params.get("tool_choice") is not None:
-        tokens += _json_bytes(call.params["tool_choice"])
+    for name in ("tool_choice", "output_config", "output_format"):
+        if call.params.get(name) is not None:
+            tokens += _json_bytes(call.params[name])
     for message in call.messages:
-        tokens += PER_MESSAGE_TOKENS + _content_tokens(message.get("content"), call.model)
+        own = {key: value for key, value in message.items() if key not in ("role", "content")}
+        tokens += PER_MESSAGE_TOKENS + _content_tokens(message.get("content"), call.model) \
+            + (_json_bytes(own) if own else 0)
     return tokens
 
 
 def needs_upstream_count(call: ModelCall) -> bool:
-    """Whether the call holds something whose tokens its bytes do not bound: a PDF or an Anthropic tool."""
+    """Whether the call holds something whose tokens its bytes do not bound: a PDF, a document with
+    citations or an Anthropic tool."""
     if any(_is_counted_tool(tool) for tool in call.params.get("tools") or []):
         return True
-    return any(_is_pdf(block) for message in call.messages for block in _blocks(message.get("content")))
+    return any(_is_pdf(block) or _cites(block)
+               for message in call.messages for block in _blocks(message.get("content")))
 
 
 def image_tokens(source: Mapping[str, Any], model: str) -> int:
@@ -169,6 +180,12 @@ def _json_bytes(value: Any) -> int:
 
 def _is_pdf(block: Mapping[str, Any]) -> bool:
     return block.get("type") == "document" and (block.get("source") or {}).get("type") in ("base64", "url")
+
+
+def _cites(block: Mapping[str, Any]) -> bool:
+    citations = block.get("citations")
+    return block.get("type") in ("document", "search_result") and isinstance(citations, Mapping) \
+        and citations.get("enabled") is True
 
 
 def _is_counted_tool(tool: Any) -> bool:

@@ -10,7 +10,8 @@ process environment.
 The request body goes upstream as given: the SDK's `create()` names only some
 of the Messages API's fields (not `temperature`, `top_p` or `top_k`), so all
 but the required three travel in `extra_body`, which the SDK merges into the
-JSON unchanged.
+JSON unchanged. The client's `anthropic-beta` header goes upstream as given too (messages_api.py
+checks each beta against docs/api-contract.md's table first).
 """
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ class ModelCall:
     system: System = None
     # Every other Messages API field, passed through unchanged (tools, thinking, top_p, stop_sequences...).
     params: Mapping[str, Any] = field(default_factory=dict)
+    betas: Tuple[str, ...] = ()  # the `anthropic-beta` header's values, forwarded as sent
+
+    def headers(self) -> Dict[str, str]:
+        """The upstream request's extra headers."""
+        return {"anthropic-beta": ",".join(self.betas)} if self.betas else {}
+
+    def billed_fast(self, usage: "Usage") -> bool:
+        """Whether the call is billed at fast-mode rates: as the usage reports it, else as it was asked."""
+        return (usage.speed or self.params.get("speed")) == "fast"
 
     def body(self) -> Dict[str, Any]:
         """The JSON body of the upstream request."""
@@ -56,7 +66,7 @@ class ModelCall:
 
 
 _NOT_COUNTED = {"max_tokens", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier",
-                "stream"}
+                "stream", "speed", "inference_geo"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class Usage:
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
     cache_creation_1h_tokens: int = 0  # the part of cache_creation_tokens written at the 1-hour rate
+    speed: Optional[str] = None  # "fast" or "standard" when upstream reports it
 
     def as_dict(self) -> dict:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
@@ -88,7 +99,8 @@ class Usage:
                    cache_creation_tokens=pick(usage.get("cache_creation_input_tokens"), base.cache_creation_tokens),
                    cache_read_tokens=pick(usage.get("cache_read_input_tokens"), base.cache_read_tokens),
                    cache_creation_1h_tokens=pick(split.get("ephemeral_1h_input_tokens"),
-                                                 base.cache_creation_1h_tokens))
+                                                 base.cache_creation_1h_tokens),
+                   speed=usage["speed"] if isinstance(usage.get("speed"), str) else base.speed)
 
 
 @dataclass(frozen=True)
@@ -167,7 +179,7 @@ class ModelClient:
     def _request(call: ModelCall) -> Dict[str, Any]:
         body = call.body()
         required = {name: body.pop(name) for name in ("model", "max_tokens", "messages")}
-        return {**required, "extra_body": body}
+        return {**required, "extra_body": body, "extra_headers": call.headers()}
 
     @contextlib.contextmanager
     def _upstream_errors(self, own_key: bool) -> Iterator[None]:
@@ -210,7 +222,8 @@ class ModelClient:
         body = call.count_body()
         required = {name: body.pop(name) for name in ("model", "messages")}
         with self._upstream_errors(own_key):
-            counted = self._client(api_key).messages.count_tokens(**required, extra_body=body)
+            counted = self._client(api_key).messages.count_tokens(**required, extra_body=body,
+                                                                  extra_headers=call.headers())
         return int(counted.input_tokens)
 
     @contextlib.contextmanager

@@ -71,6 +71,7 @@ class FeatureCall:
     # Whose default a sampling field the caller omits takes: the tenant's settings (Tessera's own feature
     # routes) or Anthropic's (the Messages API, unless the tenant's admin chose a value: AIConfig.chosen).
     sampling_defaults: str = "tenant"
+    betas: Tuple[str, ...] = ()  # the client's `anthropic-beta` header, forwarded
 
 
 ANTHROPIC_DEFAULTS = "anthropic"
@@ -227,7 +228,7 @@ class Gateway:
                 call.sampling_defaults != ANTHROPIC_DEFAULTS or "temperature" in (config.chosen or ())):
             temperature = float(config.temperature)
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
-                         system=tenant_system_prompt(state, call.system), params=call.params)
+                         system=tenant_system_prompt(state, call.system), params=call.params, betas=call.betas)
 
     def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
         ciphertext = state.config.api_key_ciphertext
@@ -285,7 +286,8 @@ class Gateway:
         """Settle the call at its exact cost; returns that cost in micro-dollars."""
         model = prepared.model_call.model
         cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cache_creation_tokens,
-                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens)
+                                   usage.cache_read_tokens, usage.cache_creation_1h_tokens,
+                                   fast=prepared.model_call.billed_fast(usage))
         ctx = prepared.ctx
         settlement = ledger.Settlement(
             principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,

@@ -1,21 +1,29 @@
-"""`POST /v1/messages` and `/v1/messages/count_tokens`: the Anthropic Messages API, so the official SDK
-works unchanged.
+"""`POST /v1/messages` and `/v1/messages/count_tokens`: the Anthropic Messages API, so the official SDKs
+and Claude Code work unchanged.
 
 The tenant's rules apply as on every route: the model must be one the tenant may use (else 404, as
 Anthropic answers), max_tokens is served as asked up to the plan's cap (above it, a 400 naming the
 cap), a sampling field left out takes Anthropic's default unless the tenant's admin chose one, the
-tenant's instructions come before any `system` the client sends, and the first message is the user's. Every other documented field and content block passes through
-unchanged, and the reply comes back as upstream sent it.
+tenant's instructions come before any `system` the client sends, and the first message is the user's.
+The reply comes back as upstream sent it.
 
-A field or block this module does not know is refused (`unknown_field`, `unsupported_block`): the hard
-budget reserves a call's worst case before it is made, and what is not understood cannot be bounded.
-For the same reason server tools (web search, web fetch, code execution...), which bill per use
-beyond tokens, and `file` sources (the Files API's uploads belong to the key's workspace, shared by
-every tenant on the platform pool) are refused. Errors use Anthropic's error shape.
+What passes and what is refused is one table, docs/api-contract.md, held here as data: FIELDS (every
+top-level field: passed through, with how its price is bounded, or refused with its reason), ROLES,
+BLOCK_TYPES, CONTEXT_EDITS and REFUSED_BETAS. The policy for what the tables do not know yet:
+
+- a field, block type, role, tool type or context edit is refused, naming it (`unknown_field`,
+  `unsupported_block`...): a hard budget reserves a call's worst case before it is made, and a field
+  can carry a price (`speed` did), so what is not understood cannot be bounded;
+- a beta in `anthropic-beta` is forwarded unless REFUSED_BETAS names it: a beta by itself bills
+  nothing; what it enables arrives as a field, tool, block or edit, which the tables check, and the
+  long-context premium a beta unlocks is reserved from the size of the input whether or not it is sent.
+
+Errors use Anthropic's error shape.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 from chalicelib import validation
 from chalicelib.ai import bounds
@@ -26,52 +34,157 @@ from chalicelib.pricing import usd
 FEATURE = "basic_chat"
 BODY_BYTES = 5 * 1024 * 1024  # below Lambda's 6 MB synchronous payload limit
 MAX_MESSAGES = 1000
-
-REQUIRED = ("model", "max_tokens", "messages")
-PASSED_THROUGH = ("top_p", "top_k", "stop_sequences", "metadata", "tools", "tool_choice", "thinking",
-                  "service_tier", "cache_control", "output_config")
-ACCEPTED = frozenset(REQUIRED + PASSED_THROUGH + ("system", "temperature", "stream"))
-# count_tokens takes no sampling or output fields; Anthropic's endpoint refuses them.
-COUNT_ACCEPTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control",
-                            "output_config"})
+CONTRACT = "docs/api-contract.md"
 
 BLOCK_TYPES = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
-                         "search_result"})
+                         "search_result", "tool_reference"})
+ROLES = ("user", "assistant", "system")
+# A message's own fields: `output_config` per turn (the effort for the turn it starts) is bounded by max_tokens.
+MESSAGE_FIELDS = frozenset({"role", "content", "output_config"})
 IMAGE_SOURCES = frozenset({"base64", "url"})
 DOCUMENT_SOURCES = frozenset({"base64", "url", "text", "content"})
 TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
 THINKING_TYPES = frozenset({"enabled", "adaptive", "disabled"})
+# Context editing that only removes earlier content from the prompt: it can lower the bill, never raise it.
+CONTEXT_EDITS = ("clear_thinking_", "clear_tool_uses_")
+SPEEDS = ("standard", "fast")
+
+# Betas refused, and why; any other beta is forwarded (see the module's docstring).
+REFUSED_BETAS = {
+    "files-api-": "file sources are not available: the Files API's uploads belong to the platform's workspace",
+    "code-execution-": "code execution bills container time, which a budget cannot bound before the call",
+    "mcp-client-": "the MCP connector runs remote tools whose results enter the prompt upstream, unbounded",
+    "skills-": "skills run in a code execution container, billed by time",
+    "web-fetch-": "server tools bill per use, which a budget cannot bound",
+    "web-search-": "server tools bill per use, which a budget cannot bound",
+    "compact-": "compaction is an extra model pass whose tokens max_tokens does not bound",
+}
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                 403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                 429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
 
 
-def parse(body: Mapping[str, Any]) -> Tuple[FeatureCall, bool]:
-    """The call a Messages API request asks for, and whether it asks for a stream."""
-    _known(body, ACCEPTED)
-    validation.fields(body, ACCEPTED, required=REQUIRED)
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
+@dataclass(frozen=True)
+class Field:
+    """One top-level field: whether count_tokens takes it, how it is checked, or why it is refused."""
+
+    count: bool = False
+    check: Optional[Callable[[Mapping[str, Any]], None]] = None
+    refused: Optional[str] = None
+
+
+def _refuse_unless(name: str, allowed: Tuple[Any, ...], reason: str) -> Callable[[Mapping[str, Any]], None]:
+    def check(body: Mapping[str, Any]) -> None:
+        if body[name] not in allowed:
+            raise BadRequest(f"{name}={body[name]!r} is not available: {reason}. See {CONTRACT}.",
+                             code="unsupported_field")
+    return check
+
+
+def _check_object(name: str) -> Callable[[Mapping[str, Any]], None]:
+    def check(body: Mapping[str, Any]) -> None:
+        if not isinstance(body[name], dict):
+            raise BadRequest(f"{name} must be an object.", code="invalid_field")
+    return check
+
+
+def _check_context_management(body: Mapping[str, Any]) -> None:
+    value = body["context_management"]
+    edits = value.get("edits") if isinstance(value, dict) else None
+    if not isinstance(edits, list) or set(value) - {"edits"}:
+        raise BadRequest("context_management must be an object with a list of edits.", code="invalid_field")
+    for index, edit in enumerate(edits):
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if not (isinstance(kind, str) and kind.startswith(CONTEXT_EDITS)):
+            raise BadRequest(f"context_management.edits.{index}: edit type {kind!r} is not available: only edits "
+                             f"that clear earlier content ({', '.join(e + '*' for e in CONTEXT_EDITS)}) can be "
+                             f"bounded before the call. See {CONTRACT}.", code="unsupported_field")
+
+
+def _check_stream(body: Mapping[str, Any]) -> None:
+    if not isinstance(body["stream"], bool):
         raise BadRequest("stream must be true or false.", code="invalid_field")
+
+
+# Every top-level field of the Messages API reference. How each one's price is bounded is in CONTRACT.
+FIELDS: Dict[str, Field] = {
+    "model": Field(count=True),
+    "messages": Field(count=True),
+    "max_tokens": Field(),
+    "system": Field(count=True),
+    "temperature": Field(),
+    "top_p": Field(),
+    "top_k": Field(),
+    "stop_sequences": Field(),
+    "stream": Field(check=_check_stream),
+    "metadata": Field(),
+    "tools": Field(count=True),
+    "tool_choice": Field(count=True),
+    "thinking": Field(count=True),
+    "cache_control": Field(count=True),
+    "output_config": Field(count=True, check=_check_object("output_config")),
+    "output_format": Field(count=True, check=_check_object("output_format")),
+    "context_management": Field(count=True, check=_check_context_management),
+    "service_tier": Field(check=_refuse_unless("service_tier", ("auto", "standard_only"),
+                                               "the service tiers are auto and standard_only")),
+    "speed": Field(check=_refuse_unless("speed", SPEEDS, "speed is standard or fast")),
+    "inference_geo": Field(check=_refuse_unless(
+        "inference_geo", ("global",), "inference outside the global pool is billed at a premium Tessera does "
+                                      "not meter yet")),
+    "container": Field(refused="code execution containers bill by the hour, which a budget cannot bound "
+                               "before the call"),
+    "mcp_servers": Field(refused="the MCP connector runs remote tools whose results enter the prompt upstream, "
+                                 "which a budget cannot bound before the call"),
+}
+REQUIRED = ("model", "max_tokens", "messages")
+PASSED_THROUGH = tuple(name for name, spec in FIELDS.items() if spec.refused is None
+                       and name not in ("model", "max_tokens", "messages", "system", "temperature", "stream"))
+ACCEPTED = frozenset(FIELDS)
+# count_tokens takes no sampling or output fields; Anthropic's endpoint refuses them.
+COUNT_ACCEPTED = frozenset(name for name, spec in FIELDS.items() if spec.count)
+
+
+def parse(body: Mapping[str, Any], betas: Iterable[str] = ()) -> Tuple[FeatureCall, bool]:
+    """The call a Messages API request asks for (with the `anthropic-beta` header's betas), and whether it
+    asks for a stream."""
+    _check_fields(body, ACCEPTED, REQUIRED)
     max_tokens = validation.integer(body, "max_tokens", minimum=1, maximum=1_000_000)
-    return _call(body, max_tokens), bool(stream)
+    return _call(body, max_tokens, betas), bool(body.get("stream"))
 
 
-def parse_count(body: Mapping[str, Any]) -> FeatureCall:
-    _known(body, COUNT_ACCEPTED)
-    validation.fields(body, COUNT_ACCEPTED, required=("model", "messages"))
-    return _call(body, None)
+def parse_count(body: Mapping[str, Any], betas: Iterable[str] = ()) -> FeatureCall:
+    _check_fields(body, COUNT_ACCEPTED, ("model", "messages"))
+    return _call(body, None, betas)
 
 
-def _known(body: Mapping[str, Any], accepted: Iterable[str]) -> None:
+def parse_betas(header: Optional[str]) -> Tuple[str, ...]:
+    """The `anthropic-beta` header's betas (comma-separated), refusing the ones REFUSED_BETAS names."""
+    betas = tuple(beta.strip() for beta in (header or "").split(",") if beta.strip())
+    for beta in betas:
+        reason = next((why for prefix, why in REFUSED_BETAS.items() if beta.startswith(prefix)), None)
+        if reason:
+            raise BadRequest(f"anthropic-beta {beta!r} is not available: {reason}. See {CONTRACT}.",
+                             code="unsupported_beta")
+    return betas
+
+
+def _check_fields(body: Mapping[str, Any], accepted: Iterable[str], required: Tuple[str, ...]) -> None:
     unknown = sorted(set(body) - set(accepted))
     if unknown:
-        raise BadRequest(f"Unsupported field(s): {', '.join(unknown)}. Accepted: {', '.join(sorted(accepted))}.",
-                         code="unknown_field")
+        raise BadRequest(f"Unsupported field(s): {', '.join(unknown)}. Accepted: {', '.join(sorted(accepted))}. "
+                         f"A field Tessera does not know yet is refused, since its price cannot be bounded; "
+                         f"see {CONTRACT}.", code="unknown_field")
+    for name in sorted(set(body) & set(accepted)):
+        spec = FIELDS[name]
+        if spec.refused:
+            raise BadRequest(f"{name} is not available: {spec.refused}. See {CONTRACT}.", code="unsupported_field")
+        if spec.check is not None and body[name] is not None:
+            spec.check(body)
+    validation.fields(body, accepted, required=required)
 
 
-def _call(body: Mapping[str, Any], max_tokens: Optional[int]) -> FeatureCall:
+def _call(body: Mapping[str, Any], max_tokens: Optional[int], betas: Iterable[str]) -> FeatureCall:
     model = validation.string(body, "model", min_len=1, max_len=100)
     temperature = _number(body, "temperature", 0, 1)
     _number(body, "top_p", 0, 1)
@@ -82,14 +195,10 @@ def _call(body: Mapping[str, Any], max_tokens: Optional[int]) -> FeatureCall:
     _check_tools(body.get("tools"), body.get("tool_choice"))
     _check_thinking(body.get("thinking"))
     _check_cache_control(body.get("cache_control"), "cache_control")
-    if body.get("service_tier") is not None:
-        validation.one_of(body, "service_tier", ("auto", "standard_only"))
-    if body.get("output_config") is not None and not isinstance(body["output_config"], dict):
-        raise BadRequest("output_config must be an object.", code="invalid_field")
     params = {name: body[name] for name in PASSED_THROUGH if body.get(name) is not None}
     return FeatureCall(messages=_messages(body.get("messages")), system=_system(body.get("system")),
                        max_tokens=max_tokens, temperature=temperature, model=model, params=params,
-                       sampling_defaults=ANTHROPIC_DEFAULTS)
+                       sampling_defaults=ANTHROPIC_DEFAULTS, betas=tuple(betas))
 
 
 def _number(body: Mapping[str, Any], name: str, minimum: float, maximum: float) -> Optional[float]:
@@ -114,10 +223,16 @@ def _messages(value: Any) -> list:
         raise BadRequest(f"At most {MAX_MESSAGES} messages are allowed.", code="too_many_messages")
     for index, message in enumerate(value):
         where = f"messages.{index}"
-        if not isinstance(message, dict) or set(message) - {"role", "content"}:
-            raise BadRequest(f"{where} must have only 'role' and 'content'.", code="invalid_field")
-        if message.get("role") not in ("user", "assistant"):
-            raise BadRequest(f"{where}.role must be 'user' or 'assistant'.", code="invalid_field")
+        if not isinstance(message, dict):
+            raise BadRequest(f"{where} must be an object.", code="invalid_field")
+        unknown = sorted(set(message) - MESSAGE_FIELDS)
+        if unknown:
+            raise BadRequest(f"{where}: unsupported field(s) {', '.join(unknown)}; a message may have "
+                             f"{', '.join(sorted(MESSAGE_FIELDS))}. See {CONTRACT}.", code="unknown_field")
+        if message.get("output_config") is not None and not isinstance(message["output_config"], dict):
+            raise BadRequest(f"{where}.output_config must be an object.", code="invalid_field")
+        if message.get("role") not in ROLES:
+            raise BadRequest(f"{where}.role must be one of: {', '.join(ROLES)}.", code="invalid_field")
         content = message.get("content")
         if isinstance(content, str):
             continue

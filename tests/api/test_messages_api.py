@@ -218,8 +218,12 @@ def test_a_thinking_budget_at_or_above_max_tokens_is_refused_naming_both(sdk, st
 
 
 @pytest.mark.parametrize("extra,code", [
-    ({"inference_geo": "us"}, "unknown_field"),
-    ({"speed": "fast"}, "unknown_field"),
+    ({"inference_geo": "us"}, "unsupported_field"),
+    ({"speed": "ludicrous"}, "unsupported_field"),
+    ({"container": "container_1"}, "unsupported_field"),
+    ({"mcp_servers": [{"type": "url", "url": "https://mcp.example.com", "name": "x"}]}, "unsupported_field"),
+    ({"context_management": {"edits": [{"type": "compact_20260112"}]}}, "unsupported_field"),
+    ({"a_field_from_next_year": True}, "unknown_field"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "unsupported_tool"),
     ({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},
      "unsupported_block"),
@@ -236,6 +240,8 @@ def test_what_a_budget_cannot_bound_is_refused_before_anything_is_sent(client, t
     assert response.status_code == 400
     error = json.loads(response.body)["error"]
     assert (error["type"], error["code"]) == ("invalid_request_error", code)
+    named = next(iter(extra))
+    assert named in error["message"] or code in ("unsupported_tool", "unsupported_block", "invalid_field")
     assert len(standin_requests(standin)) == before
 
 
@@ -369,3 +375,62 @@ def test_a_model_is_retrieved_only_if_the_plan_has_it(sdk):
     with pytest.raises(anthropic.NotFoundError) as caught:
         sdk.models.retrieve("claude-opus-4-8")
     assert caught.value.body["error"]["type"] == "not_found_error"
+
+
+# --- Claude Code's requests and the contract table (docs/api-contract.md) ---------------------------
+
+CLAUDE_CODE_BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,effort-2025-11-24"
+
+
+@pytest.fixture
+def pro_sdk(api, client, operator_token):
+    tenant = api.signup()
+    assert api.call("PUT", f"/admin/tenants/{tenant.id}/plan", {"plan": "pro"}, token=operator_token).status_code == 200
+    return tenant, sdk_for(client, api.api_key(tenant)["key"])
+
+
+def test_a_claude_code_shaped_request_passes_with_its_betas_forwarded(sdk, standin):
+    """What Claude Code 2.1.332 sends (docs/api-contract.md): a system-role message with its own
+    output_config, context_management, output_config, adaptive thinking, deferred tools, the betas header."""
+    sdk.messages.create(
+        model=SONNET, max_tokens=64, extra_headers={"anthropic-beta": CLAUDE_CODE_BETAS},
+        messages=[{"role": "user", "content": [{"type": "text", "text": "cc-probe"}]},
+                  {"role": "system", "content": [{"type": "text", "text": "# Environment"}],
+                   "output_config": {"effort": "medium"}}],
+        thinking={"type": "adaptive", "display": "omitted"},
+        tools=[{**WEATHER_TOOL, "defer_loading": True}],
+        extra_body={"context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+                    "output_config": {"effort": "medium"}, "metadata": {"user_id": "{\"session_id\":\"s\"}"}})
+    seen = last_request_for(standin, "cc-probe")
+    assert seen["betas"] == CLAUDE_CODE_BETAS.split(",")
+    assert seen["roles"] == ["user", "system"]
+    assert seen["params"]["context_management"] == {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    assert seen["params"]["output_config"] == {"effort": "medium"}
+
+
+@pytest.mark.parametrize("beta", ["files-api-2025-04-14", "mcp-client-2025-11-20", "code-execution-2025-08-25"])
+def test_a_beta_the_table_refuses_is_refused_by_name_before_anything_is_sent(sdk, standin, beta):
+    before = len(standin_requests(standin))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk.messages.create(model=SONNET, max_tokens=16, extra_headers={"anthropic-beta": f"effort-2025-11-24,{beta}"},
+                            messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.body["error"]["code"] == "unsupported_beta" and beta in caught.value.body["error"]["message"]
+    assert len(standin_requests(standin)) == before
+
+
+def test_an_unknown_beta_is_forwarded(sdk, standin):
+    sdk.messages.create(model=SONNET, max_tokens=16, extra_headers={"anthropic-beta": "a-beta-from-2027-01-01"},
+                        messages=[{"role": "user", "content": "new-beta-probe"}])
+    assert last_request_for(standin, "new-beta-probe")["betas"] == ["a-beta-from-2027-01-01"]
+
+
+def test_fast_mode_is_reserved_and_billed_at_the_fast_rates(api, pro_sdk, standin):
+    """Published fast-mode rates (tests/published.py): $30 input, $150 output per million tokens."""
+    tenant, sdk = pro_sdk
+    raw = sdk.messages.with_raw_response.create(model="claude-opus-5-5", max_tokens=32, extra_body={"speed": "fast"},
+                                                messages=[{"role": "user", "content": "fast-probe"}])
+    usage = last_request_for(standin, "fast-probe")["usage"]
+    assert usage["speed"] == "fast"
+    expected = usage["input_tokens"] * 30 + usage["output_tokens"] * 150
+    assert raw.headers["x-tessera-cost-usd"] == f"{expected / 1_000_000:.6f}"
+    assert usage_of(api, tenant)["total_cost_usd"] == f"{expected / 1_000_000:.6f}"

@@ -357,7 +357,7 @@ def test_ai_responses_match_the_spec(api):
                                                       "messages": [{"role": "user", "content": "sdk-shape"}]},
                              token=key), "/v1/messages", "POST", 200)
     assert message["type"] == "message"
-    refused = check(api.call("POST", "/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 32, "speed": "fast",
+    refused = check(api.call("POST", "/v1/messages", {"model": "claude-sonnet-4-6", "max_tokens": 32, "a_new_field": 1,
                                                       "messages": [{"role": "user", "content": "hi"}]},
                              token=key), "/v1/messages", "POST", 400)
     assert refused["error"] == {"type": "invalid_request_error", "message": refused["error"]["message"],

@@ -244,7 +244,7 @@ def test_rejected_key_raises_authentication_error(server_url):
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": True}, "max_tokens"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "role"),
         ({"messages": [{"role": "user", "content": [{"type": "image"}]}]}, "source"),
         ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "type"),
         ({"stop_sequences": [""]}, "stop_sequences"),
@@ -301,6 +301,8 @@ def test_recorded_requests_hold_fingerprint_not_key(client, server_url):
         "last_user_text": "first",
         "block_types": [],
         "params": {},
+        "roles": ["user"],
+        "betas": [],
         "tools": [],
         "stream": False,
         "auth_header": "authorization",
@@ -579,7 +581,7 @@ def test_count_tokens_counts_what_a_message_bills(client):
 def test_models_list_and_retrieve(client):
     listed = client.models.list()
 
-    assert listed.data[0].id == "claude-opus-5" and listed.has_more is False
+    assert listed.data[0].id == "claude-opus-5-5" and listed.has_more is False
     assert client.models.retrieve("claude-haiku-4-5").id == "claude-haiku-4-5"
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("claude-nope")
@@ -623,3 +625,39 @@ def test_a_batch_belongs_to_the_key_that_created_it(client, server_url):
         with pytest.raises(anthropic.NotFoundError):
             other.messages.batches.retrieve(created.id)
         assert other.messages.batches.list().data == []
+
+
+CLAUDE_CODE_TOOLS = [{"name": "Agent", "input_schema": {"type": "object", "required": ["prompt"],
+                                                        "properties": {"prompt": {"type": "string"}}}},
+                     {"name": "Read", "input_schema": {"type": "object", "required": ["file_path"],
+                                                       "properties": {"file_path": {"type": "string"}}}}]
+
+
+def test_claude_codes_requests_get_text_unless_a_directive_names_a_tool(client, server_url):
+    """Claude Code offers its tools on every request: the stand-in calls one only when told which."""
+    beta = {"anthropic-beta": "claude-code-20250219,context-management-2025-06-27"}
+    system_turn = {"role": "system", "content": [{"type": "text", "text": "# Environment"}],
+                   "output_config": {"effort": "medium"}}
+    hello = client.messages.create(model=MODEL, max_tokens=256, tools=CLAUDE_CODE_TOOLS, extra_headers=beta,
+                                   messages=[{"role": "user", "content": "say hello"}, system_turn],
+                                   extra_body={"context_management": {"edits": [{"type": "clear_thinking_20251015"}]}})
+    assert hello.stop_reason == "end_turn" and hello.content[0].type == "text"
+
+    directed = client.messages.create(
+        model=MODEL, max_tokens=256, tools=CLAUDE_CODE_TOOLS, extra_headers=beta,
+        messages=[{"role": "user", "content": 'read it [[standin:tool=Read {"file_path": "/tmp/x"}]]'}])
+    assert directed.stop_reason == "tool_use"
+    assert (directed.content[0].name, directed.content[0].input) == ("Read", {"file_path": "/tmp/x"})
+
+    plain = client.messages.create(model=MODEL, max_tokens=256, tools=CLAUDE_CODE_TOOLS,
+                                   messages=[{"role": "user", "content": "say hello"}])
+    assert plain.stop_reason == "tool_use" and plain.content[0].name == "Agent"  # without the beta, as before
+    records = http(server_url, "GET", "/_standin/requests")[2][-3:]
+    assert records[0]["betas"] == ["claude-code-20250219", "context-management-2025-06-27"]
+    assert records[0]["roles"] == ["user", "system"] and records[2]["betas"] == []
+
+
+def test_fast_mode_is_echoed_in_the_usage(client):
+    message = client.messages.create(model="claude-opus-5-5", max_tokens=16, extra_body={"speed": "fast"},
+                                     messages=[{"role": "user", "content": "quick"}])
+    assert message.usage.to_dict()["speed"] == "fast"

@@ -122,18 +122,21 @@ def local_stack():
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def tenant(local_stack):
+def sign_up(api_url: str, company: str = "E2E Inc", prefix: str = "e2e") -> Tuple[dict, str, str]:
     """A tenant signed up and logged in over HTTP: (sign-up response, slug, access token)."""
-    slug = f"e2e-{secrets.token_hex(4)}"
+    slug = f"{prefix}-{secrets.token_hex(4)}"
     email, password = f"owner@{slug}.example.com", "correct-horse-battery"
-    status, created = call("POST", local_stack.api_url + "/tenants",
-                           {"company_name": "E2E Inc", "slug": slug, "email": email, "password": password})
+    status, created = call("POST", api_url + "/tenants",
+                           {"company_name": company, "slug": slug, "email": email, "password": password})
     assert status == 201, created
-    status, login = call("POST", local_stack.api_url + "/auth/login",
-                         {"tenant": slug, "email": email, "password": password})
+    status, login = call("POST", api_url + "/auth/login", {"tenant": slug, "email": email, "password": password})
     assert status == 200, login
     return created, slug, login["access_token"]
+
+
+@pytest.fixture(scope="module")
+def tenant(local_stack):
+    return sign_up(local_stack.api_url)
 
 
 # --- over HTTP ------------------------------------------------------------------

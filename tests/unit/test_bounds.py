@@ -131,9 +131,9 @@ def test_text_documents_are_bounded_by_their_bytes():
 # 16 per image, a 1,568 px long edge (2,576 px on Opus 4.7 and later; Anthropic's vision page), and upstream's
 # count + 5% + 64 for what only upstream can count (Anthropic's token counting page: an estimate).
 
-ONE_HOUR_WRITE = {"claude-opus-5": "10", "claude-opus-4-8": "10", "claude-opus-4-7": "10", "claude-opus-4-6": "10",
+ONE_HOUR_WRITE = {"claude-opus-5-5": "8", "claude-opus-5": "10", "claude-opus-4-8": "10", "claude-opus-4-7": "10", "claude-opus-4-6": "10",
                   "claude-sonnet-4-6": "6", "claude-haiku-4-5": "2"}
-HIGH_RES = ["claude-opus-5", "claude-opus-4-8", "claude-opus-4-7"]
+HIGH_RES = ["claude-opus-5-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7"]
 STANDARD_RES = ["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"]
 
 
@@ -567,3 +567,37 @@ def test_only_a_breakpoints_own_ttl_counts_not_anything_nested_in_it():
     call = user_call([{"role": "user", "content": [_cached_text(control)]}], max_tokens=2)
     tokens = 16 + 8 + 8 + compact(_cached_text(control))
     assert bounds.worst_case_micros(call) == published_micros(SONNET, tokens, 2, rate="5m")
+
+
+# --- premiums: long context and fast mode (published rates, tests/published.py) --------------------------------
+
+def test_a_bound_above_200k_input_tokens_on_a_long_context_model_is_reserved_at_the_long_context_rates():
+    """Sonnet 4.6 above 200k input tokens: $6 input (2 x 3), $22.50 output (1.5 x 15) per million."""
+    text = "a" * 200_000  # alone, 200,000 bytes: the framing takes the bound past the line
+    tokens = bounds.input_token_bound(call(text))
+    assert tokens > 200_000
+    assert bounds.worst_case_micros(call(text)) == tokens * 6 + math.ceil(100 * 22.5)
+    short = "a" * (200_000 - (tokens - 200_000))  # exactly 200,000 tokens: the standard rates
+    assert bounds.input_token_bound(call(short)) == 200_000
+    assert bounds.worst_case_micros(call(short)) == 200_000 * 3 + 100 * 15
+
+
+def test_a_native_1m_model_has_no_long_context_premium():
+    text = "a" * 300_000
+    tokens = bounds.input_token_bound(call(text, model="claude-opus-5-5"))
+    assert bounds.worst_case_micros(call(text, model="claude-opus-5-5")) == tokens * 4 + 100 * 20
+
+
+@pytest.mark.parametrize("model", ["claude-opus-5-5", "claude-opus-4-6"])
+def test_fast_mode_is_reserved_at_the_fast_rates(model):
+    fast = call("quick", model=model, speed="fast")
+    assert bounds.worst_case_micros(fast) == bounds.input_token_bound(fast) * 30 + 100 * 150
+
+
+def test_a_system_role_message_and_its_own_fields_count_in_the_input_bound():
+    plain = call("hi")
+    with_system = ModelCall(model=SONNET, max_tokens=100, temperature=None, messages=[
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "# Env", "output_config": {"effort": "medium"}}])
+    assert bounds.input_token_bound(with_system) == (bounds.input_token_bound(plain) + 8 + 8 + nbytes("# Env")
+                                                    + nbytes('{"output_config":{"effort":"medium"}}'))

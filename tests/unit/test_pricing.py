@@ -7,17 +7,18 @@ cost exactly its price in dollars; every expected number here is written out by 
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 import pytest
 
 from chalicelib.pricing import MODELS, cost_micros, micros, model_allowed, to_micros, usd
-from published import PUBLISHED
+from published import FAST_MODE, FAST_MODE_MODELS, LONG_CONTEXT_MODELS, PUBLISHED
 
 OPUS = [m for m in PUBLISHED if "opus" in m]
 
 # A million tokens of one kind, in micro-dollars: input, output, cache write, cache read.
 MILLION_OF_EACH = {
+    "claude-opus-5-5": (4_000_000, 20_000_000, 5_000_000, 200_000),
     "claude-opus-5": (5_000_000, 25_000_000, 6_250_000, 500_000),
     "claude-opus-4-8": (5_000_000, 25_000_000, 6_250_000, 500_000),
     "claude-opus-4-7": (5_000_000, 25_000_000, 6_250_000, 500_000),
@@ -48,9 +49,48 @@ def test_prices_cannot_be_changed_at_run_time():
 
 @pytest.mark.parametrize("model", PUBLISHED)
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_million_tokens_of_one_kind_cost_its_published_price(model, kind):
-    expected = MILLION_OF_EACH[model][KINDS.index(kind)]
-    assert cost_micros(model, **tokens_of(kind, 1_000_000)) == expected
+def test_200k_tokens_of_one_kind_cost_a_fifth_of_the_published_price_per_million(model, kind):
+    """200,000 tokens: the most a call can hold before a long-context model's premium applies."""
+    expected = MILLION_OF_EACH[model][KINDS.index(kind)] // 5
+    assert cost_micros(model, **tokens_of(kind, 200_000)) == expected
+
+
+def published_rate(model, kind, fast=False):
+    _, input_, output, write, read, _ = PUBLISHED[model]
+    rates = {"input": input_, "output": output, "cache write": write, "cache read": read}
+    if fast:
+        rates = {"input": FAST_MODE["input"], "output": FAST_MODE["output"], "cache write": FAST_MODE["cache_write"],
+                 "cache read": FAST_MODE["cache_read"]}
+    return Decimal(rates[kind])
+
+
+@pytest.mark.parametrize("model", PUBLISHED)
+def test_above_200k_input_tokens_long_context_models_cost_2x_input_and_1_5x_output(model):
+    """200,001 input tokens, split over uncached, cache writes and reads, decide the rate of every kind."""
+    long = model in LONG_CONTEXT_MODELS
+    in_scale, out_scale = (Decimal(2), Decimal("1.5")) if long else (Decimal(1), Decimal(1))
+    exact = (100_001 * published_rate(model, "input") * in_scale + 50_000 * published_rate(model, "cache write")
+             * in_scale + 50_000 * published_rate(model, "cache read") * in_scale
+             + 1_000 * published_rate(model, "output") * out_scale)
+    assert cost_micros(model, 100_001, 1_000, 50_000, 50_000) == int(exact.to_integral_value(ROUND_CEILING))
+    at_the_line = (100_000 * published_rate(model, "input") + 50_000 * published_rate(model, "cache write")
+                   + 50_000 * published_rate(model, "cache read") + 1_000 * published_rate(model, "output"))
+    assert cost_micros(model, 100_000, 1_000, 50_000, 50_000) == int(at_the_line.to_integral_value(ROUND_CEILING))
+
+
+@pytest.mark.parametrize("model", PUBLISHED)
+def test_fast_mode_costs_the_fast_rates_on_the_models_that_offer_it(model):
+    fast = model in FAST_MODE_MODELS
+    exact = sum(n * published_rate(model, kind, fast) for n, kind in
+                ((1_000, "input"), (2_000, "output"), (3_000, "cache write"), (4_000, "cache read")))
+    assert cost_micros(model, 1_000, 2_000, 3_000, 4_000, fast=True) == int(exact.to_integral_value(ROUND_CEILING))
+    if fast:  # and 1-hour writes at twice the fast input rate
+        assert cost_micros(model, 0, 0, 10, 0, cache_creation_1h_tokens=10, fast=True) == 10 * 60
+
+
+def test_fast_mode_above_200k_on_opus_4_6_takes_both_premiums():
+    expected = 200_001 * 30 * 2 + 10 * 150 * Decimal("1.5")
+    assert cost_micros("claude-opus-4-6", 200_001, 10, fast=True) == int(expected)
 
 
 @pytest.mark.parametrize("model, expected", [
