@@ -26,10 +26,13 @@ class Feature:
     code: str  # one letter, for counter keys on the admission item (which must stay under 1 KB)
 
 
+# max_tokens caps: pro and enterprise allow 128,000, the most any model they offer writes in one answer, so
+# clients that ask for a model's whole output (Claude Code asks 128,000) are served as asked; a hard budget
+# still reserves the whole of it before the call.
 PLANS: Dict[str, Plan] = {
     "free": Plan("free", 0, max_tokens_cap=2048, requests_per_minute=10),
-    "pro": Plan("pro", 1, max_tokens_cap=8192, requests_per_minute=60),
-    "enterprise": Plan("enterprise", 2, max_tokens_cap=32000, requests_per_minute=600),
+    "pro": Plan("pro", 1, max_tokens_cap=128000, requests_per_minute=60),
+    "enterprise": Plan("enterprise", 2, max_tokens_cap=128000, requests_per_minute=600),
 }
 
 FEATURES: Dict[str, Feature] = {

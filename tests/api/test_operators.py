@@ -132,7 +132,7 @@ def ai_config(api, tenant):
 
 @pytest.mark.parametrize("before, settings, after, expected", [
     ("enterprise", {"model": "claude-opus-4-6", "max_tokens": 32000}, "free", ("claude-sonnet-4-6", 2048)),
-    ("enterprise", {"model": "claude-opus-4-6", "max_tokens": 32000}, "pro", ("claude-opus-4-6", 8192)),
+    ("enterprise", {"model": "claude-opus-4-6", "max_tokens": 32000}, "pro", ("claude-opus-4-6", 32000)),
     ("enterprise", {"model": "claude-haiku-4-5", "max_tokens": 4000}, "pro", ("claude-haiku-4-5", 4000)),
     ("free", {"model": "claude-haiku-4-5", "max_tokens": 100}, "enterprise", ("claude-haiku-4-5", 100)),
 ])

@@ -2,7 +2,7 @@
 
 Expected limits are the plan table of the product (README: free 100 basic_chat a month and 10 requests a minute;
 pro adds code_review 1,000 and document_analysis 500 at 60 a minute; enterprise adds unlimited custom_prompts at
-600 a minute; max_tokens caps 2,048 / 8,192 / 32,000), written out here rather than read from chalicelib.plans.
+600 a minute; max_tokens caps 2,048 / 128,000 / 128,000), written out here rather than read from chalicelib.plans.
 Tenants are real sign-ups on moto, changed through the operator and owner services."""
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_an_enterprise_tenant_has_every_feature_custom_prompts_unlimited():
     assert limits.features == {"basic_chat": 100, "code_review": 1000, "document_analysis": 500,
                                "custom_prompts": None}
     assert limits.requests_per_minute == 600
-    assert limits.max_tokens_cap == 32000
+    assert limits.max_tokens_cap == 128000
 
 
 def test_a_suspended_tenants_status_is_carried():
@@ -118,6 +118,6 @@ def test_the_plan_a_feature_needs(feature, plan):
     assert AdmissionLimits(plan="free", status="active").required_plan(feature) == plan
 
 
-@pytest.mark.parametrize("plan,cap", [("free", 2048), ("pro", 8192), ("enterprise", 32000)])
+@pytest.mark.parametrize("plan,cap", [("free", 2048), ("pro", 128000), ("enterprise", 128000)])
 def test_the_max_tokens_cap_is_the_plans(plan, cap):
     assert AdmissionLimits(plan=plan, status="active").max_tokens_cap == cap

@@ -8,7 +8,7 @@ import pytest
 from chalicelib.plans import FEATURES, PLANS, feature_enabled, feature_limit, plan, requests_per_minute
 
 # From the README: plan -> (max_tokens cap, requests per minute); feature -> (plan, per month).
-PUBLISHED_PLANS = {"free": (2048, 10), "pro": (8192, 60), "enterprise": (32000, 600)}
+PUBLISHED_PLANS = {"free": (2048, 10), "pro": (128000, 60), "enterprise": (128000, 600)}
 PUBLISHED_FEATURES = {"basic_chat": ("free", 100), "code_review": ("pro", 1000),
                       "document_analysis": ("pro", 500), "custom_prompts": ("enterprise", None)}
 ORDER = ["free", "pro", "enterprise"]
