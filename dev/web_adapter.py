@@ -59,6 +59,9 @@ class Invocation:
             self.close()
 
     def close(self) -> None:
+        # The response holds its own reference to the socket: closing only the connection would leave it
+        # open, and the server would never see the client go.
+        self._response.close()
         self._connection.close()
 
 

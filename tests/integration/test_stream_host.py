@@ -73,9 +73,9 @@ def test_the_first_event_reaches_the_client_while_upstream_is_still_producing(ap
 
 def test_a_client_leaving_mid_stream_is_settled_at_what_upstream_billed(app_url, standin):
     tenant_id, ctx = new_tenant()
-    text = "[[standin:event_delay=0.05]] host-leaves " + "words " * 30
-    invocation = web_adapter.invoke(app_url, event("/ai/chat", {"messages": [{"role": "user", "content": text}],
-                                                                "stream": True}, ctx))
+    text = "[[standin:event_delay=0.1]] host-leaves " + "words " * 30
+    chat = {"messages": [{"role": "user", "content": text}], "stream": True}
+    invocation = web_adapter.invoke(app_url, event("/ai/chat", chat, ctx, {"Idempotency-Key": "leaves"}))
     first = next(iter(invocation))
     assert b"message_start" in first
     invocation.close()  # the client is gone after the first event
@@ -87,6 +87,13 @@ def test_a_client_leaving_mid_stream_is_settled_at_what_upstream_billed(app_url,
     assert (recorded["status"], recorded["input_tokens"], recorded["output_tokens"]) == (
         "ok", billed["input_tokens"], billed["output_tokens"])
     assert recorded["cost_usd"] == f"{(billed['input_tokens'] * 3 + billed['output_tokens'] * 15) / 1e6:.6f}"
+    # The function saw the client go: its answer was never sent whole, so the key's claim was released and
+    # the retry runs anew (a kept claim would replay, or answer 409 while running).
+    time.sleep(0.5)
+    retry = web_adapter.invoke(app_url, event("/ai/chat", chat, ctx, {"Idempotency-Key": "leaves"}))
+    assert retry.status == 200 and "Idempotent-Replayed" not in dict(retry.headers)
+    assert sse_names(b"".join(retry))[-1] == "message_stop"
+    assert len(events_of(tenant_id)) == 2
 
 
 def test_a_whole_call_is_assembled_from_the_upstream_stream_and_settled_exactly(app_url, standin):
@@ -117,3 +124,36 @@ def test_a_tenant_hint_naming_another_tenant_is_refused_as_app_py_refuses_it(app
     body = json.loads(b"".join(invocation))
     assert invocation.status == 403 and body["type"] == "error"  # Anthropic's shape on /v1
     assert events_of(tenant_id) == []
+
+
+def test_calls_longer_than_the_buffered_limit_complete_and_settle_exactly(app_url, standin):
+    """Upstream takes over 30 s (the buffered handler read for 24 s at most, API Gateway's limit was 29 s): a
+    streamed and a whole call, side by side, both end and both are billed what upstream billed."""
+    tenant_id, ctx = new_tenant()
+    pacing = 1.7
+    results = {}
+
+    def run(name, stream):
+        text = f"[[standin:event_delay={pacing}]] long-{name} " + "words " * 10
+        started = time.monotonic()
+        invocation = web_adapter.invoke(app_url, event("/v1/messages", messages_body(text, stream=stream), ctx))
+        results[name] = (invocation.status, b"".join(invocation), time.monotonic() - started,
+                         dict(invocation.headers)["x-tessera-request-id"])
+
+    threads = [threading.Thread(target=run, args=(name, name == "streamed")) for name in ("streamed", "whole")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    streamed_status, streamed_body, streamed_seconds, _ = results["streamed"]
+    whole_status, whole_body, whole_seconds, _ = results["whole"]
+    assert streamed_status == whole_status == 200
+    assert min(streamed_seconds, whole_seconds) > 30
+    assert sse_names(streamed_body)[-1] == "message_stop" and json.loads(whole_body)["stop_reason"] == "end_turn"
+    recorded = {e["request_id"]: e for e in events_of(tenant_id)}
+    for name in ("streamed", "whole"):
+        billed = standin_bill(standin, f"long-{name}")
+        match = recorded[results[name][3]]
+        assert (match["status"], match["input_tokens"], match["output_tokens"]) == (
+            "ok", billed["input_tokens"], billed["output_tokens"])
+        assert match["cost_usd"] == f"{(billed['input_tokens'] * 3 + billed['output_tokens'] * 15) / 1e6:.6f}"
