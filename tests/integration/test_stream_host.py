@@ -157,3 +157,29 @@ def test_calls_longer_than_the_buffered_limit_complete_and_settle_exactly(app_ur
         assert (match["status"], match["input_tokens"], match["output_tokens"]) == (
             "ok", billed["input_tokens"], billed["output_tokens"])
         assert match["cost_usd"] == f"{(billed['input_tokens'] * 3 + billed['output_tokens'] * 15) / 1e6:.6f}"
+
+
+def test_a_whole_call_on_the_streaming_function_is_bounded_per_upstream_read_not_as_a_whole(standin, monkeypatch):
+    """Upstream takes longer than the upstream timeout to finish, with each event well within it: the whole
+    answer is assembled from the upstream stream, so it completes (a non-streamed upstream call would wait
+    on one read for the whole answer and time out)."""
+    from chalicelib.ai import calls
+    from chalicelib.ai.gateway import Gateway
+    from chalicelib.settings import reset_settings
+
+    monkeypatch.setenv("TESSERA_ANTHROPIC_TIMEOUT_SECONDS", "1.5")
+    reset_settings()
+    try:
+        tenant_id, ctx = new_tenant()
+        started = time.monotonic()
+        response = calls.answer(calls.MESSAGES, Gateway(), ctx,
+                                messages_body("[[standin:event_delay=0.4]] per-read " + "words " * 10, stream=False),
+                                calls.STREAMING)
+        assert time.monotonic() - started > 3 * 1.5
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+    assert response.status_code == 200 and response.body["stop_reason"] == "end_turn"
+    billed = standin_bill(standin, "per-read")
+    [recorded] = events_of(tenant_id)
+    assert (recorded["status"], recorded["output_tokens"]) == ("ok", billed["output_tokens"])
