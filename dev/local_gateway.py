@@ -184,11 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stream-url", required=True)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    import app  # the authorizer's imports, before the first request
-
-    # Locally an authorizer's decision takes effect at once, as on chalice local's routes (README: the
-    # deployed 30 s cache is not kept here).
-    app._request_auth_cache.ttl = 0
+    # The authorizer as deployed, its own 30 s cache of decisions included, imported before the first request.
+    import app  # noqa: F401
 
     Gateway(args.port, args.chalice_url, args.stream_url).serve_forever()
     return 0
