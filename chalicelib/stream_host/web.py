@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, Tuple
+from urllib.parse import parse_qs
 
 from chalice.app import Request, Response
 
@@ -56,8 +57,6 @@ def api_request(environ: Dict[str, Any]) -> Request:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length else b""
     query = environ.get("QUERY_STRING") or ""
-    from urllib.parse import parse_qs
-
     event = {
         "resource": context.get("resourcePath"), "path": environ.get("PATH_INFO"),
         "httpMethod": environ["REQUEST_METHOD"], "headers": _headers(environ), "multiValueHeaders": None,
