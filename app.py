@@ -11,7 +11,7 @@ from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
 from chalicelib import keys, operators, snapshot, tenants, users, validation
-from chalicelib.ai import batches, features, files_api, idempotency, messages_api, models_api, prompts, streaming
+from chalicelib.ai import batches, calls, features, files_api, messages_api, models_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import TesseraError
@@ -103,28 +103,10 @@ def needs_feature(feature):
     return gate
 
 
-def idempotent(view):
-    """Answer a retry carrying the same Idempotency-Key with the first call's response (billed once)."""
-    @functools.wraps(view)
-    def once(*args, **kwargs):
-        request = app.current_request
-        fingerprint = idempotency.fingerprint(request.method, request.context.get("resourcePath", ""),
-                                              repr(sorted((request.uri_params or {}).items())).encode()
-                                              + b"\0" + (request.raw_body or b""))
+# Answer a retry carrying the same Idempotency-Key with the first call's response (billed once).
+idempotent = calls.idempotent_view(lambda: app.current_request, lambda: tenant().tenant_id)
 
-        def call():
-            result = view(*args, **kwargs)
-            if isinstance(result, Response):
-                return result.status_code, result.body, dict(result.headers or {})
-            return 200, result, {}
-
-        status, body, headers = idempotency.run_once(tenant().tenant_id, request.headers.get("idempotency-key"),
-                                                     fingerprint, call)
-        return Response(body=body, status_code=status, headers=headers)
-    return once
-
-
-AI_BODY_BYTES = 1024 * 1024
+AI_BODY_BYTES = calls.AI_BODY_BYTES
 
 
 def request_body(max_bytes=None):
@@ -305,19 +287,16 @@ def list_models():
 
 # --- AI features -------------------------------------------------------------
 
-def event_stream(body, streamed):
-    """A streamed call's events as one text/event-stream response (chalice sends responses whole)."""
-    return Response(body=body, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                        **messages_api.headers(streamed.request_id, streamed.cost_micros)})
+# POST /ai/chat and POST /v1/messages run here whole (chalice sends responses whole); deployed, API Gateway
+# sends them to the streaming function instead (chalicelib/stream_host), which answers as produced.
+def streamable(route_):
+    return calls.answer(route_, default_gateway(), tenant(), app.current_request, calls.BUFFERED)
 
 
 @route("/ai/chat", methods=["POST"])
 @idempotent
 def ai_chat():
-    call, stream = features.chat(request_body(AI_BODY_BYTES))
-    if stream:
-        return event_stream(*streaming.run_whole(default_gateway(), tenant(), "basic_chat", call))
-    return default_gateway().run(tenant(), "basic_chat", call).as_response()
+    return streamable(calls.CHAT)
 
 
 @route("/ai/code-review", methods=["POST"])
@@ -383,9 +362,7 @@ def run_prompt(prompt_id):
 
 # --- Anthropic-compatible API ------------------------------------------------
 
-def anthropic_error(error):
-    return Response(body=messages_api.error_body(error), status_code=error.status,
-                    headers={"Content-Type": "application/json", **error.headers})
+anthropic_error = calls.anthropic_error
 
 
 def anthropic_betas():
@@ -395,12 +372,7 @@ def anthropic_betas():
 @route("/v1/messages", methods=["POST"], render=anthropic_error)
 @idempotent
 def anthropic_messages():
-    call, stream = messages_api.parse(request_body(messages_api.BODY_BYTES), anthropic_betas())
-    if stream:
-        return event_stream(*streaming.run_whole(default_gateway(), tenant(), messages_api.FEATURE, call))
-    result = default_gateway().run(tenant(), messages_api.FEATURE, call)
-    return Response(body=messages_api.response(result),
-                    headers=messages_api.headers(result.request_id, result.cost_micros))
+    return streamable(calls.MESSAGES)
 
 
 @route("/v1/messages/count_tokens", methods=["POST"], render=anthropic_error)

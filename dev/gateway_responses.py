@@ -75,6 +75,13 @@ def openapi_gateway_responses() -> Dict[str, Any]:
     return responses
 
 
+def deployed_body(response_type: str, message: str) -> bytes:
+    """The body the deployed gateway response of `response_type` sends, `message` standing for API
+    Gateway's $context.error.messageString (dev/local_gateway.py answers with it)."""
+    _, code, fixed = GATEWAY_RESPONSES[response_type]
+    return _body_template(response_type, code, json.dumps(fixed or message)).encode()
+
+
 # --- chalice's local gateway (dev only: the deployed runtime never imports chalice.local) --------------
 
 _CHALICE_ERROR_TYPES = {

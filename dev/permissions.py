@@ -50,6 +50,14 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
         "email": ["ses:SendEmail"],
     },
+    # The streaming function (chalicelib/stream_host): the AI calls of api_handler and their Idempotency-Key
+    # records; the tenant comes from the authorizer's context, so it reads no signing secret.
+    "stream_handler": {
+        "table": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                  "dynamodb:DeleteItem"],
+        "tenant_keys": ["kms:Decrypt"],
+        "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
+    },
     # The usage stream's consumer: reads the reconciliation item, creates it and sweep marks, and folds
     # events in transactions (Update on each item). The stream's own grants come from its event.
     "usage_aggregator": {

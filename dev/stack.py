@@ -193,6 +193,26 @@ def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> s
     return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 
 
+def start_api(port: int, env: Dict[str, str], quiet: bool = True) -> List[subprocess.Popen]:
+    """The API at `port` as deployed: dev/local_gateway.py sends POST /v1/messages and POST /ai/chat to the
+    streaming function's app (chalicelib/stream_host), answered as produced, and the rest to chalice local."""
+    chalice_port, stream_port = free_port(), free_port()
+    app_env = {**env, **stage_environment("local")}
+    processes = [start_chalice_local(chalice_port, env, quiet)]
+    try:
+        processes.append(_ready(_spawn([sys.executable, "-m", "chalicelib.stream_host", "--port", str(stream_port)],
+                                       app_env, quiet), f"http://127.0.0.1:{stream_port}/health", timeout=60))
+        processes.append(_ready(_spawn([sys.executable, str(ROOT / "dev" / "local_gateway.py"), "--port", str(port),
+                                        "--chalice-url", f"http://127.0.0.1:{chalice_port}",
+                                        "--stream-url", f"http://127.0.0.1:{stream_port}"], app_env, quiet),
+                                f"http://127.0.0.1:{port}/health", timeout=60))
+    except BaseException:
+        for process in reversed(processes):
+            terminate(process)
+        raise
+    return processes
+
+
 def start_stream_worker(env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
     """The usage stream's consumer and the reservation sweeper (what Lambda runs from the stream and
     the schedule in AWS): dev/stream_worker.py."""
@@ -359,7 +379,7 @@ class LocalStack:
             else:
                 self.env = app_environment(aws, os.environ.get("ANTHROPIC_BASE_URL"), os.environ["ANTHROPIC_API_KEY"])
             self.processes.append(start_stream_worker(self.env, self.quiet))
-            self.processes.append(start_chalice_local(self.api_port, self.env, self.quiet))
+            self.processes.extend(start_api(self.api_port, self.env, self.quiet))
         except BaseException:
             self.stop()
             raise

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import gateway_responses
 import permissions
 import snapstart
+import stream_template
 from permissions import FAILURE_QUEUE_ID, KEY_ID, TABLE_ID, TOPIC_ID
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
@@ -90,6 +91,8 @@ def resources_of(template: Mapping[str, Any], types: Any) -> Dict[str, Dict[str,
 def function_name_of(function: Mapping[str, Any]) -> str:
     """chalice's name for a function: its handler after `app.`, `api_handler` for the REST API's."""
     handler = function["Properties"]["Handler"]
+    if handler == stream_template.HANDLER:  # not chalice's: the streaming function's start-up script
+        return stream_template.FUNCTION
     name = handler.split(".", 1)[1]
     return "api_handler" if name == "app" else name
 
@@ -265,9 +268,10 @@ def _table_stream_events(function: Mapping[str, Any], table_name: str) -> Dict[s
 
 
 def function_resources(stage: str, env: Mapping[str, str], logical_id: str,
-                       function: Mapping[str, Any]) -> Dict[str, Any]:
-    """The role, log group and merged settings of one function."""
-    name = function_name_of(function)
+                       function: Mapping[str, Any], name: Optional[str] = None) -> Dict[str, Any]:
+    """The role, log group and merged settings of one function (`name`: its entry in dev/permissions.py,
+    by default chalice's name for it)."""
+    name = name or function_name_of(function)
     permissions.access_of(name)  # refuse a function nobody has described
     log_group_id, role_id = f"{logical_id}LogGroup", f"{logical_id}Role"
     rewired = _table_stream_events(function, env["TESSERA_TABLE_NAME"])
@@ -404,6 +408,7 @@ def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
         resources.update(new)
         resources[api_id] = merged
     resources = _deep_merged(resources, request_authorizer(plain))
+    resources = _deep_merged(resources, stream_template.resources(stage, env, plain))
     snapstart_ids = [logical_id for logical_id, function in functions.items()
                      if function_name_of(function) in SNAPSTART_FUNCTIONS]
     combined = _deep_merged(dict(plain), {"Resources": resources})
@@ -420,7 +425,7 @@ def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
     if apis:
         outputs["WebAclArn"] = {"Condition": WAF_ON, "Value": {"Fn::GetAtt": [WEB_ACL_ID, "Arn"]}}
     return {
-        "Parameters": parameters(stage),
+        "Parameters": {**parameters(stage), **stream_template.parameters()},
         "Conditions": {
             WAF_ON: {"Fn::Equals": [{"Ref": "EnableWaf"}, "true"]},
             API_CONCURRENCY_SET: {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiReservedConcurrency"}, "0"]}]},

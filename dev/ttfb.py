@@ -6,12 +6,13 @@ Starts the local stack on free ports (as `make run` does), signs up a tenant and
 waiting SECONDS before each event after message_start (a reply of about 20 events), for:
 
   upstream          the stand-in itself, streamed (what Anthropic's API would send)
-  make run, whole   POST /v1/messages without stream, through chalice local
-  make run, stream  POST /v1/messages with stream: true, through chalice local (sent whole)
-  streaming host    chalicelib.ai.streaming in this process: the bytes a host that can stream
-                    (Lambda Web Adapter or a custom runtime) would write, as they are produced
+  make run, whole   POST /v1/messages without stream: the local gateway, the streaming function's app
+                    (the answer assembled from the upstream stream), as deployed
+  make run, stream  POST /v1/messages with stream: true, the same way: each event as produced
+  in-process        chalicelib.ai.streaming in this process, where the function yields its first chunk
 
-and prints, per path, the median time to the first body byte and to the last, in milliseconds.
+and prints, per path, the median time to the first body byte, to the first text delta and to the last
+byte, in milliseconds, over HTTP from a client on this machine.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def body(delay: float, stream: bool, model: str = "claude-haiku-4-5") -> bytes:
                        "messages": [{"role": "user", "content": f"[[standin:event_delay={delay}]] {PROMPT}"}]}).encode()
 
 
-def timed_post(url: str, payload: bytes, headers: Dict[str, str]) -> Tuple[float, float]:
-    """(seconds to the first body byte, seconds to the last) of one POST."""
+def timed_post(url: str, payload: bytes, headers: Dict[str, str]) -> Tuple[float, float, float]:
+    """(seconds to the first body byte, to the first text delta, to the last byte) of one POST."""
     parsed = urllib.parse.urlparse(url)
     connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
     started = time.perf_counter()
@@ -45,11 +46,19 @@ def timed_post(url: str, payload: bytes, headers: Dict[str, str]) -> Tuple[float
     response = connection.getresponse()
     if response.status != 200:
         raise RuntimeError(f"{url}: {response.status} {response.read()[:200]!r}")
-    response.read(1)
+    seen = response.read1(65536)
     first = time.perf_counter() - started
-    response.read()
+    text = first if b"text_delta" in seen else None
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            break
+        seen += chunk
+        if text is None and b"text_delta" in seen:
+            text = time.perf_counter() - started
     connection.close()
-    return first, time.perf_counter() - started
+    last = time.perf_counter() - started
+    return first, text if text is not None else last, last
 
 
 def call_json(url: str, method: str, payload: dict, token: str = "") -> dict:
@@ -84,14 +93,16 @@ def in_process(running: stack.LocalStack, key: str, delay: float) -> Callable[[]
     ctx, gateway = resolve(f"Bearer {key}"), Gateway()
     call, _ = messages_api.parse(json.loads(body(delay, True)))
 
-    def measure() -> Tuple[float, float]:
+    def measure() -> Tuple[float, float, float]:
         started = time.perf_counter()
         chunks = iter(streaming.open_stream(gateway, ctx, messages_api.FEATURE, call))
         next(chunks)
         first = time.perf_counter() - started
-        for _ in chunks:
-            pass
-        return first, time.perf_counter() - started
+        text = None
+        for chunk in chunks:
+            if text is None and b"text_delta" in chunk:
+                text = time.perf_counter() - started
+        return first, text or first, time.perf_counter() - started
 
     return measure
 
@@ -99,7 +110,7 @@ def in_process(running: stack.LocalStack, key: str, delay: float) -> Callable[[]
 def main(argv: List[str] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--event-delay", type=float, default=0.05)
+    parser.add_argument("--event-delay", type=float, default=0.4)
     args = parser.parse_args(argv)
     api_port, moto_port, standin_port = (stack.free_port() for _ in range(3))
     with stack.LocalStack(api_port, moto_port, standin_port) as running:
@@ -110,16 +121,15 @@ def main(argv: List[str] = None) -> int:
                                            {"x-api-key": "sk-ttfb"}),
             "make run, whole": lambda: timed_post(running.api_url + "/v1/messages", body(args.event_delay, False), auth),
             "make run, stream": lambda: timed_post(running.api_url + "/v1/messages", body(args.event_delay, True), auth),
-            "streaming host": in_process(running, key, args.event_delay),
+            "in-process": in_process(running, key, args.event_delay),
         }
         print(f"event delay {args.event_delay * 1000:.0f} ms, {args.runs} runs each (median ms)")
-        print(f"{'path':<18} {'first byte':>10} {'last byte':>10}")
+        print(f"{'path':<18} {'first byte':>10} {'first text':>10} {'last byte':>10}")
         for name, measure in paths.items():
             measure()  # warm: imports, clients, the tenant cache
             runs = [measure() for _ in range(args.runs)]
-            first = statistics.median(r[0] for r in runs) * 1000
-            last = statistics.median(r[1] for r in runs) * 1000
-            print(f"{name:<18} {first:>10.0f} {last:>10.0f}")
+            first, text, last = (statistics.median(r[i] for r in runs) * 1000 for i in range(3))
+            print(f"{name:<18} {first:>10.0f} {text:>10.0f} {last:>10.0f}")
     return 0
 
 

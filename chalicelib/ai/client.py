@@ -139,6 +139,35 @@ class StreamEvent:
     event: str
     data: str
 
+class MessageAssembly:
+    """A whole message built from its stream's events, as the SDK's own stream helper builds it. An event
+    or delta kind the SDK does not know yet is left out of the content (its usage still counts: the
+    ledger reads usage from the events themselves, chalicelib/ai/streaming.py)."""
+
+    def __init__(self) -> None:
+        self._snapshot: Any = None
+        self._json_buffers: Dict[int, bytes] = {}
+
+    def add(self, event: StreamEvent) -> None:
+        if event.event not in _ASSEMBLED:
+            return
+        import json
+
+        from anthropic.lib.streaming._messages import accumulate_event
+
+        self._snapshot = accumulate_event(event=json.loads(event.data), current_snapshot=self._snapshot,
+                                          json_bufs=self._json_buffers)
+
+    def reply(self, usage: Usage, upstream_request_id: Optional[str], latency_ms: int) -> ModelReply:
+        message = self._snapshot
+        return ModelReply(text="".join(getattr(block, "text", "") for block in message.content),
+                          model=message.model, stop_reason=message.stop_reason, usage=usage,
+                          upstream_request_id=upstream_request_id, latency_ms=latency_ms, raw=message)
+
+
+_ASSEMBLED = {"message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta"}
+
+
 class TenantKeyRejected(TesseraError):
     status = 400
     code = "tenant_api_key_invalid"

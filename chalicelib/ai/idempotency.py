@@ -7,6 +7,9 @@ or touching quota. While the first is still running the retry gets 409 `idempote
 after a second); the same key with a different request gets 409 `idempotency_key_reused`. A first call
 that failed stores nothing, so its retry runs anew; a claim whose handler died is taken over once its
 lease (the handler's timeout) has passed. Keyed requests pay two more DynamoDB writes than unkeyed ones.
+
+A streamed answer (the streaming function writes it as produced) is stored once it has been sent whole;
+a client that leaves before its end stores nothing, and its retry runs anew.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import hashlib
 import json
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pynamodb.exceptions import PutError
 
@@ -51,11 +54,13 @@ def check_key(key: Optional[str]) -> Optional[str]:
     return key
 
 
-def run_once(tenant_id: str, key: Optional[str], request_fingerprint: str, call: Callable[[], Response]) -> Response:
-    """Run `call` once per (tenant, key); a repeat answers with the first response."""
+def run_once(tenant_id: str, key: Optional[str], request_fingerprint: str, call: Callable[[], Response],
+             lease_seconds: int = LEASE_SECONDS) -> Response:
+    """Run `call` once per (tenant, key); a repeat answers with the first response. A body that is an
+    iterator of bytes (a streamed answer) is stored when it has been iterated to its end."""
     if check_key(key) is None:
         return call()
-    replay = _claim(tenant_id, key, request_fingerprint)
+    replay = _claim(tenant_id, key, request_fingerprint, lease_seconds)
     if replay is not None:
         return replay
     try:
@@ -63,15 +68,36 @@ def run_once(tenant_id: str, key: Optional[str], request_fingerprint: str, call:
     except BaseException:
         _release(tenant_id, key)
         raise
+    if isinstance(body, Iterator):
+        return status, _stored_when_sent(tenant_id, key, status, body, headers), headers
     _store(tenant_id, key, status, body, headers)
     return status, body, headers
 
 
-def _claim(tenant_id: str, key: str, request_fingerprint: str) -> Optional[Response]:
+def _stored_when_sent(tenant_id: str, key: str, status: int, chunks: Iterator[bytes],
+                      headers: Dict[str, str]) -> Iterator[bytes]:
+    sent: List[bytes] = []
+    whole = False
+    try:
+        for chunk in chunks:
+            sent.append(chunk)
+            yield chunk
+        whole = True
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # a client gone mid-stream: the call drains upstream and settles (chalicelib/ai/streaming.py)
+        if whole:
+            _store(tenant_id, key, status, b"".join(sent).decode("utf-8"), headers)
+        else:
+            _release(tenant_id, key)
+
+
+def _claim(tenant_id: str, key: str, request_fingerprint: str, lease_seconds: int) -> Optional[Response]:
     now = datetime.now(timezone.utc)
     record = _record(tenant_id, key)
     record.fingerprint, record.state = request_fingerprint, "running"
-    record.lease_until, record.expires_at = int(time.time()) + LEASE_SECONDS, TTL
+    record.lease_until, record.expires_at = int(time.time()) + lease_seconds, TTL
     free = (IdempotentCall.pk.does_not_exist() | (IdempotentCall.expires_at < now)
             | ((IdempotentCall.state == "running") & (IdempotentCall.lease_until < int(time.time()))
                & (IdempotentCall.fingerprint == request_fingerprint)))

@@ -19,8 +19,8 @@ import time
 from contextlib import AbstractContextManager
 from typing import Iterator, Optional, Tuple
 
-from chalicelib.ai.client import StreamEvent, Usage
-from chalicelib.ai.gateway import FeatureCall, Gateway, PreparedCall
+from chalicelib.ai.client import MessageAssembly, StreamEvent, Usage
+from chalicelib.ai.gateway import FeatureCall, Gateway, GatewayResult, PreparedCall
 from chalicelib.errors import TesseraError, UpstreamError
 from chalicelib.logs import get_logger
 from chalicelib.metering.admission import Reservation
@@ -73,11 +73,13 @@ class StreamedCall:
 
     def __init__(self, gateway: Gateway, prepared: PreparedCall, reservation: Reservation,
                  upstream: AbstractContextManager, upstream_request_id: Optional[str],
-                 events: Iterator[StreamEvent], deadline_seconds: Optional[float]) -> None:
+                 events: Iterator[StreamEvent], deadline_seconds: Optional[float],
+                 assembly: Optional[MessageAssembly] = None) -> None:
         self.gateway, self.prepared, self.reservation = gateway, prepared, reservation
         self._upstream, self._events = upstream, events
         self.upstream_request_id = upstream_request_id
         self.tally = StreamTally()
+        self.assembly = assembly
         self.started_at = time.monotonic()
         self._deadline = self.started_at + deadline_seconds if deadline_seconds else None
         self.cost_micros: Optional[int] = None
@@ -92,6 +94,8 @@ class StreamedCall:
         try:
             for event in self._events:
                 self.tally.see(event)
+                if self.assembly is not None:
+                    self.assembly.add(event)
                 yield sse(event.event, event.data)
                 if self._past_deadline():
                     yield error_event("api_error", "The response took longer than this endpoint allows; "
@@ -146,7 +150,7 @@ class StreamedCall:
 
 
 def open_stream(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureCall,
-                deadline_seconds: Optional[float] = None) -> StreamedCall:
+                deadline_seconds: Optional[float] = None, assemble: bool = False) -> StreamedCall:
     """Prepare, admit and open the upstream stream; raises domain errors before any byte is sent."""
     prepared = gateway.prepare(ctx, feature, call)
     reservation = gateway.admit(prepared)
@@ -158,7 +162,8 @@ def open_stream(gateway: Gateway, ctx: TenantContext, feature: str, call: Featur
         if not isinstance(error, TesseraError):
             log.error("upstream stream failed to open", extra={"fields": {"error": type(error).__name__}})
         raise
-    return StreamedCall(gateway, prepared, reservation, upstream, upstream_request_id, events, deadline_seconds)
+    return StreamedCall(gateway, prepared, reservation, upstream, upstream_request_id, events, deadline_seconds,
+                        MessageAssembly() if assemble else None)
 
 
 def run_whole(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureCall) -> Tuple[str, StreamedCall]:
@@ -167,3 +172,23 @@ def run_whole(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureC
     handler's own timeout."""
     streamed = open_stream(gateway, ctx, feature, call, get_settings().anthropic_timeout_seconds)
     return b"".join(streamed).decode("utf-8"), streamed
+
+
+def run_assembled(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureCall,
+                  deadline_seconds: float) -> GatewayResult:
+    """A whole answer for a host that may run as long as the call (the streaming function): upstream is
+    streamed, so the upstream timeout bounds each read rather than the whole call, and the message is
+    assembled from its events. Settled as every stream is; a stream that does not end is an error here,
+    after it was settled at max_tokens."""
+    streamed = open_stream(gateway, ctx, feature, call, deadline_seconds, assemble=True)
+    for _ in streamed:
+        pass
+    tally = streamed.tally
+    if not tally.stopped:
+        if streamed._past_deadline():
+            raise UpstreamError("The response took longer than this endpoint allows; ask for fewer max_tokens.",
+                                status=504, code="upstream_timeout")
+        raise UpstreamError("The model service stopped answering mid-stream. Try again.")
+    latency_ms = int((time.monotonic() - streamed.started_at) * 1000)
+    reply = streamed.assembly.reply(tally.usage, streamed.upstream_request_id, latency_ms)
+    return GatewayResult(streamed.request_id, reply, streamed.cost_micros)

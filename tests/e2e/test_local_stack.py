@@ -210,9 +210,10 @@ def test_stop_ends_every_process_and_frees_every_port():
     ports = free_ports(3)
     running = stack.LocalStack(*ports).start()
     processes = list(running.processes)
-    assert len(processes) == 4 and not any(stack.port_is_free(p) for p in ports)  # moto, stand-in, stream worker, app
+    # moto, stand-in, stream worker, chalice local, the streaming function, the local gateway in front
+    assert len(processes) == 6 and not any(stack.port_is_free(p) for p in ports)
     running.stop()
-    assert [p.poll() is not None for p in processes] == [True, True, True, True]
+    assert [p.poll() is not None for p in processes] == [True] * 6
     assert not any(process_group_exists(p.pid) for p in processes)
     assert all(stack.port_is_free(p) for p in ports)
 

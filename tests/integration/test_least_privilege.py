@@ -67,8 +67,8 @@ def test_the_template_has_every_function_of_the_app(roles):
     from app import app
 
     expected = ({"api_handler"} | {s.name for s in app.event_sources} | {a.name for a in app.builtin_auth_handlers}
-                | {f.name for f in app.pure_lambda_functions})
-    assert len(expected) >= 7 and expected == set(roles)
+                | {f.name for f in app.pure_lambda_functions} | {"stream_handler"})  # dev/stream_template.py
+    assert len(expected) >= 8 and expected == set(roles)
 
 
 def test_every_function_has_a_role_of_its_own(roles):
@@ -403,3 +403,50 @@ def test_the_batch_sweep_calls_exactly_what_its_entry_lists(signed_up, recorder,
     report = app_module.batch_sweep(SCHEDULED_EVENT, Context())
     assert report["settled"] >= 2
     assert recorder.needed == granted_by_data("batch_sweep")
+
+
+def test_the_streaming_function_calls_exactly_what_its_entry_lists(signed_up, recorder):
+    """Its app over HTTP as the Lambda Web Adapter reaches it (dev/web_adapter.py): a whole chat with an
+    Idempotency-Key and its replay, a keyed stream the client leaves (its claim released), a call on the
+    tenant's own key."""
+    import threading
+    import time
+
+    import web_adapter
+    from chalicelib.stream_host import server
+
+    app_module, created, slug, email, password, token = signed_up
+    with recorder.paused():
+        owner = authorize(app_module, token)
+    running = server.make("127.0.0.1", 0)
+    threading.Thread(target=running.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{running.server_port}"
+
+    def invoke(path, body, key):
+        event = http_event("POST", path, body, owner)
+        event["headers"]["idempotency-key"] = key
+        event["multiValueHeaders"]["idempotency-key"] = [key]
+        return web_adapter.invoke(url, event)
+
+    try:
+        chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+        for _ in range(2):  # the second is answered from the stored response
+            assert json.loads(b"".join(invoke("/ai/chat", chat, "lp-whole")))["content"]
+        streamed = invoke("/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 64, "stream": True,
+                                           "messages": [{"role": "user", "content": "[[standin:event_delay=0.05]] "
+                                                                                    "lp-leaves words words"}]},
+                          "lp-stream")
+        assert b"message_start" in next(iter(streamed))
+        streamed.close()  # the function drains upstream, settles, then releases the claim: wait for it
+        deadline = time.monotonic() + 15
+        while ("dynamodb:DeleteItem", "table") not in recorder.needed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with recorder.paused():
+            call(app_module, "PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-least-privilege"},
+                 owner)
+            app_module.default_gateway().settings_changed(created["tenant_id"])
+        assert json.loads(b"".join(invoke("/ai/chat", chat, "lp-own-key")))["content"]
+    finally:
+        running.shutdown()
+        running.server_close()
+    assert recorder.needed == granted_by_data("stream_handler")

@@ -108,6 +108,7 @@ def test_the_functions_run_the_packaged_handlers_with_their_memory_and_timeouts(
         "usage_aggregator": ("app.usage_aggregator", 1769, 120, RUNTIME),
         "reservation_sweeper": ("app.reservation_sweeper", 1769, 300, RUNTIME),
         "batch_sweep": ("app.batch_sweep", 512, 300, RUNTIME),
+        "stream_handler": ("chalicelib/stream_host/run.sh", 1024, 900, RUNTIME),
     }
 
 
@@ -118,7 +119,14 @@ def test_every_handler_exists_in_the_zip_the_stack_points_at(deployed, expanded,
         code = session.client("s3").get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
         archive = tmp_path / f"{name}.zip"
         archive.write_bytes(code)
-        module, _, attribute = function["Configuration"]["Handler"].partition(".")
+        handler = function["Configuration"]["Handler"]
+        if name == "stream_handler":  # a start-up script the Lambda Web Adapter runs: present and executable
+            with zipfile.ZipFile(archive) as unzipped:
+                script = unzipped.getinfo(handler)
+                assert unzipped.read(handler).startswith(b"#!/bin/sh") and (script.external_attr >> 16) & 0o111
+                assert "chalicelib/stream_host/__main__.py" in unzipped.namelist()
+            continue
+        module, _, attribute = handler.partition(".")
         with zipfile.ZipFile(archive) as unzipped:
             source = unzipped.read(f"{module}.py").decode()
         assert f"def {attribute}(" in source or f"{attribute} = Chalice(" in source, name
@@ -137,7 +145,7 @@ def test_the_functions_carry_the_stage_environment_wired_to_the_stack(deployed, 
 
 def test_each_function_has_its_own_role_from_the_stack(deployed, expanded):
     roles = [f["Configuration"]["Role"] for f in stack_functions(deployed, expanded).values()]
-    assert len(set(roles)) == len(roles) == 8
+    assert len(set(roles)) == len(roles) == 9
 
 
 def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
@@ -146,8 +154,8 @@ def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
     caps = {name: client.get_function_concurrency(FunctionName=f["Configuration"]["FunctionName"]).get(
         "ReservedConcurrentExecutions") for name, f in stack_functions(deployed, expanded).items()}
     assert caps == {"api_handler": 100, "budget_check": 1, "reservation_sweeper": 1, "batch_sweep": 1,
-                    "tenant_auth": None,
-                    "tenant_request_auth": None, "operator_auth": None, "usage_aggregator": None}
+                    "tenant_auth": None, "tenant_request_auth": None, "operator_auth": None,
+                    "usage_aggregator": None, "stream_handler": 100}
 
 
 def test_the_budget_job_runs_hourly_and_the_sweeper_every_ten_minutes(deployed, expanded):
@@ -240,3 +248,37 @@ def test_each_alias_is_accepted_by_lambda_on_the_version_the_stack_published(dep
         assert client.get_alias(FunctionName=name, Name=snapstart.ALIAS)["FunctionVersion"] == versions[-1]
         replayed += 1
     assert replayed == len(SNAPSTART)
+
+
+def test_the_streaming_routes_stream_from_the_streaming_function_for_fifteen_minutes(deployed, expanded):
+    """The REST API moto created holds the STREAM integrations (its body is checked in the expanded template,
+    which is what CloudFormation receives), and Lambda accepted the adapter's layer and environment."""
+    body = next(r for r in expanded["Resources"].values()
+                if r["Type"] == "AWS::ApiGateway::RestApi")["Properties"]["Body"]
+    for path in ("/v1/messages", "/ai/chat"):
+        integration = body["paths"][path]["post"]["x-amazon-apigateway-integration"]
+        assert integration["responseTransferMode"] == "STREAM" and integration["timeoutInMillis"] == 900000
+        assert "/2021-11-15/functions/${StreamHandler.Arn}/response-streaming-invocations" in \
+            integration["uri"]["Fn::Sub"]
+        assert body["paths"][path]["post"]["security"] == [{"tenant_request_auth": []}]
+    other = body["paths"]["/ai/code-review"]["post"]["x-amazon-apigateway-integration"]
+    assert "responseTransferMode" not in other and "${APIHandler.Arn}" in other["uri"]["Fn::Sub"]
+    configuration = stack_functions(deployed, expanded)["stream_handler"]["Configuration"]
+    variables = configuration["Environment"]["Variables"]
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream" and variables["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
+    # moto's Lambda keeps no layers it does not host: the layer is read from the template, its version the
+    # parameter's default (the adapter's README, dev/stream_template.py)
+    function = next(r for r in expanded["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
+                    and r["Properties"]["Handler"] == "chalicelib/stream_host/run.sh")
+    [layer] = function["Properties"]["Layers"]
+    arn = layer["Fn::Sub"].replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "us-east-1").replace(
+        "${WebAdapterLayerVersion}", str(expanded["Parameters"]["WebAdapterLayerVersion"]["Default"]))
+    assert arn == "arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerX86:26"
+
+
+def test_api_gateway_may_invoke_the_streaming_function_on_its_two_routes_only(expanded):
+    permissions = [r["Properties"] for r in expanded["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
+                   and r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["StreamHandler", "Arn"]}]
+    assert sorted(p["SourceArn"]["Fn::Sub"][0].rsplit("}", 1)[1] for p in permissions) == [
+        "/*/POST/ai/chat", "/*/POST/v1/messages"]
