@@ -12,6 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import stream_template  # dev/stream_template.py: the streaming function, which serves the AI routes
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "cost.md"
 MILLION = Decimal(1_000_000)
@@ -62,8 +64,9 @@ CALLS_PER_MONTH = MILLION  # the volume the monthly SnapStart cache is spread ov
 def memory_mb() -> Dict[str, int]:
     config = json.loads((ROOT / ".chalice" / "config.json").read_text())
     default = int(config["lambda_memory_size"])
-    return {name: int(settings.get("lambda_memory_size", default))
-            for name, settings in config["lambda_functions"].items()}
+    sizes = {name: int(settings.get("lambda_memory_size", default))
+             for name, settings in config["lambda_functions"].items()}
+    return {**sizes, stream_template.FUNCTION: stream_template.MEMORY_MB}
 
 
 def gb(mb: int) -> Decimal:
@@ -74,7 +77,10 @@ def usd(value: Decimal) -> str:
     return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
 
 
-def items(seconds: int, ai_function: str = "api_handler") -> List[Tuple[str, str, Decimal]]:
+AI_FUNCTION = stream_template.FUNCTION  # POST /v1/messages and /ai/chat, streamed or whole (docs/streaming.md)
+
+
+def items(seconds: int, ai_function: str = AI_FUNCTION) -> List[Tuple[str, str, Decimal]]:
     """(item, the sum, dollars per million calls) for calls of `seconds`."""
     mem = memory_mb()
     p = {k: v[0] for k, v in PRICES.items()}
@@ -82,7 +88,9 @@ def items(seconds: int, ai_function: str = "api_handler") -> List[Tuple[str, str
     writes = sum(units for _, units in WRITE_UNITS)
     reads = sum(units for _, units in READ_UNITS)
     log_bytes = sum(size for _, size in LOG_BYTES)
-    snap_gb = gb(ai) + gb(auth)
+    # SnapStart runs on the authorizer; the streaming function has none yet (docs/streaming.md), so only the
+    # authorizer's cache and restores are per-call charges here.
+    snap_gb = gb(auth)
     return [
         (f"Lambda duration, AI path ({ai_function}, {ai} MB)",
          f"{ai}/1024 GB x {seconds} s x {p['lambda_gb_s']} x 10^6", gb(ai) * seconds * p["lambda_gb_s"] * MILLION),
@@ -92,17 +100,17 @@ def items(seconds: int, ai_function: str = "api_handler") -> List[Tuple[str, str
         (f"Lambda duration, usage fold ({fold} MB, {AGGREGATOR_MS} ms, batch of 1)",
          f"{fold}/1024 GB x {AGGREGATOR_MS / 1000} s x {p['lambda_gb_s']} x 10^6",
          gb(fold) * Decimal(AGGREGATOR_MS) / 1000 * p["lambda_gb_s"] * MILLION),
-        ("Lambda requests (API handler, authorizer, fold)", f"3 x {p['lambda_request']}", 3 * p["lambda_request"]),
+        ("Lambda requests (AI path, authorizer, fold)", f"3 x {p['lambda_request']}", 3 * p["lambda_request"]),
         ("API Gateway REST", f"1 x {p['api_gateway']}", p["api_gateway"]),
         ("DynamoDB writes", f"{writes} units x {p['dynamodb_write']}", writes * p["dynamodb_write"]),
         ("DynamoDB reads", f"{reads} units x {p['dynamodb_read']}", reads * p["dynamodb_read"]),
         ("CloudWatch Logs", f"{log_bytes:,} B x 10^6 / 10^9 x {p['logs_ingest']}",
          Decimal(log_bytes) * MILLION / Decimal(10**9) * p["logs_ingest"]),
         ("X-Ray", f"{XRAY_SHARE} x {p['xray_trace']}", XRAY_SHARE * p["xray_trace"]),
-        (f"SnapStart cache (AI path + authorizer, {snap_gb:.2f} GB, a month over {CALLS_PER_MONTH:,} calls)",
+        (f"SnapStart cache (authorizer, {snap_gb:.2f} GB, a month over {CALLS_PER_MONTH:,} calls)",
          f"{snap_gb:.4f} GB x {SNAPSTART_MONTH_S:,} s x {p['snapstart_cache']}",
          snap_gb * SNAPSTART_MONTH_S * p["snapstart_cache"] * MILLION / CALLS_PER_MONTH),
-        (f"SnapStart restores ({RESTORES_PER_MILLION:,} per million calls, both functions)",
+        (f"SnapStart restores ({RESTORES_PER_MILLION:,} per million calls, authorizer)",
          f"{RESTORES_PER_MILLION} x {snap_gb:.4f} GB x {p['snapstart_restore']}",
          RESTORES_PER_MILLION * snap_gb * p["snapstart_restore"]),
     ]
@@ -145,12 +153,12 @@ def document() -> str:
               "warm POST /ai/chat writes at the local stage's INFO); the platform lines are typical sizes.",
               "", "## Memory per function", "", "| Function | MB | Why |", "|---|---|---|"]
     lines += [f"| {name} | {size:,} | {MEMORY_REASONS.get(name, '')} |" for name, size in sorted(mem.items())]
-    other_gb = gb(mem["tenant_auth"]) + gb(mem["operator_auth"])
+    other_gb = gb(mem["tenant_auth"]) + gb(mem["operator_auth"]) + gb(mem["api_handler"])
     other_caches = other_gb * SNAPSTART_MONTH_S * PRICES["snapstart_cache"][0]
     lines += ["", "SnapStart's charges: the cache is paid per published version for as long as it is active "
               "(a month is shown, spread over a million calls a month; at ten million it is a tenth per call), "
-              "restores per new execution environment (one per 1,000 calls assumed). tenant_auth and operator_auth "
-              "run SnapStart too (no AI call invokes them): "
+              "restores per new execution environment (one per 1,000 calls assumed). The API handler, tenant_auth "
+              "and operator_auth run SnapStart too (no AI call on /v1/messages or /ai/chat invokes them): "
               f"{usd(other_caches)} a month more "
               "for their caches. Provisioned concurrency, which would remove restores, cannot be combined with "
               "SnapStart.", ""]
@@ -177,6 +185,8 @@ MEMORY_REASONS = {
     "usage_aggregator": "The usage stream's fold, per batch: kept at one vCPU, where docs/scaling.md measures it; "
                         "not yet measured below it.",
     "reservation_sweeper": "Every 10 minutes, not on a request path: kept at one vCPU.",
+    stream_template.FUNCTION: ("Serves POST /v1/messages and /ai/chat (dev/stream_template.py): waits on the model "
+                               "for the whole call; the SDK's import is paid at init, which has no SnapStart here."),
     "batch_sweep": ("Every 10 minutes, not on a request path: waits on upstream's batch reads, one per open batch, "
                     "so CPU does not bound it; Lambda's default size."),
 }
