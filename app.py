@@ -17,7 +17,7 @@ from chalicelib.errors import TesseraError
 from chalicelib.identity import login as identity_login
 from chalicelib.identity.resolve import ResolvedCache, credential_header, resolve, resolve_operator
 from chalicelib.jobs.budget_check import check_budgets
-from chalicelib.metering import aggregator, sweeper, usage
+from chalicelib.metering import aggregator, platform, sweeper, usage
 from chalicelib.periods import current_period
 from chalicelib.web import body, envelope_middleware, source_address, tenant_context, translated, unauthorized
 
@@ -236,7 +236,18 @@ def revoke_api_key(key_id):
 
 @route("/admin/tenants", methods=["GET"], authorizer=operator_auth)
 def admin_list_tenants():
-    return operators.list_tenants(query_param("limit"), query_param("cursor"))
+    return operators.list_tenants(query_param("limit"), query_param("cursor"), query_param("sort"),
+                                  query_param("order"), query_param("search"))
+
+
+@route("/admin/tenants/{tenant_id}", methods=["GET"], authorizer=operator_auth)
+def admin_get_tenant(tenant_id):
+    return operators.tenant_page(tenant_id, query_param("period"))
+
+
+@route("/admin/usage", methods=["GET"], authorizer=operator_auth)
+def admin_platform_usage():
+    return platform.totals(query_param("period"))
 
 
 @route("/admin/tenants/{tenant_id}/plan", methods=["PUT"], authorizer=operator_auth)
@@ -417,6 +428,11 @@ def anthropic_model(model_id):
 @route("/usage", methods=["GET"])
 def get_usage():
     return usage.summary(tenants.get_tenant(tenant().tenant_id), query_param("period"))
+
+
+@route("/usage/daily", methods=["GET"])
+def get_daily_usage():
+    return usage.daily(tenant().tenant_id, query_param("days"))
 
 
 @route("/usage/events", methods=["GET"])
