@@ -9,7 +9,7 @@ import functools
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import keys, operators, tenants, users, validation
+from chalicelib import console, keys, operators, tenants, users, validation
 from chalicelib.ai import features, idempotency, messages_api, models_api, prompts, streaming
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -140,6 +140,21 @@ def no_content():
 @public("/health", methods=["GET"])
 def health():
     return {"status": "ok"}
+
+
+@public("/console", methods=["GET"])
+def console_page():
+    return static_file("index.html")
+
+
+@public("/console/{name}", methods=["GET"])
+def console_asset(name):
+    return static_file(name)
+
+
+def static_file(name):
+    text, headers = console.asset(name)
+    return Response(body=text, headers=headers)
 
 
 @public("/tenants", methods=["POST"])

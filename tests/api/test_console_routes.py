@@ -69,3 +69,13 @@ def test_the_platforms_month_answers_for_an_operator(api, operator_token):
     assert response.status_code == 200
     assert response.json["period"] == "2024-01" and set(response.json) == {"period", "totals", "by_plan", "by_model"}
     assert api.call("GET", "/admin/usage?period=24-1", token=operator_token).status_code == 400
+
+
+def test_the_console_is_served_with_its_policy_and_nothing_else_is(api):
+    page = api.call("GET", "/console")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    script = api.call("GET", "/console/app.js")
+    assert script.status_code == 200 and script.headers["Content-Type"].startswith("text/javascript")
+    missing = api.call("GET", "/console/secrets.txt")
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
