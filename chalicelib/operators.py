@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 from chalicelib import pricing, validation
 from chalicelib.ai import settings as ai_settings
@@ -80,9 +80,9 @@ def _with_profiles(months: List[UsagePeriod], period: str) -> List[dict]:
     refs = []
     for month in months:
         refs += [(Tenant, month.pk, Tenant.SK), (RefusalCount, month.pk, RefusalCount.sk_for(period))]
-    items: Dict[int, Any] = dict(enumerate(get_items(refs)))
+    items = get_items(refs)
     return [_row(items[2 * i], month, items[2 * i + 1], period) for i, month in enumerate(months)
-            if items[2 * i] is not None]
+            if items[2 * i] is not None]  # a tenant deleted since its month was kept
 
 
 def tenant_page(tenant_id: str, period_param: Optional[str]) -> dict:

@@ -59,12 +59,6 @@ def month_items(tenant_id: str, period: str) -> MonthItems:
             return found
 
 
-def period_items(tenant_id: str, period: str) -> tuple[Optional[UsagePeriod], Dict[str, FeatureUsage]]:
-    """The month's aggregate and its feature counters, in one query."""
-    found = month_items(tenant_id, period)
-    return found.total, found.grains["FEATURE"]
-
-
 def counter_view(item: UsageCounter) -> dict:
     return {"requests": int(item.requests), "input_tokens": int(item.input_tokens),
             "output_tokens": int(item.output_tokens), "cost_usd": pricing.usd(int(item.cost_micros))}
@@ -91,8 +85,6 @@ def days_view(items: Dict[str, DayUsage], first: date, last: date) -> List[dict]
 
 def daily(tenant_id: str, days_param: Optional[str], today: Optional[date] = None) -> dict:
     """`GET /usage/daily`: the last `days` UTC days (default and most MAX_DAYS), today included."""
-    from chalicelib.validation import page_size
-
     days = page_size(days_param, MAX_DAYS, default=MAX_DAYS, name="days")
     last = today or utcnow().date()
     first = last - timedelta(days=days - 1)

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 
 from chalicelib import operators, tenants
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, TooManyRequests
 from chalicelib.metering import aggregator, ledger, platform, usage
 from chalicelib.metering.refusals import counted
-from chalicelib.errors import TooManyRequests
+from chalicelib.models import UsageEvent, tenant_pk
 from conftest import random_slug, settle_usage, table_of_its_own
 from published import PUBLISHED
 from test_metering_concurrency import reserve
@@ -141,8 +141,6 @@ def test_a_chunk_of_events_never_passes_a_transactions_100_items():
                                                      model=SONNET, input_tokens=1, cost_micros=3, latency_ms=1))
         events.append(reservation)
     settle_usage()
-    from chalicelib.models import UsageEvent, tenant_pk
-
     stored = list(UsageEvent.query(tenant_pk(tenant_id), UsageEvent.sk.startswith("EVENT#")))
     chunks = aggregator.chunks(tenant_pk(tenant_id), "free", stored)
     assert sum(len(c) for c in chunks) == 40 and len(chunks) > 1

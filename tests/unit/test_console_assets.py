@@ -50,3 +50,11 @@ def test_the_served_chart_library_is_the_locked_version():
     installed = ROOT / "console" / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js"
     if installed.exists():  # console/install.sh copies it; without node_modules the version check stands
         assert served == installed.read_text()
+
+
+def test_the_contract_names_exactly_the_files_served():
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
+    [name] = spec["paths"]["/console/{name}"]["parameters"]
+    assert sorted(name["schema"]["enum"]) == sorted(console.ASSETS)
