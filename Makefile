@@ -12,7 +12,7 @@ comma := ,
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test mutation package deploy-dev lock bench budget-check clients clean
+.PHONY: run test console mutation package deploy-dev lock bench budget-check clients clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
@@ -30,8 +30,12 @@ run: $(STAMP)
 
 # Two pytest workers (pytest-xdist), one per core of the 2-core CI machine; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
-test: $(STAMP)
+test: $(STAMP) console
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# What the console's browser tests need: Debian's chromium and the npm packages pinned in console/package-lock.json.
+console:
+	console/install.sh
 
 # Mutation testing of the modules that decide money, limits and identity (dev/mutation.py);
 # MODULE=chalicelib/pricing.py runs one.

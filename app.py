@@ -10,7 +10,7 @@ import os
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import keys, operators, snapshot, tenants, users, validation
+from chalicelib import console, keys, operators, snapshot, tenants, users, validation
 from chalicelib.ai import batches, calls, features, files_api, messages_api, models_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -19,7 +19,7 @@ from chalicelib.identity import login as identity_login
 from chalicelib.identity.resolve import ResolvedCache, credential_header, resolve, resolve_operator
 from chalicelib.jobs.batch_sweep import sweep_batches
 from chalicelib.jobs.budget_check import check_budgets
-from chalicelib.metering import aggregator, sweeper, usage
+from chalicelib.metering import aggregator, platform, sweeper, usage
 from chalicelib.periods import current_period
 from chalicelib.web import (base_url, body, envelope_middleware, source_address, tenant_context, translated,
                             unauthorized)
@@ -128,6 +128,21 @@ def health():
     return {"status": "ok"}
 
 
+@public("/console", methods=["GET"])
+def console_page():
+    return static_file("index.html")
+
+
+@public("/console/{name}", methods=["GET"])
+def console_asset(name):
+    return static_file(name)
+
+
+def static_file(name):
+    text, headers = console.asset(name)
+    return Response(body=text, headers=headers)
+
+
 @public("/tenants", methods=["POST"])
 def sign_up():
     created = tenants.sign_up(request_body(), app.current_request.headers.get("idempotency-key"))
@@ -222,7 +237,18 @@ def revoke_api_key(key_id):
 
 @route("/admin/tenants", methods=["GET"], authorizer=operator_auth)
 def admin_list_tenants():
-    return operators.list_tenants(query_param("limit"), query_param("cursor"))
+    return operators.list_tenants(query_param("limit"), query_param("cursor"), query_param("sort"),
+                                  query_param("order"), query_param("search"))
+
+
+@route("/admin/tenants/{tenant_id}", methods=["GET"], authorizer=operator_auth)
+def admin_get_tenant(tenant_id):
+    return operators.tenant_page(tenant_id, query_param("period"))
+
+
+@route("/admin/usage", methods=["GET"], authorizer=operator_auth)
+def admin_platform_usage():
+    return platform.totals(query_param("period"))
 
 
 @route("/admin/tenants/{tenant_id}/plan", methods=["PUT"], authorizer=operator_auth)
@@ -449,6 +475,11 @@ def anthropic_file_content(file_id):
 @route("/usage", methods=["GET"])
 def get_usage():
     return usage.summary(tenants.get_tenant(tenant().tenant_id), query_param("period"))
+
+
+@route("/usage/daily", methods=["GET"])
+def get_daily_usage():
+    return usage.daily(tenant().tenant_id, query_param("days"))
 
 
 @route("/usage/events", methods=["GET"])

@@ -29,7 +29,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.settings import get_settings
-from chalicelib.table import BUDGET_INDEX, TENANT_LIST_INDEX, create_table_request
+from chalicelib.table import BUDGET_INDEX, SPEND_INDEX, TENANT_LIST_INDEX, create_table_request
 
 TENANT_LIST_PARTITION = "TENANTS"
 BUDGET_PARTITION = "BUDGETED"
@@ -148,6 +148,30 @@ class BudgetIndex(GlobalSecondaryIndex):
     gsi2sk = UnicodeAttribute(range_key=True)
 
 
+class SpendIndex(GlobalSecondaryIndex):
+    """gsi3: the operators' console. Month aggregates under `SPEND#<YYYY-MM>` sorted by spend, and tenant
+    profiles under `SLUGS` sorted by slug (prefix search). Sparse: no other item carries gsi3 keys."""
+
+    class Meta:
+        index_name = SPEND_INDEX
+        projection = AllProjection()
+
+    gsi3pk = UnicodeAttribute(hash_key=True)
+    gsi3sk = UnicodeAttribute(range_key=True)
+
+
+SLUG_LIST_PARTITION = "SLUGS"
+
+
+def spend_partition(period: str) -> str:
+    return f"SPEND#{period}"
+
+
+def spend_sort_key(cost_micros: int, tenant_id: str) -> str:
+    """Zero-padded so the string order is the numeric order (16 digits: up to $10 billion a month)."""
+    return f"{cost_micros:016d}#{tenant_id}"
+
+
 class Tenant(_Item):
     """pk=TENANT#<id> sk=PROFILE. Listed by operators through gsi1; budgeted tenants appear in gsi2."""
 
@@ -168,9 +192,12 @@ class Tenant(_Item):
     gsi1sk = UnicodeAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)
     gsi2sk = UnicodeAttribute(null=True)
+    gsi3pk = UnicodeAttribute(null=True)
+    gsi3sk = UnicodeAttribute(null=True)
 
     by_created = TenantListIndex()
     with_budget = BudgetIndex()
+    by_slug = SpendIndex()
 
     SK = "PROFILE"
 
@@ -330,24 +357,107 @@ class UsagePeriod(_Item):
     exposure_micros = NumberAttribute(default=0)
     abandoned_requests = NumberAttribute(default=0)
     alerts_sent = NumberSetAttribute(null=True)
+    # In gsi3 under SPEND#<period>, sorted by cost_micros (spend_sort_key), for the operators' list.
+    gsi3pk = UnicodeAttribute(null=True)
+    gsi3sk = UnicodeAttribute(null=True)
+
+    by_spend = SpendIndex()
 
     @staticmethod
     def sk_for(period: str) -> str:
         return f"USAGE#{period}"
 
 
-class FeatureUsage(_Item):
-    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#FEATURE#<feature>: one feature's settled totals (aggregator)."""
+class UsageCounter(_Item):
+    """The one shape of a settled-usage counter (STYLE 12): every grain below adds the same four numbers,
+    written only by the usage aggregator with ADDs."""
 
-    feature = UnicodeAttribute()
     requests = NumberAttribute(default=0)
     input_tokens = NumberAttribute(default=0)
     output_tokens = NumberAttribute(default=0)
     cost_micros = NumberAttribute(default=0)
 
+
+class FeatureUsage(UsageCounter):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#FEATURE#<feature>: one feature's settled totals."""
+
+    feature = UnicodeAttribute()
+
     @staticmethod
     def sk_for(period: str, feature: str) -> str:
         return f"USAGE#{period}#FEATURE#{feature}"
+
+
+class ModelUsage(UsageCounter):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#MODEL#<model>: one model's settled totals."""
+
+    model = UnicodeAttribute()
+
+    @staticmethod
+    def sk_for(period: str, model: str) -> str:
+        return f"USAGE#{period}#MODEL#{model}"
+
+
+class KeyUsage(UsageCounter):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#KEY#<principal_id>: one API key's (or user's) settled totals."""
+
+    principal_id = UnicodeAttribute()
+    principal_type = UnicodeAttribute()
+
+    @staticmethod
+    def sk_for(period: str, principal_id: str) -> str:
+        return f"USAGE#{period}#KEY#{principal_id}"
+
+
+class DayUsage(UsageCounter):
+    """pk=TENANT#<id> sk=USAGEDAY#<YYYY-MM-DD>: one UTC day's settled totals. A prefix of its own, so the
+    last 90 days are one Query between two days' keys and a month's query does not read them."""
+
+    day = UnicodeAttribute()
+
+    @staticmethod
+    def sk_for(day: str) -> str:
+        return f"USAGEDAY#{day}"
+
+
+class PlatformUsage(UsageCounter):
+    """pk=PLATFORM#<YYYY-MM>#<n> sk=PLAN#<plan> or MODEL#<model>: the platform's settled totals, in
+    PLATFORM_SHARDS partitions (n from the tenant id) so concurrent folds of different tenants rarely
+    meet on one item; a report sums the shards."""
+
+    name = UnicodeAttribute()
+
+    @staticmethod
+    def key(period: str, tenant_id: str, grain: str, name: str) -> tuple:
+        digest = hashlib.sha256(tenant_id.encode("utf-8")).digest()
+        return f"PLATFORM#{period}#{int.from_bytes(digest[:8], 'big') % PLATFORM_SHARDS}", f"{grain}#{name}"
+
+    @staticmethod
+    def partitions(period: str) -> List[str]:
+        return [f"PLATFORM#{period}#{n}" for n in range(PLATFORM_SHARDS)]
+
+
+PLATFORM_SHARDS = 8
+
+# What admission refuses, counted per month (chalicelib/metering/refusals.py); each a number attribute.
+REFUSAL_REASONS = ("tenant_suspended", "feature_not_in_plan", "feature_limit_reached", "rate_limited",
+                   "budget_exceeded")
+
+
+class RefusalCount(_Item):
+    """pk=TENANT#<id> sk=USAGE#<YYYY-MM>#REFUSALS: calls admission refused this month, in total and by
+    reason. Written with one ADD by the refused request itself (no event is kept for a refusal)."""
+
+    requests = NumberAttribute(default=0)
+    tenant_suspended = NumberAttribute(default=0)
+    feature_not_in_plan = NumberAttribute(default=0)
+    feature_limit_reached = NumberAttribute(default=0)
+    rate_limited = NumberAttribute(default=0)
+    budget_exceeded = NumberAttribute(default=0)
+
+    @staticmethod
+    def sk_for(period: str) -> str:
+        return f"USAGE#{period}#REFUSALS"
 
 
 class UsageEvent(_Item):

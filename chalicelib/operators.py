@@ -1,27 +1,99 @@
 """What the platform's operators do to tenants: list, change plan, suspend, resume, override limits."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import re
+from typing import Any, List, Mapping, Optional
 
-from chalicelib import validation
+from chalicelib import pricing, validation
 from chalicelib.ai import settings as ai_settings
 from chalicelib.errors import BadRequest
-from chalicelib.models import TENANT_LIST_PARTITION, Tenant
-from chalicelib.periods import utcnow
+from chalicelib.metering import refusals
+from chalicelib.models import (SLUG_LIST_PARTITION, TENANT_LIST_PARTITION, RefusalCount, Tenant, UsagePeriod,
+                               spend_partition, tenant_pk)
+from chalicelib.periods import current_period, utcnow
 from chalicelib.plans import FEATURES, PLANS
-from chalicelib.store import decode_cursor, encode_cursor
+from chalicelib.store import decode_cursor, encode_cursor, get_items
 from chalicelib.tenants import change_tenant, profile
 
 MAX_PAGE = 100
+SORTS = ("created", "spend")
+ORDERS = ("desc", "asc")
+_SEARCH = re.compile(r"[a-z0-9-]{1,63}")
 
 
-def list_tenants(limit: Optional[str], cursor: Optional[str]) -> dict:
+def list_tenants(limit: Optional[str], cursor: Optional[str], sort: Optional[str] = None,
+                 order: Optional[str] = None, search: Optional[str] = None) -> dict:
+    """One page of tenants with this month's spend, requests and refusals. Every mode is one index Query
+    plus one BatchGetItem per 50 rows, never a scan: `created` pages gsi1 (every tenant), `spend` pages
+    gsi3's SPEND#<month> (tenants with a settled or failed call this month, by spend), `search` pages
+    gsi3's SLUGS from a slug prefix."""
     size = validation.page_size(limit, MAX_PAGE)
-    start = decode_cursor(cursor, TENANT_LIST_PARTITION, attribute="gsi1pk")
-    result = Tenant.by_created.query(TENANT_LIST_PARTITION, limit=size, last_evaluated_key=start,
-                                     scan_index_forward=False)
-    tenants = [profile(t) for t in result]
-    return {"tenants": tenants, "next_cursor": encode_cursor(result.last_evaluated_key)}
+    sort = _choice(sort, SORTS, "sort")
+    forward = _choice(order, ORDERS, "order") == "asc"
+    period = current_period()
+    if search not in (None, ""):
+        prefix = search.strip().lower()
+        if not _SEARCH.fullmatch(prefix):
+            raise BadRequest("search must be the start of a slug: 1 to 63 of a-z, 0-9 and -.", code="invalid_search")
+        result = Tenant.by_slug.query(SLUG_LIST_PARTITION, Tenant.gsi3sk.startswith(prefix), limit=size,
+                                      scan_index_forward=True,
+                                      last_evaluated_key=decode_cursor(cursor, SLUG_LIST_PARTITION, "gsi3pk"))
+        rows = _with_month([t for t in result], period)
+    elif sort == "spend":
+        partition = spend_partition(period)
+        result = UsagePeriod.by_spend.query(partition, limit=size, scan_index_forward=forward,
+                                            last_evaluated_key=decode_cursor(cursor, partition, "gsi3pk"))
+        rows = _with_profiles(list(result), period)
+    else:
+        result = Tenant.by_created.query(TENANT_LIST_PARTITION, limit=size, scan_index_forward=forward,
+                                         last_evaluated_key=decode_cursor(cursor, TENANT_LIST_PARTITION, "gsi1pk"))
+        rows = _with_month([t for t in result], period)
+    return {"period": period, "tenants": rows, "next_cursor": encode_cursor(result.last_evaluated_key)}
+
+
+def _choice(value: Optional[str], allowed: tuple, name: str) -> str:
+    if value in (None, ""):
+        return allowed[0]
+    if value not in allowed:
+        raise BadRequest(f"{name} must be one of: {', '.join(allowed)}.", code=f"invalid_{name}")
+    return value
+
+
+def _row(tenant: Tenant, month: Optional[UsagePeriod], refused: Optional[RefusalCount], period: str) -> dict:
+    return {**profile(tenant), "month": {
+        "period": period, "spend_usd": pricing.usd(int(month.cost_micros) if month else 0),
+        "requests": int(month.requests) if month else 0, "refusals": refusals.view(refused)["total"]}}
+
+
+def _with_month(tenants: List[Tenant], period: str) -> List[dict]:
+    """Profiles from an index page, with their month aggregate and refusals read in one batch."""
+    refs = []
+    for tenant in tenants:
+        pk = tenant_pk(tenant.tenant_id)
+        refs += [(UsagePeriod, pk, UsagePeriod.sk_for(period)), (RefusalCount, pk, RefusalCount.sk_for(period))]
+    items = get_items(refs)
+    return [_row(t, items[2 * i], items[2 * i + 1], period) for i, t in enumerate(tenants)]
+
+
+def _with_profiles(months: List[UsagePeriod], period: str) -> List[dict]:
+    """Month aggregates from the spend index, with their tenants' profiles and refusals read in one batch."""
+    refs = []
+    for month in months:
+        refs += [(Tenant, month.pk, Tenant.SK), (RefusalCount, month.pk, RefusalCount.sk_for(period))]
+    items = get_items(refs)
+    return [_row(items[2 * i], month, items[2 * i + 1], period) for i, month in enumerate(months)
+            if items[2 * i] is not None]  # a tenant deleted since its month was kept
+
+
+def tenant_page(tenant_id: str, period_param: Optional[str]) -> dict:
+    """One tenant for the operators' console: its profile, limits, features and the month's usage."""
+    from chalicelib.metering import usage
+    from chalicelib.tenants import get_tenant
+
+    tenant = get_tenant(tenant_id)
+    return {"tenant": profile(tenant), "limits": limits_view(tenant),
+            "features": usage.feature_standing(tenant, current_period())["features"],
+            "usage": usage.summary(tenant, period_param)}
 
 
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:

@@ -15,20 +15,24 @@ ItemRef = Tuple[Type[Model], str, str]
 T = TypeVar("T")
 
 
+BATCH_GET_KEYS = 100  # DynamoDB's most keys per BatchGetItem
+
+
 def get_items(refs: Sequence[ItemRef], consistent: bool = False) -> List[Optional[Model]]:
     """Fetch items of different models in one round trip (more only if DynamoDB defers keys)."""
     wanted = {(pk, sk): model for model, pk, sk in refs}
     found = {}
-    keys = [{"pk": pk, "sk": sk} for pk, sk in wanted]
+    pending = [{"pk": pk, "sk": sk} for pk, sk in wanted]
     connection = _Item._get_connection()
     table_name = _Item.Meta.table_name
-    while keys:
+    while pending:
+        keys, pending = pending[:BATCH_GET_KEYS], pending[BATCH_GET_KEYS:]
         data = connection.batch_get_item(keys, consistent_read=consistent or None)
         for raw in data.get("Responses", {}).get(table_name, []):
             key = (raw["pk"]["S"], raw["sk"]["S"])
             found[key] = wanted[key].from_raw_data(raw)
         unprocessed = data.get("UnprocessedKeys", {}).get(table_name, {}).get("Keys", [])
-        keys = [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
+        pending += [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
     return [found.get((pk, sk)) for _, pk, sk in refs]
 
 

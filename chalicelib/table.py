@@ -13,6 +13,7 @@ from typing import Any, Dict
 TTL_ATTRIBUTE = "expires_at"
 TENANT_LIST_INDEX = "gsi1"
 BUDGET_INDEX = "gsi2"
+SPEND_INDEX = "gsi3"
 
 TABLE: Dict[str, Any] = {
     "AttributeDefinitions": [
@@ -22,6 +23,8 @@ TABLE: Dict[str, Any] = {
         {"AttributeName": "gsi1sk", "AttributeType": "S"},
         {"AttributeName": "gsi2pk", "AttributeType": "S"},
         {"AttributeName": "gsi2sk", "AttributeType": "S"},
+        {"AttributeName": "gsi3pk", "AttributeType": "S"},
+        {"AttributeName": "gsi3sk", "AttributeType": "S"},
     ],
     "KeySchema": [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -41,6 +44,14 @@ TABLE: Dict[str, Any] = {
             "KeySchema": [
                 {"AttributeName": "gsi2pk", "KeyType": "HASH"},
                 {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
+        {
+            "IndexName": SPEND_INDEX,
+            "KeySchema": [
+                {"AttributeName": "gsi3pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi3sk", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
         },

@@ -17,8 +17,9 @@ from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
 from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import (
-    Admission,
+    SLUG_LIST_PARTITION,
     TENANT_LIST_PARTITION,
+    Admission,
     AIConfig,
     IdempotencyRecord,
     SlugClaim,
@@ -101,7 +102,8 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
     tenant = Tenant(pk, Tenant.SK, tenant_id=tenant_id, name=name, slug=slug, plan=DEFAULT_PLAN,
                     status="active", created_at=now, budget_hard_limit=False, owner_count=1,
                     budget_alert_thresholds=set(DEFAULT_THRESHOLDS),
-                    gsi1pk=TENANT_LIST_PARTITION, gsi1sk=f"{isoformat(now)}#{tenant_id}")
+                    gsi1pk=TENANT_LIST_PARTITION, gsi1sk=f"{isoformat(now)}#{tenant_id}",
+                    gsi3pk=SLUG_LIST_PARTITION, gsi3sk=slug)
     owner = User(pk, User.sk_for(user_id), user_id=user_id, email=email,
                  password_hash=hash_password(password), role="owner", status="active", created_at=now)
     response = {

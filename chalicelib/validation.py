@@ -98,12 +98,13 @@ def integer(body: Mapping[str, Any], name: str, *, minimum: int, maximum: int) -
 _ASCII_DIGITS = re.compile(r"[0-9]{1,6}")
 
 
-def page_size(value: Optional[str], maximum: int, default: int = 50) -> int:
-    """A `limit` query parameter: ASCII digits only (str.isdecimal would take ١٠ too), 1 to `maximum`."""
+def page_size(value: Optional[str], maximum: int, default: int = 50, name: str = "limit") -> int:
+    """A `limit` (or other count) query parameter: ASCII digits only (str.isdecimal would take ١٠ too),
+    1 to `maximum`."""
     if value in (None, ""):
         return default
     if not _ASCII_DIGITS.fullmatch(value) or not 1 <= int(value) <= maximum:
-        raise BadRequest(f"limit must be a whole number from 1 to {maximum}.", code="invalid_limit")
+        raise BadRequest(f"{name} must be a whole number from 1 to {maximum}.", code=f"invalid_{name}")
     return int(value)
 
 

@@ -58,10 +58,11 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "tenant_keys": ["kms:Decrypt"],
         "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
     },
-    # The usage stream's consumer: reads the reconciliation item, creates it and sweep marks, and folds
-    # events in transactions (Update on each item). The stream's own grants come from its event.
+    # The usage stream's consumer: reads the reconciliation item, the tenant's plan and the month's
+    # aggregates (one batch), creates sweep marks, and folds events in transactions (Update on each item).
+    # The stream's own grants come from its event.
     "usage_aggregator": {
-        "table": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        "table": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
     },
     "reservation_sweeper": {
         "table": ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",

@@ -481,6 +481,7 @@ def main() -> int:
         upstream = stack.standin_url or stack.env.get("ANTHROPIC_BASE_URL") or "Anthropic's API"
         print("\n" + "\n".join([
             f"Tessera is running at {stack.api_url} (ready in {time.monotonic() - started:.1f} s)",
+            f"  console:            {stack.api_url}/console",
             f"  AWS endpoint:       {aws_endpoint} (AWS_ENDPOINT_URL; not started here)" if aws_endpoint
             else f"  local AWS (moto):   {stack.aws_url}",
             f"  model upstream:     {upstream}{' (stand-in)' if stack.standin_url else ''}",

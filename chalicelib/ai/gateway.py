@@ -28,10 +28,10 @@ from chalicelib import observability, pricing
 from chalicelib.ai import bounds
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
-from chalicelib.errors import BadRequest, Forbidden, NotFound
+from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
-from chalicelib.metering import admission, ledger
+from chalicelib.metering import admission, ledger, refusals
 from chalicelib.metering.limits import AdmissionLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
 from chalicelib.plans import FEATURES, PLANS
@@ -249,7 +249,10 @@ class Gateway:
     # --- the steps every call takes -------------------------------------------------------------
 
     def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
-        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        try:
+            state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        except TesseraError as error:
+            raise refusals.counted(ctx.tenant_id, error)
         model_call = self.build_call(state, call)
         api_key, own_key = self._api_key(state)
         counted = (self.model_client.count_tokens(model_call, api_key, own_key)
@@ -260,9 +263,13 @@ class Gateway:
 
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
-        reservation, view = admission.reserve(
-            tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view, state.returns,
-            load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id))
+        try:
+            reservation, view = admission.reserve(
+                tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view,
+                state.returns, load_view=lambda: admission.load_view(tenant_id),
+                load_returns=lambda: admission.load_returns(tenant_id))
+        except TesseraError as error:
+            raise refusals.counted(tenant_id, error)
         self.cache.remember(tenant_id, view)
         return reservation
 

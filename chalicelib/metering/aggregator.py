@@ -35,10 +35,13 @@ from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.metering import admission as keys
 from chalicelib.metering.ledger import ABANDONED, CHARGED, FAILED, INDETERMINATE
-from chalicelib.models import Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod
-from chalicelib.store import cancelled_because, conflicted, transaction
+from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, PlatformUsage,
+                               Reconciliation, SweepMark, Tenant, UsageEvent, UsagePeriod, spend_partition,
+                               spend_sort_key)
+from chalicelib.store import cancelled_because, conflicted, get_items, transaction
 
-CHUNK = 80  # events per transaction; with the totals and the reconciliation item, under DynamoDB's 100
+CHUNK = 80  # events per transaction at most; fewer when their counter items would pass DynamoDB's 100
+TRANSACTION_ITEMS = 100
 ATTEMPTS = 8
 KEEP_RECONCILED_BUCKETS = 288  # two days of buckets: a settle later than that is not possible
 
@@ -82,8 +85,9 @@ def handle(records: Iterable[dict], now: Optional[datetime] = None) -> Report:
             marks |= _new_buckets(image, data.get("OldImage") or {})
     report = Report()
     for pk, tenant_events in events.items():
-        for start in range(0, len(tenant_events), CHUNK):
-            folded, duplicates = _fold_chunk(pk, tenant_events[start:start + CHUNK], now)
+        plan = _plan_of(pk)
+        for chunk in chunks(pk, plan, tenant_events):
+            folded, duplicates = _fold_chunk(pk, plan, chunk, now)
             report.events += folded
             report.duplicates += duplicates
     for bucket, pk in sorted(marks):
@@ -91,6 +95,51 @@ def handle(records: Iterable[dict], now: Optional[datetime] = None) -> Report:
                   expires_at=timedelta(days=3)).save()
         report.marks += 1
     return report
+
+
+def _plan_of(pk: str) -> str:
+    """The tenant's plan when its calls are folded: the grain of the platform's totals by plan."""
+    try:
+        return Tenant.get(pk, Tenant.SK).plan
+    except Tenant.DoesNotExist:
+        return "unknown"
+
+
+def counter_items(pk: str, plan: str, event: UsageEvent) -> List[Tuple[type, str, str, Dict[str, str]]]:
+    """Every counter item a charged event adds its requests, tokens and cost to, besides the month's
+    total: (model, pk, sk, the item's naming attributes). One shape at every grain (STYLE 12)."""
+    period, tenant_id = event.period, pk.removeprefix("TENANT#")
+    day = event.created_at.astimezone(timezone.utc).date().isoformat()
+    return [
+        (FeatureUsage, pk, FeatureUsage.sk_for(period, event.feature), {"feature": event.feature}),
+        (ModelUsage, pk, ModelUsage.sk_for(period, event.model), {"model": event.model}),
+        (KeyUsage, pk, KeyUsage.sk_for(period, event.principal_id),
+         {"principal_id": event.principal_id, "principal_type": event.principal_type}),
+        (DayUsage, pk, DayUsage.sk_for(day), {"day": day}),
+        (PlatformUsage, *PlatformUsage.key(period, tenant_id, "PLAN", plan), {"name": plan}),
+        (PlatformUsage, *PlatformUsage.key(period, tenant_id, "MODEL", event.model), {"name": event.model}),
+    ]
+
+
+def chunks(pk: str, plan: str, events: List[UsageEvent]) -> List[List[UsageEvent]]:
+    """Split a tenant's events so each transaction holds at most TRANSACTION_ITEMS items: the events, the
+    reconciliation item, the month aggregates and every counter item the charged ones add to."""
+    out: List[List[UsageEvent]] = []
+    current: List[UsageEvent] = []
+    items: Set[Tuple[str, str]] = set()
+    for event in events:
+        needed = {(pk, UsagePeriod.sk_for(event.period))}
+        if event.status in CHARGED:
+            needed |= {(item_pk, sk) for _, item_pk, sk, _ in counter_items(pk, plan, event)}
+        grown = items | needed
+        if current and (len(current) >= CHUNK or len(current) + 1 + 1 + len(grown) > TRANSACTION_ITEMS):
+            out.append(current)
+            current, grown = [], needed
+        current.append(event)
+        items = grown
+    if current:
+        out.append(current)
+    return out
 
 
 def _new_buckets(new_image: dict, old_image: dict) -> Set[Tuple[int, str]]:
@@ -140,7 +189,7 @@ def _months_before(period: str, months: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def _fold_chunk(pk: str, events: List[UsageEvent], now: datetime) -> Tuple[int, int]:
+def _fold_chunk(pk: str, plan: str, events: List[UsageEvent], now: datetime) -> Tuple[int, int]:
     pending = list(events)
     duplicates = 0
     for attempt in range(ATTEMPTS):
@@ -148,7 +197,7 @@ def _fold_chunk(pk: str, events: List[UsageEvent], now: datetime) -> Tuple[int, 
             return 0, duplicates
         recon = _reconciliation(pk)
         try:
-            _write_chunk(pk, pending, recon, now)
+            _write_chunk(pk, plan, pending, recon, now)
             return len(pending), duplicates
         except TransactWriteError as error:
             done = [i for i, _ in enumerate(pending) if cancelled_because(error, i)]
@@ -163,12 +212,13 @@ def _fold_chunk(pk: str, events: List[UsageEvent], now: datetime) -> Tuple[int, 
     raise RuntimeError(f"usage events of {pk} could not be aggregated after {ATTEMPTS} attempts")
 
 
-def _write_chunk(pk: str, events: List[UsageEvent], recon: Reconciliation, now: datetime) -> None:
+def _write_chunk(pk: str, plan: str, events: List[UsageEvent], recon: Reconciliation, now: datetime) -> None:
     known = {k: int(v) for k, v in (recon.counters.as_dict() if recon.counters else {}).items()}
     returns: Dict[str, int] = defaultdict(int)
     reclaimed_now: Set[str] = set()
     periods: Dict[str, Totals] = defaultdict(Totals)
-    features: Dict[Tuple[str, str], Totals] = defaultdict(Totals)
+    counters_added: Dict[Tuple[type, str, str], Totals] = defaultdict(Totals)
+    names: Dict[Tuple[type, str, str], Dict[str, str]] = {}
     event_updates = []
 
     def accounted(key: str) -> int:
@@ -209,10 +259,14 @@ def _write_chunk(pk: str, events: List[UsageEvent], recon: Reconciliation, now: 
                 returns[refunded] += -cost if late else worst - cost
                 returns[released] += -1 if late else 0
                 own = event.key_source == "tenant"
+                grains = counter_items(pk, plan, event)
                 for name, amount in (("requests", 1), ("input_tokens", int(event.input_tokens)),
                                      ("output_tokens", int(event.output_tokens)), ("cost_micros", cost)):
                     totals.add(name, amount)
-                    features[(period, feature)].add(name, amount)
+                    for model, item_pk, sk, naming in grains:
+                        counters_added[(model, item_pk, sk)].add(name, amount)
+                for model, item_pk, sk, naming in grains:
+                    names[(model, item_pk, sk)] = naming
                 totals.add("cache_creation_tokens", int(event.cache_creation_tokens))
                 totals.add("cache_read_tokens", int(event.cache_read_tokens))
                 totals.add("own_key_requests" if own else "pool_requests", 1)
@@ -235,13 +289,23 @@ def _write_chunk(pk: str, events: List[UsageEvent], recon: Reconciliation, now: 
     recon_actions += [counters[key].set(1) for key in sorted(reclaimed_now)]
     recon_actions += [counters[key].remove() for key in _stale(known, events)]
     unchanged = Reconciliation.version == int(recon.version or 0)
+    # The month's spend after this chunk, for the operators' list sorted by spend (gsi3). Read after the
+    # reconciliation item, whose version guards the transaction: if it commits, no other fold of this
+    # tenant committed since, so this read plus this chunk's cost is the month's new total.
+    tenant_id = pk.removeprefix("TENANT#")
+    before = dict(zip(periods, get_items([(UsagePeriod, pk, UsagePeriod.sk_for(p)) for p in periods],
+                                         consistent=True)))
     with transaction() as tx:
         for event, actions in event_updates:
             tx.update(event, actions=actions, condition=UsageEvent.aggregated_at.does_not_exist())
         tx.update(Reconciliation(pk, Reconciliation.SK), actions=recon_actions, condition=unchanged)
         for period, totals in periods.items():
-            period_actions = totals.actions(UsagePeriod) + [UsagePeriod.period.set(period)]
+            spent = int(before[period].cost_micros) if before[period] else 0
+            spent += totals.values.get("cost_micros", 0)
+            period_actions = totals.actions(UsagePeriod) + [
+                UsagePeriod.period.set(period), UsagePeriod.gsi3pk.set(spend_partition(period)),
+                UsagePeriod.gsi3sk.set(spend_sort_key(spent, tenant_id))]
             tx.update(UsagePeriod(pk, UsagePeriod.sk_for(period)), actions=period_actions)
-        for (period, feature), totals in features.items():
-            tx.update(FeatureUsage(pk, FeatureUsage.sk_for(period, feature)),
-                      actions=totals.actions(FeatureUsage) + [FeatureUsage.feature.set(feature)])
+        for (model, item_pk, sk), totals in counters_added.items():
+            naming = [getattr(model, name).set(value) for name, value in sorted(names[(model, item_pk, sk)].items())]
+            tx.update(model(item_pk, sk), actions=totals.actions(model) + naming)

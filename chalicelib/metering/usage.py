@@ -7,33 +7,102 @@ month holds.
 """
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import Dict, List, Optional
 
 from chalicelib import pricing
 from chalicelib.errors import BadRequest
-from chalicelib.metering import admission
-from chalicelib.models import Admission, FeatureUsage, Reconciliation, Tenant, UsageEvent, UsagePeriod, tenant_pk
-from chalicelib.periods import isoformat, parse_period, period_end, period_start
+from chalicelib.metering import admission, refusals
+from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, Reconciliation, RefusalCount,
+                               Tenant, UsageCounter, UsageEvent, UsagePeriod, tenant_pk)
+from chalicelib.periods import isoformat, parse_period, period_end, period_start, utcnow
 from chalicelib.plans import FEATURES, feature_enabled, feature_limit
 from chalicelib.store import decode_cursor, encode_cursor, get_items
 from chalicelib.validation import page_size
 
 MAX_EVENTS_PAGE = 100
+MAX_DAYS = 90
+# The counter grains under a month's prefix: sk marker -> (model, the attribute that names the row).
+GRAINS = {"FEATURE": (FeatureUsage, "feature"), "MODEL": (ModelUsage, "model"), "KEY": (KeyUsage, "principal_id")}
 
 
-def period_items(tenant_id: str, period: str) -> tuple[Optional[UsagePeriod], Dict[str, FeatureUsage]]:
-    """The month's aggregate and its feature counters, in one query."""
-    period_item, features = None, {}
+class MonthItems:
+    """Everything kept for one tenant's month: the aggregate, each grain's counters and the refusals."""
+
+    def __init__(self) -> None:
+        self.total: Optional[UsagePeriod] = None
+        self.grains: Dict[str, Dict[str, UsageCounter]] = {grain: {} for grain in GRAINS}
+        self.refused: Optional[RefusalCount] = None
+
+
+def month_items(tenant_id: str, period: str) -> MonthItems:
+    """The month's aggregate, counters and refusals, in one query (more pages only past 1 MB)."""
+    found = MonthItems()
     prefix = UsagePeriod.sk_for(period)
-    for raw in UsagePeriod._get_connection().query(tenant_pk(tenant_id), UsagePeriod.sk.startswith(prefix)).get(
-            "Items", []):
-        sk = raw["sk"]["S"]
-        if sk == prefix:
-            period_item = UsagePeriod.from_raw_data(raw)
-        elif sk.startswith(prefix + "#FEATURE#"):
-            item = FeatureUsage.from_raw_data(raw)
-            features[item.feature] = item
-    return period_item, features
+    connection = UsagePeriod._get_connection()
+    start = None
+    while True:
+        page = connection.query(tenant_pk(tenant_id), UsagePeriod.sk.startswith(prefix), exclusive_start_key=start)
+        for raw in page.get("Items", []):
+            sk = raw["sk"]["S"]
+            grain = sk[len(prefix) + 1:].split("#", 1)[0] if sk != prefix else ""
+            if sk == prefix:
+                found.total = UsagePeriod.from_raw_data(raw)
+            elif sk == RefusalCount.sk_for(period):
+                found.refused = RefusalCount.from_raw_data(raw)
+            elif grain in GRAINS:
+                model, name = GRAINS[grain]
+                item = model.from_raw_data(raw)
+                found.grains[grain][getattr(item, name)] = item
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return found
+
+
+def counter_view(item: UsageCounter) -> dict:
+    return {"requests": int(item.requests), "input_tokens": int(item.input_tokens),
+            "output_tokens": int(item.output_tokens), "cost_usd": pricing.usd(int(item.cost_micros))}
+
+
+def day_items(tenant_id: str, first: date, last: date) -> Dict[str, DayUsage]:
+    """Every day's counter from `first` to `last` (inclusive) in one Query between two days' keys."""
+    condition = DayUsage.sk.between(DayUsage.sk_for(first.isoformat()), DayUsage.sk_for(last.isoformat()))
+    return {item.day: item for item in DayUsage.query(tenant_pk(tenant_id), condition)}
+
+
+def days_view(items: Dict[str, DayUsage], first: date, last: date) -> List[dict]:
+    """One row per day, zero where nothing was settled, so a chart's x axis has no gaps."""
+    rows = []
+    day = first
+    while day <= last:
+        item = items.get(day.isoformat())
+        rows.append({"day": day.isoformat(), **(counter_view(item) if item else
+                                                {"requests": 0, "input_tokens": 0, "output_tokens": 0,
+                                                 "cost_usd": pricing.usd(0)})})
+        day += timedelta(days=1)
+    return rows
+
+
+def daily(tenant_id: str, days_param: Optional[str], today: Optional[date] = None) -> dict:
+    """`GET /usage/daily`: the last `days` UTC days (default and most MAX_DAYS), today included."""
+    days = page_size(days_param, MAX_DAYS, default=MAX_DAYS, name="days")
+    last = today or utcnow().date()
+    first = last - timedelta(days=days - 1)
+    return {"from": first.isoformat(), "to": last.isoformat(),
+            "days": days_view(day_items(tenant_id, first, last), first, last)}
+
+
+def forecast_micros(spent: int, period: str, now: datetime) -> int:
+    """The month's spend at its end if it goes on at the rate so far (linear in time): spent x month / elapsed.
+    A month over is its spend; a month not begun is 0."""
+    start, end = period_start(period), period_end(period)
+    if now >= end:
+        return spent
+    elapsed = (now - start).total_seconds()
+    if elapsed <= 0:
+        return 0
+    whole = int((end - start).total_seconds())
+    return spent * whole // max(1, int(elapsed))
 
 
 def admission_state(tenant_id: str) -> tuple[admission.AdmissionView, admission.Returns]:
@@ -45,9 +114,12 @@ def admission_state(tenant_id: str) -> tuple[admission.AdmissionView, admission.
     return view, admission.Returns.from_item(reconciled)
 
 
-def summary(tenant: Tenant, period_param: Optional[str]) -> dict:
+def summary(tenant: Tenant, period_param: Optional[str], now: Optional[datetime] = None) -> dict:
     period = parse_period(period_param)
-    aggregate, features = period_items(tenant.tenant_id, period)
+    found = month_items(tenant.tenant_id, period)
+    aggregate, features = found.total, found.grains["FEATURE"]
+    first = period_start(period).date()
+    last = period_end(period).date() - timedelta(days=1)
     view, returns = admission_state(tenant.tenant_id)
     spent = int(aggregate.cost_micros) if aggregate else 0
     # Committed = worst case of calls not yet settled + cost of settled ones; the rest is in flight.
@@ -69,11 +141,12 @@ def summary(tenant: Tenant, period_param: Optional[str]) -> dict:
         "indeterminate_requests": int(aggregate.indeterminate_requests) if aggregate else 0,
         "abandoned_requests": int(aggregate.abandoned_requests) if aggregate else 0,
         "unbilled_exposure_usd": pricing.usd(int(aggregate.exposure_micros) if aggregate else 0),
-        "by_feature": {
-            name: {"requests": int(item.requests), "input_tokens": int(item.input_tokens),
-                   "output_tokens": int(item.output_tokens), "cost_usd": pricing.usd(int(item.cost_micros))}
-            for name, item in sorted(features.items())
-        },
+        "by_feature": {name: counter_view(item) for name, item in sorted(features.items())},
+        "by_model": {name: counter_view(item) for name, item in sorted(found.grains["MODEL"].items())},
+        "by_principal": {name: {**counter_view(item), "principal_type": item.principal_type}
+                         for name, item in sorted(found.grains["KEY"].items())},
+        "by_day": days_view(day_items(tenant.tenant_id, first, last), first, last),
+        "refusals": refusals.view(found.refused),
         "by_key_source": {
             "platform": {"requests": int(aggregate.pool_requests) if aggregate else 0,
                          "cost_usd": pricing.usd(int(aggregate.pool_cost_micros) if aggregate else 0)},
@@ -88,6 +161,8 @@ def summary(tenant: Tenant, period_param: Optional[str]) -> dict:
             "hard_limit": bool(tenant.budget_hard_limit),
             "resets_at": isoformat(period_end(period)),
             "alerts_sent": sorted(int(t) for t in (aggregate.alerts_sent or [])) if aggregate else [],
+            "alert_thresholds": sorted(int(t) for t in (tenant.budget_alert_thresholds or [])),
+            "forecast_usd": pricing.usd(forecast_micros(spent, period, now or utcnow())),
         },
     }
 

@@ -53,9 +53,10 @@ def refused(response, code="unauthorized"):
 
 # --- the tenant list ------------------------------------------------------------------------
 
-def test_operator_routes_are_the_five_tenant_operations():
+def test_operator_routes_are_the_tenant_operations_and_the_platforms_month():
     assert sorted(operator_routes()) == sorted([
-        ("/admin/tenants", "GET"), ("/admin/tenants/{tenant_id}/plan", "PUT"),
+        ("/admin/tenants", "GET"), ("/admin/tenants/{tenant_id}", "GET"), ("/admin/usage", "GET"),
+        ("/admin/tenants/{tenant_id}/plan", "PUT"),
         ("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST"),
         ("/admin/tenants/{tenant_id}/limits", "PUT")])
 

@@ -70,6 +70,12 @@ def test_zip_carries_the_code_and_its_dependencies_but_not_the_runtimes_sdk(pack
     assert not {"botocore", "boto3", "s3transfer", "urllib3", "dateutil", "jmespath"} & top
 
 
+def test_zip_carries_every_file_the_console_serves(package_dir):
+    from chalicelib.console import ASSETS
+
+    assert {f"chalicelib/console/{name}" for name in ASSETS} <= set(zip_names(package_dir))
+
+
 def test_zip_stays_under_twenty_megabytes(package_dir):
     assert (package_dir / "deployment.zip").stat().st_size <= MAX_ZIP_BYTES
 

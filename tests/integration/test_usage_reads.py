@@ -84,10 +84,19 @@ def test_the_months_figures_are_exact_for_every_kind_of_call():
     assert chat == 1000 * 3 + 500 * 15 + 200 * 3.75 + 300 * 0.30 == 11_340
     assert review == 10 * 1 + 20 * 5 == 110
     period, resets_at = this_month()
+    now = datetime.now(timezone.utc)
 
-    figures = usage.summary(profile(tenant_id), None)
+    figures = usage.summary(profile(tenant_id), None, now=now)
 
     spent, reserved = chat + review, 4_000  # the failed and the unsure calls gave their worst case back
+    start = datetime(now.year, now.month, 1, tzinfo=timezone.utc)
+    end = datetime.strptime(resets_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    month_seconds, elapsed = int((end - start).total_seconds()), int((now - start).total_seconds())
+    zero = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": "0.000000"}
+    today = {"requests": 2, "input_tokens": 1010, "output_tokens": 520, "cost_usd": "0.011450"}
+    by_day = [{"day": (start + timedelta(days=d)).date().isoformat(),
+               **(today if (start + timedelta(days=d)).date() == now.date() else zero)}
+              for d in range((end - start).days)]
     assert figures == {
         "period": period,
         "requests": 2,
@@ -105,6 +114,16 @@ def test_the_months_figures_are_exact_for_every_kind_of_call():
             "basic_chat": {"requests": 1, "input_tokens": 1000, "output_tokens": 500, "cost_usd": "0.011340"},
             "code_review": {"requests": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": "0.000110"},
         },
+        "by_model": {
+            HAIKU: {"requests": 1, "input_tokens": 10, "output_tokens": 20, "cost_usd": "0.000110"},
+            SONNET: {"requests": 1, "input_tokens": 1000, "output_tokens": 500, "cost_usd": "0.011340"},
+        },
+        "by_principal": {"usr_test": {"requests": 2, "input_tokens": 1010, "output_tokens": 520,
+                                      "cost_usd": "0.011450", "principal_type": "user"}},
+        "by_day": by_day,
+        "refusals": {"total": 0, "by_reason": {"tenant_suspended": 0, "feature_not_in_plan": 0,
+                                               "feature_limit_reached": 0, "rate_limited": 0,
+                                               "budget_exceeded": 0}},
         "by_key_source": {"platform": {"requests": 1, "cost_usd": "0.011340"},
                           "tenant": {"requests": 1, "cost_usd": "0.000110"}},
         "budget": {
@@ -115,6 +134,8 @@ def test_the_months_figures_are_exact_for_every_kind_of_call():
             "hard_limit": True,
             "resets_at": resets_at,
             "alerts_sent": [],
+            "alert_thresholds": [50, 80, 100],
+            "forecast_usd": dollars(11_450 * month_seconds // elapsed),
         },
     }
     assert dollars(10_000_000 - spent - reserved) == "9.984550"
@@ -127,12 +148,17 @@ def test_a_month_without_calls_is_all_zero_and_a_missing_budget_is_null():
         "period": "2024-02", "requests": 0, "input_tokens": 0, "output_tokens": 0, "cache_creation_tokens": 0,
         "cache_read_tokens": 0, "total_tokens": 0, "total_cost_usd": "0.000000", "failed_requests": 0,
         "indeterminate_requests": 0, "abandoned_requests": 0, "unbilled_exposure_usd": "0.000000",
-        "by_feature": {},
+        "by_feature": {}, "by_model": {}, "by_principal": {},
+        "by_day": [{"day": f"2024-02-{d:02d}", "requests": 0, "input_tokens": 0, "output_tokens": 0,
+                    "cost_usd": "0.000000"} for d in range(1, 30)],  # a leap year's February
+        "refusals": {"total": 0, "by_reason": {"tenant_suspended": 0, "feature_not_in_plan": 0,
+                                               "feature_limit_reached": 0, "rate_limited": 0,
+                                               "budget_exceeded": 0}},
         "by_key_source": {"platform": {"requests": 0, "cost_usd": "0.000000"},
                           "tenant": {"requests": 0, "cost_usd": "0.000000"}},
         "budget": {"monthly_budget_usd": None, "spent_usd": "0.000000", "reserved_usd": "0.000000",
                    "remaining_usd": None, "hard_limit": False, "resets_at": "2024-03-01T00:00:00Z",
-                   "alerts_sent": []},
+                   "alerts_sent": [], "alert_thresholds": [50, 80, 100], "forecast_usd": "0.000000"},
     }
 
 
@@ -326,7 +352,7 @@ class SentRequests:
         self.events.unregister("after-call.dynamodb", self.response)
 
 
-def test_a_summary_is_one_query_of_the_months_counters_and_one_consistent_batch_read():
+def test_a_summary_is_a_query_of_the_months_counters_one_of_its_days_and_one_consistent_batch_read():
     tenant_id, _ = new_tenant()
     operators.set_plan(tenant_id, {"plan": "pro"})
     for feature in ("basic_chat", "basic_chat", "code_review"):
@@ -335,11 +361,13 @@ def test_a_summary_is_one_query_of_the_months_counters_and_one_consistent_batch_
     period, _ = this_month()
     with SentRequests() as sent:
         usage.summary(profile(tenant_id), period)
-    assert [name for name, _, _ in sent.calls] == ["GetItem", "Query", "BatchGetItem"]
+    assert [name for name, _, _ in sent.calls] == ["GetItem", "Query", "BatchGetItem", "Query"]
     query = sent.calls[1][2]
-    assert query["Count"] == 3  # the month's item and its two features' items, none of the events
+    # The month's item, its two features', its one model's and its one principal's items; none of the events.
+    assert query["Count"] == 5
     [batch] = sent.calls[2][1]["RequestItems"].values()
     assert batch["ConsistentRead"] is True and len(batch["Keys"]) == 2
+    assert sent.calls[3][2]["Count"] == 1  # today's counter, the only day with calls
 
 
 def test_a_features_standing_reads_admission_consistently():
