@@ -53,11 +53,12 @@ def refused(response, code="unauthorized"):
 
 # --- the tenant list ------------------------------------------------------------------------
 
-def test_operator_routes_are_the_five_tenant_operations():
+def test_operator_routes_are_the_eight_tenant_operations():
     assert sorted(operator_routes()) == sorted([
         ("/admin/tenants", "GET"), ("/admin/tenants/{tenant_id}/plan", "PUT"),
         ("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST"),
-        ("/admin/tenants/{tenant_id}/limits", "PUT")])
+        ("/admin/tenants/{tenant_id}/limits", "PUT"), ("/admin/tenants/{tenant_id}", "DELETE"),
+        ("/admin/tenants/{tenant_id}/export", "POST"), ("/admin/tenants/{tenant_id}/audit", "GET")])
 
 
 def test_tenant_list_includes_every_new_tenant(module_api, operator):
