@@ -22,12 +22,14 @@ TABLE_ID = "TesseraTable"
 KEY_ID = "TesseraKey"
 TOPIC_ID = "TesseraAlertTopic"
 FAILURE_QUEUE_ID = "TesseraJobFailures"
+EXPORTS_ID = "TesseraExports"
 
 TENANT_CONTEXT_KEY = "tenant_id"
 
 # resource -> actions, per function. Resources: "table", "indexes" (the table's GSIs), "stream" (the
 # table's stream), "tenant_keys" (the KMS key, only under the tenant encryption context), "alerts" (the
-# SNS topic), "email" (the verified SES sender), "secret:<name>" (tessera/<stage>/<name> in Secrets Manager).
+# SNS topic), "email" (the verified SES sender), "secret:<name>" (tessera/<stage>/<name> in Secrets Manager),
+# "exports" (the objects under exports/ in the tenant export bucket).
 FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
     "tenant_auth": {
         "table": ["dynamodb:BatchGetItem"],
@@ -49,6 +51,8 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "secret:jwt": ["secretsmanager:GetSecretValue"],
         "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
         "email": ["ses:SendEmail"],
+        # PutObject writes an export; GetObject is what its presigned URL, signed by this role, lets a reader do.
+        "exports": ["s3:PutObject", "s3:GetObject"],
     },
     # The usage stream's consumer: reads the reconciliation item, creates it and sweep marks, and folds
     # events in transactions (Update on each item). The stream's own grants come from its event.
@@ -57,6 +61,12 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
     },
     "reservation_sweeper": {
         "table": ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                  "dynamodb:DeleteItem"],
+    },
+    # Deleted tenants' partitions: reads pages, deletes them (and copies billing aggregates) in batches,
+    # releases the slug claim, records the end in the audit trail.
+    "tenant_purge": {
+        "table": ["dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                   "dynamodb:DeleteItem"],
     },
     "budget_check": {
@@ -107,6 +117,8 @@ def resources(resource: str, stage: str, sender: str) -> Any:
         return {"Fn::GetAtt": [KEY_ID, "Arn"]}
     if resource == "alerts":
         return {"Ref": TOPIC_ID}
+    if resource == "exports":
+        return _sub(f"${{{EXPORTS_ID}.Arn}}/exports/*")
     if resource == "email":
         return [_arn("ses", f"identity/{identity}") for identity in ses_identities(sender)]
     if resource.startswith("secret:"):

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
 # chalice's own names: the API handler is tessera-dev, every other function tessera-dev-<name>.
 FUNCTIONS = {"api_handler", "tenant_auth", "operator_auth", "tenant_request_auth", "usage_aggregator",
-             "reservation_sweeper", "budget_check"}
+             "reservation_sweeper", "budget_check", "tenant_purge"}
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,8 @@ def test_the_schedules_invoke_the_sweeper_and_the_budget_job(deployed, session, 
     events = client(session, moto_endpoint, "events")
     rules = {r["Name"]: r["ScheduleExpression"] for r in events.list_rules(NamePrefix="tessera-dev-")["Rules"]}
     assert rules == {"tessera-dev-reservation_sweeper-event": "rate(10 minutes)",
-                     "tessera-dev-budget_check-event": "rate(1 hour)"}
+                     "tessera-dev-budget_check-event": "rate(1 hour)",
+                     "tessera-dev-tenant_purge-event": "rate(15 minutes)"}
     for rule in rules:
         (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
         assert target["Arn"].endswith(":function:" + rule[:-len("-event")])
