@@ -226,3 +226,33 @@ def _bulk_items(tenant_id, count):
     offboarding._batch_write([{"PutRequest": {"Item": {"pk": {"S": f"TENANT#{tenant_id}"},
                                                        "sk": {"S": f"NEWKIND#{n:06d}"}, "n": {"N": str(n)}}}}
                               for n in range(count)])
+
+
+def test_items_dynamodb_leaves_unprocessed_are_sent_again(api, operator):
+    """The network edge answers the first batch of deletes as a throttled DynamoDB does: nothing processed."""
+    from chalicelib.models import TenantDeletion, table_connection
+    from chalicelib.periods import utcnow
+
+    acme, _ = busy_tenant(api)
+    total = len(stored_items(acme.id))
+    _deleted(api, operator, acme)
+    client = table_connection().connection.client
+    throttled = {"n": 0}
+
+    def leave_unprocessed(params, **kwargs):
+        if throttled["n"] == 0 and b"DeleteRequest" in params["body"]:
+            throttled["n"] += 1
+            from botocore.awsrequest import AWSResponse
+
+            return (AWSResponse(params["url"], 200, {}, None),
+                    {"UnprocessedItems": json.loads(params["body"])["RequestItems"]})
+        return None
+
+    client.meta.events.register("before-call.dynamodb.BatchWriteItem", leave_unprocessed)
+    try:
+        _purge(now=utcnow() + timedelta(days=8))
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", leave_unprocessed)
+    assert throttled["n"] == 1
+    deletion = TenantDeletion.get(TenantDeletion.PK, acme.id)
+    assert stored_items(acme.id) == [] and deletion.state == "done" and deletion.deleted == total
