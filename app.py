@@ -10,7 +10,7 @@ import os
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import console, keys, operators, snapshot, tenants, users, validation
+from chalicelib import audit, console, keys, offboarding, operators, snapshot, tenants, users, validation
 from chalicelib.ai import batches, calls, features, files_api, messages_api, models_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -121,6 +121,20 @@ def no_content():
     return Response(body="", status_code=204)
 
 
+def as_tenant(params):
+    ctx = tenant()
+    return ctx.tenant_id, audit.Actor(ctx.principal_type, ctx.principal_id)
+
+
+def as_operator(params):
+    return params["tenant_id"], audit.Actor("operator", app.current_request.context["authorizer"]["operator_id"])
+
+
+def audited(action, subject, operator=False):
+    """Record the route's change in the tenant's audit trail (chalicelib/audit.py) once it succeeded."""
+    return audit.audited(action, subject, as_operator if operator else as_tenant)
+
+
 # --- public ------------------------------------------------------------------
 
 @public("/health", methods=["GET"])
@@ -173,6 +187,7 @@ def get_tenant():
 
 
 @route("/tenant", methods=["PATCH"])
+@audited("tenant.update", audit.tenant_profile)
 def update_tenant():
     ctx = tenant()
     ctx.require("admin")
@@ -188,6 +203,7 @@ def list_users():
 
 
 @route("/users", methods=["POST"])
+@audited("user.create", audit.user)
 def create_user():
     ctx = tenant()
     return Response(body=users.create_user(ctx.tenant_id, ctx, request_body()), status_code=201)
@@ -200,12 +216,14 @@ def get_user(user_id):
 
 
 @route("/users/{user_id}", methods=["PATCH"])
+@audited("user.role", audit.user)
 def change_user_role(user_id):
     ctx = tenant()
     return users.change_role(ctx.tenant_id, ctx, user_id, request_body())
 
 
 @route("/users/{user_id}", methods=["DELETE"])
+@audited("user.delete", audit.user)
 def delete_user(user_id):
     ctx = tenant()
     users.delete_user(ctx.tenant_id, ctx, user_id, validation.query_flag(query_param("revoke_keys"), "revoke_keys"))
@@ -215,6 +233,7 @@ def delete_user(user_id):
 # --- API keys ----------------------------------------------------------------
 
 @route("/api-keys", methods=["POST"])
+@audited("api_key.create", audit.api_key)
 def create_api_key():
     ctx = tenant()
     return Response(body=keys.create_key(ctx.tenant_id, ctx, request_body()), status_code=201)
@@ -227,6 +246,7 @@ def list_api_keys():
 
 
 @route("/api-keys/{key_id}", methods=["DELETE"])
+@audited("api_key.revoke", audit.api_key)
 def revoke_api_key(key_id):
     ctx = tenant()
     keys.revoke_key(ctx.tenant_id, ctx, key_id)
@@ -252,23 +272,70 @@ def admin_platform_usage():
 
 
 @route("/admin/tenants/{tenant_id}/plan", methods=["PUT"], authorizer=operator_auth)
+@audited("tenant.plan", audit.tenant_profile, operator=True)
 def admin_set_plan(tenant_id):
     return operators.set_plan(tenant_id, request_body())
 
 
 @route("/admin/tenants/{tenant_id}/suspend", methods=["POST"], authorizer=operator_auth)
+@audited("tenant.suspend", audit.tenant_profile, operator=True)
 def admin_suspend(tenant_id):
     return operators.set_status(tenant_id, "suspended")
 
 
 @route("/admin/tenants/{tenant_id}/resume", methods=["POST"], authorizer=operator_auth)
+@audited("tenant.resume", audit.tenant_profile, operator=True)
 def admin_resume(tenant_id):
     return operators.set_status(tenant_id, "active")
 
 
 @route("/admin/tenants/{tenant_id}/limits", methods=["PUT"], authorizer=operator_auth)
+@audited("tenant.limits", audit.tenant_profile, operator=True)
 def admin_set_limits(tenant_id):
     return operators.set_limits(tenant_id, request_body())
+
+
+@route("/admin/tenants/{tenant_id}", methods=["DELETE"], authorizer=operator_auth)
+@audited("tenant.delete", audit.tenant_profile, operator=True)
+def admin_delete_tenant(tenant_id):
+    actor = as_operator({"tenant_id": tenant_id})[1]
+    return Response(body=offboarding.request_deletion(tenant_id, request_body(), actor), status_code=202)
+
+
+@route("/admin/tenants/{tenant_id}/export", methods=["POST"], authorizer=operator_auth)
+@audited("tenant.export", audit.outcome, operator=True)
+def admin_export_tenant(tenant_id):
+    return Response(body=offboarding.export_tenant(tenant_id, as_operator({"tenant_id": tenant_id})[1]),
+                    status_code=201)
+
+
+@route("/admin/tenants/{tenant_id}/audit", methods=["GET"], authorizer=operator_auth)
+def admin_audit(tenant_id):
+    return audit.page(tenant_id, query_param("limit"), query_param("cursor"))
+
+
+# --- audit trail and exports of the caller's tenant --------------------------
+
+@route("/audit", methods=["GET"])
+def get_audit():
+    ctx = tenant()
+    ctx.require("admin")
+    return audit.page(ctx.tenant_id, query_param("limit"), query_param("cursor"))
+
+
+@route("/tenant/export", methods=["POST"])
+@audited("tenant.export", audit.outcome)
+def export_tenant():
+    ctx = tenant()
+    ctx.require("owner")
+    return Response(body=offboarding.export_tenant(*as_tenant({})), status_code=201)
+
+
+@route("/tenant/exports/{export_id}", methods=["GET"])
+def get_export(export_id):
+    ctx = tenant()
+    ctx.require("owner")
+    return offboarding.get_export(ctx.tenant_id, export_id)
 
 
 # --- AI settings and models --------------------------------------------------
@@ -279,6 +346,7 @@ def get_ai_config():
 
 
 @route("/tenant/ai-config", methods=["PUT"])
+@audited("ai_settings.update", audit.ai_settings)
 def update_ai_config():
     ctx = tenant()
     ctx.require("admin")
@@ -289,6 +357,7 @@ def update_ai_config():
 
 
 @route("/tenant/ai-config/api-key", methods=["PUT"])
+@audited("own_key.set", audit.ai_settings)
 def set_tenant_api_key():
     ctx = tenant()
     ctx.require("owner")
@@ -298,6 +367,7 @@ def set_tenant_api_key():
 
 
 @route("/tenant/ai-config/api-key", methods=["DELETE"])
+@audited("own_key.remove", audit.ai_settings)
 def remove_tenant_api_key():
     ctx = tenant()
     ctx.require("owner")
@@ -523,3 +593,10 @@ def budget_check(event):
     report = check_budgets()
     report.raise_if_incomplete()  # a failed invocation is retried by Lambda; the job repeats no alert
     return report.summary()
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def tenant_purge(event):
+    """Deleted tenants' partitions, after their grace period; a run stops short of its time limit and the
+    next one carries on (chalicelib/offboarding.py)."""
+    return offboarding.purge_due(event.context.get_remaining_time_in_millis)

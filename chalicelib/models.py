@@ -590,3 +590,61 @@ class AlertClaim(_Item):
     @staticmethod
     def sk_for(period: str, threshold: int) -> str:
         return f"ALERT#{period}#{threshold:03d}"
+
+
+class AuditRecord(_Item):
+    """pk=AUDIT#<tenant_id> sk=<ISO time, microseconds>#<request_id>#<action>: one administrative change, append-only.
+
+    Outside the tenant's partition so that deleting the tenant leaves its trail; kept until `expires_at`
+    (chalicelib/audit.py, RETENTION). `before`/`after` are JSON with secrets removed."""
+
+    tenant_id = UnicodeAttribute()
+    action = UnicodeAttribute()
+    actor_type = UnicodeAttribute()
+    actor_id = UnicodeAttribute()
+    request_id = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    before = UnicodeAttribute(null=True)
+    after = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def pk_for(tenant_id: str) -> str:
+        if not tenant_id:
+            raise ValueError("tenant_id is required")
+        return f"AUDIT#{tenant_id}"
+
+
+class TenantExport(_Item):
+    """pk=TENANT#<id> sk=EXPORT#<export_id>: one export of the tenant's items to S3 (JSON Lines)."""
+
+    export_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    items = NumberAttribute(default=0)
+    bytes = NumberAttribute(default=0)
+    object_key = UnicodeAttribute()
+    requested_by = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute()
+
+    @staticmethod
+    def sk_for(export_id: str) -> str:
+        return f"EXPORT#{export_id}"
+
+
+class TenantDeletion(_Item):
+    """pk=DELETIONS sk=<tenant_id>: an operator's deletion of a tenant and the purge's progress. Outside the
+    tenant's partition: it must survive the purge it drives."""
+
+    tenant_id = UnicodeAttribute()
+    slug = UnicodeAttribute()
+    state = UnicodeAttribute()  # pending, done
+    requested_by = UnicodeAttribute()
+    requested_at = UTCDateTimeAttribute()
+    purge_after = UTCDateTimeAttribute()
+    deleted = NumberAttribute(default=0)
+    billing_kept = NumberAttribute(default=0)
+    completed_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+    PK = "DELETIONS"

@@ -6,7 +6,7 @@ from typing import Any, List, Mapping, Optional
 
 from chalicelib import pricing, validation
 from chalicelib.ai import settings as ai_settings
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, Conflict
 from chalicelib.metering import refusals
 from chalicelib.models import (SLUG_LIST_PARTITION, TENANT_LIST_PARTITION, RefusalCount, Tenant, UsagePeriod,
                                spend_partition, tenant_pk)
@@ -104,7 +104,11 @@ def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
 
 
 def set_status(tenant_id: str, status: str) -> dict:
-    return profile(change_tenant(tenant_id, lambda tenant: {"status": status}))
+    def change(tenant: Tenant) -> dict:
+        if tenant.status == "deleting":  # no way back: the purge is scheduled (chalicelib/offboarding.py)
+            raise Conflict("The tenant is being deleted.", code="tenant_deleting")
+        return {"status": status}
+    return profile(change_tenant(tenant_id, change))
 
 
 def set_limits(tenant_id: str, body: Mapping[str, Any]) -> dict:

@@ -39,6 +39,10 @@ class Settings:
     tenant_cache_seconds: float
     usage_retention_days: int
     log_level: str
+    audit_retention_days: int = 730
+    billing_retention_days: int = 2557
+    deletion_grace_seconds: int = 7 * 86400
+    export_bucket: str = ""
 
 
 def _env(name: str, default: Optional[str] = None) -> Optional[str]:
@@ -71,6 +75,10 @@ def _load() -> Settings:
         tenant_cache_seconds=float(_env("TESSERA_TENANT_CACHE_SECONDS", "5")),
         usage_retention_days=int(_env("TESSERA_USAGE_RETENTION_DAYS", "400")),
         log_level=_env("LOG_LEVEL", "INFO"),
+        audit_retention_days=int(_env("TESSERA_AUDIT_RETENTION_DAYS", "730")),
+        billing_retention_days=int(_env("TESSERA_BILLING_RETENTION_DAYS", "2557")),
+        deletion_grace_seconds=int(_env("TESSERA_DELETION_GRACE_SECONDS", str(7 * 86400))),
+        export_bucket=_env("TESSERA_EXPORT_BUCKET", f"tessera-{stage}-exports"),
     )
 
 

@@ -187,6 +187,7 @@ MEMORY_REASONS = {
     "reservation_sweeper": "Every 10 minutes, not on a request path: kept at one vCPU.",
     stream_template.FUNCTION: ("Serves POST /v1/messages and /ai/chat (dev/stream_template.py): waits on the model "
                                "for the whole call; the SDK's import is paid at init, which has no SnapStart here."),
+    "tenant_purge": "Every 15 minutes, not on a request path: pages of BatchWriteItem; kept at one vCPU.",
     "batch_sweep": ("Every 10 minutes, not on a request path: waits on upstream's batch reads, one per open batch, "
                     "so CPU does not bound it; Lambda's default size."),
 }

@@ -109,6 +109,8 @@ def resources_template(stage: str, env: Mapping[str, str], functions: List[str])
             "KeyArn": {"Value": {"Fn::GetAtt": [permissions.KEY_ID, "Arn"]}},
             "AlertTopicArn": {"Value": {"Ref": permissions.TOPIC_ID}},
             "JobFailureQueueArn": {"Value": {"Fn::GetAtt": [permissions.FAILURE_QUEUE_ID, "Arn"]}},
+            "ExportBucket": {"Value": {"Ref": permissions.EXPORTS_ID}},
+            "ExportBucketArn": {"Value": {"Fn::GetAtt": [permissions.EXPORTS_ID, "Arn"]}},
         },
     }
 
@@ -172,7 +174,8 @@ def policy_documents(stage: str, env: Mapping[str, str], functions: Mapping[str,
     attributes = {(permissions.TABLE_ID, "Arn"): outputs["TableArn"],
                   (permissions.TABLE_ID, "StreamArn"): outputs["TableStreamArn"],
                   (permissions.KEY_ID, "Arn"): outputs["KeyArn"],
-                  (permissions.FAILURE_QUEUE_ID, "Arn"): outputs["JobFailureQueueArn"]}
+                  (permissions.FAILURE_QUEUE_ID, "Arn"): outputs["JobFailureQueueArn"],
+                  (permissions.EXPORTS_ID, "Arn"): outputs["ExportBucketArn"]}
     for function in functions:
         attributes[(log_group_id(function), "Arn")] = (
             f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{merge.deployed_name(stage, function)}:*")
@@ -218,6 +221,7 @@ def stage_project(into: Path, stage: str, functions: Mapping[str, Mapping[str, A
         **stage_config.get("environment_variables", {}),
         "TESSERA_ALERT_TOPIC_ARN": outputs["AlertTopicArn"],
         "TESSERA_TABLE_STREAM_ARN": outputs["TableStreamArn"],
+        "TESSERA_EXPORT_BUCKET": outputs["ExportBucket"],
     }
     configured = set(stage_config.get("lambda_functions", {}))
     if configured != set(functions):

@@ -22,12 +22,14 @@ TABLE_ID = "TesseraTable"
 KEY_ID = "TesseraKey"
 TOPIC_ID = "TesseraAlertTopic"
 FAILURE_QUEUE_ID = "TesseraJobFailures"
+EXPORTS_ID = "TesseraExports"
 
 TENANT_CONTEXT_KEY = "tenant_id"
 
 # resource -> actions, per function. Resources: "table", "indexes" (the table's GSIs), "stream" (the
 # table's stream), "tenant_keys" (the KMS key, only under the tenant encryption context), "alerts" (the
-# SNS topic), "email" (the verified SES sender), "secret:<name>" (tessera/<stage>/<name> in Secrets Manager).
+# SNS topic), "email" (the verified SES sender), "secret:<name>" (tessera/<stage>/<name> in Secrets Manager),
+# "exports" (the objects under exports/ in the tenant export bucket).
 FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
     "tenant_auth": {
         "table": ["dynamodb:BatchGetItem"],
@@ -49,6 +51,8 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "secret:jwt": ["secretsmanager:GetSecretValue"],
         "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
         "email": ["ses:SendEmail"],
+        # PutObject writes an export; GetObject is what its presigned URL, signed by this role, lets a reader do.
+        "exports": ["s3:PutObject", "s3:GetObject"],
     },
     # The streaming function (chalicelib/stream_host): the AI calls of api_handler and their Idempotency-Key
     # records; the tenant comes from the authorizer's context, so it reads no signing secret.
@@ -75,6 +79,12 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
                   "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
         "tenant_keys": ["kms:Decrypt"],
         "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
+    },
+    # Deleted tenants' partitions: reads pages, deletes them (and copies billing aggregates) in batches,
+    # releases the slug claim, records the end in the audit trail.
+    "tenant_purge": {
+        "table": ["dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                  "dynamodb:DeleteItem"],
     },
     "budget_check": {
         "table": ["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
@@ -124,6 +134,8 @@ def resources(resource: str, stage: str, sender: str) -> Any:
         return {"Fn::GetAtt": [KEY_ID, "Arn"]}
     if resource == "alerts":
         return {"Ref": TOPIC_ID}
+    if resource == "exports":
+        return _sub(f"${{{EXPORTS_ID}.Arn}}/exports/*")
     if resource == "email":
         return [_arn("ses", f"identity/{identity}") for identity in ses_identities(sender)]
     if resource.startswith("secret:"):

@@ -258,6 +258,10 @@ def bootstrap(endpoint: str, stage_env: Dict[str, str], session: Any = None,
     sender = stage_env["TESSERA_EMAIL_SENDER"]
     if sender not in ses.get_identity_verification_attributes(Identities=[sender])["VerificationAttributes"]:
         ses.verify_email_identity(EmailAddress=sender)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    bucket = stage_env.get("TESSERA_EXPORT_BUCKET") or f"tessera-{stage_env.get('TESSERA_STAGE', 'local')}-exports"
+    if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=bucket)  # tenant exports (chalicelib/offboarding.py)
     if signing_secrets:
         manager = session.client("secretsmanager", endpoint_url=endpoint)
         for variable, name in SIGNING_SECRETS.items():

@@ -21,7 +21,7 @@ import gateway_responses
 import permissions
 import snapstart
 import stream_template
-from permissions import FAILURE_QUEUE_ID, KEY_ID, TABLE_ID, TOPIC_ID
+from permissions import EXPORTS_ID, FAILURE_QUEUE_ID, KEY_ID, TABLE_ID, TOPIC_ID
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 API_TYPE = "AWS::Serverless::Api"
@@ -289,6 +289,7 @@ def function_resources(stage: str, env: Mapping[str, str], logical_id: str,
         "Environment": {"Variables": {"TESSERA_TABLE_NAME": {"Ref": TABLE_ID},
                                       "TESSERA_ALERT_TOPIC_ARN": {"Ref": TOPIC_ID},
                                       "TESSERA_KMS_KEY_ID": {"Ref": KEY_ALIAS_ID},
+                                      "TESSERA_EXPORT_BUCKET": {"Ref": EXPORTS_ID},
                                       "POWERTOOLS_SERVICE_NAME": "tessera",
                                       "POWERTOOLS_METRICS_NAMESPACE": "Tessera"}},
     }
@@ -388,7 +389,24 @@ def data_resources(stage: str, env: Mapping[str, str], table_resource: Dict[str,
         FAILURE_QUEUE_ID: {"Type": "AWS::SQS::Queue", "Properties": {
             "QueueName": f"tessera-{stage}-job-failures", "SqsManagedSseEnabled": True,
             "MessageRetentionPeriod": FAILURE_RETENTION_SECONDS}},
+        EXPORTS_ID: export_bucket(),
     }
+
+
+EXPORT_EXPIRY_DAYS = 7  # chalicelib/offboarding.py, EXPORT_KEEP_DAYS
+
+
+def export_bucket() -> Dict[str, Any]:
+    """Tenant exports: private (public access blocked, no ACLs), encrypted at rest, TLS only, and removed by
+    a lifecycle rule after EXPORT_EXPIRY_DAYS; readers get a presigned URL that expires sooner."""
+    return {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Delete", "Properties": {
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "LifecycleConfiguration": {"Rules": [{"Id": "ExpireExports", "Status": "Enabled", "Prefix": "exports/",
+                                              "ExpirationInDays": EXPORT_EXPIRY_DAYS}]}}}
 
 
 def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
@@ -421,6 +439,7 @@ def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
         "AlertTopicArn": {"Value": {"Ref": TOPIC_ID}},
         "KeyArn": {"Value": {"Fn::GetAtt": [KEY_ID, "Arn"]}},
         "JobFailureQueueUrl": {"Value": {"Ref": FAILURE_QUEUE_ID}},
+        "ExportBucket": {"Value": {"Ref": EXPORTS_ID}},
     }
     if apis:
         outputs["WebAclArn"] = {"Condition": WAF_ON, "Value": {"Fn::GetAtt": [WEB_ACL_ID, "Arn"]}}

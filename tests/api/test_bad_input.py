@@ -11,7 +11,8 @@ from conftest import WritesNothing, random_slug
 
 BODY_VERBS = ("POST", "PUT", "PATCH")
 # Routes that take no body and ignore one (they act on the path alone).
-BODYLESS = {("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST")}
+BODYLESS = {("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST"),
+            ("/tenant/export", "POST"), ("/admin/tenants/{tenant_id}/export", "POST")}
 NOT_JSON = [b"{not json", b"[1, 2, 3]", b"42", b"", b"\xff\xfe\x00"]
 
 

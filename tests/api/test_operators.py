@@ -53,12 +53,13 @@ def refused(response, code="unauthorized"):
 
 # --- the tenant list ------------------------------------------------------------------------
 
-def test_operator_routes_are_the_tenant_operations_and_the_platforms_month():
+def test_operator_routes_are_the_tenant_operations_the_platforms_month_and_offboarding():
     assert sorted(operator_routes()) == sorted([
         ("/admin/tenants", "GET"), ("/admin/tenants/{tenant_id}", "GET"), ("/admin/usage", "GET"),
         ("/admin/tenants/{tenant_id}/plan", "PUT"),
         ("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST"),
-        ("/admin/tenants/{tenant_id}/limits", "PUT")])
+        ("/admin/tenants/{tenant_id}/limits", "PUT"), ("/admin/tenants/{tenant_id}", "DELETE"),
+        ("/admin/tenants/{tenant_id}/export", "POST"), ("/admin/tenants/{tenant_id}/audit", "GET")])
 
 
 def test_tenant_list_includes_every_new_tenant(module_api, operator):

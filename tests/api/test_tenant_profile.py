@@ -162,6 +162,6 @@ def test_patch_with_invalid_json_is_400_invalid_json(module_api, acme):
 
 def test_renaming_one_tenant_leaves_another_alone(module_api, fresh):
     other = module_api.signup(name="Other Co")
-    with WritesNothing(other.id):
+    with WritesNothing(other.id, table=False):  # the rename's own audit record is a new item of the table
         assert patch(module_api, fresh.token, {"name": "Only Fresh"}).status_code == 200
     assert read(module_api, other)["name"] == "Other Co"

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
 # chalice's own names: the API handler is tessera-dev, every other function tessera-dev-<name>.
 FUNCTIONS = {"api_handler", "tenant_auth", "operator_auth", "tenant_request_auth", "usage_aggregator",
-             "reservation_sweeper", "budget_check", "batch_sweep"}
+             "reservation_sweeper", "budget_check", "batch_sweep", "tenant_purge"}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,8 @@ def test_the_schedules_invoke_the_sweeper_and_the_budget_job(deployed, session, 
     rules = {r["Name"]: r["ScheduleExpression"] for r in events.list_rules(NamePrefix="tessera-dev-")["Rules"]}
     assert rules == {"tessera-dev-reservation_sweeper-event": "rate(10 minutes)",
                      "tessera-dev-batch_sweep-event": "rate(10 minutes)",
-                     "tessera-dev-budget_check-event": "rate(1 hour)"}
+                     "tessera-dev-budget_check-event": "rate(1 hour)",
+                     "tessera-dev-tenant_purge-event": "rate(15 minutes)"}
     for rule in rules:
         (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
         assert target["Arn"].endswith(":function:" + rule[:-len("-event")])

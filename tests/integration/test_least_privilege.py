@@ -125,7 +125,8 @@ def test_only_scheduled_functions_may_write_to_the_failure_queue(roles, expanded
     for function in lambda_functions(expanded).values():
         _, statements = roles[chalice_name(function)]
         writes = any(s["Sid"] == "FailureDestination" for s in statements)
-        assert writes == (chalice_name(function) in {"budget_check", "reservation_sweeper", "batch_sweep"}), chalice_name(function)
+        assert writes == (chalice_name(function) in {"budget_check", "reservation_sweeper", "batch_sweep",
+                                                     "tenant_purge"}), chalice_name(function)
 
 
 @pytest.fixture
@@ -218,6 +219,9 @@ def iam_needs(service: str, operation: str, params: Dict[str, Any]) -> List[Tupl
         return [(f"sns:{operation}", "alerts")]
     if service == "email":
         return [(f"ses:{operation}", "email")]
+    if service == "s3":  # a presigned URL's signing emits the operation's events as a call does
+        assert params["Key"].startswith("exports/")
+        return [(f"s3:{operation}", "exports")]
     raise AssertionError(f"unexpected AWS call {service}:{operation}")
 
 
@@ -254,7 +258,7 @@ def recorder():
     from chalicelib.models import table_connection
 
     calls = CallRecorder().attach(table_connection().connection.client, client("kms"), client("secretsmanager"),
-                                  client("sns"), client("ses"))
+                                  client("sns"), client("ses"), client("s3"))
     yield calls
     calls.detach()
 
@@ -364,7 +368,33 @@ def test_the_api_handler_calls_exactly_what_its_entry_lists(deployed_secrets, re
     prompt = call(app_module, "POST", "/prompts", {"name": "p", "template": "Say {{x}}."}, owner, status=201)
     call(app_module, "DELETE", f"/prompts/{prompt['prompt_id']}", authorizer=owner, resource="/prompts/{prompt_id}",
          path_parameters={"prompt_id": prompt["prompt_id"]}, status=204)
+    call(app_module, "POST", "/tenant/export", authorizer=owner, status=201)
     assert recorder.needed == granted_by_data("api_handler")
+
+
+def test_the_purge_job_calls_exactly_what_its_entry_lists(signed_up, recorder, monkeypatch):
+    from chalicelib.settings import reset_settings
+
+    app_module, created, slug, email, password, token = signed_up
+    monkeypatch.setenv("TESSERA_DELETION_GRACE_SECONDS", "0")
+    reset_settings()
+    tenant_id = created["tenant_id"]
+    operator = {"operator_id": "least-privilege", "principalId": "least-privilege"}
+    try:
+        call(app_module, "DELETE", f"/admin/tenants/{tenant_id}", {"confirm": slug}, operator,
+             "/admin/tenants/{tenant_id}", {"tenant_id": tenant_id}, status=202)
+    finally:
+        monkeypatch.delenv("TESSERA_DELETION_GRACE_SECONDS")
+        reset_settings()
+
+    class JobContext(Context):
+        def get_remaining_time_in_millis(self) -> int:
+            return 600_000
+
+    recorder.needed.clear()
+    report = app_module.tenant_purge(SCHEDULED_EVENT, JobContext())
+    assert report["done"] >= 1
+    assert recorder.needed == granted_by_data("tenant_purge")
 
 
 def test_the_budget_job_calls_exactly_what_its_entry_lists(signed_up, recorder):

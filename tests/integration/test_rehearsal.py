@@ -108,6 +108,7 @@ def test_the_functions_run_the_packaged_handlers_with_their_memory_and_timeouts(
         "usage_aggregator": ("app.usage_aggregator", 1769, 120, RUNTIME),
         "reservation_sweeper": ("app.reservation_sweeper", 1769, 300, RUNTIME),
         "batch_sweep": ("app.batch_sweep", 512, 300, RUNTIME),
+        "tenant_purge": ("app.tenant_purge", 1769, 900, RUNTIME),
         "stream_handler": ("chalicelib/stream_host/run.sh", 1024, 900, RUNTIME),
     }
 
@@ -141,11 +142,26 @@ def test_the_functions_carry_the_stage_environment_wired_to_the_stack(deployed, 
         assert variables["TESSERA_ALERT_TOPIC_ARN"] == ids["TesseraAlertTopic"], name
         assert variables["TESSERA_KMS_KEY_ID"] == ids["TesseraKeyAlias"] == stage_env["TESSERA_KMS_KEY_ID"], name
         assert variables["TESSERA_JWT_SECRET_ID"] == stage_env["TESSERA_JWT_SECRET_ID"], name
+        assert variables["TESSERA_EXPORT_BUCKET"] == ids["TesseraExports"], name
+
+
+def test_the_export_bucket_is_private_encrypted_and_expires_exports(deployed, expanded):
+    """The stack made the bucket; moto's CloudFormation applies none of these three properties, so they are
+    read from the template CloudFormation runs."""
+    _, ids, session, _, _ = deployed
+    session.client("s3").head_bucket(Bucket=ids["TesseraExports"])
+    properties = expanded["Resources"]["TesseraExports"]["Properties"]
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    [rule] = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    [expiry] = properties["LifecycleConfiguration"]["Rules"]
+    assert expiry["Status"] == "Enabled" and expiry["ExpirationInDays"] == 7 and expiry["Prefix"] == "exports/"
 
 
 def test_each_function_has_its_own_role_from_the_stack(deployed, expanded):
     roles = [f["Configuration"]["Role"] for f in stack_functions(deployed, expanded).values()]
-    assert len(set(roles)) == len(roles) == 9
+    assert len(set(roles)) == len(roles) == 10
 
 
 def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
@@ -154,7 +170,7 @@ def test_the_concurrency_caps_hold_on_the_stack(deployed, expanded):
     caps = {name: client.get_function_concurrency(FunctionName=f["Configuration"]["FunctionName"]).get(
         "ReservedConcurrentExecutions") for name, f in stack_functions(deployed, expanded).items()}
     assert caps == {"api_handler": 100, "budget_check": 1, "reservation_sweeper": 1, "batch_sweep": 1,
-                    "tenant_auth": None, "tenant_request_auth": None, "operator_auth": None,
+                    "tenant_purge": 1, "tenant_auth": None, "tenant_request_auth": None, "operator_auth": None,
                     "usage_aggregator": None, "stream_handler": 100}
 
 
@@ -167,7 +183,7 @@ def test_the_budget_job_runs_hourly_and_the_sweeper_every_ten_minutes(deployed, 
         [target] = [t["Arn"].rsplit(":", 1)[1] for t in targets]
         schedules[target] = events.describe_rule(Name=ids[rule_id])["ScheduleExpression"]
     assert schedules == {ids["BudgetCheck"]: "rate(1 hour)", ids["ReservationSweeper"]: "rate(10 minutes)",
-                         ids["BatchSweep"]: "rate(10 minutes)"}
+                         ids["BatchSweep"]: "rate(10 minutes)", ids["TenantPurge"]: "rate(15 minutes)"}
 
 
 def test_the_budget_jobs_failure_destination_is_accepted_by_lambda(deployed, expanded):
