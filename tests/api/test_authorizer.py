@@ -8,7 +8,10 @@ import pytest
 
 from conftest import TEST_JWT_SECRET, TEST_OPERATOR_SECRET
 
-PUBLIC = {("/health", "GET"), ("/tenants", "POST"), ("/auth/login", "POST")}
+# Public: health, signup and login, and the console's static page and assets (chalicelib/console: the
+# console's files carry no tenant data and must load before anyone has signed in).
+PUBLIC = {("/health", "GET"), ("/tenants", "POST"), ("/auth/login", "POST"),
+          ("/console", "GET"), ("/console/{name}", "GET")}
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +346,7 @@ def concrete(path):
     return re.sub(r"\{[^}]+\}", "x_1", path)
 
 
-def test_public_routes_are_exactly_health_signup_and_login():
+def test_public_routes_are_exactly_health_signup_login_and_the_console_assets():
     from app import app
 
     public = {(p, m) for p, m in all_routes() if app.routes[p][m].authorizer is None}

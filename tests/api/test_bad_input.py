@@ -10,9 +10,14 @@ import pytest
 from conftest import WritesNothing, random_slug
 
 BODY_VERBS = ("POST", "PUT", "PATCH")
-# Routes that take no body and ignore one (they act on the path alone).
+# Routes that take no body and ignore one: they act on the path alone, or (POST /v1/files) refuse every call.
 BODYLESS = {("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST"),
-            ("/tenant/export", "POST"), ("/admin/tenants/{tenant_id}/export", "POST")}
+            ("/tenant/export", "POST"), ("/admin/tenants/{tenant_id}/export", "POST"),
+            ("/v1/messages/batches/{message_batch_id}/cancel", "POST"), ("/v1/files", "POST")}
+# Of those, the ones whose answer at this module's ids is a refusal, whatever the body: cancelling a batch
+# the caller does not have, and uploading a file (the Files API is not offered, chalicelib/ai/files_api.py).
+REFUSED_WHATEVER_THE_BODY = {("/v1/messages/batches/{message_batch_id}/cancel", "POST"): (404, "not_found"),
+                             ("/v1/files", "POST"): (404, "files_api_not_offered")}
 NOT_JSON = [b"{not json", b"[1, 2, 3]", b"42", b"", b"\xff\xfe\x00"]
 
 
@@ -104,6 +109,21 @@ def test_body_without_a_content_type_is_415_and_writes_nothing(module_api, calle
         response = module_api.client.http.request(verb, concrete(path, ids), headers=headers, body=b'{"name": "x"}')
     assert response.status_code == 415, (verb, path, response.status_code, response.body)
     assert json.loads(response.body)["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("raw", [*NOT_JSON, b'{"tenant_id": "ten_chosen_by_client"}'],
+                         ids=["broken", "array", "number", "empty", "binary", "unknown-field"])
+@pytest.mark.parametrize("path, verb", sorted(REFUSED_WHATEVER_THE_BODY))
+def test_a_bodyless_route_that_refuses_refuses_the_same_whatever_the_body_and_writes_nothing(
+        module_api, caller, operator, path, verb, raw):
+    status, code = REFUSED_WHATEVER_THE_BODY[(path, verb)]
+    response = call(module_api, caller, operator, path, verb, raw=raw)
+    assert response.status_code == status, (verb, path, response.status_code, response.body)
+    assert envelope_code(response) == code
+
+
+def test_every_route_that_refuses_whatever_the_body_is_bodyless():
+    assert set(REFUSED_WHATEVER_THE_BODY) <= BODYLESS
 
 
 @pytest.mark.parametrize("body, code", [
