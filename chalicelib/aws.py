@@ -51,17 +51,27 @@ def forget_clients() -> None:
     global _credentials_resolved
     client.cache_clear()
     if _credentials_resolved:
+        boto3_session_over.cache_clear()
         botocore_session.cache_clear()
         _credentials_resolved = False
 
 
 @functools.lru_cache(maxsize=None)
-def client(service: str) -> Any:
+def boto3_session_over(session: Any) -> Any:
+    """The one boto3 session wrapping `session`: each boto3 session registers its handlers on the botocore
+    session it wraps, so a second one would have S3's transfer methods injected twice into the S3 client's
+    class (a RuntimeError building it)."""
     import boto3
+
+    return boto3.session.Session(botocore_session=session)
+
+
+@functools.lru_cache(maxsize=None)
+def client(service: str) -> Any:
     from botocore.config import Config
 
     from chalicelib.observability import trace_aws_calls
 
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
-    session = boto3.session.Session(botocore_session=session_for_clients())
+    session = boto3_session_over(session_for_clients())
     return trace_aws_calls(session.client(service, region_name=get_settings().region, config=config))

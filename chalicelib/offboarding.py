@@ -190,8 +190,11 @@ def purge_tenant(deletion: TenantDeletion, time_left_ms: Callable[[], int]) -> t
 
 
 def _billing_copy(raw: Mapping[str, Any], tenant_id: str) -> dict:
+    """The aggregate kept for billing, out of every index: a month aggregate is in gsi3 under `SPEND#<period>`
+    (the operators' list by spend), where a copy of a deleted tenant must not appear."""
     expires = int(time.time()) + get_settings().billing_retention_days * 86400
-    return {**raw, "pk": {"S": f"BILLING#{tenant_id}"}, "expires_at": {"N": str(expires)}}
+    kept = {name: value for name, value in raw.items() if not name.startswith("gsi")}
+    return {**kept, "pk": {"S": f"BILLING#{tenant_id}"}, "expires_at": {"N": str(expires)}}
 
 
 def _batch_write(requests: List[dict]) -> None:

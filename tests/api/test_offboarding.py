@@ -152,6 +152,11 @@ def test_purge_removes_every_item_keeps_billing_and_the_trail_and_frees_the_slug
     kept = _partition(f"BILLING#{acme.id}")
     assert {i["sk"]["S"] for i in kept} == {i["sk"]["S"] for i in usage}
     assert {i["cost_micros"]["N"] for i in kept} >= {"2468"}
+    assert any("gsi3pk" in i for i in usage)  # the month aggregate is in the operators' list by spend...
+    assert not any(name.startswith("gsi") for i in kept for name in i)  # ...its billing copy in no index
+    by_spend = api.call("GET", "/admin/tenants?sort=spend&limit=100", token=operator)
+    assert by_spend.status_code == 200, by_spend.json
+    assert acme.id not in {row["tenant_id"] for row in by_spend.json["tenants"]}
     trail = api.call("GET", f"/admin/tenants/{acme.id}/audit", token=operator).json["records"]
     assert [r["action"] for r in trail[:2]] == ["tenant.purged", "tenant.delete"]
     assert trail[0]["after"]["deleted_items"] == TenantDeletion.get(TenantDeletion.PK, acme.id).deleted

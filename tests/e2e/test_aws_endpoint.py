@@ -138,7 +138,13 @@ def test_local_stack_on_an_endpoint_starts_no_moto_and_the_app_lives_there(calle
     running = stack.LocalStack(api_port, None, standin_port, aws_endpoint=caller).start()
     try:
         started = [" ".join(p.args) for p in running.processes]
-        assert len(started) == 3 and not any("moto_server.py" in args for args in started), started  # stand-in, stream worker, app
+        # The stand-in, the stream worker, and the API as deployed: chalice local, the streaming function's
+        # host and the local gateway in front of both; no moto.
+        assert not any("moto_server.py" in args for args in started), started
+        assert len(started) == 5, started
+        for program in ("anthropic_standin.py", "stream_worker.py", "local_api.py", "chalicelib.stream_host",
+                        "local_gateway.py"):
+            assert sum(program in args for args in started) == 1, (program, started)
         slug = f"ep-{secrets.token_hex(4)}"
         status, _ = call("POST", running.api_url + "/tenants", {"company_name": "Endpoint Inc", "slug": slug,
                                                                 "email": f"o@{slug}.example.com",
