@@ -133,8 +133,8 @@ class Handler(BaseHTTPRequestHandler):
         authorizer = authorize(self.command, path, headers)
         if authorizer is None:
             text = gateway_responses.deployed_body("UNAUTHORIZED", "Unauthorized")
-            self.reply(401, [("Content-Type", "application/json"),
-                             (gateway_responses.REQUEST_ID_HEADER, request_id)], text)
+            self.reply(401, [("Content-Type", "application/json")]
+                       + [(name, request_id) for name in gateway_responses.REQUEST_ID_HEADERS], text)
             return
         event = proxy_event(self.command, path, query, headers, body, authorizer, self.client_address[0], request_id)
         invocation = web_adapter.invoke(self.server.stream_url, event)

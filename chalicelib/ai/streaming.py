@@ -5,7 +5,8 @@
     iterate:     each upstream event is passed on as received (message_start ... message_stop, text,
                  tool-input and thinking deltas, ping, error) while its usage is tallied
     close:       record the exact final usage once (gateway.finish), or the failure (gateway.fail) if
-                 upstream never started a message
+                 upstream never started a message; on message_stop this happens before that last event
+                 is sent, so a caller holding the whole stream finds its usage event recorded
 
 A client that goes away mid-stream closes the iterator; the upstream stream is then read to its
 end without sending anything, so what upstream bills is what is recorded. A stream that does not
@@ -96,6 +97,12 @@ class StreamedCall:
                 self.tally.see(event)
                 if self.assembly is not None:
                     self.assembly.add(event)
+                if event.event == "message_stop":
+                    # settled before the caller reads the end: once it has message_stop, the call's usage
+                    # event is recorded (GET /usage/events has it), as a whole answer's is when it arrives
+                    self.close()
+                    yield sse(event.event, event.data)
+                    return
                 yield sse(event.event, event.data)
                 if self._past_deadline():
                     yield error_event("api_error", "The response took longer than this endpoint allows; "
@@ -115,6 +122,8 @@ class StreamedCall:
 
     def _drain(self) -> None:
         """The client is gone: read upstream to its end, so its final usage is what gets recorded."""
+        if self._closed:  # already settled (the client left on the last event)
+            return
         try:
             for event in self._events:
                 self.tally.see(event)

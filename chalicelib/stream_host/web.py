@@ -21,6 +21,7 @@ from chalice.app import Request, Response
 from chalicelib.ai import calls
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import Forbidden, NotFound, TesseraError, UnsupportedMediaType
+from chalicelib.ids import new_id
 from chalicelib.web import envelope_middleware, error_response, tenant_context, translated
 
 HEALTH_PATH = "/health"  # the adapter's readiness check (AWS_LWA_READINESS_CHECK_PATH)
@@ -88,11 +89,22 @@ def application(environ: Dict[str, Any], start_response: StartResponse) -> Itera
     try:
         request = api_request(environ)
     except TesseraError as error:
-        return send(error_response(error), start_response)
+        return send(with_request_id(error_response(error), new_id("req")), start_response)
     route = calls.STREAMABLE.get(request.path) if method == "POST" else None
     if route is None:
-        return send(error_response(NotFound("Not found.", code="not_found")), start_response)
+        # what API Gateway answers for a route it does not have (MISSING_AUTHENTICATION_TOKEN, in the
+        # gateway response's shape: the envelope and Anthropic's at once)
+        refused = calls.anthropic_error(NotFound("No route matches this method and path.", code="not_found"))
+        return send(with_request_id(refused, (request.context or {}).get("requestId") or new_id("req")),
+                    start_response)
     return send(envelope_middleware(request, lambda r: answer(route, r)), start_response)
+
+
+def with_request_id(response: Response, request_id: str) -> Response:
+    """Every answer names its request, as envelope_middleware's do (and where Anthropic's SDKs read it)."""
+    response.headers["X-Request-Id"] = request_id
+    response.headers["request-id"] = request_id
+    return response
 
 
 def send(response: Response, start_response: StartResponse) -> Iterable[bytes]:

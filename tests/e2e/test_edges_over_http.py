@@ -187,7 +187,8 @@ def test_the_sdks_request_id_is_the_answers_own_on_success_and_on_refusal(local_
 def test_an_unknown_v1_path_answers_in_anthropics_error_shape(local_stack, tenant):
     _, _, key = tenant
     for token in (None, key):
-        status, body = call("POST", f"{local_stack.api_url}/v1/messages/batches/nope/results", {}, token=token)
+        # a path no route declares (/v1/messages/batches/{id}/results is a route now, GET only)
+        status, body = call("POST", f"{local_stack.api_url}/v1/messages/batches/nope/unknown", {}, token=token)
         assert status == 404 and body["type"] == "error"
         assert (body["error"]["type"], body["error"]["code"]) == ("not_found_error", "not_found")
 

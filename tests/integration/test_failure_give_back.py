@@ -104,11 +104,16 @@ def test_the_fold_gives_back_nothing_more_and_counts_the_failure():
 
 
 def test_the_sweeper_finds_nothing_to_reclaim_after_a_give_back():
+    later = datetime.now(timezone.utc) + timedelta(minutes=30)
+    # The module's table is shared by its tests, and some leave a reservation open on purpose (a release
+    # of one of two, a bare reservation): a first sweep reclaims those, so the one below sees this call's.
+    sweeper.sweep(now=later)
+    settle_usage()
     tenant_id, ctx = new_tenant()
     with pytest.raises(UpstreamError):
         Gateway().run(ctx, "basic_chat", OVERLOADED)
     settle_usage()
-    report = sweeper.sweep(now=datetime.now(timezone.utc) + timedelta(minutes=30))
+    report = sweeper.sweep(now=later)
     settle_usage()
     assert report.reclaims == 0
     events = UsageEvent.query(tenant_pk(tenant_id), UsageEvent.sk.startswith("EVENT#"), consistent_read=True)

@@ -242,6 +242,13 @@ def test_api_gateway_invokes_only_the_aliases_of_the_snapstart_functions(expande
         assert f"functions/${{{snapstart.alias_id(function_id)}}}/invocations" in api, function_id
     permissions = {k: r for k, r in expanded["Resources"].items() if r["Type"] == "AWS::Lambda::Permission"
                    and r["Properties"]["Principal"] == "apigateway.amazonaws.com"}
+    # the streaming function has no SnapStart (its two routes invoke it unqualified, as the test of its
+    # permissions below checks); every other function API Gateway invokes is a SnapStart one
+    streaming = {k for k, r in permissions.items()
+                 if r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["StreamHandler", "Arn"]}}
+    assert streaming == {"StreamHandlerInvokeV1Messages", "StreamHandlerInvokeAiChat"}
+    assert "SnapStart" not in expanded["Resources"]["StreamHandler"]["Properties"]
+    permissions = {k: r for k, r in permissions.items() if k not in streaming}
     assert len(permissions) == len(SNAPSTART)
     for name, permission in permissions.items():
         function_id = name[:-len("InvokePermission")]
@@ -278,7 +285,9 @@ def test_the_streaming_routes_stream_from_the_streaming_function_for_fifteen_min
             integration["uri"]["Fn::Sub"]
         assert body["paths"][path]["post"]["security"] == [{"tenant_request_auth": []}]
     other = body["paths"]["/ai/code-review"]["post"]["x-amazon-apigateway-integration"]
-    assert "responseTransferMode" not in other and "${APIHandler.Arn}" in other["uri"]["Fn::Sub"]
+    # every other route is the API handler's, through its SnapStart alias
+    assert "responseTransferMode" not in other
+    assert f"/2015-03-31/functions/${{{snapstart.alias_id('APIHandler')}}}/invocations" in other["uri"]["Fn::Sub"]
     configuration = stack_functions(deployed, expanded)["stream_handler"]["Configuration"]
     variables = configuration["Environment"]["Variables"]
     assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"

@@ -163,6 +163,8 @@ def test_a_whole_call_on_the_streaming_function_is_bounded_per_upstream_read_not
     """Upstream takes longer than the upstream timeout to finish, with each event well within it: the whole
     answer is assembled from the upstream stream, so it completes (a non-streamed upstream call would wait
     on one read for the whole answer and time out)."""
+    from chalice.app import Request
+
     from chalicelib.ai import calls
     from chalicelib.ai.gateway import Gateway
     from chalicelib.settings import reset_settings
@@ -172,9 +174,11 @@ def test_a_whole_call_on_the_streaming_function_is_bounded_per_upstream_read_not
     try:
         tenant_id, ctx = new_tenant()
         started = time.monotonic()
-        response = calls.answer(calls.MESSAGES, Gateway(), ctx,
-                                messages_body("[[standin:event_delay=0.4]] per-read " + "words " * 10, stream=False),
-                                calls.STREAMING)
+        request = Request({"multiValueQueryStringParameters": None, "pathParameters": None, "stageVariables": None,
+                           **event("/v1/messages",
+                                   messages_body("[[standin:event_delay=0.4]] per-read " + "words " * 10,
+                                                 stream=False), ctx)})
+        response = calls.answer(calls.MESSAGES, Gateway(), ctx, request, calls.STREAMING)
         assert time.monotonic() - started > 3 * 1.5
     finally:
         monkeypatch.undo()
