@@ -31,7 +31,11 @@ def test_an_authorizer_s_dynamodb_call_in_a_sampled_invocation_does_not_import_t
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
     monkeypatch.setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
-    loaded = modules_after("import app\nfrom chalicelib import observability\nfrom chalicelib.models import "
-                           "table_connection\nassert observability.sampled() and observability.tracing_enabled()\n"
+    for marker in ("POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL", "CHALICE_LOCAL"):  # a deployed Lambda has none
+        monkeypatch.delenv(marker, raising=False)
+    loaded = modules_after("import app, os\nfrom chalicelib import observability\nfrom chalicelib.models import "
+                           "table_connection\nassert observability.sampled() and observability.tracing_enabled(), "
+                           "{k: v for k, v in os.environ.items() if k.startswith(('_X_AMZN', 'LAMBDA', 'POWERTOOLS', "
+                           "'AWS_SAM', 'CHALICE'))}\n"
                            "table_connection().connection.client.describe_limits()")
     assert "aws_xray_sdk" not in loaded and "botocore.client" in loaded
