@@ -1,4 +1,5 @@
 """The authorizer's Lambda imports app.py too: the anthropic SDK and the X-Ray SDK must stay off that path."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +8,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def modules_after(code):
+    # The child gets os.environ as this process sees it, passed explicitly: an environment changed through
+    # os.environ (monkeypatch) reaches it even where an earlier test left os.environ detached from the C one.
     result = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint(','.join(sorted(sys.modules)))"],
-                            cwd=ROOT, capture_output=True, text=True)
+                            cwd=ROOT, capture_output=True, text=True, env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     return set(result.stdout.strip().split(","))
 
