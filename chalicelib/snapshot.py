@@ -16,11 +16,17 @@ not be the same in two of them is dropped or reseeded after each restore:
 The hooks are registered when app.py is imported, through `snapshot_restore_py`, which Lambda's managed
 Python runtime provides (3.12 and later). Elsewhere the import fails and nothing is registered; a
 function without SnapStart never calls them either way.
+
+The streaming function (chalicelib/stream_host) runs under the Lambda Web Adapter, which replaces the
+managed runtime's loop, so no hook is called there: it primes at start-up (`prime`) and makes itself its
+own on its first request instead (`OnFirstRequest`), the same `after_restore` at the one moment that
+follows every restore and precedes any tenant's work.
 """
 from __future__ import annotations
 
 import os
 import random
+import threading
 
 from chalicelib import aws, secrets
 from chalicelib.ai import gateway
@@ -42,7 +48,12 @@ PRIMED_SERVICES = ("dynamodb", "kms")
 
 def before_snapshot() -> None:
     """What a first request would otherwise build, without a secret or a connection."""
-    ai = os.environ.get("_HANDLER") in AI_HANDLERS
+    prime(ai=os.environ.get("_HANDLER") in AI_HANDLERS)
+
+
+def prime(ai: bool) -> None:
+    """Build at init what a first request would otherwise build: botocore's models and, for a function that
+    calls the model (`ai`), the SDK's modules and schemas. Opens no connection and reads no secret."""
     # botocore's session and models for the function's AWS calls, parsed into the shared loader by clients
     # built and dropped unused: placeholder credentials, so nothing is looked up or sent.
     session = aws.botocore_session()
@@ -80,6 +91,32 @@ def after_restore() -> None:
     drop_connections()
     secrets.forget()
     gateway.reset_default_gateway()
+
+
+# Lambda's own word for how an execution environment began: "snap-start" for one restored from a snapshot
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html, AWS_LAMBDA_INITIALIZATION_TYPE).
+INITIALIZATION_TYPE = "AWS_LAMBDA_INITIALIZATION_TYPE"
+RESTORED = "snap-start"
+
+
+class OnFirstRequest:
+    """Runs `after_restore` once, before the first request a process serves (health checks aside), whatever
+    thread serves it, in an execution environment Lambda restored from a snapshot: with a snapshot taken
+    before any request, that is after every restore. Elsewhere (on-demand, `make run`, the tests) it does
+    nothing: nothing was shared."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self) -> None:
+        if self._done:
+            return
+        with self._lock:
+            if not self._done:
+                if os.environ.get(INITIALIZATION_TYPE) == RESTORED:
+                    after_restore()
+                self._done = True
 
 
 def register() -> bool:

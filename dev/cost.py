@@ -88,9 +88,9 @@ def items(seconds: int, ai_function: str = AI_FUNCTION) -> List[Tuple[str, str, 
     writes = sum(units for _, units in WRITE_UNITS)
     reads = sum(units for _, units in READ_UNITS)
     log_bytes = sum(size for _, size in LOG_BYTES)
-    # SnapStart runs on the authorizer; the streaming function has none yet (docs/streaming.md), so only the
-    # authorizer's cache and restores are per-call charges here.
-    snap_gb = gb(auth)
+    # SnapStart runs on both functions an AI call invokes: the authorizer and the streaming function. Their
+    # caches and restores are the per-call SnapStart charges here.
+    snap_gb = gb(auth) + gb(ai)
     return [
         (f"Lambda duration, AI path ({ai_function}, {ai} MB)",
          f"{ai}/1024 GB x {seconds} s x {p['lambda_gb_s']} x 10^6", gb(ai) * seconds * p["lambda_gb_s"] * MILLION),
@@ -107,10 +107,10 @@ def items(seconds: int, ai_function: str = AI_FUNCTION) -> List[Tuple[str, str, 
         ("CloudWatch Logs", f"{log_bytes:,} B x 10^6 / 10^9 x {p['logs_ingest']}",
          Decimal(log_bytes) * MILLION / Decimal(10**9) * p["logs_ingest"]),
         ("X-Ray", f"{XRAY_SHARE} x {p['xray_trace']}", XRAY_SHARE * p["xray_trace"]),
-        (f"SnapStart cache (authorizer, {snap_gb:.2f} GB, a month over {CALLS_PER_MONTH:,} calls)",
+        (f"SnapStart cache (authorizer and AI path, {snap_gb:.2f} GB, a month over {CALLS_PER_MONTH:,} calls)",
          f"{snap_gb:.4f} GB x {SNAPSTART_MONTH_S:,} s x {p['snapstart_cache']}",
          snap_gb * SNAPSTART_MONTH_S * p["snapstart_cache"] * MILLION / CALLS_PER_MONTH),
-        (f"SnapStart restores ({RESTORES_PER_MILLION:,} per million calls, authorizer)",
+        (f"SnapStart restores ({RESTORES_PER_MILLION:,} per million calls, authorizer and AI path)",
          f"{RESTORES_PER_MILLION} x {snap_gb:.4f} GB x {p['snapstart_restore']}",
          RESTORES_PER_MILLION * snap_gb * p["snapstart_restore"]),
     ]
@@ -158,7 +158,7 @@ def document() -> str:
     lines += ["", "SnapStart's charges: the cache is paid per published version for as long as it is active "
               "(a month is shown, spread over a million calls a month; at ten million it is a tenth per call), "
               "restores per new execution environment (one per 1,000 calls assumed). The API handler, tenant_auth "
-              "and operator_auth run SnapStart too (no AI call on /v1/messages or /ai/chat invokes them): "
+              "and operator_auth run SnapStart too (no call to /v1/messages or /ai/chat invokes them): "
               f"{usd(other_caches)} a month more "
               "for their caches. Provisioned concurrency, which would remove restores, cannot be combined with "
               "SnapStart.", ""]
@@ -166,15 +166,14 @@ def document() -> str:
 
 
 MEMORY_REASONS = {
-    "api_handler": "Serves the AI routes and waits on the model for the whole call: memory is paid per second "
-                   "of waiting, and 384 MB makes a 10-second call $62.50 a million instead of $287.92 at 1,769. "
-                   "SnapStart does the imports before the snapshot, so CPU matters only for the first request "
-                   "after a restore: `make bench` section 7 (docs/performance.md) measures it under a CPU quota of "
-                   "memory/1,769 at 1,769, 1,024, 512, 384 and 256 MB; at 384 MB the first POST /ai/chat reached "
-                   "the upstream in 498 ms (median of 5, on a 2-core machine at load 6-10), leaving about half "
-                   "the second to Lambda's own restore; 413 ms at 512 MB, 663 ms at 256 MB. "
-                   "A warm request's CPU (about 9 ms at one vCPU) becomes about 40 ms; login's argon2 verify "
-                   "about 4.6 times slower than at one vCPU.",
+    "api_handler": "Every route but the two AI ones the streaming function serves; its AI features "
+                   "(/ai/summarize, /ai/code-review, ...) wait on the model too. SnapStart does the imports "
+                   "before the snapshot, so CPU matters only for the first request after a restore: `make bench` "
+                   "section 7 (docs/performance.md) measures it under a CPU quota of memory/1,769 at 1,769, "
+                   "1,024, 512, 384 and 256 MB; at 384 MB the first POST /ai/chat reached the upstream in 498 ms "
+                   "(median of 5, on a 2-core machine at load 6-10), leaving about half the second to Lambda's "
+                   "own restore; 413 ms at 512 MB, 663 ms at 256 MB. A warm request's CPU (about 9 ms at one "
+                   "vCPU) becomes about 40 ms; login's argon2 verify about 4.6 times slower than at one vCPU.",
     "tenant_request_auth": "Runs on every tenant request (its own 30 s decision cache; API Gateway caches nothing "
                            "for it) and is short, so its memory costs little: at 512 MB its first call after a "
                            "restore took 352 ms under the same load (`make bench` section 7), against 512 ms at "
@@ -185,8 +184,13 @@ MEMORY_REASONS = {
     "usage_aggregator": "The usage stream's fold, per batch: kept at one vCPU, where docs/scaling.md measures it; "
                         "not yet measured below it.",
     "reservation_sweeper": "Every 10 minutes, not on a request path: kept at one vCPU.",
-    stream_template.FUNCTION: ("Serves POST /v1/messages and /ai/chat (dev/stream_template.py): waits on the model "
-                               "for the whole call; the SDK's import is paid at init, which has no SnapStart here."),
+    stream_template.FUNCTION: ("Serves POST /v1/messages and /ai/chat (dev/stream_template.py) and waits on the "
+                               "model for the whole call: memory is paid per second of waiting, and 384 MB makes a "
+                               "10-second call $62.50 a million instead of $166.67 at 1,024 and $287.92 at 1,769. "
+                               "SnapStart pays the SDK's import before the snapshot; `make bench` section 7 times "
+                               "its first POST /ai/chat after a restore, sent as the adapter sends it, under a CPU "
+                               "quota of memory/1,769: at 384 MB it reached the upstream in 339-656 ms (3 "
+                               "restores), 284-376 ms at 512 MB, 643-786 ms at 256 MB."),
     "tenant_purge": "Every 15 minutes, not on a request path: pages of BatchWriteItem; kept at one vCPU.",
     "batch_sweep": ("Every 10 minutes, not on a request path: waits on upstream's batch reads, one per open batch, "
                     "so CPU does not bound it; Lambda's default size."),

@@ -114,9 +114,11 @@ class CpuShare:
             self.path.rmdir()
 
 
-def fork_restored(children: int, work: Callable[[], Dict[str, Any]], share: CpuShare) -> List[Dict[str, Any]]:
+def fork_restored(children: int, work: Callable[[], Dict[str, Any]], share: CpuShare,
+                  hooks: bool = True) -> List[Dict[str, Any]]:
     """Restore the current memory image `children` times, one after another: each child runs the
-    after-restore hooks, then `work`, and sends back what work returned, with the hooks' duration."""
+    after-restore hooks (unless `hooks` is False: a runtime that calls none), then `work`, and sends back
+    what work returned, with the hooks' duration."""
     import snapshot_restore_py
 
     image_random = random.getstate()
@@ -126,7 +128,8 @@ def fork_restored(children: int, work: Callable[[], Dict[str, Any]], share: CpuS
         share.enter()
         started, cpu = time.perf_counter(), time.process_time()
         profile = _profiler()
-        run_registered(snapshot_restore_py.get_after_restore())
+        if hooks:
+            run_registered(snapshot_restore_py.get_after_restore())
         out = {"started": started, "hooks_s": time.perf_counter() - started, **work()}
         if profile is not None:
             profile.disable()
@@ -192,13 +195,7 @@ def scenario(moto_port: int, children: int, dirty: bool, cpu_fraction: Optional[
     stack.run_app_in_process(moto_port, upstream.url, JWT_SECRET, OPERATOR_SECRET, POOL_KEY)
     os.environ["_HANDLER"] = MODES[mode]  # Lambda's handler setting for the function
     os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
-    import boto3
-
-    secrets_manager = boto3.client("secretsmanager", region_name=stack.REGION)
-    try:
-        secrets_manager.create_secret(Name=SECRET_ID, SecretString="value-at-snapshot")
-    except secrets_manager.exceptions.ResourceExistsException:
-        secrets_manager.put_secret_value(SecretId=SECRET_ID, SecretString="value-at-snapshot")
+    secrets_manager = _probe_secret()
 
     from bench import ApiGateway, _silence_app_output
 
@@ -273,12 +270,111 @@ def scenario(moto_port: int, children: int, dirty: bool, cpu_fraction: Optional[
     finally:
         share.close()
     upstream.server.shutdown()
-    calls = upstream.messages()
+    _upstream_arrivals(restores, upstream.messages())
+    return {"image": image, "restores": restores, "cpu_fraction": cpu_fraction if share.path else None,
+            "mode": mode}
+
+
+def _probe_secret() -> Any:
+    """A secret holding "value-at-snapshot" (changed after the snapshot to see who reads it afresh)."""
+    import boto3
+
+    secrets_manager = boto3.client("secretsmanager", region_name=stack.REGION)
+    try:
+        secrets_manager.create_secret(Name=SECRET_ID, SecretString="value-at-snapshot")
+    except secrets_manager.exceptions.ResourceExistsException:
+        secrets_manager.put_secret_value(SecretId=SECRET_ID, SecretString="value-at-snapshot")
+    return secrets_manager
+
+
+STREAM_HANDLER = "chalicelib/stream_host/run.sh"  # dev/stream_template.py HANDLER
+
+
+def stream_scenario(moto_port: int, children: int, cpu_fraction: Optional[float]) -> Dict[str, Any]:
+    """The streaming function, as the Lambda Web Adapter runs it with SnapStart: init is run.sh's start-up
+    (`server.warm()`, then the web server listening and its readiness check answered), the snapshot follows
+    with no request served (the adapter forwards no invocation before init ends), and no runtime hook runs
+    (the adapter replaces the managed runtime's loop). Each restore is a fork whose server thread serves the
+    first POST /ai/chat, sent as the adapter sends it (dev/web_adapter.py): the app's first-request step
+    (chalicelib.snapshot.OnFirstRequest) is all that makes the instance its own."""
+    import urllib.request
+
+    import web_adapter
+
+    upstream = RecordingUpstream()
+    stack.run_app_in_process(moto_port, upstream.url, JWT_SECRET, OPERATOR_SECRET, POOL_KEY)
+    os.environ["_HANDLER"] = STREAM_HANDLER
+    os.environ.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+    os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"  # as Lambda sets it for a SnapStart function
+    secrets_manager = _probe_secret()
+    body = {"messages": [{"role": "user", "content": "Name one risk of a late launch."}], "max_tokens": 32}
+
+    def set_up() -> Dict[str, Any]:  # app.py only in this throwaway child: the function's image never holds it
+        import app
+        from bench import ApiGateway, _silence_app_output
+
+        _silence_app_output()
+        gw = ApiGateway(app)
+        tenant = _signed_up(gw, own_key=True)
+        authorizer = gw.authorize(gw.auth_event(tenant["token"], "POST", "/ai/chat"))
+        return {"event": gw.event("POST", "/ai/chat", body, tenant["token"], authorizer=authorizer)}
+
+    event = _in_child(set_up)["event"]
+    init_started = time.perf_counter()
+    from chalicelib.stream_host import server, web
+
+    server.warm()
+    running = server.make("127.0.0.1", 0)
+    serving = threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{running.server_port}"
+    with urllib.request.urlopen(url + web.HEALTH_PATH, timeout=30) as ready:  # the adapter's readiness check
+        assert ready.status == 200
+    running.shutdown()  # the thread stops; the listening socket stays, as in the snapshot
+    from bench import _silence_app_output
+
+    _silence_app_output()
+    image = {"init_s": time.perf_counter() - init_started, "before_snapshot_s": 0.0,
+             "anthropic_imported": "anthropic" in sys.modules, "app_imported": "app" in sys.modules,
+             "made_own_before_snapshot": web.made_own._done, **_image_state({})}  # a secret read at init
+    secrets_manager.put_secret_value(SecretId=SECRET_ID, SecretString="value-after-snapshot")
+
+    def first_request() -> Dict[str, Any]:
+        from chalicelib import secrets
+        from chalicelib.ai.gateway import default_gateway
+        from chalicelib.ids import new_request_id
+
+        threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True).start()  # threads survive a restore
+        keys_after_restore = len(default_gateway()._plain_keys)
+        started = time.perf_counter()
+        invocation = web_adapter.invoke(url, json.loads(json.dumps(event)))
+        answer = json.loads(b"".join(invocation))
+        answered = time.perf_counter()
+        again = time.perf_counter()
+        b"".join(web_adapter.invoke(url, json.loads(json.dumps(event))))  # the same instance, now warm
+        return {"status": invocation.status, "request_id": answer.get("id"), "request_s": answered - started,
+                "answered": answered, "again": again, "sent": time.perf_counter(), "random": random.random(),
+                "new_request_id": new_request_id(), "plain_keys_after_restore": keys_after_restore,
+                "plain_keys_after_request": len(default_gateway()._plain_keys),
+                "secret": secrets._fetch_secret(SECRET_ID), "pid": os.getpid(), "image_clients_reused": []}
+
+    share = CpuShare(cpu_fraction)
+    try:
+        restores = fork_restored(children, first_request, share, hooks=False)
+    finally:
+        share.close()
+    upstream.server.shutdown()
+    _upstream_arrivals(restores, upstream.messages())
+    return {"image": image, "restores": restores, "cpu_fraction": cpu_fraction if share.path else None,
+            "mode": "stream"}
+
+
+def _upstream_arrivals(restores: List[Dict[str, Any]], calls: List[Dict[str, Any]]) -> None:
+    """Each request's upstream arrival: the time to reach upstream (the first request's making the instance its
+    own included), by the machine's one monotonic clock."""
     for restore in restores:
         if "answered" not in restore:
             continue
-        # Each request's upstream arrival: the time to reach upstream (after-restore hooks included for the
-        # first), by the machine's one monotonic clock.
         first = [a for a in calls if restore["started"] <= a["at"] <= restore["answered"]]
         warm = [a for a in calls if restore["again"] <= a["at"] <= restore["sent"]]
         if first:
@@ -287,8 +383,6 @@ def scenario(moto_port: int, children: int, dirty: bool, cpu_fraction: Optional[
             restore["upstream_key"] = first[0]["key"] == OWN_KEY
         if warm:
             restore["warm_to_upstream_s"] = warm[0]["at"] - restore["again"]
-    return {"image": image, "restores": restores, "cpu_fraction": cpu_fraction if share.path else None,
-            "mode": mode}
 
 
 class _CountingStream:
@@ -360,9 +454,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--children", type=int, default=2)
     parser.add_argument("--dirty", action="store_true", help="serve one request before the snapshot")
     parser.add_argument("--cpu", type=float, default=None, help="each restore's share of one core")
-    parser.add_argument("--mode", choices=sorted(MODES), default="ai", help="the first request each restore times")
+    parser.add_argument("--mode", choices=sorted(MODES) + ["stream"], default="ai", help="the first request each restore times")
     args = parser.parse_args(argv)
-    result = scenario(args.moto_port, args.children, args.dirty, args.cpu, args.mode)
+    if args.mode == "stream":
+        if args.dirty:
+            parser.error("--dirty has no stream mode: the adapter forwards no request before the snapshot")
+        result = stream_scenario(args.moto_port, args.children, args.cpu)
+    else:
+        result = scenario(args.moto_port, args.children, args.dirty, args.cpu, args.mode)
     print("RESTORE_RESULT " + json.dumps(result), flush=True)
     return 0
 

@@ -12,11 +12,19 @@ chalice makes no such function (its handlers return whole responses), so this ad
   integration timeout; they keep the REQUEST authorizer (dev/template.py `request_authorizer`);
 - a lambda:InvokeFunction permission for API Gateway on exactly those two methods.
 
-The adapter's layer is AWS's public one, pinned by version (parameter `WebAdapterLayerVersion`); the
-account and version are those the adapter's README lists for the commercial regions,
-https://github.com/awslabs/aws-lambda-web-adapter ("Lambda functions packaged as Zip package for AWS
-managed runtimes": arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:26, x86_64 as
-chalice packages the functions). China regions publish it from other accounts and are not covered.
+SnapStart (dev/snapstart.py) runs on it as on the other functions a caller waits on: the published version's
+init starts the adapter and run.sh, whose web server imports and primes the SDK before the readiness check
+passes, so the snapshot holds it; the integrations and permissions name the alias `live`. The adapter
+replaces the managed runtime's loop, so no runtime hook runs: the app makes a restored instance its own on
+its first request instead (chalicelib.snapshot.OnFirstRequest).
+
+The adapter's layer is AWS's public one, pinned by version (parameter `WebAdapterLayerVersion`): version 27
+is the adapter's 1.0.0, which the adapter's guide lists for the commercial regions
+(https://github.com/awslabs/aws-lambda-web-adapter, docs/guide "Zip Packages":
+arn:aws:lambda:${AWS::Region}:753240598075:layer:LambdaAdapterLayerX86:27, x86_64 as chalice packages the
+functions) and whose changelog has "Disable connection pooling to prevent stale connections after SnapStart"
+(#671): each invocation reaches the app on a new local connection, never one kept from the snapshot. China
+regions publish it from other accounts and are not covered.
 """
 from __future__ import annotations
 
@@ -31,12 +39,13 @@ ROUTES = ("/v1/messages", "/ai/chat")  # chalicelib.ai.calls.STREAMABLE
 TIMEOUT_SECONDS = 900  # chalicelib.ai.calls.STREAM_FUNCTION_TIMEOUT_SECONDS
 INTEGRATION_TIMEOUT_MS = TIMEOUT_SECONDS * 1000
 # The function mostly waits on the model: memory is what each waiting second costs (1 GB: $0.0000166667 per
-# second, so a 60 s answer $0.0010 and a 15-minute one $0.0150). 1 GB gives 0.58 vCPU for the request's
-# own work (settings, admission, relaying events); the SDK's import is paid in the init phase.
-MEMORY_MB = 1024
+# second). SnapStart pays the SDK's import before the snapshot, so CPU matters only for the first request
+# after a restore: at 384 MB (0.22 vCPU) it reached the upstream in 339-656 ms (make bench section 7, under a
+# CPU quota of 384/1,769 of a core), a 10-second call's duration $62.50 a million (docs/cost.md).
+MEMORY_MB = 384
 ADAPTER_ACCOUNT = "753240598075"
 ADAPTER_LAYER = "LambdaAdapterLayerX86"
-ADAPTER_VERSION = 26
+ADAPTER_VERSION = 27
 ADAPTER_PORT = "8080"
 LAYER_PARAMETER = "WebAdapterLayerVersion"
 API_FUNCTION = "APIHandler"

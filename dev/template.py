@@ -54,7 +54,7 @@ WAF_PUBLIC_LIMIT = 100
 
 # The functions a caller waits on, by chalice's name: SnapStart (dev/snapstart.py) starts a new instance of
 # them from a snapshot taken after init, with the anthropic SDK already imported where it is used.
-SNAPSTART_FUNCTIONS = ("api_handler", "tenant_auth", "tenant_request_auth", "operator_auth")
+SNAPSTART_FUNCTIONS = ("api_handler", "stream_handler", "tenant_auth", "tenant_request_auth", "operator_auth")
 
 # Schedules are invoked asynchronously: Lambda retries twice, then sends the event to the failure queue.
 ASYNC_RETRIES = 2
@@ -429,6 +429,8 @@ def merge_template(stage: str, env: Mapping[str, str], plain: Mapping[str, Any],
     resources = _deep_merged(resources, stream_template.resources(stage, env, plain))
     snapstart_ids = [logical_id for logical_id, function in functions.items()
                      if function_name_of(function) in SNAPSTART_FUNCTIONS]
+    if stream_template.FUNCTION in SNAPSTART_FUNCTIONS:  # added above, beside chalice's functions
+        snapstart_ids.append(stream_template.LOGICAL_ID)
     combined = _deep_merged(dict(plain), {"Resources": resources})
     try:
         resources = _deep_merged(resources, snapstart.snapstart_template(combined, snapstart_ids))

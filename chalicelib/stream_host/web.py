@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from chalice.app import Request, Response
 
+from chalicelib import snapshot
 from chalicelib.ai import calls
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.errors import Forbidden, NotFound, TesseraError, UnsupportedMediaType
@@ -25,6 +26,9 @@ from chalicelib.ids import new_id
 from chalicelib.web import envelope_middleware, error_response, tenant_context, translated
 
 HEALTH_PATH = "/health"  # the adapter's readiness check (AWS_LWA_READINESS_CHECK_PATH)
+# With SnapStart the snapshot is taken once the readiness check passes, before any request: whatever must
+# differ between restored instances (randomness, connections, decrypted keys) is made on the first request.
+made_own = snapshot.OnFirstRequest()
 CONTEXT_HEADER = "HTTP_X_AMZN_REQUEST_CONTEXT"
 
 StartResponse = Callable[[str, List[Tuple[str, str]]], Any]
@@ -86,6 +90,7 @@ def application(environ: Dict[str, Any], start_response: StartResponse) -> Itera
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
     if method == "GET" and path == HEALTH_PATH:
         return send(Response(body={"status": "ok"}), start_response)
+    made_own()
     try:
         request = api_request(environ)
     except TesseraError as error:

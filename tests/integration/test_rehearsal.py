@@ -76,11 +76,12 @@ def test_the_rehearsal_changes_only_what_it_names(deployed, expanded):
     kinds = ("held back ", "RestAPI: Name from Body.info.title", "RestAPI: DependsOn without the held-back",
              "output WebAclArn dropped")
     aliases = [c for c in changes if c.endswith("(alias references)")
-               or re.match(r"^\w+InvokePermission: DependsOn without the held-back resources$", c)]
+               or re.match(r"^\w+Invoke\w*: DependsOn without the held-back resources$", c)]
     assert changes and all(change.startswith(kinds) for change in set(changes) - set(aliases)), changes
     # Only what invokes an alias of a SnapStart function is re-pointed: the API (URIs) and its permissions.
     assert {c.split(":")[0] for c in aliases} == {"RestAPI", "APIHandlerInvokePermission", "TenantAuthInvokePermission",
-                                                  "OperatorAuthInvokePermission", "TenantRequestAuthInvokePermission"}
+                                                  "OperatorAuthInvokePermission", "TenantRequestAuthInvokePermission",
+                                                  "StreamHandlerInvokeV1Messages", "StreamHandlerInvokeAiChat"}
     created = set(expanded["Resources"]) - set(held)
     assert created == set(ids), created ^ set(ids)
 
@@ -109,7 +110,7 @@ def test_the_functions_run_the_packaged_handlers_with_their_memory_and_timeouts(
         "reservation_sweeper": ("app.reservation_sweeper", 1769, 300, RUNTIME),
         "batch_sweep": ("app.batch_sweep", 512, 300, RUNTIME),
         "tenant_purge": ("app.tenant_purge", 1769, 900, RUNTIME),
-        "stream_handler": ("chalicelib/stream_host/run.sh", 1024, 900, RUNTIME),
+        "stream_handler": ("chalicelib/stream_host/run.sh", 384, 900, RUNTIME),
     }
 
 
@@ -218,7 +219,7 @@ def test_the_table_and_topic_are_the_stages(deployed):
     assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
 
 
-SNAPSTART = {"APIHandler", "TenantAuth", "OperatorAuth", "TenantRequestAuth"}
+SNAPSTART = {"APIHandler", "StreamHandler", "TenantAuth", "OperatorAuth", "TenantRequestAuth"}
 
 
 def test_the_request_paths_functions_run_snapstart_on_published_versions(expanded):
@@ -238,18 +239,20 @@ def test_api_gateway_invokes_only_the_aliases_of_the_snapstart_functions(expande
     """$LATEST never starts from a snapshot: every integration, authorizer and permission names the alias."""
     assert snapstart.unaliased_references(expanded, SNAPSTART) == {}
     api = json.dumps([r for r in expanded["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"])
-    for function_id in SNAPSTART:
+    for function_id in SNAPSTART - {"StreamHandler"}:
         assert f"functions/${{{snapstart.alias_id(function_id)}}}/invocations" in api, function_id
+    assert f"functions/${{{snapstart.alias_id('StreamHandler')}}}/response-streaming-invocations" in api
     permissions = {k: r for k, r in expanded["Resources"].items() if r["Type"] == "AWS::Lambda::Permission"
                    and r["Properties"]["Principal"] == "apigateway.amazonaws.com"}
-    # the streaming function has no SnapStart (its two routes invoke it unqualified, as the test of its
-    # permissions below checks); every other function API Gateway invokes is a SnapStart one
-    streaming = {k for k, r in permissions.items()
-                 if r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["StreamHandler", "Arn"]}}
+    # the streaming function has a permission per route (chalice's functions one each), through its alias too
+    streaming = {k for k in permissions if k.startswith("StreamHandlerInvoke")}
     assert streaming == {"StreamHandlerInvokeV1Messages", "StreamHandlerInvokeAiChat"}
-    assert "SnapStart" not in expanded["Resources"]["StreamHandler"]["Properties"]
+    for name in streaming:
+        assert permissions[name]["Properties"]["FunctionName"] == \
+            f"{expanded['Resources']['StreamHandler']['Properties']['FunctionName']}:{snapstart.ALIAS}", name
+        assert snapstart.alias_id("StreamHandler") in permissions[name]["DependsOn"], name
     permissions = {k: r for k, r in permissions.items() if k not in streaming}
-    assert len(permissions) == len(SNAPSTART)
+    assert len(permissions) == len(SNAPSTART) - 1
     for name, permission in permissions.items():
         function_id = name[:-len("InvokePermission")]
         deployed_name = expanded["Resources"][function_id]["Properties"]["FunctionName"]
@@ -281,8 +284,8 @@ def test_the_streaming_routes_stream_from_the_streaming_function_for_fifteen_min
     for path in ("/v1/messages", "/ai/chat"):
         integration = body["paths"][path]["post"]["x-amazon-apigateway-integration"]
         assert integration["responseTransferMode"] == "STREAM" and integration["timeoutInMillis"] == 900000
-        assert "/2021-11-15/functions/${StreamHandler.Arn}/response-streaming-invocations" in \
-            integration["uri"]["Fn::Sub"]
+        assert f"/2021-11-15/functions/${{{snapstart.alias_id('StreamHandler')}}}/response-streaming-invocations" \
+            in integration["uri"]["Fn::Sub"]
         assert body["paths"][path]["post"]["security"] == [{"tenant_request_auth": []}]
     other = body["paths"]["/ai/code-review"]["post"]["x-amazon-apigateway-integration"]
     # every other route is the API handler's, through its SnapStart alias
@@ -299,11 +302,12 @@ def test_the_streaming_routes_stream_from_the_streaming_function_for_fifteen_min
     [layer] = function["Properties"]["Layers"]
     arn = layer["Fn::Sub"].replace("${AWS::Partition}", "aws").replace("${AWS::Region}", "us-east-1").replace(
         "${WebAdapterLayerVersion}", str(expanded["Parameters"]["WebAdapterLayerVersion"]["Default"]))
-    assert arn == "arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerX86:26"
+    assert arn == "arn:aws:lambda:us-east-1:753240598075:layer:LambdaAdapterLayerX86:27"
 
 
 def test_api_gateway_may_invoke_the_streaming_function_on_its_two_routes_only(expanded):
+    name = f"{expanded['Resources']['StreamHandler']['Properties']['FunctionName']}:{snapstart.ALIAS}"
     permissions = [r["Properties"] for r in expanded["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"
-                   and r["Properties"]["FunctionName"] == {"Fn::GetAtt": ["StreamHandler", "Arn"]}]
+                   and r["Properties"]["FunctionName"] == name]
     assert sorted(p["SourceArn"]["Fn::Sub"][0].rsplit("}", 1)[1] for p in permissions) == [
         "/*/POST/ai/chat", "/*/POST/v1/messages"]

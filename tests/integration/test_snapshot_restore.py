@@ -19,11 +19,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def restored(moto_server):
-    _, port = moto_server
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "restore.py"), "--moto-port", str(port),
-                             "--children", "2", "--dirty"], capture_output=True, text=True, timeout=300)
+def restores(moto_port, *options):
+    """dev/restore.py's image and its two restores, each of which answered its first request."""
+    result = subprocess.run([sys.executable, str(ROOT / "dev" / "restore.py"), "--moto-port", str(moto_port),
+                             "--children", "2", *options], capture_output=True, text=True, timeout=300)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESTORE_RESULT ")]
     assert result.returncode == 0 and lines, result.stdout[-2000:] + result.stderr[-4000:]
     found = json.loads(lines[-1].split(" ", 1)[1])
@@ -31,6 +30,11 @@ def restored(moto_server):
         assert "error" not in restore, restore["error"]
         assert restore["status"] == 200, restore
     return found["image"], found["restores"]
+
+
+@pytest.fixture(scope="module")
+def restored(moto_server):
+    return restores(moto_server[1], "--dirty")
 
 
 def test_the_image_holds_what_a_restore_must_not_share(restored):
@@ -94,3 +98,59 @@ def test_the_authorizers_snapshot_leaves_the_sdk_out():
                                 text=True, timeout=120, env=dict(os.environ))
         assert result.stdout.strip() == imported, (handler, result.stderr[-2000:])
 
+
+
+@pytest.fixture(scope="module")
+def restored_streams(moto_server):
+    """The streaming function's image (run.sh's start-up under the adapter, no request before the snapshot, no
+    runtime hook), restored twice, each restore's first request sent as the adapter sends it."""
+    return restores(moto_server[1], "--mode", "stream")
+
+
+def test_the_streaming_functions_image_is_primed_without_the_rest_api(restored_streams):
+    image, _ = restored_streams
+    assert image["anthropic_imported"] and not image["app_imported"]
+    assert not image["made_own_before_snapshot"] and image["secret"] == "value-at-snapshot"
+
+
+def test_restored_streaming_instances_share_nothing(restored_streams):
+    """No runtime hook runs under the adapter: the app's first request alone makes each restore its own."""
+    image, (first, second) = restored_streams
+    assert first["random"] != second["random"]
+    ids = [image["request_id"], first["request_id"], second["request_id"], first["new_request_id"],
+           second["new_request_id"]]
+    assert len({request_id[len("req_") + 12:] for request_id in ids}) == len(ids), ids
+    assert [r["secret"] for r in (first, second)] == ["value-after-snapshot"] * 2
+    for restore in (first, second):
+        assert restore["plain_keys_after_restore"] == 0 and restore["plain_keys_after_request"] == 1
+        assert restore["upstream_key"], restore
+    assert first["upstream_port"] != second["upstream_port"]
+
+
+FIRST_REQUEST = """
+import os, random, threading
+from chalicelib import secrets, snapshot
+
+def drawn_after(made_own, seed=7):
+    random.seed(seed)
+    secrets._cache["probe"] = (0, "held at snapshot")  # what an image might hold
+    threads = [threading.Thread(target=made_own) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [random.random() == random.Random(seed).random(), "probe" in secrets._cache]
+
+on_demand = drawn_after(snapshot.OnFirstRequest())
+os.environ[snapshot.INITIALIZATION_TYPE] = snapshot.RESTORED
+restored = snapshot.OnFirstRequest()
+print([on_demand, drawn_after(restored), drawn_after(restored)])
+"""
+
+
+def test_the_first_request_makes_a_restored_instance_its_own_once():
+    """Only where Lambda says the environment was restored (`[True, True]`: random's state and a cached secret
+    untouched); once, whichever of eight threads asks first (`[False, False]`, then untouched)."""
+    result = subprocess.run([sys.executable, "-c", FIRST_REQUEST], cwd=str(ROOT), capture_output=True, text=True,
+                            timeout=120, env={k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_INITIALIZATION_TYPE"})
+    assert result.stdout.strip() == str([[True, True], [False, False], [True, True]]), result.stderr[-2000:]
