@@ -338,7 +338,7 @@ def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
             tenant_id, new_request_id(now.timestamp() if now else None), feature, micros, None, admission.Returns(),
             load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
             now=now)
-        ledger.settle(reservation, ledger.Settlement(
+        ledger.record(reservation, ledger.Settlement(
             principal_id="usr_job", principal_type="user", model="claude-sonnet-4-6", input_tokens=1,
             output_tokens=1, cost_micros=micros, latency_ms=1))
     settle_usage()

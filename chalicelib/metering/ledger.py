@@ -100,17 +100,3 @@ def release_at_once(reservation: Reservation, result: Settlement) -> Optional[Ad
     if not record(reservation, replace(result, status=FAILED, given_back=True)):
         return None
     return give_back(reservation)
-
-
-def settle(reservation: Reservation, result: Settlement) -> bool:
-    return record(reservation, result)
-
-
-def release(reservation: Reservation, principal_id: str, principal_type: str, model: str, own_key: bool) -> bool:
-    return record(reservation, Settlement(principal_id, principal_type, model, own_key=own_key, status=FAILED))
-
-
-def unsure(reservation: Reservation, principal_id: str, principal_type: str, model: str, own_key: bool,
-           latency_ms: int = 0) -> bool:
-    return record(reservation, Settlement(principal_id, principal_type, model, own_key=own_key,
-                                          status=INDETERMINATE, latency_ms=latency_ms))

@@ -249,7 +249,7 @@ def test_released_admissions_are_given_back_to_the_quota():
     tenant_id = new_tenant(basic_chat=2)
     failed, _ = reserve(tenant_id, 10, now=T)
     reserve(tenant_id, 10, now=T)
-    ledger.release(failed, "usr_x", "user", SONNET, own_key=False)
+    ledger.record(failed, ledger.Settlement("usr_x", "user", SONNET, own_key=False, status=ledger.FAILED))
     settle_usage()
     assert admission.load_returns(tenant_id).released("2026-11", "basic_chat") == 1
     reads = Reads(tenant_id)
@@ -265,7 +265,7 @@ def test_released_admissions_count_in_the_items_condition_too():
     tenant_id = new_tenant(basic_chat=2)
     failed, _ = reserve(tenant_id, 10, now=T)
     reserve(tenant_id, 10, now=T)
-    ledger.release(failed, "usr_x", "user", SONNET, own_key=False)
+    ledger.record(failed, ledger.Settlement("usr_x", "user", SONNET, own_key=False, status=ledger.FAILED))
     settle_usage()
     returns = admission.load_returns(tenant_id)
     _, view = reserve(tenant_id, 10, now=T, view=stale_view(tenant_id), returns=returns)
@@ -499,7 +499,7 @@ def test_hard_budget_headroom_is_the_budget_plus_refunds_minus_the_worst_case():
     reservation, _ = reserve(tenant_id, 8_000, now=T)
     cost = sonnet_micros(500, 100)  # 1,500 + 1,500
     assert cost == 3_000
-    ledger.settle(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=500, output_tokens=100,
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=500, output_tokens=100,
                                                  cost_micros=cost))
     settle_usage()
     assert admission.load_returns(tenant_id).refunded("2026-11") == 8_000 - 3_000
@@ -514,7 +514,7 @@ def test_hard_budget_counts_refunds_in_the_items_condition_too():
     tenant_id = new_tenant()
     hard_budget(tenant_id, "0.01")
     reservation, _ = reserve(tenant_id, 8_000, now=T)
-    ledger.settle(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=500, output_tokens=100,
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=500, output_tokens=100,
                                                  cost_micros=sonnet_micros(500, 100)))
     settle_usage()
     returns = admission.load_returns(tenant_id)

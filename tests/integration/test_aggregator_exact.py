@@ -146,7 +146,7 @@ def test_an_answered_call_adds_its_exact_tokens_and_cost_to_the_month_and_its_fe
     cost = micros(input_tokens=1_200, output_tokens=350, cache_write=40, cache_read=500)
     assert cost == 3_600 + 5_250 + 150 + 150
     reservation = reserve(tenant_id, 20_000)
-    ledger.settle(reservation, answered(cost, 1_200, 350, 40, 500))
+    ledger.record(reservation, answered(cost, 1_200, 350, 40, 500))
     settle_usage()
     period, bucket = reservation.period, reservation.bucket
     assert month(tenant_id, period) == totals(requests=1, input_tokens=1_200, output_tokens=350,
@@ -163,9 +163,9 @@ def test_own_key_calls_are_totalled_apart_from_the_pool_and_each_feature_apart()
     pool_cost = micros(input_tokens=100, output_tokens=10)
     own_cost = micros(input_tokens=2_000, output_tokens=70)
     pool = reserve(tenant_id, 5_000)
-    ledger.settle(pool, answered(pool_cost, 100, 10))
+    ledger.record(pool, answered(pool_cost, 100, 10))
     own = reserve(tenant_id, 9_000, feature="code_review")
-    ledger.settle(own, answered(own_cost, 2_000, 70, own_key=True))
+    ledger.record(own, answered(own_cost, 2_000, 70, own_key=True))
     settle_usage()
     period = pool.period
     assert month(tenant_id, period) == totals(requests=2, input_tokens=2_100, output_tokens=80,
@@ -183,7 +183,7 @@ def test_a_stream_cut_off_before_its_end_is_charged_like_an_answer():
     tenant_id = new_tenant()
     cost = micros(input_tokens=300, output_tokens=64)
     reservation = reserve(tenant_id, 4_000)
-    ledger.settle(reservation, answered(cost, 300, 64, status=ledger.INCOMPLETE))
+    ledger.record(reservation, answered(cost, 300, 64, status=ledger.INCOMPLETE))
     settle_usage()
     assert month(tenant_id, reservation.period) == totals(requests=1, input_tokens=300, output_tokens=64,
                                                           cost_micros=cost, pool_requests=1, pool_cost_micros=cost)
@@ -194,7 +194,7 @@ def test_a_stream_cut_off_before_its_end_is_charged_like_an_answer():
 def test_a_failed_call_gives_back_its_whole_worst_case_and_its_admission_and_charges_nothing():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 7_777)
-    ledger.release(reservation, "usr_fold", "user", SONNET, own_key=False)
+    ledger.record(reservation, ledger.Settlement("usr_fold", "user", SONNET, own_key=False, status=ledger.FAILED))
     settle_usage()
     period, bucket = reservation.period, reservation.bucket
     assert month(tenant_id, period) == totals(failed_requests=1)
@@ -207,7 +207,8 @@ def test_a_failed_call_gives_back_its_whole_worst_case_and_its_admission_and_cha
 def test_an_unanswered_call_is_not_charged_keeps_its_admission_and_shows_its_bound_as_exposure():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 6_500)
-    ledger.unsure(reservation, "usr_fold", "user", SONNET, own_key=False)
+    ledger.record(reservation, ledger.Settlement("usr_fold", "user", SONNET, own_key=False,
+                                                 status=ledger.INDETERMINATE))
     settle_usage()
     period, bucket = reservation.period, reservation.bucket
     assert month(tenant_id, period) == totals(indeterminate_requests=1, exposure_micros=6_500)
@@ -246,7 +247,7 @@ def _died(tenant_id, worsts, settled=()):
     start = far_moment()
     reservations = [reserve(tenant_id, worst, now=start + timedelta(seconds=i)) for i, worst in enumerate(worsts)]
     for index, cost in dict(settled).items():
-        ledger.settle(reservations[index], answered(cost, 10, 2))
+        ledger.record(reservations[index], answered(cost, 10, 2))
     settle_usage()
     bucket = reservations[0].bucket
     assert {r.bucket for r in reservations} == {bucket}
@@ -278,8 +279,8 @@ def test_a_late_answer_after_the_reclaim_is_charged_once_and_takes_its_admission
     period = reservation.period
     assert given_back(tenant_id)[f"r:{period}"] == 9_000 and given_back(tenant_id)[f"q:{period}:b"] == 1
     cost = micros(input_tokens=400, output_tokens=20)
-    assert ledger.settle(reservation, answered(cost, 400, 20)) is True
-    assert ledger.settle(reservation, answered(cost, 400, 20)) is False
+    assert ledger.record(reservation, answered(cost, 400, 20)) is True
+    assert ledger.record(reservation, answered(cost, 400, 20)) is False
     settle_usage()
     back = given_back(tenant_id)
     assert back[f"r:{period}"] == 9_000 - cost and f"q:{period}:b" not in back
@@ -294,7 +295,7 @@ def test_a_late_answer_after_the_reclaim_is_charged_once_and_takes_its_admission
 def test_a_late_failure_after_the_reclaim_gives_back_nothing_more():
     tenant_id = new_tenant()
     [reservation] = _died(tenant_id, [2_500])
-    ledger.release(reservation, "usr_fold", "user", SONNET, own_key=False)
+    ledger.record(reservation, ledger.Settlement("usr_fold", "user", SONNET, own_key=False, status=ledger.FAILED))
     settle_usage()
     back = given_back(tenant_id)
     assert (back[f"r:{reservation.period}"], back[f"q:{reservation.period}:b"]) == (2_500, 1)
@@ -305,7 +306,8 @@ def test_a_late_failure_after_the_reclaim_gives_back_nothing_more():
 def test_a_late_unanswered_call_after_the_reclaim_takes_its_admission_again_and_is_not_charged():
     tenant_id = new_tenant()
     [reservation] = _died(tenant_id, [3_300])
-    ledger.unsure(reservation, "usr_fold", "user", SONNET, own_key=False)
+    ledger.record(reservation, ledger.Settlement("usr_fold", "user", SONNET, own_key=False,
+                                                 status=ledger.INDETERMINATE))
     settle_usage()
     back = given_back(tenant_id)
     assert back[f"r:{reservation.period}"] == 3_300 and f"q:{reservation.period}:b" not in back
@@ -321,7 +323,7 @@ def test_a_late_settle_folded_in_the_same_batch_as_the_reclaim_is_late_too():
     cost = micros(input_tokens=1_000)
     with stream_paused():
         sweeper.sweep(now=reclaim_time(reservation.bucket))
-        ledger.settle(reservation, answered(cost, 1_000))
+        ledger.record(reservation, answered(cost, 1_000))
         abandoned = event_of(tenant_id, sweeper.reclaim_request_id(reservation.bucket, "basic_chat"))
         late = event_of(tenant_id, reservation.request_id)
         report = aggregator.handle([insert_record(abandoned), insert_record(late)])
@@ -340,7 +342,7 @@ def test_a_settle_folded_in_the_same_batch_just_before_the_reclaim_is_not_reclai
     cost = micros(input_tokens=1_000)
     period, bucket = kept.period, kept.bucket
     with stream_paused():
-        ledger.settle(kept, answered(cost, 1_000))
+        ledger.record(kept, answered(cost, 1_000))
         assert sweeper.sweep(now=reclaim_time(bucket)).reclaims == 1
         settled = event_of(tenant_id, kept.request_id)
         abandoned = event_of(tenant_id, sweeper.reclaim_request_id(bucket, "basic_chat"))
@@ -373,12 +375,12 @@ def test_a_redelivered_reclaim_gives_nothing_back_twice():
 def test_a_batch_folds_each_new_event_once_and_reports_the_ones_already_folded():
     tenant_id = new_tenant()
     first = reserve(tenant_id, 1_000)
-    ledger.settle(first, answered(micros(input_tokens=100), 100))
+    ledger.record(first, answered(micros(input_tokens=100), 100))
     settle_usage()
     with stream_paused():
         later = [reserve(tenant_id, 2_000) for _ in range(2)]
         for reservation in later:
-            ledger.settle(reservation, answered(micros(output_tokens=10), 0, 10))
+            ledger.record(reservation, answered(micros(output_tokens=10), 0, 10))
         records = [insert_record(event_of(tenant_id, r.request_id)) for r in (later[0], first, later[1])]
         records[1]["dynamodb"]["NewImage"].pop("aggregated_at")
         report = aggregator.handle(records)
@@ -393,7 +395,7 @@ def test_the_aggregator_stamps_each_event_with_the_moment_it_folded_it():
     moment = datetime(2039, 6, 1, 8, 30, 15, tzinfo=timezone.utc)
     with stream_paused():
         reservation = reserve(tenant_id, 500)
-        ledger.settle(reservation, answered(300, 100))
+        ledger.record(reservation, answered(300, 100))
         aggregator.handle([insert_record(event_of(tenant_id, reservation.request_id))], now=moment)
     assert event_of(tenant_id, reservation.request_id).aggregated_at == moment
 
@@ -404,7 +406,7 @@ def test_a_tenants_events_are_folded_at_most_eighty_to_a_transaction():
     with stream_paused():
         reservations = [reserve(tenant_id, 50) for _ in range(81)]
         for reservation in reservations:
-            ledger.settle(reservation, answered(cost, 1, 1))
+            ledger.record(reservation, answered(cost, 1, 1))
         records = [insert_record(event_of(tenant_id, r.request_id)) for r in reservations]
         with DynamoProbe(this_thread=True) as probe:
             report = aggregator.handle(records)
@@ -420,7 +422,7 @@ def test_a_tenants_events_are_folded_at_most_eighty_to_a_transaction():
 def test_only_new_events_are_folded_not_changes_to_them_or_other_records():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 900)
-    ledger.settle(reservation, answered(micros(input_tokens=10), 10))
+    ledger.record(reservation, answered(micros(input_tokens=10), 10))
     settle_usage()
     record = insert_record(event_of(tenant_id, reservation.request_id))
     record["dynamodb"]["NewImage"].pop("aggregated_at")
@@ -502,7 +504,7 @@ def _other_writer(tenant_id):
 
 def _one_event(tenant_id, worst=2_000, cost=600):
     reservation = reserve(tenant_id, worst)
-    ledger.settle(reservation, answered(cost, 200))
+    ledger.record(reservation, answered(cost, 200))
     return reservation, insert_record(event_of(tenant_id, reservation.request_id))
 
 
@@ -572,7 +574,7 @@ def test_a_failure_that_is_not_a_race_is_raised_at_once_for_the_stream_to_retry(
 
 def _settle_at(tenant_id, moment, worst=100, cost=30, drain=True):
     reservation = reserve(tenant_id, worst, now=moment)
-    ledger.settle(reservation, answered(cost, 10))
+    ledger.record(reservation, answered(cost, 10))
     if drain:
         settle_usage()
     return reservation
@@ -597,7 +599,7 @@ def test_refunds_are_kept_for_the_two_months_before_and_forgotten_after():
     for moment in (datetime(2043, 10, 31, 23, 0, tzinfo=timezone.utc), datetime(2043, 11, 2, tzinfo=timezone.utc)):
         _settle_at(tenant_id, moment)
     failed = reserve(tenant_id, 100, now=datetime(2043, 11, 3, tzinfo=timezone.utc))
-    ledger.release(failed, "usr_fold", "user", SONNET, own_key=False)
+    ledger.record(failed, ledger.Settlement("usr_fold", "user", SONNET, own_key=False, status=ledger.FAILED))
     settle_usage()
     assert {"r:2043-10", "r:2043-11", "q:2043-11:b"} <= set(reconciliation(tenant_id)[1])
     _settle_at(tenant_id, datetime(2044, 1, 5, tzinfo=timezone.utc))

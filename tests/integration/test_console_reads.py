@@ -54,7 +54,7 @@ def call(tenant_id, model, input_tokens, output_tokens, principal="key_a", featu
     """One answered call, recorded by the real ledger; returns its cost from the published prices."""
     price = cost(model, input_tokens, output_tokens)
     reservation = reserve(tenant_id, 1_000_000, now=now, feature=feature)
-    ledger.settle(reservation, ledger.Settlement(
+    ledger.record(reservation, ledger.Settlement(
         principal_id=principal, principal_type="api_key", model=model, input_tokens=input_tokens,
         output_tokens=output_tokens, cost_micros=price, latency_ms=5))
     return price
@@ -137,7 +137,7 @@ def test_a_chunk_of_events_never_passes_a_transactions_100_items():
     events = []
     for n in range(40):  # 40 calls, each on a day and by a principal of its own: 6 counter items each
         reservation = reserve(tenant_id, 1_000_000, now=now + timedelta(days=n))
-        ledger.settle(reservation, ledger.Settlement(principal_id=f"key_{n}", principal_type="api_key",
+        ledger.record(reservation, ledger.Settlement(principal_id=f"key_{n}", principal_type="api_key",
                                                      model=SONNET, input_tokens=1, cost_micros=3, latency_ms=1))
         events.append(reservation)
     settle_usage()

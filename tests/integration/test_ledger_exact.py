@@ -78,7 +78,7 @@ def test_a_settled_call_is_one_event_with_every_attribute_as_given():
     cost = published_micros(SONNET, 1_200, 350, 64, 512)
     assert cost == 3_600 + 5_250 + 240 + 154  # 153.6 micro-dollars of cache reads round up
     reservation = reserve(tenant_id, 40_000, now=MOMENT)
-    recorded = ledger.settle(reservation, ledger.Settlement(
+    recorded = ledger.record(reservation, ledger.Settlement(
         "usr_alice", "user", SONNET, input_tokens=1_200, output_tokens=350, cache_creation_tokens=64,
         cache_read_tokens=512, cost_micros=cost, latency_ms=812, upstream_request_id="req_upstream_1"))
     assert recorded is True
@@ -94,7 +94,7 @@ def test_a_settled_call_is_one_event_with_every_attribute_as_given():
 def test_a_settlement_that_names_nothing_else_is_an_ok_pool_call_with_zero_tokens_and_cost():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 1_000, now=MOMENT)
-    assert ledger.settle(reservation, ledger.Settlement("key_ci", "api_key", HAIKU)) is True
+    assert ledger.record(reservation, ledger.Settlement("key_ci", "api_key", HAIKU)) is True
     event = attributes(stored(reservation))
     assert {k: event[k] for k in ("status", "key_source", "input_tokens", "output_tokens", "cache_creation_tokens",
                                   "cache_read_tokens", "cost_micros", "latency_ms", "upstream_request_id")} == {
@@ -107,7 +107,7 @@ def test_the_event_expires_the_retention_after_the_call_began_not_after_it_was_w
     tenant_id = new_tenant()
     began = datetime(2026, 10, 3, 8, 15, 0, tzinfo=timezone.utc)  # a reservation settled long after it began
     reservation = reserve(tenant_id, 1_000, now=began)
-    ledger.settle(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=1, cost_micros=3))
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=1, cost_micros=3))
     event = stored(reservation)
     assert event.created_at == began
     assert event.expires_at == datetime(2027, 11, 7, 8, 15, 0, tzinfo=timezone.utc)  # 400 days on
@@ -135,14 +135,14 @@ def test_a_second_settle_of_the_same_request_changes_nothing_returns_false_and_l
     reservation = reserve(tenant_id, 9_000, now=MOMENT)
     first = published_micros(SONNET, 100, 10)
     assert first == 450
-    assert ledger.settle(reservation, ledger.Settlement("usr_a", "user", SONNET, input_tokens=100, output_tokens=10,
+    assert ledger.record(reservation, ledger.Settlement("usr_a", "user", SONNET, input_tokens=100, output_tokens=10,
                                                         cost_micros=first)) is True
     before = attributes(stored(reservation))
     lines = _Lines()
     logger = powertools_logger()._logger
     logger.addHandler(lines)
     try:
-        again = ledger.settle(reservation, ledger.Settlement("usr_b", "user", HAIKU, input_tokens=999,
+        again = ledger.record(reservation, ledger.Settlement("usr_b", "user", HAIKU, input_tokens=999,
                                                              output_tokens=999, cost_micros=5_994, own_key=True))
     finally:
         logger.removeHandler(lines)
@@ -158,7 +158,7 @@ def test_a_write_dynamodb_refuses_for_another_reason_is_raised_not_taken_for_a_d
     reservation = reserve(tenant_id, 1_000)
     too_large = "x" * 410_000  # over DynamoDB's 400 KB item limit
     with pytest.raises(PutError):
-        ledger.settle(reservation, ledger.Settlement("usr_x", "user", SONNET, upstream_request_id=too_large))
+        ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, upstream_request_id=too_large))
     with pytest.raises(UsageEvent.DoesNotExist):
         stored(reservation)
 
@@ -170,7 +170,7 @@ def test_a_stream_cut_off_is_incomplete_and_charged_with_max_tokens_as_output():
     reservation = reserve(tenant_id, 60_000, now=MOMENT)
     cost = published_micros(SONNET, 2_000, 2_048)  # max_tokens 2,048 charged as the output
     assert cost == 6_000 + 30_720
-    ledger.settle(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=2_000, output_tokens=2_048,
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=2_000, output_tokens=2_048,
                                                  cost_micros=cost, status="incomplete"))
     event = stored(reservation)
     assert (event.status, event.cost_micros, event.cost_bound_micros) == ("incomplete", 36_720, None)
@@ -181,7 +181,8 @@ def test_a_stream_cut_off_is_incomplete_and_charged_with_max_tokens_as_output():
 def test_a_release_is_a_failed_event_with_nothing_charged_and_no_cost_bound():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 7_500, now=MOMENT)
-    assert ledger.release(reservation, "usr_x", "user", SONNET, own_key=False) is True
+    assert ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, own_key=False,
+                                                        status=ledger.FAILED)) is True
     event = attributes(stored(reservation))
     assert event == {
         "request_id": reservation.request_id, "principal_id": "usr_x", "principal_type": "user",
@@ -197,7 +198,8 @@ def test_a_release_is_a_failed_event_with_nothing_charged_and_no_cost_bound():
 def test_a_release_of_an_own_key_call_keeps_its_key_source():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 7_500)
-    assert ledger.release(reservation, "usr_x", "user", SONNET, own_key=True) is True
+    assert ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, own_key=True,
+                                                        status=ledger.FAILED)) is True
     assert stored(reservation).key_source == "tenant"
 
 
@@ -206,7 +208,8 @@ def test_an_unsure_call_is_indeterminate_uncharged_with_its_worst_case_as_the_co
     worst = published_micros(SONNET, 3_000, 2_048)  # what the call could have cost at most
     assert worst == 9_000 + 30_720
     reservation = reserve(tenant_id, worst, now=MOMENT)
-    assert ledger.unsure(reservation, "key_ci", "api_key", SONNET, own_key=True, latency_ms=30_001) is True
+    assert ledger.record(reservation, ledger.Settlement("key_ci", "api_key", SONNET, own_key=True, latency_ms=30_001,
+                                                        status=ledger.INDETERMINATE)) is True
     event = stored(reservation)
     assert (event.status, event.cost_micros, event.cost_bound_micros, event.worst_case_micros) == (
         "indeterminate", 0, 39_720, 39_720)
@@ -218,7 +221,7 @@ def test_an_unsure_call_is_indeterminate_uncharged_with_its_worst_case_as_the_co
 def test_an_unsure_call_without_a_latency_records_zero():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 2_000)
-    ledger.unsure(reservation, "usr_x", "user", SONNET, own_key=False)
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, own_key=False, status=ledger.INDETERMINATE))
     event = stored(reservation)
     assert (event.status, event.latency_ms, event.key_source) == ("indeterminate", 0, "platform")
 
@@ -227,7 +230,7 @@ def test_an_unsure_call_without_a_latency_records_zero():
 def test_only_ok_and_incomplete_calls_are_charged(status):
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 5_000)
-    ledger.settle(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=10, output_tokens=10,
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", SONNET, input_tokens=10, output_tokens=10,
                                                  cost_micros=180, status=status))
     event = stored(reservation)
     assert (event.status, event.cost_micros) == (status, 0)
@@ -248,9 +251,9 @@ def test_own_key_and_platform_pool_spend_are_recorded_and_totalled_apart():
     pool = published_micros(HAIKU, 10_000, 2_000, 0, 3_333)  # 10,000 + 10,000 + 333.3 -> 334
     assert (own, pool) == (27_000, 20_334)
     own_call, pool_call = reserve(tenant_id, 50_000, now=MOMENT), reserve(tenant_id, 50_000, now=MOMENT)
-    ledger.settle(own_call, ledger.Settlement("usr_x", "user", SONNET, input_tokens=4_000, output_tokens=1_000,
+    ledger.record(own_call, ledger.Settlement("usr_x", "user", SONNET, input_tokens=4_000, output_tokens=1_000,
                                               cost_micros=own, own_key=True))
-    ledger.settle(pool_call, ledger.Settlement("usr_x", "user", HAIKU, input_tokens=10_000, output_tokens=2_000,
+    ledger.record(pool_call, ledger.Settlement("usr_x", "user", HAIKU, input_tokens=10_000, output_tokens=2_000,
                                                cache_read_tokens=3_333, cost_micros=pool))
     assert (stored(own_call).key_source, stored(pool_call).key_source) == ("tenant", "platform")
     totals = month(tenant_id, "2026-11")

@@ -303,7 +303,7 @@ def test_a_lowered_limit_override_holds_for_the_next_request_on_a_warm_instance(
 def test_settling_the_same_request_twice_counts_once():
     tenant_id, _ = new_tenant()
     reservation = reserve(tenant_id, 1_000)
-    outcomes = burst(lambda i: ledger.settle(reservation, settlement(330)), n=5)
+    outcomes = burst(lambda i: ledger.record(reservation, settlement(330)), n=5)
     assert outcomes.count("ok") == 5
     used, committed, spent, requests = standing(tenant_id)
     assert (used, committed, spent, requests) == (1, 330, 330, 1)
@@ -312,7 +312,7 @@ def test_settling_the_same_request_twice_counts_once():
 def test_a_redelivered_stream_batch_counts_nothing_twice():
     tenant_id, _ = new_tenant()
     reservation = reserve(tenant_id, 1_000)
-    ledger.settle(reservation, settlement(330))
+    ledger.record(reservation, settlement(330))
     settle_usage()
     event = UsageEvent.get(tenant_pk(tenant_id), UsageEvent.sk_for(reservation.request_id), consistent_read=True)
     image = event.serialize()
@@ -327,7 +327,8 @@ def test_release_gives_back_quota_and_reserved_cost():
     tenant_id, _ = new_tenant()
     operators.set_limits(tenant_id, {"features": {"basic_chat": 1}})
     reservation = reserve(tenant_id, 777)
-    ledger.release(reservation, "usr_x", "user", "claude-sonnet-4-6", own_key=False)
+    ledger.record(reservation, ledger.Settlement("usr_x", "user", "claude-sonnet-4-6", own_key=False,
+                                                 status=ledger.FAILED))
     assert standing(tenant_id)[:3] == (0, 0, 0)
     reserve(tenant_id, 777)
 
@@ -436,8 +437,8 @@ def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_c
     # The handler was only slow after all: its settle arrives now and is charged once.
     late = admission.Reservation(tenant_id, request_id, "basic_chat", reserved["period"], reserved["bucket"], 9_000,
                                  datetime.now(timezone.utc))
-    assert ledger.settle(late, settlement(1_234)) is True
-    assert ledger.settle(late, settlement(1_234)) is False
+    assert ledger.record(late, settlement(1_234)) is True
+    assert ledger.record(late, settlement(1_234)) is False
     assert standing(tenant_id, reserved["period"]) == (1, 1_234, 1_234, 1)
 
 
@@ -454,14 +455,14 @@ def test_the_admission_item_stays_under_one_kilobyte_at_its_busiest():
     for step in range(0, 40 * 60, 47):  # 40 minutes: sweep buckets and every rate slot in use
         moment = start + timedelta(seconds=step)
         for feature in ("basic_chat", "code_review", "document_analysis", "custom_prompts"):
-            ledger.settle(reserve(tenant_id, 123_456_789, now=moment, feature=feature), settlement(1))
+            ledger.record(reserve(tenant_id, 123_456_789, now=moment, feature=feature), settlement(1))
         if moment - swept >= timedelta(minutes=10):  # the sweeper's schedule
             settle_usage()
             sweeper.sweep(now=moment)
             swept = moment
     last = (start + timedelta(seconds=step + 60)).replace(second=0)
     for slot in range(24):  # and one call in each 5-second rate slot of the last two minutes
-        ledger.settle(reserve(tenant_id, 123_456_789, now=last + timedelta(seconds=5 * slot)), settlement(1))
+        ledger.record(reserve(tenant_id, 123_456_789, now=last + timedelta(seconds=5 * slot)), settlement(1))
     assert len([k for k in admission.load_view(tenant_id).counters if k.startswith("s:")]) == 24
     raw = Admission.get(tenant_pk(tenant_id), Admission.SK, consistent_read=True).serialize()
     raw.update({"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": Admission.SK}})

@@ -200,7 +200,7 @@ def test_a_second_sweep_before_the_reclaim_is_folded_writes_no_second_event():
 def test_a_bucket_whose_every_reservation_was_settled_is_resolved_without_a_reclaim():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 2_000, now=own_bucket_start())
-    ledger.settle(reservation, answered(700))
+    ledger.record(reservation, answered(700))
     settle_usage()
     assert sweeper.sweep(now=reclaim_time(reservation.bucket)) == report(buckets=1, tenants_=1, resolved=1)
     assert abandoned_event(tenant_id, reservation.bucket) is None
@@ -211,7 +211,7 @@ def test_tenants_sharing_a_bucket_are_each_judged_on_their_own_items():
     start = own_bucket_start()
     settled, dead = new_tenant(), new_tenant()
     kept = reserve(settled, 1_500, now=start)
-    ledger.settle(kept, answered(400))
+    ledger.record(kept, answered(400))
     # Worst cases that differ, so judging either tenant on the other's items would show.
     lost = reserve(dead, 2_000, now=start + timedelta(seconds=1))
     settle_usage()
@@ -260,7 +260,7 @@ def test_a_dead_reservation_with_no_worst_case_still_gives_its_admission_back():
 def test_a_bucket_whose_worst_case_is_not_all_accounted_for_is_reclaimed_for_the_difference():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 1, now=own_bucket_start())
-    ledger.settle(replace(reservation, worst_case_micros=0), answered(0))  # recorded for less than was reserved
+    ledger.record(replace(reservation, worst_case_micros=0), answered(0))  # recorded for less than was reserved
     settle_usage()
     assert sweeper.sweep(now=reclaim_time(reservation.bucket)).reclaims == 1
     settle_usage()
@@ -271,7 +271,7 @@ def test_a_bucket_whose_worst_case_is_not_all_accounted_for_is_reclaimed_for_the
 def test_a_mark_delivered_again_after_its_bucket_was_resolved_is_removed_without_a_write():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 600, now=own_bucket_start())
-    ledger.settle(reservation, answered(100))
+    ledger.record(reservation, answered(100))
     settle_usage()
     at = reclaim_time(reservation.bucket)
     assert sweeper.sweep(now=at).resolved == 1

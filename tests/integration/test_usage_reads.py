@@ -52,13 +52,14 @@ def settled(tenant_id, worst, feature="basic_chat", now=None, model=SONNET, own_
     reservation = reserve(tenant_id, worst, now=now, feature=feature)
     cost = published_cost(model, **tokens) if status in ledger.CHARGED else 0
     if status == ledger.FAILED:
-        ledger.release(reservation, "usr_test", "user", model, own_key)
+        ledger.record(reservation, ledger.Settlement("usr_test", "user", model, own_key=own_key, status=ledger.FAILED))
     elif status == ledger.INDETERMINATE:
-        ledger.unsure(reservation, "usr_test", "user", model, own_key, latency_ms=30)
+        ledger.record(reservation, ledger.Settlement("usr_test", "user", model, own_key=own_key, latency_ms=30,
+                                                     status=ledger.INDETERMINATE))
     else:
         names = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
                  "cache_write": "cache_creation_tokens", "cache_read": "cache_read_tokens"}
-        ledger.settle(reservation, ledger.Settlement(
+        ledger.record(reservation, ledger.Settlement(
             principal_id="usr_test", principal_type="user", model=model, cost_micros=cost, latency_ms=12,
             own_key=own_key, status=status, **{names[k]: v for k, v in tokens.items()}))
     return reservation, cost
