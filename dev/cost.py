@@ -189,8 +189,9 @@ MEMORY_REASONS = {
                                "10-second call $62.50 a million instead of $166.67 at 1,024 and $287.92 at 1,769. "
                                "SnapStart pays the SDK's import before the snapshot; `make bench` section 7 times "
                                "its first POST /ai/chat after a restore, sent as the adapter sends it, under a CPU "
-                               "quota of memory/1,769: at 384 MB it reached the upstream in 339-656 ms (3 "
-                               "restores), 284-376 ms at 512 MB, 643-786 ms at 256 MB."),
+                               "quota of memory/1,769: at 384 MB it reached the upstream in 552 ms (median of 5, "
+                               "load 3-5), leaving 448 ms of the second to Lambda's own restore; 374 ms at 512 MB, "
+                               "735 ms at 256 MB."),
     "tenant_purge": "Every 15 minutes, not on a request path: pages of BatchWriteItem; kept at one vCPU.",
     "batch_sweep": ("Every 10 minutes, not on a request path: waits on upstream's batch reads, one per open batch, "
                     "so CPU does not bound it; Lambda's default size."),
