@@ -40,8 +40,8 @@ TIMEOUT_SECONDS = 900  # chalicelib.ai.calls.STREAM_FUNCTION_TIMEOUT_SECONDS
 INTEGRATION_TIMEOUT_MS = TIMEOUT_SECONDS * 1000
 # The function mostly waits on the model: memory is what each waiting second costs (1 GB: $0.0000166667 per
 # second). SnapStart pays the SDK's import before the snapshot, so CPU matters only for the first request
-# after a restore: at 384 MB (0.22 vCPU) it reached the upstream in 552 ms, median of 5 (make bench section 7, under a
-# CPU quota of 384/1,769 of a core), a 10-second call's duration $62.50 a million (docs/cost.md).
+# after a restore: at 384 MB (0.22 vCPU) it reached the upstream in 552 ms, median of 5 (make bench section 7,
+# under a CPU quota of 384/1,769 of a core), a 10-second call's duration $62.50 a million (docs/cost.md).
 MEMORY_MB = 384
 ADAPTER_ACCOUNT = "753240598075"
 ADAPTER_LAYER = "LambdaAdapterLayerX86"
