@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from chalice.app import Request, Response
 
@@ -103,7 +103,19 @@ def envelope_middleware(event: Request, get_response: Callable[[Request], Respon
         response.headers["request-id"] = request_id  # where Anthropic's SDKs read it (`_request_id`)
         log.info("request", extra={"fields": {"method": event.method, "path": event.context.get("resourcePath"),
                                               "status": response.status_code}})
+        if not isinstance(response.body, (str, bytes, dict, list, type(None))):  # streamed after we return
+            response.body = _keeping_keys(response.body, logs.bound())
         return response
+    finally:
+        logs.clear()
+
+
+def _keeping_keys(body: Iterable[bytes], keys: Dict[str, Any]) -> Iterator[bytes]:
+    """A streamed body is produced after the handler has returned: what it logs and meters (the call's
+    settlement, its EMF record, an upstream error) keeps the request's keys, on whichever thread sends it."""
+    logs.bind(**keys)
+    try:
+        yield from body
     finally:
         logs.clear()
 

@@ -96,6 +96,31 @@ def test_a_client_leaving_mid_stream_is_settled_at_what_upstream_billed(app_url,
     assert len(events_of(tenant_id)) == 2
 
 
+def test_what_a_streamed_call_meters_after_its_headers_names_its_request_and_tenant(app_url, standin):
+    """The call settles while its body streams, after the handler returned: its EMF record (and anything logged
+    then) keeps the request's keys, which CloudWatch's queries by tenant and request depend on."""
+    import io
+    import logging
+
+    from chalicelib import observability
+
+    tenant_id, ctx = new_tenant()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    observability.metrics_writer().addHandler(handler)
+    try:
+        sent = event("/v1/messages", messages_body("[[standin:event_delay=0.05]] keyed " + "words " * 5), ctx)
+        assert sse_names(b"".join(web_adapter.invoke(app_url, sent)))[-1] == "message_stop"
+        deadline = time.monotonic() + 10
+        while not events_of(tenant_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        observability.metrics_writer().removeHandler(handler)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [record] = [r for r in records if r.get("requests") and r.get("request_id") == sent["requestContext"]["requestId"]]
+    assert record["tenant_id"] == tenant_id and record["status"] == "ok"
+
+
 def test_a_whole_call_is_assembled_from_the_upstream_stream_and_settled_exactly(app_url, standin):
     tenant_id, ctx = new_tenant()
     invocation = web_adapter.invoke(app_url, event("/v1/messages", messages_body("whole-host", stream=False), ctx))
