@@ -18,12 +18,10 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+from dev.deploy import gateway_responses
+from dev.stack import local_stack as stack  # the same functions `make run` uses
 
-import gateway_responses  # noqa: E402  (dev/gateway_responses.py)
-import stack  # noqa: E402  (dev/stack.py: the same functions `make run` uses)
+ROOT = Path(__file__).resolve().parents[1]
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
 TEST_OPERATOR_SECRET = "test-operator-secret-" + "y" * 32
@@ -54,7 +52,7 @@ def environment(moto_server, standin):
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
     gateway_responses.install_locally()  # the test client's gateway answers as make run's and the deployed one do
     global _pump
-    import stream_worker
+    from dev.stack import stream_worker
 
     _pump = stream_worker.StreamPump().start()
     yield
@@ -344,7 +342,7 @@ def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
     settle_usage()
 
 
-# --- the deployable package (tests/integration): built once per session by dev/package.py, offline --------
+# --- the deployable package (tests/integration): built once per session by dev/deploy/package.py, offline --------
 
 PACKAGE_STAGE = "prod"
 ARTIFACTS_BUCKET = "tessera-artifacts"
@@ -367,10 +365,10 @@ def package_dir(tmp_path_factory) -> Path:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                         "AWS_CONFIG_FILE": os.devnull})
-            result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", PACKAGE_STAGE,
+            result = subprocess.run([sys.executable, "-m", "dev.deploy.package", "--stage", PACKAGE_STAGE,
                                      "--out", str(out)], cwd=str(ROOT), env=env, capture_output=True, text=True,
                                     timeout=600)
-            assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
+            assert result.returncode == 0, f"dev/deploy/package.py failed:\n{result.stdout}\n{result.stderr}"
             print(result.stdout)
             built.touch()
     return out
@@ -389,7 +387,7 @@ def template(template_path) -> Dict[str, Any]:
 @pytest.fixture(scope="session")
 def expanded(template) -> Dict[str, Any]:
     """The template as CloudFormation runs it: code in S3, the SAM transform applied (aws-sam-translator)."""
-    import rehearsal  # dev/rehearsal.py
+    from dev.deploy import rehearsal 
 
     previous = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator builds ARNs for a region

@@ -1,8 +1,8 @@
 """The budget job at scale: seed N budgeted tenants straight into DynamoDB and time `check_budgets` over them.
 
-    .venv/bin/python dev/bench_budget_job.py [--tenants 10000] [--alerting-every 100]
+    .venv/bin/python -m dev.bench.budget_job [--tenants 10000] [--alerting-every 100]
 
-It starts its own moto server (dev/moto_server.py) on a free loopback port, creates what `make run` creates,
+It starts its own moto server (dev/stack/moto_server.py) on a free loopback port, creates what `make run` creates,
 and writes each tenant's profile (listed in its gsi2 segment), one owner and the month's aggregate with
 batch writes (no sign-up, no argon2). Every `--alerting-every`-th tenant has spent 60 % of its budget (one
 alert, at 50 %); the others 30 % (none). Then three runs of the real job:
@@ -32,11 +32,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import stack  # noqa: E402
+from dev.stack import local_stack as stack  # noqa: E402
 
 READS = ("Query", "BatchGetItem", "GetItem", "Scan")
 BUDGET_MICROS = 100 * 1_000_000  # $100
@@ -107,7 +105,7 @@ def item_bytes(raw: Dict[str, Any]) -> int:
 
 
 def measure(label: str, workers: int, tenants: int) -> Dict[str, Any]:
-    from probes import DynamoProbe
+    from dev.bench.probes import DynamoProbe
 
     from chalicelib.jobs.budget_check import check_budgets
 

@@ -1,7 +1,7 @@
 """`make bench`'s ledger section: one tenant under DynamoDB's conflict semantics, and what a request
 writes.
 
-It starts its own moto in contention mode (dev/moto_server.py --contention: a transaction holds its
+It starts its own moto in contention mode (dev/stack/moto_server.py --contention: a transaction holds its
 items for its latency and anything else touching them is cancelled with TransactionConflict, each call
 takes its kind's latency), points the app at it, and drives one tenant with 16, 64 and 256 requests in
 flight through the real gateway (`Gateway.run`: admission, the stand-in model call, the usage event)
@@ -28,7 +28,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
-import stack
+from dev.stack import local_stack as stack
 
 LEVELS = (16, 64, 256)
 QUICK_LEVELS = (16,)
@@ -92,7 +92,7 @@ class LedgerBench:
         self.saved_env = {k: os.environ.get(k, "") for k in ("AWS_ENDPOINT_URL", "TESSERA_TABLE_NAME")}
         os.environ.update({"AWS_ENDPOINT_URL": endpoint, "TESSERA_TABLE_NAME": stage_env["TESSERA_TABLE_NAME"]})
         reset_settings()
-        import stream_worker
+        from dev.stack import stream_worker
 
         self.pump = stream_worker.StreamPump(endpoint=endpoint).start()
 
@@ -287,11 +287,7 @@ def measure_latency(report: Any, gateway_factory: Any, ctx: Any, call: Any, samp
     `rounds` rounds of `samples` calls: the median of one round moves by a few tenths of a millisecond
     from run to run on the same machine, so the target is held by the slowest round as well as by all of
     them together."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from probes import DynamoProbe
+    from dev.bench.probes import DynamoProbe
 
     from chalicelib.ai.client import ModelReply, Usage
 

@@ -1,8 +1,8 @@
 """Offboarding at scale, scaled down: export and purge one tenant of N items and time both.
 
-    .venv/bin/python dev/bench_offboarding.py [--items 10000]
+    .venv/bin/python -m dev.bench.offboarding [--items 10000]
 
-It starts its own moto server (dev/moto_server.py) on a free loopback port in a table of its own, signs
+It starts its own moto server (dev/stack/moto_server.py) on a free loopback port in a table of its own, signs
 one tenant up, writes N usage-event-sized items into its partition with batch writes, then:
 
 1. exports the tenant (the real export: partition query, JSON Lines, S3 put);
@@ -27,11 +27,9 @@ from collections import Counter
 from pathlib import Path
 from typing import List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import stack  # noqa: E402
+from dev.stack import local_stack as stack  # noqa: E402
 
 
 def seed(tenant_id: str, count: int) -> int:

@@ -27,7 +27,7 @@ class DynamoProbe:
         self._client: Any = None
 
     def counted(self) -> bool:
-        """Calls of the usage stream's consumer (dev/stream_worker.py's thread) belong to no request."""
+        """Calls of the usage stream's consumer (dev/stack/stream_worker.py's thread) belong to no request."""
         if threading.current_thread().name == STREAM_THREAD:
             return False
         return self._thread is None or threading.get_ident() == self._thread

@@ -14,12 +14,12 @@ restored child under a CFS quota of that fraction of one core (a cgroup v1 cpu c
 smaller memory size can be measured, not guessed. Where no cgroup can be made, the child runs unlimited
 and the result says so.
 
-    python dev/restore.py --moto-port N [--children 3] [--dirty] [--cpu 0.29]
+    python -m dev.bench.restore --moto-port N [--children 3] [--dirty] [--cpu 0.29]
 
 (`RESTORE_PROFILE=1` prints a cProfile of each restore to stderr.) It
 prints one JSON object: what the image held and, per restored child, what it produced and how long its
 after-restore hooks and its first AI request took up to the moment the upstream received it.
-tests/integration/test_snapshot_restore.py and dev/bench_restore.py run it.
+tests/integration/test_snapshot_restore.py and dev/bench/restore_report.py run it.
 """
 from __future__ import annotations
 
@@ -36,12 +36,10 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import stack  # noqa: E402  (dev/stack.py)
-from bench import JWT_SECRET, OPERATOR_SECRET, POOL_KEY  # noqa: E402  (the bench's local secrets)
+from dev.stack import local_stack as stack  # noqa: E402  (dev/stack/local_stack.py)
+from dev.bench.run import JWT_SECRET, OPERATOR_SECRET, POOL_KEY  # noqa: E402  (the bench's local secrets)
 
 OWN_KEY = "sk-ant-restore-tenants-own-key"
 SECRET_ID = "tessera/restore/probe"
@@ -200,7 +198,7 @@ def scenario(moto_port: int, children: int, dirty: bool, cpu_fraction: Optional[
     except secrets_manager.exceptions.ResourceExistsException:
         secrets_manager.put_secret_value(SecretId=SECRET_ID, SecretString="value-at-snapshot")
 
-    from bench import ApiGateway, _silence_app_output
+    from dev.bench.run import ApiGateway, _silence_app_output
 
     init_started = time.perf_counter()
     import app  # registers the hooks (chalicelib/snapshot.py), as Lambda's init does

@@ -1,13 +1,13 @@
 """`make bench`, section 7: the first request of an instance restored from a SnapStart snapshot.
 
-For each function kind and each memory size in MEMORY_MB, dev/restore.py runs Lambda's init (`import app`
+For each function kind and each memory size in MEMORY_MB, dev/bench/restore.py runs Lambda's init (`import app`
 with the function's handler setting) and the before-snapshot hooks once, then restores that image
 RESTORES times (a fork each, under a CPU quota of memory/1,769 of one core, as Lambda allots CPU), each
 running the after-restore hooks and timing its first request: POST /ai/chat up to the moment the upstream
 receives it, the tenant authorizer, and POST /auth/login. Lambda's own restore of the snapshot cannot be
 run here: PUBLISHED says what AWS publishes of it, and the target leaves it the rest of the second.
 
-    .venv/bin/python dev/bench.py --only restore     # this section alone, into docs/performance.md
+    .venv/bin/python -m dev.bench --only restore     # this section alone, into docs/performance.md
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEMORY_MB = (1769, 1024, 512, 384, 256)
 ONE_VCPU_MB = 1769
 RESTORES = 5
@@ -47,9 +47,9 @@ def configured_memory(function: str) -> int:
 
 
 def restore_runs(moto_port: int, mode: str, memory_mb: int, restores: int) -> Dict[str, Any]:
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "restore.py"), "--moto-port", str(moto_port),
+    result = subprocess.run([sys.executable, "-m", "dev.bench.restore", "--moto-port", str(moto_port),
                              "--children", str(restores), "--mode", mode,
-                             "--cpu", f"{memory_mb / ONE_VCPU_MB:.4f}"], capture_output=True, text=True, timeout=600)
+                             "--cpu", f"{memory_mb / ONE_VCPU_MB:.4f}"], cwd=str(ROOT), capture_output=True, text=True, timeout=600)
     for line in result.stdout.splitlines():
         if line.startswith("RESTORE_RESULT "):
             found = json.loads(line.split(" ", 1)[1])
@@ -57,12 +57,12 @@ def restore_runs(moto_port: int, mode: str, memory_mb: int, restores: int) -> Di
             if errors:
                 raise RuntimeError(f"a restore failed:\n{errors[0]}")
             return found
-    raise RuntimeError(f"dev/restore.py failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    raise RuntimeError(f"dev/bench/restore.py failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
 
 
 def measure(bench: Any) -> None:
     """Add this section's rows to the bench's report."""
-    from bench import section
+    from dev.bench.run import section
 
     r, restores = bench.report, max(2, min(RESTORES, bench.sizes.cold_runs))
     api_memory = configured_memory("api_handler")
@@ -95,17 +95,17 @@ def measure(bench: Any) -> None:
 
 
 def markdown(report: Any, info: Dict[str, str]) -> str:
-    from bench import Report, md_table
+    from dev.bench.run import Report, md_table
 
     rows = [row.cells() for row in report.rows if row.section.startswith(SECTION)]
     lines = [BEGIN, "## SnapStart: the first request after a restore", "",
-             "`dev/bench.py --only restore` rewrites this section alone (dev/bench_restore.py). This run: "
+             "`python -m dev.bench --only restore` rewrites this section alone (dev/bench/restore_report.py). This run: "
              + "; ".join(f"{k}: {v}" for k, v in info.items() if k in MACHINE_KEYS) + ".", "",
              md_table(Report.HEADER, rows), "",
              "### What AWS publishes about the restore itself", "",
              md_table(["Figure", "As published", "Source"], [list(p) for p in PUBLISHED]), "",
              "### How it is measured", "",
-             "- **The image.** dev/restore.py sets the function's handler (`_HANDLER`: `app.app`, or "
+             "- **The image.** dev/bench/restore.py sets the function's handler (`_HANDLER`: `app.app`, or "
              "`app.tenant_auth` for the authorizer), imports app.py (which registers the hooks with the real "
              "`snapshot_restore_py`) and runs the before-snapshot hooks; a tenant is set up in a throwaway "
              "child first, so the image holds init and nothing a request warmed.",

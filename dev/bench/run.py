@@ -4,7 +4,7 @@ DynamoDB round trips each entry point makes, how the Lambdas start cold, what gr
 
 It is a measurement, not a test: it prints a table with a HOLD/MISS per target and writes it, with the
 machine it ran on, to docs/performance.md. Everything is local and self-contained: its own moto server
-(dev/moto_server.py) as AWS, the Anthropic stand-in (dev/anthropic_standin.py) in a thread, and the real
+(dev/stack/moto_server.py) as AWS, the Anthropic stand-in (dev/standin/server.py) in a thread, and the real
 Lambda entry points, `app.tenant_auth` and `app.app`, called with the events API Gateway sends them.
 
 Each figure is the median over repeated runs, with min and max. Every comparison (gateway vs direct SDK,
@@ -12,7 +12,7 @@ Each figure is the median over repeated runs, with min and max. Every comparison
 Each scenario gets its own DynamoDB table: moto's Query walks the whole table, so seeding 20,000 usage
 events for the scaling scenario must not slow the other measurements.
 
-    .venv/bin/python dev/bench.py [--quick] [--output docs/performance.md]
+    .venv/bin/python -m dev.bench [--quick] [--output docs/performance.md]
 """
 from __future__ import annotations
 
@@ -44,11 +44,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import stack  # noqa: E402  (dev/stack.py: the same start-up the tests and `make run` use)
+from dev.stack import local_stack as stack  # noqa: E402  (dev/stack/local_stack.py: the same start-up the tests and `make run` use)
 
 JWT_SECRET = "bench-jwt-secret-" + "b" * 32
 OPERATOR_SECRET = "bench-operator-secret-" + "o" * 32
@@ -681,7 +679,7 @@ class Bench:
     def measure_concurrency(self) -> None:
         s = self.sizes
         section(f"5. concurrency: {s.threads} threads on one tenant through the Lambda entry points")
-        import stream_worker
+        from dev.stack import stream_worker
         from chalicelib.metering import admission, usage
         from chalicelib.models import FeatureUsage, UsagePeriod, tenant_pk
         from chalicelib.periods import current_period
@@ -749,7 +747,7 @@ class Bench:
 
     def measure_latency_estimate(self) -> None:
         section("8. latency estimate: the synchronous part of a warm AI request")
-        import bench_ledger
+        from dev.bench import ledger as bench_ledger
         from chalicelib.ai.gateway import FeatureCall, Gateway
         from chalicelib.tenancy import TenantContext
 
@@ -760,7 +758,7 @@ class Bench:
 
     def measure_ledger_contention(self) -> None:
         section("7. the ledger under DynamoDB's conflict semantics: one tenant, 16/64/256 in flight")
-        import bench_ledger
+        from dev.bench import ledger as bench_ledger
 
         run = bench_ledger.LedgerBench(self.report, self.standin_url, quick=self.sizes is QUICK)
         try:
@@ -929,18 +927,12 @@ class Bench:
     def measure_package(self) -> None:
         section("6. deployment package")
         out = self.workdir / "package"
-        script = ROOT / "dev" / "package.py"
         env = {**os.environ, "AWS_DEFAULT_REGION": stack.REGION}
         for variable in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             env.pop(variable, None)
         t0 = time.perf_counter()
-        if script.exists():
-            how = "dev/package.py --stage prod"
-            args = [sys.executable, str(script), "--stage", "prod", "--out", str(out)]
-        else:
-            how = "chalice package --stage prod"
-            args = [str(Path(sys.executable).with_name("chalice")), "--project-dir", str(ROOT), "package",
-                    "--stage", "prod", str(out)]
+        how = "python -m dev.deploy.package --stage prod"
+        args = [sys.executable, "-m", "dev.deploy.package", "--stage", "prod", "--out", str(out)]
         result = subprocess.run(args, cwd=str(ROOT), env=env, capture_output=True, text=True)
         zip_path = out / "deployment.zip"
         if result.returncode != 0 or not zip_path.exists():
@@ -1135,7 +1127,7 @@ class Bench:
              "ledger contention", "scaling", "cold start", "import profile", "snapstart restore")
 
     def measure_restore(self) -> None:
-        import bench_restore  # dev/bench_restore.py: section 7
+        from dev.bench import restore_report as bench_restore  # dev/bench/restore_report.py: section 7
 
         bench_restore.measure(self)
 
@@ -1191,8 +1183,8 @@ def _zip_tree(tree: Path, target: Path) -> Path:
 
 
 def make_probe():
-    """dev/probes.DynamoProbe, also counting the items each read returned (what DynamoDB bills a read by)."""
-    from probes import DynamoProbe
+    """dev/bench/probes.DynamoProbe, also counting the items each read returned (what DynamoDB bills a read by)."""
+    from dev.bench.probes import DynamoProbe
 
     class ItemProbe(DynamoProbe):
         def __init__(self) -> None:
@@ -1397,7 +1389,7 @@ def write_markdown(path: Path, bench: Bench, info: Dict[str, str], sizes: Sizes,
     lines = [
         "# Performance",
         "",
-        "Generated by `make bench` (`dev/bench.py`); do not edit by hand. Re-run it to refresh.",
+        "Generated by `make bench` (`dev/bench/run.py`); do not edit by hand. Re-run it to refresh.",
         "" if not quick else "\n**This was a `--quick` smoke run: sample sizes are too small to judge targets.**\n",
         "## Machine",
         "",
@@ -1431,11 +1423,11 @@ def write_markdown(path: Path, bench: Bench, info: Dict[str, str], sizes: Sizes,
 
 
 def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept next to the code it describes)
-    import bench_ledger
+    from dev.bench import ledger as bench_ledger
 
     return [
-        "**Set-up.** A moto server (`dev/moto_server.py`) on a free port is AWS, bootstrapped by "
-        "`dev/stack.bootstrap`; the Anthropic stand-in (`dev/anthropic_standin.py`) answers at once from a thread "
+        "**Set-up.** A moto server (`dev/stack/moto_server.py`) on a free port is AWS, bootstrapped by "
+        "`dev/stack/local_stack.bootstrap`; the Anthropic stand-in (`dev/standin/server.py`) answers at once from a thread "
         "of the bench process. The environment is the tests' (`tests/conftest.py`): the `local` stage's "
         "variables, moto's endpoint, test secrets, `TESSERA_ANTHROPIC_MAX_RETRIES=0`, set before `import app`.",
         "**The stand-in's sockets.** `http.server` writes a response's headers and body separately; the "
@@ -1451,14 +1443,14 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "with the same model, messages, system text and temperature; warm-up first. Strict alternation matters: "
         "on loopback a call made straight after another is ~1 ms faster than one made after other work (the "
         "back-to-back row), and the gateway's own model call always follows other work. 'Inside DynamoDB' is "
-        "`dev/probes.DynamoProbe` time (botocore's before-call to after-call: signing, HTTP to moto, parsing; "
+        "`dev/bench/probes.DynamoProbe` time (botocore's before-call to after-call: signing, HTTP to moto, parsing; "
         "botocore's and PynamoDB's request building happen before it and count as overhead). 'Overhead excl. "
         "DynamoDB' = pXX(gateway_i - dynamodb_i) - pXX(direct_i) per round. The tenant cache (5 s) expires "
         "during a round, hence a mean slightly above 3 calls. CPU rows are `time.thread_time` of the calling "
         "thread (moto is another process; the stand-in other threads).",
         "**moto is not DynamoDB.** Its latency is Python in another process on the same cores. Every Query "
         "walks all items of the table (moto/dynamodb/models/table.py `query`), hence a table per scenario; "
-        "moto's own TransactWriteItems deep-copies the table, which dev/moto_server.py replaces with a backup "
+        "moto's own TransactWriteItems deep-copies the table, which dev/stack/moto_server.py replaces with a backup "
         "of the touched items; werkzeug's server closes every connection, so each call also opens a new TCP "
         "connection. Use the call and item counts, not moto's milliseconds, to predict DynamoDB latency and cost.",
         "**Round trips** are botocore calls on the app's one DynamoDB client: the AI route with the tenant "
@@ -1495,11 +1487,11 @@ def METHOD_NOTES(s: Sizes) -> List[str]:  # noqa: N802  (a table of text, kept n
         "and shares it), sharing chalicelib: the gateway, its caches and the one DynamoDB client, as in one warm "
         "process. Exact, once the usage stream is folded: admissions (admission item less released) and "
         "FeatureUsage.requests, UsagePeriod.requests equal the number of 200s, and UsagePeriod.cost_micros, "
-        "FeatureUsage.cost_micros and committed spend equal the sum of returned cost_usd. dev/moto_server.py runs one request at a time because moto's backend is not safe under "
+        "FeatureUsage.cost_micros and committed spend equal the sum of returned cost_usd. dev/stack/moto_server.py runs one request at a time because moto's backend is not safe under "
         "concurrent requests: a cancelled TransactWriteItems restores a backup taken when it started (in moto "
         "a copy of the whole table), silently undoing writes that other requests made meanwhile, whereas "
         "DynamoDB serialises conflicting writes itself. Throughput is therefore moto's, not the app's.",
-        "**Package.** `dev/package.py --stage prod` (offline `chalice package` plus the merge template) into a "
+        "**Package.** `python -m dev.deploy.package --stage prod` (offline `chalice package` plus the merge template) into a "
         "temporary folder; MB = 10^6 bytes. The 'without its .pyc' zip is the same tree with every __pycache__ "
         "removed, zipped with deflate like chalice's.",
         "**Latency estimate.** `Gateway.run` called directly (no HTTP, no authorizer: the synchronous part of "
@@ -1538,13 +1530,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     bench.run([name for name in args.only.split(",") if name])
     info["Load average (1/5/15 min) at end"] = load_average()
     if args.only:
-        info["Sections"] = f"only {args.only} (dev/bench.py --only); `make bench` runs every section"
+        info["Sections"] = f"only {args.only} (python -m dev.bench --only); `make bench` runs every section"
     section("results")
     print(bench.report.text_table())
     for title, header, rows in bench.report.tables:
         if "Largest" in title:
             print(f"\n{title}\n" + "\n".join("  ".join(row) for row in [header] + rows))
-    import bench_restore
+    from dev.bench import restore_report as bench_restore
 
     if args.only != "restore":  # that section alone rewrites only its own part of the file
         write_markdown(args.output, bench, info, sizes, args.quick)

@@ -1,6 +1,6 @@
 """Time to first byte of a streamed Messages API call on each path that runs here.
 
-    python dev/ttfb.py [--runs N] [--event-delay SECONDS]
+    python -m dev.bench.ttfb [--runs N] [--event-delay SECONDS]
 
 Starts the local stack on free ports (as `make run` does), signs up a tenant and asks, with the stand-in
 waiting SECONDS before each event after message_start (a reply of about 20 events), for:
@@ -23,11 +23,9 @@ import statistics
 import sys
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import stack  # noqa: E402
+from dev.stack import local_stack as stack  # noqa: E402
 
 PROMPT = "ttfb probe " + "and some more words " * 8
 

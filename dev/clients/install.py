@@ -1,6 +1,6 @@
 """The real Anthropic clients the end-to-end tests run, installed from dev/clients/'s lock file.
 
-    python dev/clients.py        (or `make clients`)
+    python -m dev.clients.install        (or `make clients`)
 
 installs `@anthropic-ai/claude-code` (headless `claude -p`) and `@anthropic-ai/sdk` at the versions
 dev/clients/package-lock.json pins, with `npm ci`, into build/clients/. It does nothing when that
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "dev" / "clients"
 TARGET = ROOT / "build" / "clients"
 STAMP = TARGET / ".installed"

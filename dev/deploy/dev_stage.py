@@ -1,18 +1,18 @@
 """The dev stage through `chalice deploy`: a small stack of its resources, a policy file per function, chalice's CLI.
 
-`make deploy-dev` runs `python dev/dev_stage.py deploy`:
+`make deploy-dev` runs `python -m dev.deploy.dev_stage deploy`:
 
-1. `deploy_resources`: the CloudFormation stack `tessera-<stage>-resources`, built from dev/template.py's
+1. `deploy_resources`: the CloudFormation stack `tessera-<stage>-resources`, built from dev/deploy/template.py's
    own definitions (`data_resources`: the table with its stream, the KMS key and alias, the alert topic,
    the schedules' failure queue; `log_group` per function) plus the two signing keyrings in Secrets
    Manager, random. The platform pool's Anthropic key (tessera/<stage>/anthropic-keys) is yours to put
-   there, as for prod. `python dev/dev_stage.py resources` stops there.
+   there, as for prod. `python -m dev.deploy.dev_stage resources` stops there.
 2. `stage_project`: a copy of the project in build/<stage>-deploy/ (kept, with chalice's record of what it
    deployed, .chalice/deployed/<stage>.json, so the next run updates): app.py, chalicelib, the lock's
-   packages in vendor/ (dev/package.py's hash-checked install; no requirements.txt, so chalice installs
+   packages in vendor/ (dev/deploy/package.py's hash-checked install; no requirements.txt, so chalice installs
    nothing itself). Its .chalice/config.json gets the stack's outputs in the stage's variables (the alert
    topic's ARN, and the stream's, which app.py reads for `@app.on_dynamodb_record`), and .chalice/ gets
-   `policy-<stage>-<function>.json` for each function: dev/permissions.py's `policy_document`, the same
+   `policy-<stage>-<function>.json` for each function: dev/deploy/permissions.py's `policy_document`, the same
    data the packaged template's roles come from, with the stack's ARNs put in.
 3. `chalice deploy --stage <stage>` there: chalice makes one role per function from its policy file
    (`manage_iam_role: true`, `autogen_policy: false`), the functions, the REST API with the two
@@ -34,13 +34,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import package as packaging  # noqa: E402  (dev/package.py)
-import permissions  # noqa: E402
-import template as merge  # noqa: E402  (dev/template.py)
+from dev.deploy import package as packaging  # noqa: E402  (dev/deploy/package.py)
+from dev.deploy import permissions  # noqa: E402
+from dev.deploy import template as merge  # noqa: E402  (dev/deploy/template.py)
 from chalicelib.table import cloudformation_resource  # noqa: E402
 
 STAGE = "dev"
@@ -147,7 +145,7 @@ def deploy_resources(session: Any, stage: str, env: Mapping[str, str], functions
 # --- 2. the policy files ------------------------------------------------------------------------------
 
 def _resolve(value: Any, refs: Mapping[str, str], attributes: Mapping[Tuple[str, str], str]) -> Any:
-    """The CloudFormation references dev/permissions.py writes (Ref, Fn::GetAtt, Fn::Sub), resolved."""
+    """The CloudFormation references dev/deploy/permissions.py writes (Ref, Fn::GetAtt, Fn::Sub), resolved."""
     if isinstance(value, list):
         return [_resolve(v, refs, attributes) for v in value]
     if not isinstance(value, dict):
@@ -166,7 +164,7 @@ def _resolve(value: Any, refs: Mapping[str, str], attributes: Mapping[Tuple[str,
 
 def policy_documents(stage: str, env: Mapping[str, str], functions: Mapping[str, Mapping[str, Any]],
                      outputs: Mapping[str, str]) -> Dict[str, Dict[str, Any]]:
-    """Each function's policy: dev/permissions.py's document with the stack's ARNs in it."""
+    """Each function's policy: dev/deploy/permissions.py's document with the stack's ARNs in it."""
     _, _, _, region, account, _ = outputs["TableArn"].split(":", 5)
     partition = outputs["TableArn"].split(":")[1]
     refs = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account,

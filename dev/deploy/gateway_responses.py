@@ -1,6 +1,6 @@
 """What API Gateway answers by itself, in the app's error envelope, deployed and locally.
 
-`GATEWAY_RESPONSES` is the table: dev/package.py writes it into the REST API's
+`GATEWAY_RESPONSES` is the table: dev/deploy/package.py writes it into the REST API's
 definition, and `install_locally()` makes chalice's local gateway (`make run`, the
 test client) answer the same way. Two answers matter most:
 
@@ -77,7 +77,7 @@ def openapi_gateway_responses() -> Dict[str, Any]:
 
 def deployed_body(response_type: str, message: str) -> bytes:
     """The body the deployed gateway response of `response_type` sends, `message` standing for API
-    Gateway's $context.error.messageString (dev/local_gateway.py answers with it)."""
+    Gateway's $context.error.messageString (dev/stack/local_gateway.py answers with it)."""
     _, code, fixed = GATEWAY_RESPONSES[response_type]
     return _body_template(response_type, code, json.dumps(fixed or message)).encode()
 

@@ -1,6 +1,6 @@
 """Build the deployable package: chalice's template plus what chalice does not create, and a lean zip.
 
-`make package STAGE=prod` runs `python dev/package.py --stage prod --out build/prod`.
+`make package STAGE=prod` runs `python -m dev.deploy.package --stage prod --out build/prod`.
 Nothing here talks to AWS: no credentials are needed.
 
 1. The project is staged in a temporary folder with its dependencies in `vendor/`,
@@ -10,7 +10,7 @@ Nothing here talks to AWS: no credentials are needed.
    out boto3, botocore and their dependencies: the runtime ships them, and a copy in the
    zip would shadow the runtime's.
 2. A plain `chalice package` of the staged project gives the functions, their events and
-   the REST API; dev/template.py derives the merge template from it
+   the REST API; dev/deploy/template.py derives the merge template from it
    (build/<stage>/merge-template.json), and a second `chalice package --merge-template`
    writes the result.
 3. Bytecode goes into the zip: Lambda's /var/task is read-only, so without it every cold
@@ -18,7 +18,7 @@ Nothing here talks to AWS: no credentials are needed.
    files are unchecked-hash (PEP 552): never re-validated against the sources, which never
    change in a deployed zip.
 
-`python dev/package.py --lock` regenerates requirements.lock from requirements.txt.
+`python -m dev.deploy.package --lock` regenerates requirements.lock from requirements.txt.
 """
 from __future__ import annotations
 
@@ -36,11 +36,9 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import template as merge  # noqa: E402  (dev/template.py)
+from dev.deploy import template as merge  # noqa: E402  (dev/deploy/template.py)
 from chalicelib.table import cloudformation_resource  # noqa: E402
 
 DEFAULT_REGION = "us-east-1"
@@ -100,8 +98,8 @@ def install_locked(target: Path, lock: Path = LOCK_FILE) -> None:
         shutil.rmtree(target / name, ignore_errors=True)
 
 
-# A stage's settings for `chalice deploy`'s own roles (the dev stage's, dev/dev_stage.py). The packaged
-# template gives every function its role (dev/template.py), so packaging drops them: chalice would
+# A stage's settings for `chalice deploy`'s own roles (the dev stage's, dev/deploy/dev_stage.py). The packaged
+# template gives every function its role (dev/deploy/template.py), so packaging drops them: chalice would
 # otherwise look for policy files that only a `chalice deploy` of that stage writes.
 CHALICE_ROLE_SETTINGS = ("manage_iam_role", "autogen_policy", "iam_policy_file")
 

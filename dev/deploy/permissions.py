@@ -149,7 +149,7 @@ def access_of(function: str) -> Mapping[str, Sequence[str]]:
         return FUNCTION_ACCESS[function]
     except KeyError:
         raise UnknownFunction(
-            f"Function {function!r} has no entry in dev/permissions.py FUNCTION_ACCESS: add the actions its "
+            f"Function {function!r} has no entry in dev/deploy/permissions.py FUNCTION_ACCESS: add the actions its "
             "code calls, by resource.") from None
 
 

@@ -12,8 +12,8 @@ moto's CloudFormation differs from AWS's in the ways listed in `MOTO_GAPS`. They
 worked around here, in the rehearsal only, each by name; the template itself is what
 ships. `apply_gaps` returns what it changed, so a test can prove no other change was made.
 
-The dev stage's route, `chalice deploy` (dev/dev_stage.py), is rehearsed against moto in server mode
-instead; what moto lacks for it is added there by dev/moto_gaps.py, each gap by name.
+The dev stage's route, `chalice deploy` (dev/deploy/dev_stage.py), is rehearsed against moto in server mode
+instead; what moto lacks for it is added there by dev/stack/moto_gaps.py, each gap by name.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lambda SnapStart on the request path's functions, in the merged template (dev/template.py).
+"""Lambda SnapStart on the request path's functions, in the merged template (dev/deploy/template.py).
 
 SnapStart runs a function's init once per published version and starts each new execution environment
 from a snapshot of it (the hooks: chalicelib/snapshot.py). It applies to published versions only, never

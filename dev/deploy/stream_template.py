@@ -5,11 +5,11 @@ chalice makes no such function (its handlers return whole responses), so this ad
 
 - `StreamHandler`: the same zip and runtime as the API handler, its handler the start-up script
   chalicelib/stream_host/run.sh, run by the Lambda Web Adapter's layer as the exec wrapper with
-  AWS_LWA_INVOKE_MODE=response_stream; its own role (dev/permissions.py `stream_handler`), log group,
+  AWS_LWA_INVOKE_MODE=response_stream; its own role (dev/deploy/permissions.py `stream_handler`), log group,
   tracing and concurrency cap, as every function gets (template.function_resources); timeout 900 s.
 - the two routes' integrations re-pointed at it through Lambda's InvokeWithResponseStream path
   (`2021-11-15/.../response-streaming-invocations`) with `responseTransferMode: STREAM` and a 15-minute
-  integration timeout; they keep the REQUEST authorizer (dev/template.py `request_authorizer`);
+  integration timeout; they keep the REQUEST authorizer (dev/deploy/template.py `request_authorizer`);
 - a lambda:InvokeFunction permission for API Gateway on exactly those two methods.
 
 The adapter's layer is AWS's public one, pinned by version (parameter `WebAdapterLayerVersion`); the
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping
 
-import template as merge
+from dev.deploy import template as merge
 
 LOGICAL_ID = "StreamHandler"
-FUNCTION = "stream_handler"  # its name in dev/permissions.py and its deployed name's suffix
+FUNCTION = "stream_handler"  # its name in dev/deploy/permissions.py and its deployed name's suffix
 HANDLER = "chalicelib/stream_host/run.sh"
 ROUTES = ("/v1/messages", "/ai/chat")  # chalicelib.ai.calls.STREAMABLE
 TIMEOUT_SECONDS = 900  # chalicelib.ai.calls.STREAM_FUNCTION_TIMEOUT_SECONDS
@@ -85,7 +85,7 @@ def integration() -> Dict[str, Any]:
 
 
 def resources(stage: str, env: Mapping[str, str], plain: Mapping[str, Any]) -> Dict[str, Any]:
-    """What merges into the template for the streaming function (deep-merged by dev/template.py)."""
+    """What merges into the template for the streaming function (deep-merged by dev/deploy/template.py)."""
     defined = function(plain)
     out = merge.function_resources(stage, env, LOGICAL_ID, defined, name=FUNCTION)
     out[LOGICAL_ID] = merge._deep_merged(defined, out[LOGICAL_ID])

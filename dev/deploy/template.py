@@ -7,7 +7,7 @@ written here: dicts merge, lists replace. So a role's `Policies` list is replace
 (chalice's roles would otherwise carry one shared policy), while environment variables,
 events and the API definition are dicts and merge.
 
-Every function gets: its own role (dev/permissions.py), its own log group with the
+Every function gets: its own role (dev/deploy/permissions.py), its own log group with the
 retention parameter, an explicit name, X-Ray tracing, and reserved concurrency where it
 caps spend. Functions invoked asynchronously (schedules) get a failure destination.
 """
@@ -17,11 +17,11 @@ import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import gateway_responses
-import permissions
-import snapstart
-import stream_template
-from permissions import EXPORTS_ID, FAILURE_QUEUE_ID, KEY_ID, TABLE_ID, TOPIC_ID
+from dev.deploy import gateway_responses
+from dev.deploy import permissions
+from dev.deploy import snapstart
+from dev.deploy import stream_template
+from dev.deploy.permissions import EXPORTS_ID, FAILURE_QUEUE_ID, KEY_ID, TABLE_ID, TOPIC_ID
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 API_TYPE = "AWS::Serverless::Api"
@@ -52,7 +52,7 @@ PUBLIC_PATHS = ("/tenants", "/auth/login")
 WAF_DEFAULT_LIMIT = 2000
 WAF_PUBLIC_LIMIT = 100
 
-# The functions a caller waits on, by chalice's name: SnapStart (dev/snapstart.py) starts a new instance of
+# The functions a caller waits on, by chalice's name: SnapStart (dev/deploy/snapstart.py) starts a new instance of
 # them from a snapshot taken after init, with the anthropic SDK already imported where it is used.
 SNAPSTART_FUNCTIONS = ("api_handler", "tenant_auth", "tenant_request_auth", "operator_auth")
 
@@ -269,7 +269,7 @@ def _table_stream_events(function: Mapping[str, Any], table_name: str) -> Dict[s
 
 def function_resources(stage: str, env: Mapping[str, str], logical_id: str,
                        function: Mapping[str, Any], name: Optional[str] = None) -> Dict[str, Any]:
-    """The role, log group and merged settings of one function (`name`: its entry in dev/permissions.py,
+    """The role, log group and merged settings of one function (`name`: its entry in dev/deploy/permissions.py,
     by default chalice's name for it)."""
     name = name or function_name_of(function)
     permissions.access_of(name)  # refuse a function nobody has described
@@ -333,7 +333,7 @@ def request_authorizer(plain: Mapping[str, Any]) -> Dict[str, Any]:
          own 30 s cache of decisions);
       2. moves every operation secured by `tenant_auth` to it (operator routes are unchanged);
       3. lets API Gateway invoke the function, as chalice's own permission does for `tenant_auth`.
-    Every gateway response reads as both error shapes (dev/gateway_responses.py)."""
+    Every gateway response reads as both error shapes (dev/deploy/gateway_responses.py)."""
     if REQUEST_AUTHORIZER_FUNCTION not in resources_of(plain, FUNCTION_TYPES):
         raise TemplateError(f"chalice's template has no {REQUEST_AUTHORIZER_FUNCTION} function "
                             f"(app.{REQUEST_AUTHORIZER} in app.py).")
@@ -376,7 +376,7 @@ def _deep_merged(base: Dict[str, Any], extra: Mapping[str, Any]) -> Dict[str, An
 
 def data_resources(stage: str, env: Mapping[str, str], table_resource: Dict[str, Any]) -> Dict[str, Any]:
     """The stage's data and messaging: table, KMS key and alias, alert topic, the schedules' failure queue.
-    The packaged template holds them, and so does the dev stage's own stack (dev/dev_stage.py)."""
+    The packaged template holds them, and so does the dev stage's own stack (dev/deploy/dev_stage.py)."""
     return {
         TABLE_ID: table_resource,
         KEY_ID: kms_key(stage),

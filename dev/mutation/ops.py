@@ -1,4 +1,4 @@
-"""The mutation operators of `dev/mutation.py`: which small changes are made to a module's syntax tree.
+"""The mutation operators of `dev/mutation/runner.py`: which small changes are made to a module's syntax tree.
 
 A mutant is one change at one place. Mutants are found by walking the tree in
 `ast.walk` order, so the same source always yields the same list, and a mutant
@@ -6,7 +6,7 @@ is rebuilt from its source and its index alone (the worker process does that
 instead of receiving code). Nothing here touches a file: a mutant exists only
 as a compiled code object.
 
-Operators (the names are those shown in reports and in dev/mutation_equivalent.txt):
+Operators (the names are those shown in reports and in dev/mutation/equivalent.txt):
 
 - comparisons: each of < <= > >= to its boundary twin and its negation, == <-> !=, in <-> not in,
   is <-> is not
@@ -55,7 +55,7 @@ class Mutant:
 
     @property
     def key(self) -> str:
-        """How reports and dev/mutation_equivalent.txt name this mutant."""
+        """How reports and dev/mutation/equivalent.txt name this mutant."""
         return f"{self.module}:{self.line}:{self.col}:{self.op}"
 
 

@@ -1,4 +1,4 @@
-"""The pytest side of `dev/mutation.py`, loaded with `-p mutation_plugin` in a pytest process it starts.
+"""The pytest side of `dev/mutation/runner.py`, loaded with `-p dev.mutation.plugin` in a pytest process it starts.
 
 Two modes, chosen by environment variables:
 
@@ -31,10 +31,9 @@ from typing import Dict, List, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-import mutation_ops  # noqa: E402
+from dev.mutation import ops as mutation_ops  # noqa: E402
 
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
 

@@ -2,16 +2,16 @@
 
     make mutation                                   # every module in MODULES
     make mutation MODULE=chalicelib/pricing.py      # one module (several: space-separated)
-    .venv/bin/python dev/mutation.py --list chalicelib/plans.py   # the mutants and their tests, nothing run
+    .venv/bin/python -m dev.mutation --list chalicelib/plans.py   # the mutants and their tests, nothing run
 
-Per module: the mutants come from `dev/mutation_ops.py` (an AST walk; nothing is written to a source
+Per module: the mutants come from `dev/mutation/ops.py` (an AST walk; nothing is written to a source
 file). Which tests execute each line is measured once per state of the code with coverage.py (one pytest
 run over the suite, minus the end-to-end tests, with each test's node id as the dynamic context) and cached
 in .mutation/. A line that runs at import time (module-level data, a default argument, a decorator) is
 covered by every test that covers any line of the module, and by the tests in files that import it or are
 named for it in READERS. Each mutant then runs only its covering tests,
 fastest first, stopping at the first failure, in one long-lived pytest process per module (see
-`dev/mutation_plugin.py`): the moto server starts once, not once per mutant. Each mutant has a time budget
+`dev/mutation/plugin.py`): the moto server starts once, not once per mutant. Each mutant has a time budget
 (`--timeout` seconds plus `--factor` times its tests' measured duration); one past it is stopped and
 counted as a timeout, and the process starts afresh for the rest.
 
@@ -25,7 +25,7 @@ journals to one another's and running once more without `--shard` reports the wh
 anything again.
 
 Score = (killed + timeouts) / (mutants - equivalent - those left to other shards). Equivalent mutants (no
-test can tell them from the original) are listed in dev/mutation_equivalent.txt as
+test can tell them from the original) are listed in dev/mutation/equivalent.txt as
 `module:line:col:operator: reason`; they are left out of the score and reported. A line there that matches
 no mutant is reported as stale.
 """
@@ -44,11 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
-from mutation_ops import Mutant, mutants  # noqa: E402
-from mutation_plugin import dotted  # noqa: E402
+from dev.mutation.ops import Mutant, mutants  # noqa: E402
+from dev.mutation.plugin import dotted  # noqa: E402
 
 MODULES = [
     "chalicelib/pricing.py",
@@ -73,8 +72,10 @@ READERS = {
     # The password length limits are enforced by tenants.py and users.py when a sign-up or a user is refused.
     "chalicelib/identity/passwords.py": ["tests/api/test_signup.py", "tests/api/test_users.py"],
 }
-EQUIVALENT_FILE = ROOT / "dev" / "mutation_equivalent.txt"
+EQUIVALENT_FILE = ROOT / "dev" / "mutation" / "equivalent.txt"
 STATE = ROOT / ".mutation"
+# What a mutant is and how it is judged; the plugin, which measures coverage, is not among them.
+RUNNER_FILES = [ROOT / "dev" / "mutation" / name for name in ("runner.py", "ops.py")]
 GRACE_SECONDS = 60.0
 KILLED = ("killed", "timeout", "crashed")
 
@@ -110,17 +111,17 @@ def _code_fingerprint(targets: List[str]) -> str:
     for folder in ("chalicelib", "tests", "dev"):
         files += [p for p in sorted((ROOT / folder).rglob("*.py")) if p not in tests]
     # The runner's own files do not change what a test covers; the plugin, which measures it, does.
-    measured = [p for p in files if not p.name.startswith("mutation") or p.name == "mutation_plugin.py"]
+    measured = [p for p in files if p not in RUNNER_FILES]
     return _digest(measured, "\n".join(sorted(targets)))
 
 
 def _pytest_command(*extra: str) -> List[str]:
-    return [sys.executable, "-m", "pytest", "-p", "mutation_plugin", "-p", "no:randomly", "-p", "no:xdist",
+    return [sys.executable, "-m", "pytest", "-p", "dev.mutation.plugin", "-p", "no:randomly", "-p", "no:xdist",
             "--tb=line", *extra]
 
 
 def _environment(**variables: str) -> Dict[str, str]:
-    path = os.pathsep.join([str(ROOT / "dev"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return {**os.environ, "PYTHONPATH": path, **variables}
 
 
@@ -269,7 +270,7 @@ class Journal:
     REUSED = ("killed", "survived")
 
     def __init__(self, path: Path, coverage: dict):
-        runner = _digest([ROOT / "dev" / name for name in ("mutation.py", "mutation_ops.py")])
+        runner = _digest(RUNNER_FILES)
         tests = "\n".join(f"{name}={digest}" for name, digest in sorted(coverage["files"].items()))
         self.path, self.state = path, "\n".join([coverage["code"], runner, tests])
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import stack  # noqa: E402
+from dev.stack import local_stack as stack  # noqa: E402
 
 
 def moto_port() -> int:

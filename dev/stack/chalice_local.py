@@ -16,7 +16,7 @@
 - Every method reaches the app, which answers one a path does not declare with 405; chalice's server
   answered TRACE or QUERY with its own 501 page.
 
-Nothing here is deployed: Lambda runs app.py behind API Gateway. dev/local_api.py installs these with
+Nothing here is deployed: Lambda runs app.py behind API Gateway. dev/stack/local_api.py installs these with
 the gateway responses; usage is the chalice CLI's own.
 """
 
@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from chalice import local
 
 LISTEN_BACKLOG = 128
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _headers_with_every_copy(handler: local.ChaliceRequestHandler) -> Tuple[Dict[str, str], Optional[bytes]]:
@@ -99,7 +99,6 @@ def restore() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     patch_chalice_local()
     accept_x_api_key()
     from chalice.cli import main

@@ -4,13 +4,13 @@
                                        the deployed stack reaches it: the REQUEST authorizer
                                        (app.tenant_request_auth) runs first and its refusal is the
                                        UNAUTHORIZED gateway response; the proxy event with the authorizer's
-                                       context goes through dev/web_adapter.py (what the Lambda Web Adapter
+                                       context goes through dev/stack/web_adapter.py (what the Lambda Web Adapter
                                        does), and the body is sent on chunk by chunk as the app writes it
-    everything else                    chalice local (dev/local_api.py), answered whole, as today
+    everything else                    chalice local (dev/stack/local_api.py), answered whole, as today
 
-    python dev/local_gateway.py --port N --chalice-url URL --stream-url URL
+    python -m dev.stack.local_gateway --port N --chalice-url URL --stream-url URL
 
-Nothing here is deployed; dev/stack.py starts it with the app's environment.
+Nothing here is deployed; dev/stack/local_stack.py starts it with the app's environment.
 """
 from __future__ import annotations
 
@@ -25,11 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[2]
 
-import gateway_responses  # noqa: E402
-import web_adapter  # noqa: E402
+from dev.deploy import gateway_responses  # noqa: E402
+from dev.stack import web_adapter  # noqa: E402
 
 STAGE = "api"  # chalice local's stage name in the method ARN
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
@@ -182,7 +181,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--chalice-url", required=True)
     parser.add_argument("--stream-url", required=True)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     # The authorizer as deployed, its own 30 s cache of decisions included, imported before the first request.
     import app  # noqa: F401
 

@@ -6,7 +6,6 @@ stopped with it, so Ctrl-C leaves nothing running.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -21,8 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -167,10 +165,10 @@ def _inherited_environment() -> Dict[str, str]:
 
 def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = None,
                latency_ms: Optional[Dict[str, float]] = None, deploy_gaps: bool = False) -> subprocess.Popen:
-    """Start dev/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
+    """Start dev/stack/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
     TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact");
-    `deploy_gaps` adds what `chalice deploy` needs (dev/moto_gaps.py)."""
-    args = [sys.executable, str(ROOT / "dev" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)]
+    `deploy_gaps` adds what `chalice deploy` needs (dev/stack/moto_gaps.py)."""
+    args = [sys.executable, "-m", "dev.stack.moto_server", "-H", "127.0.0.1", "-p", str(port)]
     if deploy_gaps:
         args.append("--deploy-gaps")
     if contention is not None:
@@ -182,19 +180,19 @@ def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = No
 
 
 def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
-    process = _spawn([sys.executable, str(ROOT / "dev" / "anthropic_standin.py"), "--port", str(port)],
+    process = _spawn([sys.executable, "-m", "dev.standin", "--port", str(port)],
                      _inherited_environment(), quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health")
 
 
 def start_chalice_local(port: int, env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
-    process = _spawn([sys.executable, str(ROOT / "dev" / "local_api.py"), "local", "--stage", "local",
+    process = _spawn([sys.executable, "-m", "dev.stack.local_api", "local", "--stage", "local",
                       "--host", "127.0.0.1", "--port", str(port), "--no-autoreload"], env, quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health", timeout=60)
 
 
 def start_api(port: int, env: Dict[str, str], quiet: bool = True) -> List[subprocess.Popen]:
-    """The API at `port` as deployed: dev/local_gateway.py sends POST /v1/messages and POST /ai/chat to the
+    """The API at `port` as deployed: dev/stack/local_gateway.py sends POST /v1/messages and POST /ai/chat to the
     streaming function's app (chalicelib/stream_host), answered as produced, and the rest to chalice local."""
     chalice_port, stream_port = free_port(), free_port()
     app_env = {**env, **stage_environment("local")}
@@ -202,7 +200,7 @@ def start_api(port: int, env: Dict[str, str], quiet: bool = True) -> List[subpro
     try:
         processes.append(_ready(_spawn([sys.executable, "-m", "chalicelib.stream_host", "--port", str(stream_port)],
                                        app_env, quiet), f"http://127.0.0.1:{stream_port}/health", timeout=60))
-        processes.append(_ready(_spawn([sys.executable, str(ROOT / "dev" / "local_gateway.py"), "--port", str(port),
+        processes.append(_ready(_spawn([sys.executable, "-m", "dev.stack.local_gateway", "--port", str(port),
                                         "--chalice-url", f"http://127.0.0.1:{chalice_port}",
                                         "--stream-url", f"http://127.0.0.1:{stream_port}"], app_env, quiet),
                                 f"http://127.0.0.1:{port}/health", timeout=60))
@@ -215,8 +213,8 @@ def start_api(port: int, env: Dict[str, str], quiet: bool = True) -> List[subpro
 
 def start_stream_worker(env: Dict[str, str], quiet: bool = True) -> subprocess.Popen:
     """The usage stream's consumer and the reservation sweeper (what Lambda runs from the stream and
-    the schedule in AWS): dev/stream_worker.py."""
-    return _spawn([sys.executable, str(ROOT / "dev" / "stream_worker.py")],
+    the schedule in AWS): dev/stack/stream_worker.py."""
+    return _spawn([sys.executable, "-m", "dev.stack.stream_worker"],
                   {**env, **stage_environment("local")}, quiet)
 
 
@@ -320,11 +318,10 @@ def app_environment(aws: Dict[str, str], anthropic_base_url: Optional[str], plat
 
 
 def load_standin() -> ModuleType:
-    """dev/anthropic_standin.py as a module, for running the stand-in on a thread of this process."""
-    spec = importlib.util.spec_from_file_location("anthropic_standin", ROOT / "dev" / "anthropic_standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The stand-in's server module (dev/standin/server.py), for running it on a thread of this process."""
+    from dev.standin import server
+
+    return server
 
 
 def run_app_in_process(moto_port: int, standin_url: str, jwt_secret: str, operator_secret: str,

@@ -1,4 +1,4 @@
-"""What `dev/moto_server.py --deploy-gaps` adds to moto so that `make deploy-dev` can run against it.
+"""What `dev/stack/moto_server.py --deploy-gaps` adds to moto so that `make deploy-dev` can run against it.
 
 moto 5.2's API Gateway imports only OpenAPI 3 documents, and chalice sends Swagger 2.0 (ImportRestApi on
 the first deploy, PutRestApi with mode=overwrite on the next). `install()` makes moto load a Swagger 2.0

@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--latency-ms-{kind}", type=float, default=None, metavar="MS",
                             help=f"{kind} call latency with --contention (default {default:g})")
     parser.add_argument("--deploy-gaps", action="store_true",
-                        help="what `chalice deploy` and a CloudFormation stack need that moto lacks (dev/moto_gaps.py; "
+                        help="what `chalice deploy` and a CloudFormation stack need that moto lacks (dev/stack/moto_gaps.py; "
                              "off by default: it loads every moto backend, about 2 s of CPU)")
     args = parser.parse_args(argv)
     given = [kind for kind in DEFAULT_LATENCY_MS if getattr(args, f"latency_ms_{kind}") is not None]
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
     per_item_rollback()
     if args.deploy_gaps:
-        import moto_gaps  # dev/moto_gaps.py
+        from dev.stack import moto_gaps 
 
         moto_gaps.install()
     app: Callable[..., Iterable[bytes]] = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))

@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+ROOT = Path(__file__).resolve().parents[2]
 
 BATCH = 1000  # the event source mapping's batch size in app.py
 # Lambda polls each shard of a DynamoDB stream "at a base rate of 4 times per second" (AWS Lambda Developer
@@ -129,7 +127,7 @@ class StreamPump:
                     print(f"stream worker: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
                     self._stop.wait(1.0)
 
-        from probes import STREAM_THREAD
+        from dev.bench.probes import STREAM_THREAD
 
         self._thread = threading.Thread(target=loop, name=STREAM_THREAD, daemon=True)
         self._thread.start()

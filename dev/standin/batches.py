@@ -1,7 +1,7 @@
 """The stand-in's Message Batches API (`/v1/messages/batches*`), with Anthropic's shapes.
 
 A batch is `in_progress` for `STANDIN_BATCH_SECONDS` (default 2, read at each creation; not an
-`ANTHROPIC_` name, which dev/stack.py keeps from the processes it starts),
+`ANTHROPIC_` name, which dev/stack/local_stack.py keeps from the processes it starts),
 then `ended`, its requests answered as `/v1/messages` answers them, each result with its usage. A
 request that fails validation, or whose last user turn holds `[[standin:500]]` (or 429 or 529), is
 an `errored` result. Cancelling makes it `canceling`, then `ended` after the same time, every request

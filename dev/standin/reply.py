@@ -22,7 +22,7 @@ import json
 import re
 from typing import Iterator, List, Optional, Tuple
 
-from standin_usage import blocks_of, json_tokens, text_tokens, texts_of
+from dev.standin.usage import blocks_of, json_tokens, text_tokens, texts_of
 
 PREVIEW_CHARS = 200
 TEXT_CHUNK_CHARS = 24

@@ -8,8 +8,8 @@ It answers ``POST /v1/messages`` (whole, or with ``"stream": true`` as Anthropic
 message_start, ping, content_block_start / _delta / _stop with text, thinking, signature and
 input_json deltas, message_delta, message_stop), ``POST /v1/messages/count_tokens``, and
 ``GET /v1/models`` and ``/v1/models/{id}``, and the Message Batches API (``/v1/messages/batches*``,
-dev/standin_batches.py), with the real shapes. Replies are deterministic and echo
-the settings received (dev/standin_reply.py)::
+dev/standin/batches.py), with the real shapes. Replies are deterministic and echo
+the settings received (dev/standin/reply.py)::
 
     [stand-in] model=<model>; system=<first 200 chars of system text, or "(none)">; reply to: <first 200 chars of the last user turn>
 
@@ -30,7 +30,7 @@ Token rule
 ----------
 A text's token count is ceil(len(text.encode("utf-8")) / 4), minimum 1 for
 non-empty text (0 for empty text). Images, PDFs, tools and the prompt cache
-follow Anthropic's documented rules (dev/standin_usage.py). With only text,
+follow Anthropic's documented rules (dev/standin/usage.py). With only text,
 input_tokens = the tokens of each text (a string, or each text block), so it
 never exceeds the UTF-8 byte count of the system and message texts.
 output_tokens = tokens(thinking) + tokens(reply text or tool input). If the reply would pass
@@ -64,7 +64,7 @@ Control endpoints (no key needed):
 Order of checks for ``/v1/messages``: key present and not rejected, body valid,
 request recorded, queued fault, magic-text fault, reply.
 
-Run it: ``python dev/anthropic_standin.py [--host HOST] [--port PORT]``
+Run it: ``python -m dev.standin [--host HOST] [--port PORT]``
 (port defaults to $ANTHROPIC_STANDIN_PORT or 8787).
 """
 
@@ -83,13 +83,10 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from standin_reply import build_content, last_user_turn, sse, stream_events, system_text  # noqa: E402
-from standin_usage import bill, texts_of, usage_of  # noqa: E402
-from standin_batches import BatchStore  # noqa: E402
+from dev.standin.reply import build_content, last_user_turn, sse, stream_events, system_text  # noqa: E402
+from dev.standin.usage import bill, texts_of, usage_of  # noqa: E402
+from dev.standin.batches import BatchStore  # noqa: E402
 
 DEFAULT_PORT = 8787
 PORT_ENV_VAR = "ANTHROPIC_STANDIN_PORT"
@@ -587,7 +584,7 @@ class StandinHandler(BaseHTTPRequestHandler):
             raise RequestError(404, "not_found_error", f"model: {model}")
         return 200, model_info(model), {}
 
-    # --- Message Batches (dev/standin_batches.py) ---
+    # --- Message Batches (dev/standin/batches.py) ---
 
     def batch_routes(self) -> dict:
         rest = self.route_path.removeprefix("/v1/messages/batches").strip("/").split("/")

@@ -1,4 +1,4 @@
-"""Tests for dev/anthropic_standin.py, driven through the real anthropic SDK."""
+"""Tests for dev/standin/server.py, driven through the real anthropic SDK."""
 
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ import anthropic
 import httpx2
 import pytest
 
-import stack  # dev/stack.py, put on sys.path by tests/conftest.py
+from dev.stack import local_stack as stack 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODULE_PATH = REPO_ROOT / "dev" / "anthropic_standin.py"
 API_KEY = "sk-test-123"
 MODEL = "claude-standin-test"
 
@@ -389,7 +388,7 @@ def test_concurrent_requests_are_all_answered_and_recorded(client, server_url):
 
 def run_main(*args):
     return subprocess.Popen(
-        [sys.executable, str(MODULE_PATH), *args],
+        [sys.executable, "-m", "dev.standin", *args], cwd=str(REPO_ROOT),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -587,7 +586,7 @@ def test_models_list_and_retrieve(client):
         client.models.retrieve("claude-nope")
 
 
-# --- Message Batches (dev/standin_batches.py) ---------------------------------------------------------
+# --- Message Batches (dev/standin/batches.py) ---------------------------------------------------------
 
 def batch_request(custom_id, text):
     return {"custom_id": custom_id, "params": {"model": "claude-haiku-4-5", "max_tokens": 16,

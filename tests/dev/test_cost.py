@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import cost  # dev/cost.py
-import stream_template  # dev/stream_template.py
+from dev.bench import cost 
+from dev.deploy import stream_template 
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ def configured(function: str) -> int:
 
 
 def test_the_document_is_what_the_template_and_prices_give():
-    assert cost.DOC.read_text() == cost.document(), "run `python dev/cost.py` after changing memory or a price"
+    assert cost.DOC.read_text() == cost.document(), "run `python -m dev.bench.cost` after changing memory or a price"
 
 
 @pytest.mark.xfail(strict=True, reason="missed: the streaming function that serves the AI routes runs at 1,024 MB "

@@ -24,7 +24,7 @@ from chalicelib.metering import admission, aggregator, ledger, sweeper
 from chalicelib.models import (Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod,
                                table_connection, tenant_pk)
 from conftest import DynamoOutage, random_slug, settle_usage
-from probes import DynamoProbe
+from dev.bench.probes import DynamoProbe
 from published import PUBLISHED
 
 pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
@@ -110,7 +110,7 @@ def event_of(tenant_id, request_id):
 
 @contextmanager
 def stream_paused():
-    """Hold the stream's consumer (dev/stream_worker.py) off: the test hands the aggregator the records itself.
+    """Hold the stream's consumer (dev/stack/stream_worker.py) off: the test hands the aggregator the records itself.
     Inside, nothing may wait for the stream (`settle_usage`)."""
     with conftest._pump.lock:
         yield

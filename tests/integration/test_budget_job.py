@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from bench_budget_job import seed_tenants, tenant_ids
+from dev.bench.budget_job import seed_tenants, tenant_ids
 from chalicelib import tenants
 from chalicelib import operators
 from chalicelib.jobs.budget_check import (LEASE_SECONDS, SEGMENT_ATTEMPTS, IncompleteRun, Report, check_budgets,
@@ -28,7 +28,7 @@ from chalicelib.notify import Notifier
 from chalicelib.periods import current_period
 from chalicelib.table import BUDGET_INDEX
 from conftest import ROOT, DynamoOutage, random_slug, record_spend, table_of_its_own
-from probes import DynamoProbe
+from dev.bench.probes import DynamoProbe
 
 READS = {"Query", "GetItem", "BatchGetItem", "Scan"}
 

@@ -1,7 +1,7 @@
 """SnapStart: two instances restored from one snapshot share no request ids, random state, decrypted key
 cache, secret or HTTP connection, and the hooks are registered by importing app.py.
 
-dev/restore.py does what Lambda does for the REST API's function, against the session's moto: init
+dev/bench/restore.py does what Lambda does for the REST API's function, against the session's moto: init
 (`import app`), one AI request served before the snapshot (so the image holds open connections, a
 decrypted tenant key and a cached secret: the worst an init could leave), the before-snapshot hooks,
 then two restores, each a fork of that image running the after-restore hooks and a first AI request.
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def restored(moto_server):
     _, port = moto_server
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "restore.py"), "--moto-port", str(port),
-                             "--children", "2", "--dirty"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "dev.bench.restore", "--moto-port", str(port),
+                             "--children", "2", "--dirty"], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESTORE_RESULT ")]
     assert result.returncode == 0 and lines, result.stdout[-2000:] + result.stderr[-4000:]
     found = json.loads(lines[-1].split(" ", 1)[1])
