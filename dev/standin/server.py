@@ -72,250 +72,27 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import json
-import math
 import os
-import re
 import signal
 import sys
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from dev.standin.reply import build_content, last_user_turn, sse, stream_events, system_text  # noqa: E402
-from dev.standin.usage import bill, texts_of, usage_of  # noqa: E402
-from dev.standin.batches import BatchStore  # noqa: E402
-
+from dev.standin.faults import fault_error, magic_delay, magic_event_delay, magic_status, parse_fault_spec
+from dev.standin.reply import last_user_turn, sse, stream_events
+from dev.standin.state import StandinState, answer, key_fingerprint, record_of, short_hash
+from dev.standin.usage import bill, texts_of
+from dev.standin.validation import RequestError, invalid, validate_request
 DEFAULT_PORT = 8787
 PORT_ENV_VAR = "ANTHROPIC_STANDIN_PORT"
 MAX_BODY_BYTES = 10 * 1024 * 1024
-MAX_RECORDED_REQUESTS = 100
-MAX_SLEEP_SECONDS = 60.0
-MAX_FAULT_COUNT = 1000
-PREVIEW_CHARS = 200
-RETRY_AFTER_SECONDS = "7"
 REJECTED_KEY_PREFIX = "sk-invalid"
 POLL_INTERVAL_SECONDS = 0.1
 
-FAULT_STATUSES = {
-    401: ("authentication_error", "invalid x-api-key (stand-in fault injection)"),
-    429: ("rate_limit_error", "rate limit exceeded (stand-in fault injection)"),
-    500: ("api_error", "internal server error (stand-in fault injection)"),
-    529: ("overloaded_error", "overloaded (stand-in fault injection)"),
-}
-
-MAGIC_STATUS_RE = re.compile(r"\[\[standin:(429|529|500)\]\]")
-MAGIC_SLOW_RE = re.compile(r"\[\[standin:slow=(\d+(?:\.\d*)?|\.\d+)\]\]")
-MAGIC_EVENT_DELAY_RE = re.compile(r"\[\[standin:event_delay=(\d+(?:\.\d*)?|\.\d+)\]\]")
 STANDIN_MODELS = ("claude-opus-5-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-sonnet-4-6",
                   "claude-haiku-4-5")
-BLOCK_TYPES = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
-               "search_result", "tool_reference"}
-CLAUDE_CODE_BETA = "claude-code-20250219"
-
-
-class RequestError(Exception):
-    """An error answered with the Anthropic error shape."""
-
-    def __init__(self, status: int, error_type: str, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-        self.message = message
-        self.headers = headers or {}
-
-
-def invalid(message: str) -> RequestError:
-    return RequestError(400, "invalid_request_error", message)
-
-
-def fault_error(status: int) -> RequestError:
-    error_type, message = FAULT_STATUSES[status]
-    headers = {"retry-after": RETRY_AFTER_SECONDS} if status == 429 else {}
-    return RequestError(status, error_type, message, headers)
-
-
-def key_fingerprint(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-
-
-def short_hash(data: str) -> str:
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:24]
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def validate_blocks(blocks: object, where: str) -> None:
-    if isinstance(blocks, str):
-        return
-    if not isinstance(blocks, list) or not blocks:
-        raise invalid(f"{where}: must be a string or a non-empty list of content blocks")
-    for index, block in enumerate(blocks):
-        kind = block.get("type") if isinstance(block, dict) else None
-        if kind not in BLOCK_TYPES:
-            raise invalid(f"{where}.{index}.type: must be one of {sorted(BLOCK_TYPES)}")
-        if kind == "text" and not isinstance(block.get("text"), str):
-            raise invalid(f"{where}.{index}.text: must be a string")
-        if kind in ("image", "document") and not isinstance(block.get("source"), dict):
-            raise invalid(f"{where}.{index}.source: field required")
-        if kind == "tool_result" and isinstance(block.get("content"), list):
-            validate_blocks(block["content"], f"{where}.{index}.content")
-
-
-def validate_system(system: object) -> None:
-    if system is None or isinstance(system, str):
-        return
-    if not isinstance(system, list) or not all(isinstance(b, dict) and b.get("type") == "text"
-                                               and isinstance(b.get("text"), str) for b in system):
-        raise invalid("system: must be a string or a list of text blocks")
-
-
-def validate_messages(messages: object) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise invalid("messages: must be a non-empty list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise invalid(f"messages.{index}: must be an object")
-        if message.get("role") not in ("user", "assistant", "system"):
-            raise invalid(f'messages.{index}.role: must be "user", "assistant" or "system"')
-        if "content" not in message:
-            raise invalid(f"messages.{index}.content: field required")
-        validate_blocks(message["content"], f"messages.{index}.content")
-
-
-def validate_tools(body: dict) -> None:
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise invalid("tools: must be a list")
-        for index, tool in enumerate(tools):
-            custom = isinstance(tool, dict) and tool.get("type") in (None, "custom")
-            if custom and (not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict)):
-                raise invalid(f"tools.{index}: a custom tool needs name and input_schema")
-    choice = body.get("tool_choice")
-    if choice is not None and (not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none")):
-        raise invalid("tool_choice.type: must be auto, any, tool or none")
-
-
-def validate_thinking(body: dict) -> None:
-    thinking = body.get("thinking")
-    if thinking is None:
-        return
-    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive", "disabled"):
-        raise invalid("thinking.type: must be enabled, adaptive or disabled")
-    if thinking["type"] == "enabled":
-        budget = thinking.get("budget_tokens")
-        if not is_int(budget) or budget < 1024:
-            raise invalid("thinking.budget_tokens: must be an integer >= 1024")
-        if "max_tokens" in body and budget >= body["max_tokens"]:
-            raise invalid("thinking.budget_tokens: must be less than max_tokens")
-
-
-def validate_request(body: object, counting: bool = False) -> dict:
-    """Checks the body as the Messages API would (shallowly) and returns it."""
-    if not isinstance(body, dict):
-        raise invalid("request body must be a JSON object")
-    if body.get("stream") not in (None, False, True):
-        raise invalid("stream: must be a boolean")
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise invalid("model: must be a non-empty string")
-    if not counting and (not is_int(body.get("max_tokens")) or body["max_tokens"] < 1):
-        raise invalid("max_tokens: must be an integer >= 1")
-    validate_messages(body.get("messages"))
-    validate_system(body.get("system"))
-    for name, low, high in (("temperature", 0, 1), ("top_p", 0, 1)):
-        value = body.get(name)
-        if value is not None and (not is_number(value) or not low <= value <= high):
-            raise invalid(f"{name}: must be a number between {low} and {high}")
-    if body.get("top_k") is not None and (not is_int(body["top_k"]) or body["top_k"] < 0):
-        raise invalid("top_k: must be an integer >= 0")
-    stops = body.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops)):
-        raise invalid("stop_sequences: must be a list of non-empty strings")
-    validate_tools(body)
-    validate_thinking(body)
-    return body
-
-
-def record_of(body: dict, key: str, auth_header: str, usage: dict, betas: list | None = None) -> dict:
-    """What /_standin/requests shows of a request: its settings, never a key or image data."""
-    return {
-        "model": body["model"],
-        "system": None if body.get("system") is None else system_text(body),
-        "max_tokens": body.get("max_tokens"),
-        "temperature": body.get("temperature"),
-        "messages_count": len(body["messages"]),
-        "last_user_text": texts_of(last_user_turn(body)),
-        "block_types": sorted({b.get("type") for m in body["messages"] if isinstance(m["content"], list)
-                               for b in m["content"]}),
-        "params": {name: body[name] for name in ("top_p", "top_k", "stop_sequences", "metadata", "tool_choice",
-                                                 "thinking", "service_tier", "cache_control", "output_config",
-                                                 "context_management", "speed")
-                   if name in body},
-        "roles": [m["role"] for m in body["messages"]],
-        "betas": betas or [],
-        "tools": [tool.get("name") or tool.get("type") for tool in body.get("tools") or []],
-        "stream": bool(body.get("stream")),
-        "auth_header": auth_header,
-        "key_fingerprint": key_fingerprint(key),
-        "usage": usage,
-    }
-
-
-def magic_delay(text: str) -> float:
-    match = MAGIC_SLOW_RE.search(text)
-    return min(float(match.group(1)), MAX_SLEEP_SECONDS) if match else 0.0
-
-
-def magic_event_delay(text: str) -> float:
-    match = MAGIC_EVENT_DELAY_RE.search(text)
-    return min(float(match.group(1)), MAX_SLEEP_SECONDS) if match else 0.0
-
-
-def magic_status(text: str) -> int | None:
-    match = MAGIC_STATUS_RE.search(text)
-    return int(match.group(1)) if match else None
-
-
-def parse_fault_spec(body: object) -> tuple[dict, int]:
-    if not isinstance(body, dict):
-        raise invalid("fault spec must be a JSON object")
-    status = body.get("status")
-    delay = body.get("delay_seconds")
-    count = body.get("count", 1)
-    if status is None and delay is None:
-        raise invalid('fault spec needs "status" and/or "delay_seconds"')
-    if status is not None and (not is_int(status) or status not in FAULT_STATUSES):
-        raise invalid(f"status: must be one of {sorted(FAULT_STATUSES)}")
-    if delay is not None and (not is_number(delay) or not 0 <= delay <= MAX_SLEEP_SECONDS):
-        raise invalid(f"delay_seconds: must be a number between 0 and {MAX_SLEEP_SECONDS:g}")
-    if not is_int(count) or not 1 <= count <= MAX_FAULT_COUNT:
-        raise invalid(f"count: must be an integer between 1 and {MAX_FAULT_COUNT}")
-    return {"status": status, "delay_seconds": float(delay or 0)}, count
-
-
-def answer(state: "StandinState", body: dict, recorded=lambda usage: None, betas: tuple = ()) -> dict:
-    """The message a valid request gets (its usage billed and the prompt cache updated). Claude Code's
-    beta makes a tool call only where a directive names it (it offers its tools on every request)."""
-    usage = state.usage_for(body)
-    message_id = "msg_standin_" + short_hash(f"{id(state)}:{state.next_sequence()}:{time.time_ns()}")
-    content, stop_reason, stop_sequence, output_tokens = build_content(
-        body, message_id, directed_only=CLAUDE_CODE_BETA in betas)
-    usage["output_tokens"] = output_tokens
-    if body.get("speed") is not None:
-        usage["speed"] = body["speed"]
-    recorded(usage)
-    return {"id": message_id, "type": "message", "role": "assistant", "model": body["model"],
-            "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence, "usage": usage}
 
 
 class JsonLines:
@@ -335,73 +112,6 @@ class StreamedReply:
 def model_info(model: str) -> dict:
     return {"type": "model", "id": model, "display_name": model, "created_at": "1970-01-01T00:00:00Z",
             "lifecycle": "active"}
-
-
-class StandinState:
-    """Recorded requests, queued faults and a sequence counter, behind one lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: deque = deque(maxlen=MAX_RECORDED_REQUESTS)
-        self._faults: deque = deque()
-        self._sequence = 0
-        self._prompt_cache: dict = {}
-        self.batches = BatchStore(self.batch_result)
-
-    def batch_result(self, params: dict) -> dict:
-        """One batch request's result: answered as /v1/messages would answer it, or errored."""
-        try:
-            body = validate_request(params)
-            status = magic_status(texts_of(last_user_turn(body)))
-            if status is not None:
-                raise fault_error(status)
-        except RequestError as error:
-            return {"type": "errored", "error": {"type": "error", "error": {"type": error.error_type,
-                                                                             "message": error.message}}}
-        return {"type": "succeeded", "message": answer(self, body)}
-
-    def usage_for(self, body: dict) -> dict:
-        """A message's billed input usage; reads and writes the prompt cache."""
-        with self._lock:
-            return usage_of(body, self._prompt_cache, time.monotonic())
-
-    def next_sequence(self) -> int:
-        with self._lock:
-            self._sequence += 1
-            return self._sequence
-
-    def record(self, entry: dict) -> None:
-        with self._lock:
-            self._requests.append(entry)
-
-    def requests(self) -> list[dict]:
-        with self._lock:
-            return list(self._requests)
-
-    def clear_requests(self) -> int:
-        with self._lock:
-            cleared = len(self._requests)
-            self._requests.clear()
-            return cleared
-
-    def queue_faults(self, fault: dict, count: int) -> int:
-        with self._lock:
-            self._faults.extend(dict(fault) for _ in range(count))
-            return len(self._faults)
-
-    def take_fault(self) -> dict | None:
-        with self._lock:
-            return self._faults.popleft() if self._faults else None
-
-    def faults(self) -> list[dict]:
-        with self._lock:
-            return list(self._faults)
-
-    def clear_faults(self) -> int:
-        with self._lock:
-            cleared = len(self._faults)
-            self._faults.clear()
-            return cleared
 
 
 class StandinHandler(BaseHTTPRequestHandler):
