@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[2]
 
 from dev.stack import local_stack as stack  # noqa: E402  (dev/stack/local_stack.py)
-from dev.bench.run import JWT_SECRET, OPERATOR_SECRET, POOL_KEY  # noqa: E402  (the bench's local secrets)
+from dev.bench.harness import JWT_SECRET, OPERATOR_SECRET, POOL_KEY  # noqa: E402  (the bench's local secrets)
 
 OWN_KEY = "sk-ant-restore-tenants-own-key"
 SECRET_ID = "tessera/restore/probe"
@@ -198,7 +198,7 @@ def scenario(moto_port: int, children: int, dirty: bool, cpu_fraction: Optional[
     except secrets_manager.exceptions.ResourceExistsException:
         secrets_manager.put_secret_value(SecretId=SECRET_ID, SecretString="value-at-snapshot")
 
-    from dev.bench.run import ApiGateway, _silence_app_output
+    from dev.bench.harness import ApiGateway, _silence_app_output
 
     init_started = time.perf_counter()
     import app  # registers the hooks (chalicelib/snapshot.py), as Lambda's init does

@@ -62,7 +62,7 @@ def restore_runs(moto_port: int, mode: str, memory_mb: int, restores: int) -> Di
 
 def measure(bench: Any) -> None:
     """Add this section's rows to the bench's report."""
-    from dev.bench.run import section
+    from dev.bench.report import section
 
     r, restores = bench.report, max(2, min(RESTORES, bench.sizes.cold_runs))
     api_memory = configured_memory("api_handler")
@@ -95,7 +95,7 @@ def measure(bench: Any) -> None:
 
 
 def markdown(report: Any, info: Dict[str, str]) -> str:
-    from dev.bench.run import Report, md_table
+    from dev.bench.report import Report, md_table
 
     rows = [row.cells() for row in report.rows if row.section.startswith(SECTION)]
     lines = [BEGIN, "## SnapStart: the first request after a restore", "",
