@@ -12,7 +12,7 @@ comma := ,
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test console mutation package deploy-dev lock bench budget-check clients clean
+.PHONY: run test test-fast console mutation package deploy-dev lock bench budget-check clients clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
@@ -32,6 +32,11 @@ run: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) console
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# The fast tier (tests/unit: logic over plain values, no server started), what to run on every change; one
+# process, in random order, as `make test` runs it. docs/testing.md has its figures.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit -n 0
 
 # What the console's browser tests need: Debian's chromium and the npm packages pinned in console/package-lock.json.
 console:

@@ -3,6 +3,9 @@
 Everything below the SDK edge is real: PynamoDB models against moto's DynamoDB
 in server mode, KMS, SES and SNS on the same server. Tests isolate themselves by
 creating their own tenants (random slugs), never by resetting shared state.
+
+tests/unit is the fast tier: a session of its tests alone starts no server (`servers`), and a run that
+collects a test there asking for one stops before anything starts, naming it (`refuse_servers_in_fast_tier`).
 """
 from __future__ import annotations
 
@@ -45,8 +48,33 @@ def standin():
     server.shutdown()
 
 
+FAST_TIER = Path(__file__).resolve().parent / "unit"
+SERVER_FIXTURES = ("moto_server", "standin", "environment")
+NOWHERE = 9  # the discard port: nothing listens on it here, so a call to it is refused at once
+
+
+def in_fast_tier(path) -> bool:
+    return Path(path).resolve().is_relative_to(FAST_TIER)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def environment(moto_server, standin):
+def settings():
+    """What every test runs with, servers or not: the local stage's variables and the test keyrings, with AWS
+    and the model upstream at a port nothing listens on (a call is refused at once) until `environment`
+    points them at the session's moto and stand-in."""
+    stack.run_app_in_process(NOWHERE, f"http://127.0.0.1:{NOWHERE}", TEST_JWT_SECRET, TEST_OPERATOR_SECRET,
+                             POOL_KEY)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def servers(request):
+    """The session's servers, started first, unless every test collected is in the fast tier: then none."""
+    if not all(in_fast_tier(item.path) for item in request.session.items):
+        request.getfixturevalue("environment")
+
+
+@pytest.fixture(scope="session")
+def environment(settings, moto_server, standin):
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
@@ -103,7 +131,7 @@ def table_of_its_own(prefix: str = "tessera-test"):
 
 
 @pytest.fixture(scope="module")
-def own_table():
+def own_table(environment):
     """The module's items in a table of their own: a sweep makes one Query per bucket of its lookback day
     (144), and against the suite's shared table, grown by thousands of items, each sweep took seconds."""
     with table_of_its_own() as name:
@@ -111,7 +139,7 @@ def own_table():
 
 
 @pytest.fixture
-def drain():
+def drain(environment):
     return settle_usage
 
 
@@ -143,7 +171,7 @@ def caller_address():
 
 
 @pytest.fixture
-def client():
+def client(environment):
     from chalice.test import Client
 
     from app import app
@@ -323,7 +351,16 @@ def pytest_collection_modifyitems(config, items):
     contract fuzzer 3-4 minutes of it alone: begun last, such a test kept one worker busy long after the
     other had run out of tests, and the suite's time varied by minutes with the seed. Begun first, the
     short tests fill in around them (pytest-xdist hands out the rest as workers run low)."""
+    refuse_servers_in_fast_tier(items)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+def refuse_servers_in_fast_tier(items) -> None:
+    asking = [f"{item.nodeid} asks for {', '.join(n for n in SERVER_FIXTURES if n in item.fixturenames)}"
+              for item in items if in_fast_tier(item.path) and set(SERVER_FIXTURES) & set(item.fixturenames)]
+    if asking:
+        raise pytest.UsageError("tests/unit is the fast tier and starts no server; move these to tests/integration:\n  "
+                                + "\n  ".join(asking))
 
 
 def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
