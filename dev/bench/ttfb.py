@@ -25,7 +25,7 @@ import time
 import urllib.parse
 from typing import Callable, Dict, List, Tuple
 
-from dev.stack import local_stack as stack  # noqa: E402
+from dev.stack import local_stack as stack
 
 PROMPT = "ttfb probe " + "and some more words " * 8
 

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from dev.stack import local_stack as stack  # noqa: E402
+from dev.stack import local_stack as stack
 
 
 def moto_port() -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from dev.stack import chalice_local  # noqa: E402
-from dev.deploy import gateway_responses  # noqa: E402
+from dev.deploy import gateway_responses
+from dev.stack import chalice_local
 
 if __name__ == "__main__":
     gateway_responses.install_locally()
