@@ -1,5 +1,5 @@
 # The project's commands. Each one creates the virtualenv and installs what it needs first.
-# Python 3.13, the Lambda runtime's version (dev/package.py PYTHON_VERSION: chalice names the runtime after
+# Python 3.13, the Lambda runtime's version (dev/deploy/package.py PYTHON_VERSION: chalice names the runtime after
 # the interpreter that packages): pyenv's 3.13 where the machine has it, else python3.13 on the PATH.
 PYTHON_WANTED := 3.13
 PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(PYTHON_WANTED).*/bin/python$(PYTHON_WANTED)) \
@@ -12,7 +12,7 @@ comma := ,
 STAGE ?= prod
 PACKAGE_DIR ?= build/$(STAGE)
 
-.PHONY: run test console mutation package deploy-dev lock bench budget-check clients clean
+.PHONY: run test test-fast console mutation package deploy-dev lock bench budget-check clients clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds.
 $(STAMP): requirements.txt requirements.lock requirements-dev.txt
@@ -26,41 +26,46 @@ $(STAMP): requirements.txt requirements.lock requirements-dev.txt
 	@touch $@
 
 run: $(STAMP)
-	$(PY) dev/stack.py
+	$(PY) -m dev.stack
 
 # Two pytest workers (pytest-xdist), one per core of the 2-core CI machine; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP) console
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
+# The fast tier (tests/unit: logic over plain values, no server started), what to run on every change; one
+# process, in random order, as `make test` runs it. docs/testing.md has its figures.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit -n 0
+
 # What the console's browser tests need: Debian's chromium and the npm packages pinned in console/package-lock.json.
 console:
 	console/install.sh
 
-# Mutation testing of the modules that decide money, limits and identity (dev/mutation.py);
+# Mutation testing of the modules that decide money, limits and identity (dev/mutation/);
 # MODULE=chalicelib/pricing.py runs one.
 mutation: $(STAMP)
-	$(PY) dev/mutation.py $(MODULE)
+	$(PY) -m dev.mutation $(MODULE)
 
 package: $(STAMP)
-	$(PY) dev/package.py --stage $(STAGE) --out $(PACKAGE_DIR)
+	$(PY) -m dev.deploy.package --stage $(STAGE) --out $(PACKAGE_DIR)
 
-# The dev stage through `chalice deploy --stage dev`, with a small stack of its resources (dev/dev_stage.py).
+# The dev stage through `chalice deploy --stage dev`, with a small stack of its resources (dev/deploy/dev_stage.py).
 deploy-dev: $(STAMP)
-	$(PY) dev/dev_stage.py deploy
+	$(PY) -m dev.deploy.dev_stage deploy
 
 lock: $(STAMP)
-	$(PY) dev/package.py --lock
+	$(PY) -m dev.deploy.package --lock
 
 # The real clients the end-to-end tests run (Claude Code, the TypeScript SDK), pinned in dev/clients/.
 clients:
-	$(PYTHON) dev/clients.py
+	$(PYTHON) -m dev.clients.install
 
 bench: $(STAMP)
-	$(PY) dev/bench.py
+	$(PY) -m dev.bench
 
 budget-check: $(STAMP)
-	$(PY) dev/budget_check.py
+	$(PY) -m dev.stack.budget_check
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mutation

@@ -54,7 +54,7 @@ _request_auth_cache = ResolvedCache(AUTHORIZER_CACHE_SECONDS)
 
 @app.lambda_function(name="tenant_request_auth")
 def tenant_request_auth(event, context):
-    """The deployed tenant authorizer (a REQUEST authorizer, dev/package.py): it reads `Authorization` or
+    """The deployed tenant authorizer (a REQUEST authorizer, dev/deploy/package.py): it reads `Authorization` or
     Anthropic's `x-api-key`, which a TOKEN authorizer, reading one header, cannot. API Gateway cannot cache
     a decision keyed by either of two headers, so this keeps its own for AUTHORIZER_CACHE_SECONDS."""
     request = AuthRequest("REQUEST", credential_header(event.get("headers") or {}), event["methodArn"])
@@ -563,8 +563,8 @@ def list_features():
 
 
 # The table's stream. Chalice needs the ARN when it loads the app. `chalice deploy --stage dev` reads it
-# from TESSERA_TABLE_STREAM_ARN (the dev stage's resources stack, dev/dev_stage.py); for `make package` a
-# placeholder names the stage's table and dev/template.py points the event source at its StreamArn.
+# from TESSERA_TABLE_STREAM_ARN (the dev stage's resources stack, dev/deploy/dev_stage.py); for `make package` a
+# placeholder names the stage's table and dev/deploy/template.py points the event source at its StreamArn.
 TABLE_STREAM_ARN = os.environ.get("TESSERA_TABLE_STREAM_ARN") or (
     f"arn:aws:dynamodb:us-east-1:000000000000:table/{os.environ.get('TESSERA_TABLE_NAME', 'tessera')}"
     "/stream/TABLE_STREAM")

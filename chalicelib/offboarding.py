@@ -36,7 +36,7 @@ log = get_logger("offboarding")
 
 EXPORT_URL_SECONDS = 15 * 60
 EXPORT_MAX_ITEMS = 20_000
-EXPORT_KEEP_DAYS = 7  # the bucket's lifecycle rule removes exports after this many days (dev/template.py)
+EXPORT_KEEP_DAYS = 7  # the bucket's lifecycle rule removes exports after this many days (dev/deploy/template.py)
 BATCH_WRITE_ITEMS = 25  # DynamoDB's limit per BatchWriteItem
 PURGE_PAGE_ITEMS = 500
 # A purge run stops starting pages when less than this is left of its invocation.

@@ -1,6 +1,6 @@
 """Lambda SnapStart: the work done once before the snapshot, and what each restored instance redoes.
 
-With SnapStart (dev/snapstart.py puts it on the request path's functions), Lambda runs a published
+With SnapStart (dev/deploy/snapstart.py puts it on the request path's functions), Lambda runs a published
 version's init once, snapshots the memory, and starts every new execution environment of that version
 from the snapshot. So the slow part of a first AI request, importing the anthropic SDK (about 3,500
 modules), is paid before any request; and every restored instance begins with the same memory. What must

@@ -3,6 +3,9 @@
 Everything below the SDK edge is real: PynamoDB models against moto's DynamoDB
 in server mode, KMS, SES and SNS on the same server. Tests isolate themselves by
 creating their own tenants (random slugs), never by resetting shared state.
+
+tests/unit is the fast tier: a session of its tests alone starts no server (`servers`), and a run that
+collects a test there asking for one stops before anything starts, naming it (`refuse_servers_in_fast_tier`).
 """
 from __future__ import annotations
 
@@ -18,12 +21,10 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "dev"))
+from dev.deploy import gateway_responses
+from dev.stack import local_stack as stack  # the same functions `make run` uses
 
-import gateway_responses  # noqa: E402  (dev/gateway_responses.py)
-import stack  # noqa: E402  (dev/stack.py: the same functions `make run` uses)
+ROOT = Path(__file__).resolve().parents[1]
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
 TEST_OPERATOR_SECRET = "test-operator-secret-" + "y" * 32
@@ -47,14 +48,39 @@ def standin():
     server.shutdown()
 
 
+FAST_TIER = Path(__file__).resolve().parent / "unit"
+SERVER_FIXTURES = ("moto_server", "standin", "environment")
+NOWHERE = 9  # the discard port: nothing listens on it here, so a call to it is refused at once
+
+
+def in_fast_tier(path) -> bool:
+    return Path(path).resolve().is_relative_to(FAST_TIER)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def environment(moto_server, standin):
+def settings():
+    """What every test runs with, servers or not: the local stage's variables and the test keyrings, with AWS
+    and the model upstream at a port nothing listens on (a call is refused at once) until `environment`
+    points them at the session's moto and stand-in."""
+    stack.run_app_in_process(NOWHERE, f"http://127.0.0.1:{NOWHERE}", TEST_JWT_SECRET, TEST_OPERATOR_SECRET,
+                             POOL_KEY)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def servers(request):
+    """The session's servers, started first, unless every test collected is in the fast tier: then none."""
+    if not all(in_fast_tier(item.path) for item in request.session.items):
+        request.getfixturevalue("environment")
+
+
+@pytest.fixture(scope="session")
+def environment(settings, moto_server, standin):
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
     gateway_responses.install_locally()  # the test client's gateway answers as make run's and the deployed one do
     global _pump
-    import stream_worker
+    from dev.stack import stream_worker
 
     _pump = stream_worker.StreamPump().start()
     yield
@@ -105,7 +131,7 @@ def table_of_its_own(prefix: str = "tessera-test"):
 
 
 @pytest.fixture(scope="module")
-def own_table():
+def own_table(environment):
     """The module's items in a table of their own: a sweep makes one Query per bucket of its lookback day
     (144), and against the suite's shared table, grown by thousands of items, each sweep took seconds."""
     with table_of_its_own() as name:
@@ -113,7 +139,7 @@ def own_table():
 
 
 @pytest.fixture
-def drain():
+def drain(environment):
     return settle_usage
 
 
@@ -145,7 +171,7 @@ def caller_address():
 
 
 @pytest.fixture
-def client():
+def client(environment):
     from chalice.test import Client
 
     from app import app
@@ -325,7 +351,16 @@ def pytest_collection_modifyitems(config, items):
     contract fuzzer 3-4 minutes of it alone: begun last, such a test kept one worker busy long after the
     other had run out of tests, and the suite's time varied by minutes with the seed. Begun first, the
     short tests fill in around them (pytest-xdist hands out the rest as workers run low)."""
+    refuse_servers_in_fast_tier(items)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
+def refuse_servers_in_fast_tier(items) -> None:
+    asking = [f"{item.nodeid} asks for {', '.join(n for n in SERVER_FIXTURES if n in item.fixturenames)}"
+              for item in items if in_fast_tier(item.path) and set(SERVER_FIXTURES) & set(item.fixturenames)]
+    if asking:
+        raise pytest.UsageError("tests/unit is the fast tier and starts no server; move these to tests/integration:\n  "
+                                + "\n  ".join(asking))
 
 
 def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
@@ -344,7 +379,7 @@ def record_spend(tenant_id, micros, calls=1, now=None, feature="basic_chat"):
     settle_usage()
 
 
-# --- the deployable package (tests/integration): built once per session by dev/package.py, offline --------
+# --- the deployable package (tests/integration): built once per session by dev/deploy/package.py, offline --------
 
 PACKAGE_STAGE = "prod"
 ARTIFACTS_BUCKET = "tessera-artifacts"
@@ -367,10 +402,10 @@ def package_dir(tmp_path_factory) -> Path:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                         "AWS_CONFIG_FILE": os.devnull})
-            result = subprocess.run([sys.executable, str(ROOT / "dev" / "package.py"), "--stage", PACKAGE_STAGE,
+            result = subprocess.run([sys.executable, "-m", "dev.deploy.package", "--stage", PACKAGE_STAGE,
                                      "--out", str(out)], cwd=str(ROOT), env=env, capture_output=True, text=True,
                                     timeout=600)
-            assert result.returncode == 0, f"dev/package.py failed:\n{result.stdout}\n{result.stderr}"
+            assert result.returncode == 0, f"dev/deploy/package.py failed:\n{result.stdout}\n{result.stderr}"
             print(result.stdout)
             built.touch()
     return out
@@ -389,7 +424,7 @@ def template(template_path) -> Dict[str, Any]:
 @pytest.fixture(scope="session")
 def expanded(template) -> Dict[str, Any]:
     """The template as CloudFormation runs it: code in S3, the SAM transform applied (aws-sam-translator)."""
-    import rehearsal  # dev/rehearsal.py
+    from dev.deploy import rehearsal 
 
     previous = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator builds ARNs for a region

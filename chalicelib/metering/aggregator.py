@@ -1,6 +1,6 @@
 """The usage aggregator: folds usage events into the month's totals, exactly once, off the request path.
 
-It runs on the table's stream (app.py's `on_dynamodb_record`; locally dev/stream_worker.py and the
+It runs on the table's stream (app.py's `on_dynamodb_record`; locally dev/stack/stream_worker.py and the
 tests feed it the same records). For each tenant in a batch it writes one transaction per chunk of
 events: each event stamped `aggregated_at` (only if not stamped yet, so a redelivered batch counts
 nothing twice), the month's and each feature's totals, and the reconciliation item (what admission

@@ -1,4 +1,4 @@
-"""What the gateway answers by itself (dev/gateway_responses.py), as the test client and `make run` see it."""
+"""What the gateway answers by itself (dev/deploy/gateway_responses.py), as the test client and `make run` see it."""
 from __future__ import annotations
 
 import json

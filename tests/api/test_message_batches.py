@@ -236,7 +236,7 @@ WRITES = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 
 
 def test_creation_writes_three_times_and_settlement_once_per_request_and_twice_more(sdk):
-    from probes import DynamoProbe
+    from dev.bench.probes import DynamoProbe
 
     requests = [request(f"r{i}", f"batch-writes {i}") for i in range(4)]
     sdk.messages.batches.list()  # the instance's tenant state and clients are warm

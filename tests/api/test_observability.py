@@ -193,7 +193,7 @@ def test_a_call_that_got_no_answer_ends_its_subsegment_with_the_exception(xray):
     from botocore.config import Config
     from botocore.exceptions import EndpointConnectionError
 
-    import stack  # dev/, on the tests' path
+    from dev.stack import local_stack as stack
 
     emitter = xray(True)
     unreachable = observability.trace_aws_calls(boto3.session.Session().client(

@@ -9,7 +9,7 @@ from chalicelib.ai.features import chat as chat_call
 from chalicelib.ai.gateway import default_gateway
 from chalicelib.identity.resolve import resolve
 from chalicelib.tenancy import TenantContext
-from probes import DynamoProbe
+from dev.bench.probes import DynamoProbe
 
 CHAT = {"messages": [{"role": "user", "content": "usage please"}]}
 

@@ -5,8 +5,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import cost  # dev/cost.py
-import stream_template  # dev/stream_template.py
+from dev.bench import cost
+from dev.deploy import stream_template
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ def configured(function: str) -> int:
 
 
 def test_the_document_is_what_the_template_and_prices_give():
-    assert cost.DOC.read_text() == cost.document(), "run `python dev/cost.py` after changing memory or a price"
+    assert cost.DOC.read_text() == cost.document(), "run `python -m dev.bench.cost` after changing memory or a price"
 
 
 def test_the_ai_path_costs_at_most_100_dollars_per_million_ten_second_calls():

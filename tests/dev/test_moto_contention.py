@@ -1,4 +1,4 @@
-"""dev/moto_server.py's contention mode conflicts the way DynamoDB does, with real threads against a real server.
+"""dev/stack/moto_server.py's contention mode conflicts the way DynamoDB does, with real threads against a real server.
 
 The server runs with latencies far above what any request costs here (read 100 ms, write 150 ms, a
 transaction 1.5 s), so "two calls overlap" is a matter of starting them together, not of luck. Timing
@@ -16,7 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-import stack  # dev/stack.py, put on sys.path by tests/conftest.py
+from dev.stack import local_stack as stack 
 
 LATENCY_MS = {"read": 100, "write": 150, "transact": 1500}
 TABLE = "contention"

@@ -1,4 +1,4 @@
-"""dev/moto_server.py: a cancelled transaction undoes exactly its own writes, nothing else."""
+"""dev/stack/moto_server.py: a cancelled transaction undoes exactly its own writes, nothing else."""
 import boto3
 import pytest
 

@@ -1,17 +1,15 @@
-"""dev/mutation_ops.py: which mutants a piece of code gets, and that each one is the change its name says."""
+"""dev/mutation/ops.py: which mutants a piece of code gets, and that each one is the change its name says."""
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "dev"))
 
-import mutation  # noqa: E402
-import mutation_ops  # noqa: E402
+from dev.mutation import runner as mutation  # noqa: E402
+from dev.mutation import ops as mutation_ops  # noqa: E402
 
 SOURCE = '''"""A docstring is never mutated."""
 LIMIT = 10
@@ -146,7 +144,7 @@ def test_a_shard_is_k_of_n_and_what_other_shards_run_is_not_scored():
 
 
 def test_docs_list_every_equivalent_mutant_of_the_metering_bound_and_budget_modules():
-    """docs/testing.md copies these entries of dev/mutation_equivalent.txt into a table: they must not drift."""
+    """docs/testing.md copies these entries of dev/mutation/equivalent.txt into a table: they must not drift."""
     docs = (ROOT / "docs" / "testing.md").read_text()
     for key in mutation.load_equivalents():
         module, line, col, op = key.split(":", 3)

@@ -1,4 +1,4 @@
-"""dev/snapstart.py on a small template: any function listed gets SnapStart behind its alias, and nothing
+"""dev/deploy/snapstart.py on a small template: any function listed gets SnapStart behind its alias, and nothing
 invokes it unqualified afterwards. (The packaged template: tests/integration/test_rehearsal.py.)"""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-import snapstart
-import template as merge
+from dev.deploy import snapstart
+from dev.deploy import template as merge
 
 INVOKE = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${%s}/invocations"
 

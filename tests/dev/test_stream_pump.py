@@ -1,4 +1,4 @@
-"""The tests' usage-stream pump (dev/stream_worker.py): an event the fold cannot read stays in the stream and
+"""The tests' usage-stream pump (dev/stack/stream_worker.py): an event the fold cannot read stays in the stream and
 fails every drain, as Lambda retries a failed batch, until the pump is told to skip what it has not folded
 (the mutation runner does, between mutants)."""
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_the_stream_is_described_once_a_second_at_most_and_at_once_for_a_new_tab
     """Every poll used to describe the table and its stream again (three calls where one reads the records);
     at the pump's rate that alone kept a third of a core busy. (Fresh tables: this pump reads from the
     stream's start, and the module's own table holds an event no fold can read.)"""
-    import stream_worker
+    from dev.stack import stream_worker
     from conftest import table_of_its_own
 
     pump = stream_worker.StreamPump()

@@ -12,7 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-import stack  # dev/stack.py, put on sys.path by tests/conftest.py
+from dev.stack import local_stack as stack 
 
 pytestmark = pytest.mark.e2e
 
@@ -140,10 +140,10 @@ def test_local_stack_on_an_endpoint_starts_no_moto_and_the_app_lives_there(calle
         started = [" ".join(p.args) for p in running.processes]
         # The stand-in, the stream worker, and the API as deployed: chalice local, the streaming function's
         # host and the local gateway in front of both; no moto.
-        assert not any("moto_server.py" in args for args in started), started
+        assert not any("dev.stack.moto_server" in args for args in started), started
         assert len(started) == 5, started
-        for program in ("anthropic_standin.py", "stream_worker.py", "local_api.py", "chalicelib.stream_host",
-                        "local_gateway.py"):
+        for program in ("dev.standin", "dev.stack.stream_worker", "dev.stack.local_api", "chalicelib.stream_host",
+                        "dev.stack.local_gateway"):
             assert sum(program in args for args in started) == 1, (program, started)
         slug = f"ep-{secrets.token_hex(4)}"
         status, _ = call("POST", running.api_url + "/tenants", {"company_name": "Endpoint Inc", "slug": slug,
@@ -171,7 +171,7 @@ def test_budget_check_runs_against_the_endpoint_make_run_used(caller):
 
     # MOTO_PORT names a free port: without the endpoint, budget-check would refuse to run.
     env = {**os.environ, "MOTO_PORT": str(stack.free_port())}
-    result = subprocess.run([sys.executable, str(stack.ROOT / "dev" / "budget_check.py")], env=env,
+    result = subprocess.run([sys.executable, "-m", "dev.stack.budget_check"], env=env, cwd=str(stack.ROOT),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["alerts_sent"] == []

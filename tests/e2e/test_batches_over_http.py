@@ -10,7 +10,7 @@ from decimal import ROUND_CEILING, Decimal
 import anthropic
 import pytest
 
-import stack
+from dev.stack import local_stack as stack
 from published import PUBLISHED_BATCH
 from test_local_stack import call, free_ports
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-import clients  # dev/clients.py
-import stack
+from dev.clients import install as clients 
+from dev.stack import local_stack as stack
 from published import PUBLISHED
 from test_local_stack import call, local_stack, sign_up  # noqa: F401  (the module's own stack)
 

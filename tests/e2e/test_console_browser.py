@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import stack  # dev/stack.py
+from dev.stack import local_stack as stack 
 from test_local_stack import local_stack  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import stack  # dev/stack.py
+from dev.stack import local_stack as stack 
 from test_edges_over_http import new_tenant
 from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
 

@@ -11,7 +11,7 @@ from collections import Counter
 import anthropic
 import pytest
 
-import stack  # dev/stack.py
+from dev.stack import local_stack as stack 
 from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
 
 pytestmark = pytest.mark.e2e

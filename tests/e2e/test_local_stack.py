@@ -1,6 +1,6 @@
 """The local stack as real processes: moto server, the Anthropic stand-in and `chalice local`, over real HTTP.
 
-The stack is started with dev/stack.py's `LocalStack` (what `make run` uses) and `python dev/stack.py`
+The stack is started with dev/stack/local_stack.py's `LocalStack` (what `make run` uses) and `python -m dev.stack`
 itself, always on free ports so a developer's running stack is never disturbed. The session fixtures in
 tests/conftest.py point os.environ at the test session's own moto and stand-in; the stack must not
 inherit those.
@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-import stack  # dev/stack.py, put on sys.path by tests/conftest.py
+from dev.stack import local_stack as stack 
 
 pytestmark = pytest.mark.e2e
 
@@ -218,7 +218,7 @@ def test_stop_ends_every_process_and_frees_every_port():
     assert all(stack.port_is_free(p) for p in ports)
 
 
-# --- `make run` (python dev/stack.py) ----------------------------------------------
+# --- `make run` (python -m dev.stack) ----------------------------------------------
 
 def make_run_environment(ports: List[int]) -> Dict[str, str]:
     """A shell's environment: the test session's AWS settings (its own moto) are not the developer's."""
@@ -236,7 +236,7 @@ def test_make_run_refuses_a_taken_api_port():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports[0]))
         taken.listen()
-        result = subprocess.run([sys.executable, str(ROOT / "dev" / "stack.py")], cwd=str(ROOT),
+        result = subprocess.run([sys.executable, "-m", "dev.stack"], cwd=str(ROOT),
                                 env=make_run_environment(ports), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"Port {ports[0]} is already in use" in result.stderr and "TESSERA_PORT=" in result.stderr
@@ -245,11 +245,11 @@ def test_make_run_refuses_a_taken_api_port():
 
 
 class MakeRun:
-    """`python dev/stack.py` in its own session (like a terminal's foreground job), its output drained."""
+    """`python -m dev.stack` in its own session (like a terminal's foreground job), its output drained."""
 
     def __init__(self, ports: List[int], extra_env: Optional[Dict[str, str]] = None) -> None:
         self.started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "dev" / "stack.py")], cwd=str(ROOT),
+        self.process = subprocess.Popen([sys.executable, "-m", "dev.stack"], cwd=str(ROOT),
                                         env={**make_run_environment(ports), **(extra_env or {})},
                                         stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -319,7 +319,7 @@ def test_budget_check_finds_the_ports_make_run_serves_on_and_the_record_goes_wit
                                                     "password": body["password"]})[1]["access_token"]
         assert call("PATCH", api + "/tenant", {"monthly_budget_usd": "5"}, token=token)[0] == 200
         check_env = {k: v for k, v in env.items() if k != "MOTO_PORT"}
-        result = subprocess.run([sys.executable, str(ROOT / "dev" / "budget_check.py")], cwd=str(ROOT),
+        result = subprocess.run([sys.executable, "-m", "dev.stack.budget_check"], cwd=str(ROOT),
                                 env=check_env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout)["tenants_checked"] == 1  # the one budget in this stack's own moto

@@ -1,7 +1,7 @@
 """`make run` is the local stage as documented: its settings reach the app process (a tenant's subdomain names
 the tenant, another tenant's subdomain is refused) and a reused connection answers as fast as a fresh one.
 
-Over real HTTP against the stack `make run` starts (dev/stack.py's LocalStack), with the Host header a
+Over real HTTP against the stack `make run` starts (dev/stack/local_stack.py's LocalStack), with the Host header a
 browser or SDK sends for `http://<slug>.localhost:<port>`.
 """
 from __future__ import annotations

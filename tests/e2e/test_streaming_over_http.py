@@ -1,5 +1,5 @@
 """`make run` streams as deployed: POST /v1/messages and POST /ai/chat through the local gateway to the streaming
-function's app (dev/local_gateway.py, chalicelib/stream_host), each event as upstream produces it, with the
+function's app (dev/stack/local_gateway.py, chalicelib/stream_host), each event as upstream produces it, with the
 official SDK and raw HTTP."""
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""The dev stage's route: `make deploy-dev` (dev/dev_stage.py) against moto in server mode.
+"""The dev stage's route: `make deploy-dev` (dev/deploy/dev_stage.py) against moto in server mode.
 
 The resources stack is created on moto's CloudFormation, then the real `chalice deploy --stage dev` CLI
 runs with AWS_ENDPOINT_URL pointing at that moto, and everything is checked on moto afterwards. moto's
-gaps (dev/moto_gaps.py) are named there; dev/moto_server.py --deploy-gaps installs the workarounds. The functions' code
+gaps (dev/stack/moto_gaps.py) are named there; dev/stack/moto_server.py --deploy-gaps installs the workarounds. The functions' code
 is never run (moto needs Docker for that), so the rehearsal leaves vendor/ empty: the lock's install is
-dev/package.py's, which `make package` and tests/integration/test_package.py exercise.
+dev/deploy/package.py's, which `make package` and tests/integration/test_package.py exercise.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-import dev_stage  # dev/dev_stage.py
-import permissions
-import stack  # dev/stack.py
+from dev.deploy import dev_stage 
+from dev.deploy import permissions
+from dev.stack import local_stack as stack 
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "dev"
@@ -52,10 +52,10 @@ def session():
 
 @pytest.fixture(scope="module")
 def deployed(moto_endpoint, aws_env, tmp_path_factory):
-    """`python dev/dev_stage.py deploy` as `make deploy-dev` runs it: (what it printed, seconds, project)."""
+    """`python -m dev.deploy.dev_stage deploy` as `make deploy-dev` runs it: (what it printed, seconds, project)."""
     project = tmp_path_factory.mktemp("dev-deploy")
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "dev_stage.py"), "deploy", "--project", str(project),
+    result = subprocess.run([sys.executable, "-m", "dev.deploy.dev_stage", "deploy", "--project", str(project),
                              "--without-dependencies"], cwd=str(ROOT), env=aws_env, capture_output=True, text=True,
                             timeout=300)
     seconds = time.monotonic() - started

@@ -1,7 +1,7 @@
 """A hard budget stays hard for every input kind: the reservation bounds what the call is billed.
 
 Each request of a mixed suite (text, images, documents, tools, thinking, cache writes and reads) goes through
-the real gateway to the stand-in, which bills by Anthropic's documented rules (dev/standin_usage.py, written
+the real gateway to the stand-in, which bills by Anthropic's documented rules (dev/standin/usage.py, written
 apart from chalicelib/ai/bounds.py). For each, the settled cost is at most the reserved worst case, and is
 exactly the stand-in's bill priced from the price table. max_tokens is small enough that every reply is cut
 at it, so the output part of the bound is exact and leaves no slack to hide an input bound that falls short.

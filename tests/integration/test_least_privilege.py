@@ -2,7 +2,7 @@
 
 Over the expanded template (what CloudFormation runs, after the SAM transform): every
 function found there has its own role, and that role allows exactly the actions
-dev/permissions.py lists for it, on exact resources, plus its own log group and X-Ray.
+dev/deploy/permissions.py lists for it, on exact resources, plus its own log group and X-Ray.
 
 Against the code: each entry point runs on moto with every AWS call it makes recorded
 (botocore's before-parameter-build hook on the clients the app builds), and the IAM actions those
@@ -22,8 +22,8 @@ import pytest
 
 from conftest import settle_usage
 
-import permissions
-import template as merge
+from dev.deploy import permissions
+from dev.deploy import template as merge
 
 STAGE = "prod"
 INFRASTRUCTURE_SIDS = {"OwnLogGroup", "Tracing", "FailureDestination"}
@@ -67,7 +67,7 @@ def test_the_template_has_every_function_of_the_app(roles):
     from app import app
 
     expected = ({"api_handler"} | {s.name for s in app.event_sources} | {a.name for a in app.builtin_auth_handlers}
-                | {f.name for f in app.pure_lambda_functions} | {"stream_handler"})  # dev/stream_template.py
+                | {f.name for f in app.pure_lambda_functions} | {"stream_handler"})  # dev/deploy/stream_template.py
     assert len(expected) >= 8 and expected == set(roles)
 
 
@@ -436,13 +436,13 @@ def test_the_batch_sweep_calls_exactly_what_its_entry_lists(signed_up, recorder,
 
 
 def test_the_streaming_function_calls_exactly_what_its_entry_lists(signed_up, recorder):
-    """Its app over HTTP as the Lambda Web Adapter reaches it (dev/web_adapter.py): a whole chat with an
+    """Its app over HTTP as the Lambda Web Adapter reaches it (dev/stack/web_adapter.py): a whole chat with an
     Idempotency-Key and its replay, a keyed stream the client leaves (its claim released), a call on the
     tenant's own key."""
     import threading
     import time
 
-    import web_adapter
+    from dev.stack import web_adapter
     from chalicelib.stream_host import server
 
     app_module, created, slug, email, password, token = signed_up

@@ -5,7 +5,7 @@ from chalicelib import tenants
 from chalicelib.errors import InvalidCredentials
 from chalicelib.identity.login import login
 from conftest import random_address, random_slug
-from probes import DynamoProbe
+from dev.bench.probes import DynamoProbe
 
 
 @pytest.fixture(scope="module")

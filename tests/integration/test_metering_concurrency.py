@@ -23,7 +23,7 @@ from chalicelib.metering import admission, aggregator, ledger, sweeper, usage
 from chalicelib.models import Admission, SweepMark, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period, period_of
 from chalicelib.tenancy import TenantContext
-from bench_ledger import item_size  # dev/: DynamoDB's item size rules, shared with make bench
+from dev.bench.ledger import item_size  # dev/: DynamoDB's item size rules, shared with make bench
 from conftest import ROOT, random_slug, settle_usage
 
 pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
@@ -387,9 +387,8 @@ def test_a_call_that_never_left_is_failed_and_gives_its_quota_back():
 # --- crashes: the sweeper gives back what a dead handler held ------------------------------------
 
 CRASHING_HANDLER = """
-import json, sys
-sys.path[:0] = [{root!r}, {dev!r}]
-import stack
+import json
+from dev.stack import local_stack as stack
 stack.run_app_in_process({moto_port}, {standin!r}, "j" * 40, "o" * 40, "sk-test")
 import os
 os.environ["TESSERA_TABLE_NAME"] = {table!r}  # the test's table, not the stage's
@@ -410,9 +409,9 @@ def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_c
     tenant_id, _ = new_tenant()
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": "0.01", "budget_hard_limit": True})
     request_id = new_request_id()
-    script = CRASHING_HANDLER.format(root=str(ROOT), dev=str(ROOT / "dev"), moto_port=moto_server[1],
+    script = CRASHING_HANDLER.format(moto_port=moto_server[1],
                                      standin=standin, tenant_id=tenant_id, request_id=request_id, table=own_table)
-    handler = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+    handler = subprocess.Popen([sys.executable, "-c", script], cwd=str(ROOT), stdout=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
         reserved = json.loads(handler.stdout.readline())

@@ -12,9 +12,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-import gateway_responses
-import package as packaging
-import template as merge
+from dev.deploy import gateway_responses
+from dev.deploy import package as packaging
+from dev.deploy import template as merge
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "prod"
@@ -273,7 +273,7 @@ def test_packaging_leaves_out_the_roles_chalice_deploy_makes_for_the_dev_stage()
 
 
 def test_the_usage_aggregator_reads_the_stream_of_the_table_the_template_creates(template):
-    """app.py's placeholder names the stage's table, so dev/template.py re-points it at the table's StreamArn;
+    """app.py's placeholder names the stage's table, so dev/deploy/template.py re-points it at the table's StreamArn;
     the placeholder itself would name a stream that does not exist."""
     by_handler = {f["Properties"]["Handler"]: f for f in functions(template).values()}
     events = by_handler["app.usage_aggregator"]["Properties"]["Events"].values()

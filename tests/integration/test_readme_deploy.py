@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 
-import package as packaging  # dev/package.py
+from dev.deploy import package as packaging 
 
 ROOT = Path(__file__).resolve().parents[2]
 INLINE_TEMPLATE_LIMIT = 51_200  # bytes: CloudFormation's TemplateBody limit; larger needs an S3 upload
@@ -106,12 +106,12 @@ def test_deploy_overrides_only_parameters_the_template_declares(commands, templa
 
 
 def test_the_dev_route_is_a_make_target_that_runs_chalice_deploy_for_the_dev_stage(commands):
-    """`make deploy-dev` runs dev/dev_stage.py, whose last step is the chalice CLI's deploy of the dev stage
+    """`make deploy-dev` runs dev/deploy/dev_stage.py, whose last step is the chalice CLI's deploy of the dev stage
     (tests/integration/test_chalice_deploy.py runs it against moto)."""
-    import dev_stage
+    from dev.deploy import dev_stage
 
     target = re.search(r"^deploy-dev:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert target and target.group(1).split() == ["$(PY)", "dev/dev_stage.py", "deploy"]
+    assert target and target.group(1).split() == ["$(PY)", "-m", "dev.deploy.dev_stage", "deploy"]
     assert dev_stage.STAGE == "dev" and "dev" in json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
     source = Path(dev_stage.__file__).read_text()
     assert '"deploy", "--stage", stage]' in source

@@ -1,8 +1,8 @@
 """The deployment rehearsal: the packaged template expanded offline, cfn-lint clean, created on moto's
-CloudFormation to CREATE_COMPLETE, and the functions checked from the stack (dev/rehearsal.py).
+CloudFormation to CREATE_COMPLETE, and the functions checked from the stack (dev/deploy/rehearsal.py).
 
 moto runs in-process here (its own accounts and regions), so the rehearsal's resources never
-meet the shared test server's. moto's gaps are worked around in dev/rehearsal.py, each by name.
+meet the shared test server's. moto's gaps are worked around in dev/deploy/rehearsal.py, each by name.
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from typing import Any, Dict
 import boto3
 import pytest
 
-import rehearsal
-import snapstart
-import template as merge
-from package import RUNTIME
+from dev.deploy import rehearsal
+from dev.deploy import snapstart
+from dev.deploy import template as merge
+from dev.deploy.package import RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "tessera-prod"
@@ -296,7 +296,7 @@ def test_the_streaming_routes_stream_from_the_streaming_function_for_fifteen_min
     assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert variables["AWS_LWA_INVOKE_MODE"] == "response_stream" and variables["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
     # moto's Lambda keeps no layers it does not host: the layer is read from the template, its version the
-    # parameter's default (the adapter's README, dev/stream_template.py)
+    # parameter's default (the adapter's README, dev/deploy/stream_template.py)
     function = next(r for r in expanded["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
                     and r["Properties"]["Handler"] == "chalicelib/stream_host/run.sh")
     [layer] = function["Properties"]["Layers"]

@@ -1,7 +1,7 @@
 """SnapStart: two instances restored from one snapshot share no request ids, random state, decrypted key
 cache, secret or HTTP connection, and the hooks are registered by importing app.py.
 
-dev/restore.py does what Lambda does for the REST API's function, against the session's moto: init
+dev/bench/restore.py does what Lambda does for the REST API's function, against the session's moto: init
 (`import app`), one AI request served before the snapshot (so the image holds open connections, a
 decrypted tenant key and a cached secret: the worst an init could leave), the before-snapshot hooks,
 then two restores, each a fork of that image running the after-restore hooks and a first AI request.
@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def restores(moto_port, *options):
-    """dev/restore.py's image and its two restores, each of which answered its first request."""
-    result = subprocess.run([sys.executable, str(ROOT / "dev" / "restore.py"), "--moto-port", str(moto_port),
-                             "--children", "2", *options], capture_output=True, text=True, timeout=300)
+    """dev/bench/restore.py's image and its two restores, each of which answered its first request."""
+    result = subprocess.run([sys.executable, "-m", "dev.bench.restore", "--moto-port", str(moto_port),
+                             "--children", "2", *options], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESTORE_RESULT ")]
     assert result.returncode == 0 and lines, result.stdout[-2000:] + result.stderr[-4000:]
     found = json.loads(lines[-1].split(" ", 1)[1])
@@ -152,5 +152,6 @@ def test_the_first_request_makes_a_restored_instance_its_own_once():
     """Only where Lambda says the environment was restored (`[True, True]`: random's state and a cached secret
     untouched); once, whichever of eight threads asks first (`[False, False]`, then untouched)."""
     result = subprocess.run([sys.executable, "-c", FIRST_REQUEST], cwd=str(ROOT), capture_output=True, text=True,
-                            timeout=120, env={k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_INITIALIZATION_TYPE"})
+                            timeout=120,
+                            env={k: v for k, v in os.environ.items() if k != "AWS_LAMBDA_INITIALIZATION_TYPE"})
     assert result.stdout.strip() == str([[True, True], [False, False], [True, True]]), result.stderr[-2000:]

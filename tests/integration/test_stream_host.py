@@ -1,5 +1,5 @@
 """The streaming function as Lambda runs it: its WSGI app served over real HTTP (chalicelib.stream_host.server),
-invoked the way the Lambda Web Adapter invokes it (dev/web_adapter.py: API Gateway's proxy event as an HTTP
+invoked the way the Lambda Web Adapter invokes it (dev/stack/web_adapter.py: API Gateway's proxy event as an HTTP
 request with `x-amzn-request-context`, the response body read as it arrives). Real gateway and ledger on moto,
 the stand-in over HTTP pacing its events."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-import web_adapter
+from dev.stack import web_adapter
 from chalicelib.stream_host import server
 from test_metering_concurrency import new_tenant
 from test_streaming import events_of, standin_bill

@@ -24,7 +24,7 @@ from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, table_connection, tenant_pk
 from chalicelib.settings import get_settings
 from conftest import DynamoOutage, random_slug, settle_usage
-from probes import DynamoProbe
+from dev.bench.probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS
 pytestmark = pytest.mark.usefixtures("own_table")
@@ -88,7 +88,7 @@ def mark_exists(tenant_id, bucket):
 
 @contextmanager
 def stream_paused():
-    """Hold the stream's consumer (dev/stream_worker.py) off, so the sweeper's event is seen before it is folded."""
+    """Hold the stream's consumer (dev/stack/stream_worker.py) off, so the sweeper's event is seen before it is folded."""
     with conftest._pump.lock:
         yield
 

@@ -2,14 +2,13 @@
 creation uses) and by the CloudFormation resource. These tests fail as soon as one of them drifts."""
 from __future__ import annotations
 
-import secrets
 from typing import Any, Dict, List, Type
 
 import pytest
 from pynamodb.attributes import TTLAttribute
 
 from chalicelib import models
-from chalicelib.table import TABLE, TTL_ATTRIBUTE, cloudformation_resource, create_table, create_table_request
+from chalicelib.table import TABLE, TTL_ATTRIBUTE, cloudformation_resource, create_table_request
 
 
 def item_models() -> List[Type[models._Item]]:
@@ -105,23 +104,3 @@ def test_cloudformation_adds_only_durability_and_expiry():
     assert extra == {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
     assert cloudformation_resource("t")["Properties"]["TimeToLiveSpecification"] == {
         "AttributeName": TTL_ATTRIBUTE, "Enabled": True}
-
-
-def test_locally_created_table_has_the_declared_schema_and_ttl(moto_server):
-    import boto3
-
-    endpoint, _ = moto_server
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-    name = f"schema-{secrets.token_hex(4)}"
-    assert create_table(client, name) is True
-    try:
-        table = client.describe_table(TableName=name)["Table"]
-        assert by_key_type(table["KeySchema"]) == by_key_type(TABLE["KeySchema"])
-        assert {i["IndexName"]: by_key_type(i["KeySchema"]) for i in table["GlobalSecondaryIndexes"]} == {
-            name_: by_key_type(i["KeySchema"]) for name_, i in table_indexes().items()}
-        ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        assert ttl["AttributeName"] == TTL_ATTRIBUTE and ttl["TimeToLiveStatus"] == "ENABLED"
-        assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
-        assert create_table(client, name) is False
-    finally:
-        client.delete_table(TableName=name)

@@ -1,0 +1,65 @@
+"""The tooling's rooms: every folder of dev/ is a package that says what it is for, imported by name from the
+project's root, never put on sys.path, and no module of dev/ or tests/ passes 600 lines."""
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LIMIT = 600
+
+
+def python_files(*folders: str):
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", *folders], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    return [ROOT / name for name in listed if name.endswith(".py") and (ROOT / name).exists()]
+
+
+def edits_sys_path(tree: ast.AST) -> bool:
+    """`sys.path.insert(...)`, `sys.path.append(...)`, `sys.path[...] = ...` or `sys.path = ...` anywhere."""
+    def is_sys_path(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+                and node.value.id == "sys")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and is_sys_path(node.func.value):
+            return True
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(is_sys_path(t) or (isinstance(t, ast.Subscript) and is_sys_path(t.value)) for t in targets):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("source, edits", [
+    ("import sys\nsys.path.insert(0, 'dev')", True),
+    ("import sys\nsys.path.append('dev')", True),
+    ("import sys\nsys.path[:0] = ['dev']", True),
+    ("import sys\nsys.path += ['dev']", True),
+    ("import sys\nprint(sys.path[0])", False),
+    ("from dev.stack import local_stack", False),
+])
+def test_a_sys_path_edit_is_recognised(source, edits):
+    assert edits_sys_path(ast.parse(source)) is edits
+
+
+def test_nothing_in_dev_or_tests_edits_sys_path():
+    found = [str(p.relative_to(ROOT)) for p in python_files("dev", "tests") if edits_sys_path(ast.parse(p.read_text()))]
+    assert found == [], "import the tooling as packages (pytest.ini's pythonpath puts the root first)"
+
+
+def test_every_folder_of_dev_is_a_package_saying_what_it_is_for():
+    folders = [ROOT / "dev"] + [p for p in (ROOT / "dev").iterdir() if p.is_dir() and p.name != "__pycache__"]
+    for folder in folders:
+        init = folder / "__init__.py"
+        assert init.exists(), f"{folder.relative_to(ROOT)} is not a package"
+        assert (ast.get_docstring(ast.parse(init.read_text())) or "").strip(), f"{init.relative_to(ROOT)} says nothing"
+
+
+def test_no_module_of_dev_or_tests_passes_the_limit():
+    long = {str(p.relative_to(ROOT)): n for p in python_files("dev", "tests")
+            if (n := len(p.read_text().splitlines())) > LIMIT}
+    assert long == {}, f"over {LIMIT} lines: split by section or concern"
