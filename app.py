@@ -461,10 +461,6 @@ def run_prompt(prompt_id):
 anthropic_error = calls.anthropic_error
 
 
-def anthropic_betas():
-    return messages_api.parse_betas(app.current_request.headers.get("anthropic-beta"))
-
-
 @route("/v1/messages", methods=["POST"], render=anthropic_error)
 @idempotent
 def anthropic_messages():
@@ -473,7 +469,8 @@ def anthropic_messages():
 
 @route("/v1/messages/count_tokens", methods=["POST"], render=anthropic_error)
 def anthropic_count_tokens():
-    call = messages_api.parse_count(request_body(messages_api.BODY_BYTES), anthropic_betas())
+    call = messages_api.parse_count(request_body(messages_api.BODY_BYTES),
+                                   messages_api.parse_betas(app.current_request.headers))
     return messages_api.count_response(default_gateway().count_tokens(tenant(), messages_api.FEATURE, call))
 
 

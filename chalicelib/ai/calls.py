@@ -72,7 +72,7 @@ class StreamableRoute:
 
 
 def _messages_call(body_: Dict[str, Any], headers: Mapping[str, str]) -> Tuple[FeatureCall, bool]:
-    return messages_api.parse(body_, messages_api.parse_betas(headers.get("anthropic-beta")))
+    return messages_api.parse(body_, messages_api.parse_betas(headers))
 
 
 def _chat_call(body_: Dict[str, Any], headers: Mapping[str, str]) -> Tuple[FeatureCall, bool]:

@@ -158,9 +158,9 @@ def parse_count(body: Mapping[str, Any], betas: Iterable[str] = ()) -> FeatureCa
     return _call(body, None, betas)
 
 
-def parse_betas(header: Optional[str]) -> Tuple[str, ...]:
-    """The `anthropic-beta` header's betas (comma-separated), refusing the ones REFUSED_BETAS names."""
-    betas = tuple(beta.strip() for beta in (header or "").split(",") if beta.strip())
+def parse_betas(headers: Mapping[str, str]) -> Tuple[str, ...]:
+    """The request's `anthropic-beta` betas (comma-separated), refusing the ones REFUSED_BETAS names."""
+    betas = tuple(beta.strip() for beta in (headers.get("anthropic-beta") or "").split(",") if beta.strip())
     for beta in betas:
         reason = next((why for prefix, why in REFUSED_BETAS.items() if beta.startswith(prefix)), None)
         if reason:
