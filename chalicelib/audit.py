@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 from chalicelib import logs, validation
 from chalicelib.ids import new_id
-from chalicelib.models import AuditRecord
+from chalicelib.records import AuditRecord
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.settings import get_settings
 from chalicelib.store import condition_failed, decode_cursor, encode_cursor

@@ -28,7 +28,8 @@ from chalicelib import audit
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
-from chalicelib.models import TenantDeletion, TenantExport, table_connection, tenant_pk
+from chalicelib.models import table_connection, tenant_pk
+from chalicelib.records import TenantDeletion, TenantExport
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.settings import get_settings
 

@@ -36,7 +36,8 @@ from chalicelib.ai.gateway import FeatureCall, Gateway, PreparedCall
 from chalicelib.errors import BadRequest, NotFound, TesseraError, UpstreamError
 from chalicelib.logs import get_logger
 from chalicelib.metering import admission, batch_ledger
-from chalicelib.models import MessageBatch, OpenBatch, tenant_pk
+from chalicelib.models import tenant_pk
+from chalicelib.records import MessageBatch, OpenBatch
 from chalicelib.periods import isoformat
 from chalicelib.secrets import platform_api_keys
 from chalicelib.store import condition_failed, transaction

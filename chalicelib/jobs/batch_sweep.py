@@ -16,7 +16,8 @@ from chalicelib.ai import batches
 from chalicelib.ai.gateway import Gateway, default_gateway
 from chalicelib.errors import TesseraError
 from chalicelib.logs import get_logger
-from chalicelib.models import MessageBatch, OpenBatch, tenant_pk
+from chalicelib.models import tenant_pk
+from chalicelib.records import MessageBatch, OpenBatch
 
 log = get_logger("batch_sweep")
 

@@ -133,7 +133,7 @@ def test_nothing_is_purged_before_the_grace_period_ends(api, operator):
 
 
 def test_purge_removes_every_item_keeps_billing_and_the_trail_and_frees_the_slug(api, operator):
-    from chalicelib.models import TenantDeletion
+    from chalicelib.records import TenantDeletion
     from chalicelib.periods import utcnow
 
     acme, _ = busy_tenant(api)
@@ -159,7 +159,7 @@ def test_purge_removes_every_item_keeps_billing_and_the_trail_and_frees_the_slug
 
 def test_a_purge_cut_short_resumes_where_it_stopped(api, operator):
     from chalicelib import offboarding
-    from chalicelib.models import TenantDeletion
+    from chalicelib.records import TenantDeletion
     from chalicelib.periods import utcnow
 
     acme, _ = busy_tenant(api)
@@ -183,7 +183,8 @@ def test_a_purge_cut_short_resumes_where_it_stopped(api, operator):
 
 def test_a_purge_that_crashes_mid_page_loses_nothing_on_the_next_run(api, operator):
     """The network edge fails the third BatchWriteItem: the run dies; the next one finishes the job."""
-    from chalicelib.models import TenantDeletion, table_connection
+    from chalicelib.models import table_connection
+    from chalicelib.records import TenantDeletion
     from chalicelib.periods import utcnow
 
     acme, _ = busy_tenant(api)
@@ -232,7 +233,8 @@ def _bulk_items(tenant_id, count):
 
 def test_items_dynamodb_leaves_unprocessed_are_sent_again(api, operator):
     """The network edge answers the first batch of deletes as a throttled DynamoDB does: nothing processed."""
-    from chalicelib.models import TenantDeletion, table_connection
+    from chalicelib.models import table_connection
+    from chalicelib.records import TenantDeletion
     from chalicelib.periods import utcnow
 
     acme, _ = busy_tenant(api)

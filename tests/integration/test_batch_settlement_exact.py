@@ -12,7 +12,8 @@ from chalicelib.ai import batches
 from chalicelib.ai.client import Usage
 from chalicelib.errors import TooManyRequests
 from chalicelib.metering import admission, batch_ledger, sweeper
-from chalicelib.models import MessageBatch, OpenBatch, Reconciliation, UsageEvent, UsagePeriod, tenant_pk
+from chalicelib.models import Reconciliation, UsageEvent, UsagePeriod, tenant_pk
+from chalicelib.records import MessageBatch, OpenBatch
 from chalicelib.periods import period_of
 from conftest import WritesNothing, settle_usage
 from test_admission_exact import counters, new_tenant

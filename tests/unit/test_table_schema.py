@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Type
 import pytest
 from pynamodb.attributes import TTLAttribute
 
-from chalicelib import models
+from chalicelib import models, records  # noqa: F401  (records' items are the table's too)
 from chalicelib.table import TABLE, TTL_ATTRIBUTE, cloudformation_resource, create_table_request
 
 
