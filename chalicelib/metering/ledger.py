@@ -55,6 +55,8 @@ class Settlement:
     status: str = OK
     upstream_request_id: Optional[str] = None
     given_back: bool = False
+    provider: Optional[str] = None  # who answered: anthropic or bedrock
+    upstream_attempts: Optional[str] = None  # each attempt's outcome, in order
 
 
 def record(reservation: Reservation, result: Settlement, batch_id: Optional[str] = None,
@@ -75,6 +77,7 @@ def record(reservation: Reservation, result: Settlement, batch_id: Optional[str]
         cost_micros=result.cost_micros if result.status in CHARGED else 0,
         worst_case_micros=reservation.worst_case_micros, cost_bound_micros=bound, latency_ms=result.latency_ms,
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
+        provider=result.provider, upstream_attempts=result.upstream_attempts,
         batch_id=batch_id, custom_id=custom_id, given_back=True if result.given_back else None,
         created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )
