@@ -161,6 +161,12 @@ class Breakers:
         self._keep(model, state)
         return state
 
+    def forget(self, model: str) -> None:
+        """Drop this instance's view of a model's breaker: cached state, failures, probe."""
+        with self._lock:
+            for kept in (self._states, self._failures, self._probes):
+                kept.pop(model, None)
+
     def _keep(self, model: str, state: BreakerState) -> None:
         with self._lock:
             self._states[model] = (time.monotonic() + self._cache_seconds, state)
