@@ -91,9 +91,11 @@ class BreakerStore:
 
     PK = "UPSTREAM"
 
-    @staticmethod
-    def _key(model: str) -> dict:
-        return {"pk": {"S": BreakerStore.PK}, "sk": {"S": f"BREAKER#{model}"}}
+    def __init__(self, partition: str = PK) -> None:
+        self.partition = partition  # another partition: breakers of their own (tests that open them)
+
+    def _key(self, model: str) -> dict:
+        return {"pk": {"S": self.partition}, "sk": {"S": f"BREAKER#{model}"}}
 
     @staticmethod
     def _dynamodb():
@@ -161,11 +163,15 @@ class Breakers:
         self._keep(model, state)
         return state
 
-    def forget(self, model: str) -> None:
-        """Drop this instance's view of a model's breaker: cached state, failures, probe."""
+    def forget(self, model: Optional[str] = None) -> None:
+        """Drop this instance's view of a model's breaker (of every model's, given none): cached state,
+        failures, probe."""
         with self._lock:
             for kept in (self._states, self._failures, self._probes):
-                kept.pop(model, None)
+                if model is None:
+                    kept.clear()
+                else:
+                    kept.pop(model, None)
 
     def _keep(self, model: str, state: BreakerState) -> None:
         with self._lock:
