@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib.logs import get_logger
 
@@ -98,16 +98,16 @@ class BreakerStore:
         return {"pk": {"S": self.partition}, "sk": {"S": f"BREAKER#{model}"}}
 
     @staticmethod
-    def _dynamodb():
-        from chalicelib.aws import client
+    def _table() -> Tuple[Any, str]:
+        """The table's one botocore client (chalicelib/models.py table_connection) and the table's name."""
+        from chalicelib.models import table_connection
 
-        return client("dynamodb")
+        connection = table_connection()
+        return connection.connection.client, connection.table_name
 
     def read(self, model: str) -> BreakerState:
-        from chalicelib.settings import get_settings
-
-        item = self._dynamodb().get_item(TableName=get_settings().table_name, Key=self._key(model),
-                                         ConsistentRead=True).get("Item")
+        dynamodb, table = self._table()
+        item = dynamodb.get_item(TableName=table, Key=self._key(model), ConsistentRead=True).get("Item")
         if not item:
             return BreakerState()
         return BreakerState(item["status"]["S"], float(item["open_until"]["N"]), int(item["open_seconds"]["N"]),
@@ -116,14 +116,12 @@ class BreakerStore:
     def write(self, model: str, new: BreakerState) -> bool:
         """Write `new` if the stored version is still the one it follows; False when another instance wrote
         first (its state then stands)."""
-        from chalicelib.settings import get_settings
-
+        dynamodb, table = self._table()
         item = {**self._key(model), "status": {"S": new.status}, "open_until": {"N": repr(new.open_until)},
                 "open_seconds": {"N": str(new.open_seconds)}, "version": {"N": str(new.version)},
                 "updated_at": {"N": repr(time.time())}}
-        dynamodb = self._dynamodb()
         try:
-            dynamodb.put_item(TableName=get_settings().table_name, Item=item,
+            dynamodb.put_item(TableName=table, Item=item,
                               ConditionExpression="attribute_not_exists(pk) OR version = :seen",
                               ExpressionAttributeValues={":seen": {"N": str(new.version - 1)}})
         except dynamodb.exceptions.ConditionalCheckFailedException:
@@ -132,9 +130,8 @@ class BreakerStore:
 
     def clear(self, model: str) -> None:
         """Forget a model's breaker (operators and tests: it reads as closed)."""
-        from chalicelib.settings import get_settings
-
-        self._dynamodb().delete_item(TableName=get_settings().table_name, Key=self._key(model))
+        dynamodb, table = self._table()
+        dynamodb.delete_item(TableName=table, Key=self._key(model))
 
 
 class Breakers:
