@@ -236,3 +236,42 @@ def test_a_half_open_probe_that_fails_reopens_the_breaker_for_twice_as_long(stan
     stored = route.store.read(MODEL)
     assert (stored.status, stored.open_seconds, stored.version) == (breaker.OPEN, 60, 2)
     assert before + 60 <= stored.open_until <= time.time() + 60
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def records():
+    """The EMF records the app writes meanwhile, parsed."""
+    import io
+    import logging
+
+    from chalicelib import observability
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    observability.metrics_writer().addHandler(handler)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    observability.metrics_writer().removeHandler(handler)
+
+
+def test_a_failed_over_call_is_counted_in_its_emf_record_with_the_provider_and_the_breaker(standin, records):
+    _, ctx = new_tenant()
+    route = Route()
+    route.gateway.run(ctx, "basic_chat", chat(marked("[[standin:529]]")))
+    [record] = [r for r in records() if "requests" in r]  # this test's one call
+    assert (record["failovers"], record["upstream_retries"], record["breaker_open"]) == (1, 2, 0)
+    assert (record["provider"], record["breaker"]) == ("bedrock", "closed")
+    assert {m["Name"] for m in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]} >= {
+        "failovers", "upstream_retries", "breaker_open"}
+
+
+def test_a_call_meeting_an_open_breaker_says_so_in_its_emf_record(standin, records):
+    _, ctx = new_tenant()
+    route = Route()
+    assert route.store.write(MODEL, BreakerState(breaker.OPEN, time.time() + 30, 30, 1))
+    route.gateway.run(ctx, "basic_chat", chat(marked()))
+    [record] = [r for r in records() if "requests" in r]  # this test's one call
+    # Bedrock first by the breaker: not a failover (nothing failed), no retry
+    assert (record["failovers"], record["upstream_retries"], record["breaker_open"]) == (0, 0, 1)
+    assert (record["provider"], record["breaker"]) == ("bedrock", breaker.OPEN)
