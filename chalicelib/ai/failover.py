@@ -70,6 +70,7 @@ class Served:
     provider: str
     attempts: List[str] = field(default_factory=list)
     breaker: str = breaker.CLOSED  # the model's breaker as this call found it
+    unanswered: int = 0  # attempts that may have been billed without answering (timeouts, dropped connections)
 
     @property
     def failed_over(self) -> bool:
@@ -80,9 +81,11 @@ class Served:
 
 
 def outcome(error: BaseException) -> str:
-    code = getattr(error, "code", "")
-    status = getattr(error, "status", 0)
-    return "timeout" if code == "upstream_timeout" else str(status or type(error).__name__)
+    if getattr(error, "code", "") == "upstream_timeout":
+        return "timeout"
+    if getattr(error, "maybe_billed", False):
+        return "no_answer"  # the connection dropped after the request was sent
+    return str(getattr(error, "status", 0) or type(error).__name__)
 
 
 class Failover:
@@ -144,6 +147,7 @@ class Failover:
                 # configuration) moves on as well: the caller is better served by the next attempt, or
                 # by Anthropic's error.
                 served.attempts.append(f"{attempt.provider}:{outcome(error)}")
+                served.unanswered += int(getattr(error, "maybe_billed", False) is True)
                 last_error = error
                 if attempt.provider == ANTHROPIC:
                     anthropic_error = anthropic_error or error
@@ -161,6 +165,7 @@ class Failover:
         error = anthropic_error or last_error
         assert error is not None
         error.upstream_attempts = served.trail()  # the failed call's usage event names them too
+        error.unanswered_attempts = served.unanswered
         raise error
 
     def complete(self, call: ModelCall, api_key: str, own_key: bool,

@@ -306,7 +306,8 @@ class Gateway:
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
             cost_micros=cost, latency_ms=latency_ms, own_key=prepared.own_key, status=status,
-            upstream_request_id=upstream_request_id, provider=served.provider, upstream_attempts=served.trail())
+            upstream_request_id=upstream_request_id, provider=served.provider, upstream_attempts=served.trail(),
+            unanswered_attempts=served.unanswered)
         self._record(reservation, settlement)
         if cost > reservation.worst_case_micros:
             log.error("cost above its reservation", extra={"fields": {
@@ -323,11 +324,14 @@ class Gateway:
         """The call ended without an answer: failed (never billed: quota and worst case come back before the
         answer is sent, so a retry finds them) or, when the request may have reached the model,
         indeterminate (counts against quota, not charged)."""
-        status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
+        # Any attempt that got no answer may have been billed, whichever error the caller is given
+        unanswered = getattr(error, "maybe_billed", False) or getattr(error, "unanswered_attempts", 0)
+        status = ledger.INDETERMINATE if unanswered else ledger.FAILED
         ctx = prepared.ctx
         settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
                                        own_key=prepared.own_key, status=status,
-                                       upstream_attempts=getattr(error, "upstream_attempts", None))
+                                       upstream_attempts=getattr(error, "upstream_attempts", None),
+                                       unanswered_attempts=getattr(error, "unanswered_attempts", 0))
         if not ledger.gives_back_at_once(reservation, status):
             self._record(reservation, settlement)
             return

@@ -20,7 +20,10 @@ from chalicelib.ai.failover import Failover
 from chalicelib.ai.gateway import FeatureCall, Gateway
 from chalicelib.ai.settings import set_own_key
 from chalicelib.errors import UpstreamError
+from chalicelib import tenants
 from chalicelib.metering import usage
+from chalicelib.models import UsageEvent, tenant_pk
+from conftest import settle_usage
 from test_metering_concurrency import new_tenant
 
 MODEL = "claude-sonnet-4-6"  # every tenant's default model; Bedrock's global.anthropic.claude-sonnet-4-6
@@ -123,6 +126,13 @@ def test_a_timeout_before_the_first_byte_fails_over_within_the_calls_deadline(st
     assert "event: message_stop" in body
     event = the_event(tenant_id)
     assert (event["provider"], event["upstream_attempts"]) == ("bedrock", "anthropic:timeout,anthropic:timeout,bedrock:ok")
+    # Anthropic may have billed each timed-out attempt: up to the call's worst case each, named as exposure
+    stored = UsageEvent.get(tenant_pk(tenant_id), UsageEvent.sk_for(event["request_id"]))
+    assert event["cost_bound_usd"] == usd(2 * int(stored.worst_case_micros))
+    settle_usage()
+    summary = usage.summary(tenants.get_tenant(tenant_id), None)
+    assert summary["unbilled_exposure_usd"] == usd(2 * int(stored.worst_case_micros))
+    assert summary["total_cost_usd"] == event["cost_usd"]  # the exposure is not charged
 
 
 def test_no_attempt_starts_past_the_calls_deadline(standin):
