@@ -12,20 +12,11 @@ import anthropic
 import pytest
 from anthropic import AnthropicBedrock
 
-import stack  # dev/stack.py, put on sys.path by tests/conftest.py
 import standin_bedrock  # dev/standin_bedrock.py
+from test_anthropic_standin import server_url  # noqa: F401 (a stand-in of this module's own, on a thread)
 
-standin = stack.load_standin()
 PROFILE = "global.anthropic.claude-sonnet-4-6"
 ASK = {"max_tokens": 64, "messages": [{"role": "user", "content": "bedrock-probe hello"}]}
-
-
-@pytest.fixture(scope="module")
-def server_url():
-    server, url = standin.serve_in_thread()
-    yield url
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

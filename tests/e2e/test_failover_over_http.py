@@ -12,6 +12,7 @@ import anthropic
 import boto3
 import pytest
 
+from test_edges_over_http import new_tenant
 from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
 
 pytestmark = pytest.mark.e2e
@@ -21,14 +22,9 @@ HAIKU_INPUT, HAIKU_OUTPUT = 1, 5  # $ per million tokens, Anthropic's and Bedroc
 
 
 def signed_up(api_url):
-    slug = f"fo-{secrets.token_hex(4)}"
-    email, password = f"o@{slug}.example.com", "correct-horse-battery"
-    status, created = call("POST", api_url + "/tenants", {"company_name": "Failover Inc", "slug": slug,
-                                                          "email": email, "password": password})
-    assert status == 201, created
-    _, login = call("POST", api_url + "/auth/login", {"tenant": slug, "email": email, "password": password})
-    _, key = call("POST", api_url + "/api-keys", {"name": "fo"}, token=login["access_token"])
-    return login["access_token"], key["key"]
+    """(owner token, API key) of a tenant signed up over HTTP."""
+    _, token, key = new_tenant(api_url)
+    return token, key
 
 
 @pytest.fixture(scope="module")
