@@ -490,6 +490,11 @@ class UsageEvent(_Item):
     latency_ms = NumberAttribute(default=0)
     key_source = UnicodeAttribute()
     upstream_request_id = UnicodeAttribute(null=True)
+    # Who answered (anthropic or bedrock; absent on events older than failover, and on failed calls) and
+    # every upstream attempt's outcome in order, e.g. "anthropic:529,anthropic:529,bedrock:ok"
+    # (chalicelib/ai/failover.py).
+    provider = UnicodeAttribute(null=True)
+    upstream_attempts = UnicodeAttribute(null=True)
     # A Message Batch request's result: its reservation is held by the batch item, not a sweep bucket.
     batch_id = UnicodeAttribute(null=True)
     custom_id = UnicodeAttribute(null=True)

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, Dict, Iterator, Optional
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -82,16 +83,33 @@ def _emit(dimensions: Dict[str, str], metrics: Dict[str, Any], properties: Dict[
     metrics_writer().info(json.dumps(record, separators=(",", ":")))
 
 
+@dataclass(frozen=True)
+class UpstreamRoute:
+    """How a call reached a model (chalicelib/ai/failover.py): who answered, whether it failed over to
+    Bedrock, how many attempts it took, and its model's breaker as the call found it."""
+
+    provider: str = "anthropic"
+    failed_over: bool = False
+    attempts: int = 1
+    breaker: str = "closed"
+
+
 def model_call(plan: str, feature: str, model: str, input_tokens: int, output_tokens: int, cost_micros: int,
-               latency_ms: int, key_source: str, status: str) -> None:
+               latency_ms: int, key_source: str, status: str, upstream: UpstreamRoute = UpstreamRoute()) -> None:
     """One settled AI call, and its only line: the record is both the metrics and the call's log line
     (`message` "model call"), so a call costs one JSON serialisation and one write, not two. Cost is integer
-    micro-dollars (exact in EMF's doubles up to 2**53)."""
+    micro-dollars (exact in EMF's doubles up to 2**53). `failovers` (0 or 1), `upstream_retries` and
+    `breaker_open` (1 while the model's breaker was open or half-open) sum and average to the rates
+    docs/upstream.md names; provider and breaker are properties, so the dimensions stay plan and feature."""
     _emit({"plan": plan, "feature": feature},
           {"requests": (MetricUnit.Count, 1), "input_tokens": (MetricUnit.Count, input_tokens),
            "output_tokens": (MetricUnit.Count, output_tokens), "cost_micros": (MetricUnit.NoUnit, cost_micros),
-           "upstream_latency": (MetricUnit.Milliseconds, latency_ms)},
-          {"model": model, "key_source": key_source, "status": status}, message="model call")
+           "upstream_latency": (MetricUnit.Milliseconds, latency_ms),
+           "failovers": (MetricUnit.Count, int(upstream.failed_over)),
+           "upstream_retries": (MetricUnit.Count, upstream.attempts - 1),
+           "breaker_open": (MetricUnit.Count, int(upstream.breaker != "closed"))},
+          {"model": model, "key_source": key_source, "status": status, "provider": upstream.provider,
+           "breaker": upstream.breaker}, message="model call")
 
 
 def refusal(reason: str, feature: Optional[str] = None) -> None:

@@ -87,6 +87,36 @@ MODELS: Dict[str, ModelPrice] = {p.model: p for p in (
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
+ANTHROPIC, BEDROCK_PROVIDER = "anthropic", "bedrock"
+
+
+@dataclass(frozen=True)
+class BedrockModel:
+    """Where a pool call of an Anthropic model fails over to on Amazon Bedrock, and what Bedrock charges."""
+
+    model_id: str  # the inference profile id the InvokeModel API takes
+    price: ModelPrice
+
+
+# The models Tessera offers that Bedrock serves through InvokeModel, with their global cross-region
+# inference profile ids: "Claude on Amazon Bedrock (Opus 4.6 and earlier)", its "API model IDs" table
+# (https://platform.claude.com/docs/en/build-with-claude/claude-on-amazon-bedrock-legacy, read
+# 2026-12-06): base ids anthropic.claude-opus-4-6-v1, anthropic.claude-sonnet-4-6 and
+# anthropic.claude-haiku-4-5-20251001-v1:0, each with a `global` profile. Newer models are served by
+# Bedrock's Messages-API endpoint, not InvokeModel, and are not mapped: their pool calls never fail over.
+# Prices: the global profiles carry no premium, so Bedrock's per-token prices are Anthropic's list
+# prices above (the same page, "Global versus regional endpoints"; Amazon Bedrock's pricing page,
+# https://aws.amazon.com/bedrock/pricing/); a regional profile (us., eu., ...) would cost 1.1 x these.
+# Kept as their own rows so a change of Bedrock's prices is one edit here. Bedrock offers no fast mode.
+BEDROCK: Dict[str, BedrockModel] = {m.price.model: m for m in (
+    BedrockModel("global.anthropic.claude-opus-4-6-v1",
+                 _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro", long_context=True)),
+    BedrockModel("global.anthropic.claude-sonnet-4-6",
+                 _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30", long_context=True)),
+    BedrockModel("global.anthropic.claude-haiku-4-5-20251001-v1:0",
+                 _price("claude-haiku-4-5", "Claude Haiku 4.5", "1", "5", "1.25", "0.10")),
+)}
+
 
 def model_allowed(model: str, plan: str) -> bool:
     """Whether a plan may use a model: the Opus models need pro or higher."""
@@ -98,10 +128,10 @@ def micros(tokens: int, usd_per_million: Decimal) -> Decimal:
     return Decimal(tokens) * usd_per_million
 
 
-def rates(model: str, input_tokens: int, fast: bool = False) -> ModelPrice:
+def rates(model: str, input_tokens: int, fast: bool = False, provider: str = ANTHROPIC) -> ModelPrice:
     """The prices a call of `model` is billed at, given its input tokens in all (uncached, cache writes and
-    cache reads) and whether it ran in fast mode."""
-    price = MODELS[model]
+    cache reads), whether it ran in fast mode, and which provider served it."""
+    price = MODELS[model] if provider == ANTHROPIC else BEDROCK[model].price
     if fast and price.fast_mode:
         price = replace(price, **FAST_MODE)
     if price.long_context and input_tokens > LONG_CONTEXT_TOKENS:
@@ -111,10 +141,11 @@ def rates(model: str, input_tokens: int, fast: bool = False) -> ModelPrice:
 
 def cost_micros(model: str, input_tokens: int, output_tokens: int,
                 cache_creation_tokens: int = 0, cache_read_tokens: int = 0,
-                cache_creation_1h_tokens: int = 0, fast: bool = False) -> int:
+                cache_creation_1h_tokens: int = 0, fast: bool = False, provider: str = ANTHROPIC) -> int:
     """`cache_creation_tokens` is every cache write; `cache_creation_1h_tokens` the part of it at the 1-hour rate.
-    Fast mode and, above 200k input tokens, long context change the rates (`rates`)."""
-    price = rates(model, input_tokens + cache_creation_tokens + cache_read_tokens, fast)
+    Fast mode and, above 200k input tokens, long context change the rates (`rates`); a call Bedrock served
+    is billed at Bedrock's prices."""
+    price = rates(model, input_tokens + cache_creation_tokens + cache_read_tokens, fast, provider)
     writes_5m = cache_creation_tokens - cache_creation_1h_tokens
     exact = (micros(input_tokens, price.input) + micros(output_tokens, price.output)
              + micros(writes_5m, price.cache_write) + micros(cache_creation_1h_tokens, price.cache_write_1h)

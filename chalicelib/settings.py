@@ -43,6 +43,11 @@ class Settings:
     billing_retention_days: int = 2557
     deletion_grace_seconds: int = 7 * 86400
     export_bucket: str = ""
+    # Amazon Bedrock, where pool calls fail over (chalicelib/ai/failover.py): its region, an endpoint
+    # override (the stand-in locally), and whether failover is on at all.
+    bedrock_region: str = "us-east-1"
+    bedrock_base_url: Optional[str] = None
+    bedrock_failover: bool = True
 
 
 def _env(name: str, default: Optional[str] = None) -> Optional[str]:
@@ -79,6 +84,9 @@ def _load() -> Settings:
         billing_retention_days=int(_env("TESSERA_BILLING_RETENTION_DAYS", "2557")),
         deletion_grace_seconds=int(_env("TESSERA_DELETION_GRACE_SECONDS", str(7 * 86400))),
         export_bucket=_env("TESSERA_EXPORT_BUCKET", f"tessera-{stage}-exports"),
+        bedrock_region=_env("TESSERA_BEDROCK_REGION", _env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1"))),
+        bedrock_base_url=_env("TESSERA_BEDROCK_BASE_URL"),
+        bedrock_failover=_env("TESSERA_BEDROCK_FAILOVER", "on").lower() not in ("off", "0", "false", "no"),
     )
 
 

@@ -90,6 +90,17 @@ def environment(settings, moto_server, standin):
 _pump = None
 
 
+@pytest.fixture(autouse=True)
+def breakers_counted_per_test():
+    """The in-process app's warm gateway counts upstream failures toward its breakers (chalicelib/ai/breaker.py):
+    each test starts from none, so tests that fail upstream on purpose cannot add up to an open breaker."""
+    yield
+    from chalicelib.ai import gateway
+
+    if gateway._default is not None:
+        gateway._default.failover.breakers.forget()
+
+
 def settle_usage() -> None:
     """Wait until the usage aggregator has folded every call made so far (in AWS: the stream's delay)."""
     _pump.drain()

@@ -220,18 +220,22 @@ class ModelClient:
             raise _map_status_error(error, own_key) from None
         except anthropic.APIConnectionError as error:  # APITimeoutError included
             if _never_sent(error):
-                raise UpstreamError("The model service could not be reached. Try again.", status=503,
-                                    code="upstream_unavailable") from None
+                raise retryable(UpstreamError("The model service could not be reached. Try again.", status=503,
+                                              code="upstream_unavailable")) from None
             if isinstance(error, anthropic.APITimeoutError):
-                raise UpstreamNoAnswer("The model did not answer in time. Try again.", status=504,
-                                       code="upstream_timeout") from None
-            raise UpstreamNoAnswer("The model service dropped the connection before answering. Try again.",
-                                   status=503, code="upstream_unavailable") from None
+                raise retryable(UpstreamNoAnswer("The model did not answer in time. Try again.", status=504,
+                                                 code="upstream_timeout")) from None
+            raise retryable(UpstreamNoAnswer("The model service dropped the connection before answering. "
+                                             "Try again.", status=503, code="upstream_unavailable")) from None
 
-    def complete(self, call: ModelCall, api_key: str, own_key: bool) -> ModelReply:
+    def complete(self, call: ModelCall, api_key: str, own_key: bool,
+                 timeout: Optional[float] = None) -> ModelReply:
+        """`timeout`: this attempt's, when less than the client's (what is left of the call's deadline)."""
         # The client is built (on an instance's first call, the SDK imported: seconds) before the clock
         # starts: latency_ms is the model's, in the usage event and the upstream_latency metric alike.
         messages, request = self._client(api_key).messages, self._request(call)
+        if timeout is not None:
+            request["timeout"] = timeout
         started = time.perf_counter()
         with self._upstream_errors(own_key):
             message = messages.create(**request)
@@ -256,26 +260,34 @@ class ModelClient:
         return int(counted.input_tokens)
 
     @contextlib.contextmanager
-    def stream(self, call: ModelCall, api_key: str, own_key: bool) -> Iterator[Tuple[Optional[str],
-                                                                                      Iterator[StreamEvent]]]:
+    def stream(self, call: ModelCall, api_key: str, own_key: bool,
+               timeout: Optional[float] = None) -> Iterator[Tuple[Optional[str], Iterator[StreamEvent]]]:
         """Open a streamed call; yields (upstream request id, the events as received, pings and errors
         included). A failure before the first event raises the usual domain errors; one while reading
         raises UpstreamError."""
+        request = self._request(call)
+        if timeout is not None:
+            request["timeout"] = timeout
         with self._upstream_errors(own_key):
-            opened = self._client(api_key).messages.with_streaming_response.create(**self._request(call),
-                                                                                   stream=True)
+            opened = self._client(api_key).messages.with_streaming_response.create(**request, stream=True)
             response = opened.__enter__()
         try:
-            yield response.headers.get("request-id"), self._events(response.http_response)
+            yield response.headers.get(self.REQUEST_ID_HEADER), self._events(response.http_response)
         finally:
             opened.__exit__(None, None, None)
 
+    REQUEST_ID_HEADER = "request-id"
+
     @staticmethod
-    def _events(http_response: Any) -> Iterator[StreamEvent]:
+    def _raw_events(http_response: Any) -> Iterator[Any]:
+        """The response's server-sent events, as the SDK parses them."""
         import anthropic
 
+        return anthropic.Stream.raw_events(http_response)
+
+    def _events(self, http_response: Any) -> Iterator[StreamEvent]:
         try:
-            for sse in anthropic.Stream.raw_events(http_response):
+            for sse in self._raw_events(http_response):
                 if sse.event:
                     yield StreamEvent(sse.event, sse.data)
         except Exception as error:  # the connection broke or timed out mid-stream
@@ -307,9 +319,17 @@ def _map_status_error(error: Any, own_key: bool) -> TesseraError:
     if status in (400, 404, 413, 422):
         return BadRequest(_upstream_message(error), code="upstream_invalid_request")
     if status in _OVERLOADED:
-        return UpstreamError("The model service is overloaded. Try again shortly.", status=status,
-                             code=_OVERLOADED[status])
-    return UpstreamError(f"The model service failed (HTTP {status}). Try again.")
+        return retryable(UpstreamError("The model service is overloaded. Try again shortly.", status=status,
+                                       code=_OVERLOADED[status]))
+    failed = UpstreamError(f"The model service failed (HTTP {status}). Try again.")
+    return retryable(failed) if status >= 500 else failed
+
+
+def retryable(error: UpstreamError) -> UpstreamError:
+    """Mark an upstream failure that happened before the first byte of an answer and that another attempt
+    may not meet (529, 5xx, a timeout or a dropped connection): chalicelib/ai/failover.py retries it."""
+    error.retryable = True
+    return error
 
 
 # Overload is passed on as what it is (Anthropic's own 529, or a 503); any other upstream 5xx is a 502.

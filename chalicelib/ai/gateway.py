@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from chalicelib import observability, pricing
 from chalicelib.ai import bounds
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
+from chalicelib.ai.failover import Failover, Served
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
@@ -175,8 +176,10 @@ class PreparedCall:
 
 class Gateway:
     def __init__(self, model_client: Optional[ModelClient] = None, vault: Optional[TenantKeyVault] = None,
-                 cache: Optional[TenantCache] = None) -> None:
+                 cache: Optional[TenantCache] = None, failover: Optional[Failover] = None) -> None:
         self.model_client = model_client or ModelClient()
+        # The route of each call: Anthropic with this client, a retry, Bedrock for pool calls
+        self.failover = failover or Failover(self.model_client)
         self.vault = vault or TenantKeyVault()
         self.cache = cache or TenantCache()
         self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
@@ -289,19 +292,22 @@ class Gateway:
                     "tenant" if settlement.own_key else "platform", "error": type(error).__name__}})
 
     def finish(self, prepared: PreparedCall, reservation: admission.Reservation, usage: Usage, latency_ms: int,
-               upstream_request_id: Optional[str], status: str = "ok") -> int:
-        """Settle the call at its exact cost; returns that cost in micro-dollars."""
+               upstream_request_id: Optional[str], status: str = "ok", served: Optional[Served] = None) -> int:
+        """Settle the call at its exact cost, at the prices of the provider that served it; returns that
+        cost in micro-dollars."""
         model = prepared.model_call.model
+        served = served or Served(pricing.ANTHROPIC, [f"{pricing.ANTHROPIC}:ok"])
         cost = pricing.cost_micros(model, usage.input_tokens, usage.output_tokens, usage.cache_creation_tokens,
                                    usage.cache_read_tokens, usage.cache_creation_1h_tokens,
-                                   fast=prepared.model_call.billed_fast(usage))
+                                   fast=prepared.model_call.billed_fast(usage), provider=served.provider)
         ctx = prepared.ctx
         settlement = ledger.Settlement(
             principal_id=ctx.principal_id, principal_type=ctx.principal_type, model=model,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
             cache_creation_tokens=usage.cache_creation_tokens, cache_read_tokens=usage.cache_read_tokens,
             cost_micros=cost, latency_ms=latency_ms, own_key=prepared.own_key, status=status,
-            upstream_request_id=upstream_request_id)
+            upstream_request_id=upstream_request_id, provider=served.provider, upstream_attempts=served.trail(),
+            unanswered_attempts=served.unanswered)
         self._record(reservation, settlement)
         if cost > reservation.worst_case_micros:
             log.error("cost above its reservation", extra={"fields": {
@@ -309,7 +315,8 @@ class Gateway:
                 "worst_case_micros": reservation.worst_case_micros}})
         observability.model_call(prepared.state.limits.plan, prepared.feature, model, usage.input_tokens,
                                  usage.output_tokens, cost, latency_ms, "tenant" if prepared.own_key else "platform",
-                                 status)
+                                 status, upstream=observability.UpstreamRoute(
+                                     served.provider, served.failed_over, len(served.attempts), served.breaker))
         return cost
 
     def fail(self, prepared: PreparedCall, reservation: admission.Reservation,
@@ -317,10 +324,14 @@ class Gateway:
         """The call ended without an answer: failed (never billed: quota and worst case come back before the
         answer is sent, so a retry finds them) or, when the request may have reached the model,
         indeterminate (counts against quota, not charged)."""
-        status = ledger.INDETERMINATE if getattr(error, "maybe_billed", False) else ledger.FAILED
+        # Any attempt that got no answer may have been billed, whichever error the caller is given
+        unanswered = getattr(error, "maybe_billed", False) or getattr(error, "unanswered_attempts", 0)
+        status = ledger.INDETERMINATE if unanswered else ledger.FAILED
         ctx = prepared.ctx
         settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
-                                       own_key=prepared.own_key, status=status)
+                                       own_key=prepared.own_key, status=status,
+                                       upstream_attempts=getattr(error, "upstream_attempts", None),
+                                       unanswered_attempts=getattr(error, "unanswered_attempts", 0))
         if not ledger.gives_back_at_once(reservation, status):
             self._record(reservation, settlement)
             return
@@ -340,11 +351,12 @@ class Gateway:
         prepared = self.prepare(ctx, feature, call)
         reservation = self.admit(prepared)
         try:
-            reply = self.model_client.complete(prepared.model_call, prepared.api_key, prepared.own_key)
+            reply, served = self.failover.complete(prepared.model_call, prepared.api_key, prepared.own_key)
         except BaseException as error:
             self.fail(prepared, reservation, error)
             raise
-        cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id)
+        cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id,
+                           served=served)
         return GatewayResult(prepared.request_id, reply, cost)
 
     def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:

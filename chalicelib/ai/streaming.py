@@ -21,6 +21,7 @@ from contextlib import AbstractContextManager
 from typing import Iterator, Optional, Tuple
 
 from chalicelib.ai.client import MessageAssembly, StreamEvent, Usage
+from chalicelib.ai.failover import Served
 from chalicelib.ai.gateway import FeatureCall, Gateway, GatewayResult, PreparedCall
 from chalicelib.errors import TesseraError, UpstreamError
 from chalicelib.logs import get_logger
@@ -75,8 +76,9 @@ class StreamedCall:
     def __init__(self, gateway: Gateway, prepared: PreparedCall, reservation: Reservation,
                  upstream: AbstractContextManager, upstream_request_id: Optional[str],
                  events: Iterator[StreamEvent], deadline_seconds: Optional[float],
-                 assembly: Optional[MessageAssembly] = None) -> None:
+                 assembly: Optional[MessageAssembly] = None, served: Optional[Served] = None) -> None:
         self.gateway, self.prepared, self.reservation = gateway, prepared, reservation
+        self.served = served  # who answered (chalicelib/ai/failover.py)
         self._upstream, self._events = upstream, events
         self.upstream_request_id = upstream_request_id
         self.tally = StreamTally()
@@ -155,7 +157,7 @@ class StreamedCall:
             status = "incomplete"
         latency_ms = int((time.monotonic() - self.started_at) * 1000)
         self.cost_micros = self.gateway.finish(prepared, self.reservation, usage, latency_ms,
-                                               self.upstream_request_id, status=status)
+                                               self.upstream_request_id, status=status, served=self.served)
 
 
 def open_stream(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureCall,
@@ -164,15 +166,15 @@ def open_stream(gateway: Gateway, ctx: TenantContext, feature: str, call: Featur
     prepared = gateway.prepare(ctx, feature, call)
     reservation = gateway.admit(prepared)
     try:
-        upstream = gateway.model_client.stream(prepared.model_call, prepared.api_key, prepared.own_key)
-        upstream_request_id, events = upstream.__enter__()
+        (upstream, upstream_request_id, events), served = gateway.failover.stream(
+            prepared.model_call, prepared.api_key, prepared.own_key, deadline_seconds)
     except BaseException as error:
         gateway.fail(prepared, reservation, error)
         if not isinstance(error, TesseraError):
             log.error("upstream stream failed to open", extra={"fields": {"error": type(error).__name__}})
         raise
     return StreamedCall(gateway, prepared, reservation, upstream, upstream_request_id, events, deadline_seconds,
-                        MessageAssembly() if assemble else None)
+                        MessageAssembly() if assemble else None, served)
 
 
 def run_whole(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureCall) -> Tuple[str, StreamedCall]:

@@ -271,6 +271,8 @@ def _write_chunk(pk: str, plan: str, events: List[UsageEvent], recon: Reconcilia
                 totals.add("cache_read_tokens", int(event.cache_read_tokens))
                 totals.add("own_key_requests" if own else "pool_requests", 1)
                 totals.add("own_key_cost_micros" if own else "pool_cost_micros", cost)
+                if event.cost_bound_micros:  # attempts before the answer that may have been billed
+                    totals.add("exposure_micros", int(event.cost_bound_micros))
             elif event.status == FAILED:
                 returns[refunded] += 0 if late else worst
                 returns[released] += 0 if late else 1

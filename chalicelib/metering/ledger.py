@@ -55,6 +55,11 @@ class Settlement:
     status: str = OK
     upstream_request_id: Optional[str] = None
     given_back: bool = False
+    provider: Optional[str] = None  # who answered: anthropic or bedrock
+    upstream_attempts: Optional[str] = None  # each attempt's outcome, in order
+    # Upstream attempts that may have been billed without answering (chalicelib/ai/failover.py): each may
+    # have cost up to the call's worst case, which the event's cost bound then counts.
+    unanswered_attempts: int = 0
 
 
 def record(reservation: Reservation, result: Settlement, batch_id: Optional[str] = None,
@@ -62,7 +67,12 @@ def record(reservation: Reservation, result: Settlement, batch_id: Optional[str]
     """Write the reservation's one event. Returns False when this request was already recorded.
     A Message Batch request's event names its batch and custom_id (chalicelib/metering/batch_ledger.py)."""
     retention = get_settings().usage_retention_days * 86400
-    bound = reservation.worst_case_micros if result.status == INDETERMINATE else None
+    # What upstream may have billed beyond the charge: an indeterminate call's worst case (once for each attempt
+    # that got no answer, when it made several), or, for a call answered after such attempts, theirs.
+    if result.status == INDETERMINATE:
+        bound: Optional[int] = reservation.worst_case_micros * max(1, result.unanswered_attempts)
+    else:
+        bound = reservation.worst_case_micros * result.unanswered_attempts or None
     # The event as DynamoDB JSON straight from the model's attributes: a 22-attribute model instance
     # and its PutItem through PynamoDB took about 0.4 ms of a warm request's own 2.7 ms.
     item = raw_item(
@@ -75,6 +85,7 @@ def record(reservation: Reservation, result: Settlement, batch_id: Optional[str]
         cost_micros=result.cost_micros if result.status in CHARGED else 0,
         worst_case_micros=reservation.worst_case_micros, cost_bound_micros=bound, latency_ms=result.latency_ms,
         key_source="tenant" if result.own_key else "platform", upstream_request_id=result.upstream_request_id,
+        provider=result.provider, upstream_attempts=result.upstream_attempts,
         batch_id=batch_id, custom_id=custom_id, given_back=True if result.given_back else None,
         created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )

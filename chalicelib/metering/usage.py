@@ -175,6 +175,7 @@ def _event_view(event: UsageEvent) -> dict:
         "output_tokens": int(event.output_tokens), "cache_creation_tokens": int(event.cache_creation_tokens),
         "cache_read_tokens": int(event.cache_read_tokens), "cost_usd": pricing.usd(int(event.cost_micros)),
         "latency_ms": int(event.latency_ms), "key_source": event.key_source,
+        "provider": event.provider, "upstream_attempts": event.upstream_attempts,
         "cost_bound_usd": pricing.usd(int(event.cost_bound_micros)) if event.cost_bound_micros is not None else None,
         **({"batch_id": event.batch_id, "custom_id": event.custom_id} if event.batch_id else {}),
     }

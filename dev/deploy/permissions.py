@@ -29,7 +29,8 @@ TENANT_CONTEXT_KEY = "tenant_id"
 # resource -> actions, per function. Resources: "table", "indexes" (the table's GSIs), "stream" (the
 # table's stream), "tenant_keys" (the KMS key, only under the tenant encryption context), "alerts" (the
 # SNS topic), "email" (the verified SES sender), "secret:<name>" (tessera/<stage>/<name> in Secrets Manager),
-# "exports" (the objects under exports/ in the tenant export bucket).
+# "exports" (the objects under exports/ in the tenant export bucket), "bedrock_models" (the Bedrock models pool
+# calls fail over to, chalicelib/pricing.py BEDROCK: their inference profiles and foundation models only).
 FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
     "tenant_auth": {
         "table": ["dynamodb:BatchGetItem"],
@@ -53,6 +54,8 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
         "email": ["ses:SendEmail"],
         # PutObject writes an export; GetObject is what its presigned URL, signed by this role, lets a reader do.
         "exports": ["s3:PutObject", "s3:GetObject"],
+        # Whole calls failing over (chalicelib/ai/failover.py); its streamed routes run on stream_handler.
+        "bedrock_models": ["bedrock:InvokeModel"],
     },
     # The streaming function (chalicelib/stream_host): the AI calls of api_handler and their Idempotency-Key
     # records; the tenant comes from the authorizer's context, so it reads no signing secret.
@@ -61,6 +64,8 @@ FUNCTION_ACCESS: Dict[str, Dict[str, Sequence[str]]] = {
                   "dynamodb:DeleteItem"],
         "tenant_keys": ["kms:Decrypt"],
         "secret:anthropic-keys": ["secretsmanager:GetSecretValue"],
+        # It calls upstream streamed only, whole answers included (chalicelib/ai/streaming.run_assembled).
+        "bedrock_models": ["bedrock:InvokeModelWithResponseStream"],
     },
     # The usage stream's consumer: reads the reconciliation item, the tenant's plan and the month's
     # aggregates (one batch), creates sweep marks, and folds events in transactions (Update on each item).
@@ -138,10 +143,28 @@ def resources(resource: str, stage: str, sender: str) -> Any:
         return _sub(f"${{{EXPORTS_ID}.Arn}}/exports/*")
     if resource == "email":
         return [_arn("ses", f"identity/{identity}") for identity in ses_identities(sender)]
+    if resource == "bedrock_models":
+        return bedrock_model_arns()
     if resource.startswith("secret:"):
         # Secrets Manager appends six random characters to a secret's name in its ARN.
         return _arn("secretsmanager", f"secret:tessera/{stage}/{resource.split(':', 1)[1]}-??????")
     raise ValueError(f"Unknown resource {resource!r} in FUNCTION_ACCESS.")
+
+
+def bedrock_model_arns() -> List[Any]:
+    """What invoking a global cross-Region inference profile is authorised against: the profile in the
+    function's region, and its foundation model in every destination region (`*`) and as the global
+    resource (no region): "Global cross-Region inference", its IAM section
+    (https://docs.aws.amazon.com/bedrock/latest/userguide/global-cross-region-inference.html)."""
+    from chalicelib.pricing import BEDROCK
+
+    arns: List[Any] = []
+    for mapped in sorted(BEDROCK.values(), key=lambda m: m.model_id):
+        base = mapped.model_id.split(".", 1)[1]  # the profile id less its `global.` prefix
+        arns += [_arn("bedrock", f"inference-profile/{mapped.model_id}"),
+                 _sub(f"arn:${{AWS::Partition}}:bedrock:*::foundation-model/{base}"),
+                 _sub(f"arn:${{AWS::Partition}}:bedrock:::foundation-model/{base}")]
+    return arns
 
 
 def access_of(function: str) -> Mapping[str, Sequence[str]]:

@@ -335,6 +335,7 @@ def run_app_in_process(moto_port: int, standin_url: str, jwt_secret: str, operat
         "TESSERA_OPERATOR_SECRET": operator_secret,
         "TESSERA_PLATFORM_KEYS": platform_keys,
         "ANTHROPIC_BASE_URL": standin_url,
+        "TESSERA_BEDROCK_BASE_URL": standin_url,
         "TESSERA_ANTHROPIC_MAX_RETRIES": "0",
     })
     os.environ.pop("ANTHROPIC_API_KEY", None)
@@ -376,9 +377,12 @@ class LocalStack:
                 aws = {**aws_environment(self.moto_port), **local_signing_secrets()}
             if self.standin_port:
                 self.processes.append(start_standin(self.standin_port, self.quiet))
-                self.env = app_environment(aws, self.standin_url, STANDIN_POOL_KEY)
-            else:
-                self.env = app_environment(aws, os.environ.get("ANTHROPIC_BASE_URL"), os.environ["ANTHROPIC_API_KEY"])
+                # the stand-in answers Bedrock's runtime API too (dev/standin/bedrock.py): pool calls fail over there
+                self.env = {**app_environment(aws, self.standin_url, STANDIN_POOL_KEY),
+                            "TESSERA_BEDROCK_BASE_URL": self.standin_url}
+            else:  # with a real Anthropic key and local AWS, no Bedrock is reachable: failover off unless asked
+                self.env = {"TESSERA_BEDROCK_FAILOVER": "off",
+                            **app_environment(aws, os.environ.get("ANTHROPIC_BASE_URL"), os.environ["ANTHROPIC_API_KEY"])}
             self.processes.append(start_stream_worker(self.env, self.quiet))
             self.processes.extend(start_api(self.api_port, self.env, self.quiet))
         except BaseException:

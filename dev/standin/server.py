@@ -80,6 +80,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from dev.standin import bedrock
 from dev.standin.faults import fault_error, magic_delay, magic_event_delay, magic_status, parse_fault_spec
 from dev.standin.reply import last_user_turn, sse, stream_events
 from dev.standin.state import StandinState, answer, key_fingerprint, record_of, short_hash
@@ -160,6 +161,7 @@ class StandinHandler(BaseHTTPRequestHandler):
                 "GET": self.list_requests,
                 "DELETE": self.clear_requests,
             },
+            "/_standin/bedrock/faults": {"POST": self.add_bedrock_faults, "DELETE": self.clear_bedrock_faults},
         }
 
     def dispatch(self, method: str) -> None:
@@ -170,6 +172,8 @@ class StandinHandler(BaseHTTPRequestHandler):
                 handlers = {"GET": self.get_model}
             if handlers is None and self.route_path.startswith("/v1/messages/batches"):
                 handlers = self.batch_routes()
+            if handlers is None and self.route_path.startswith("/model/"):
+                handlers = {"POST": self.bedrock_invoke}
             if handlers is None:
                 self.discard_body()
                 raise RequestError(404, "not_found_error", f"{method} {self.route_path}: not found")
@@ -184,7 +188,12 @@ class StandinHandler(BaseHTTPRequestHandler):
             self.log_message("internal error: %s", type(exc).__name__)
             error = RequestError(500, "api_error", "the stand-in failed to handle the request")
             status, payload, headers = 500, self.error_body(error, request_id), {}
-        if isinstance(payload, JsonLines):
+        if self.route_path.startswith("/model/"):  # Bedrock names its request id its own way
+            if isinstance(payload, bedrock.EventStreamReply):
+                payload.send(self, {"x-amzn-RequestId": request_id})
+            else:
+                self.send_json(status, payload, {"x-amzn-RequestId": request_id, **headers})
+        elif isinstance(payload, JsonLines):
             self.send_bytes(status, payload.text.encode(), "application/binary", {"request-id": request_id})
         elif isinstance(payload, StreamedReply):
             self.send_stream(payload, {"request-id": request_id, **headers})
@@ -377,6 +386,32 @@ class StandinHandler(BaseHTTPRequestHandler):
         status = magic_status(text)
         if status is not None:
             raise fault_error(status)
+
+    def bedrock_invoke(self, request_id: str) -> tuple[int, object, dict]:
+        def record(body: dict, credential: str, how: str, usage: dict, betas: list, model_id: str,
+                   streamed: bool) -> None:
+            self.state.record({**record_of(body, credential, how, usage, betas), "provider": "bedrock",
+                               "model_id": model_id, "stream": streamed})
+
+        try:
+            return bedrock.invoke(
+                self, lambda body, recorded: answer(self.state, validate_request(body), recorded), record,
+                lambda body: texts_of(last_user_turn(body)), stream_events, self.state.bedrock_faults)
+        except RequestError as error:  # the Messages body itself is invalid
+            return bedrock.error_payload(
+                bedrock.BedrockError(error.status, "ValidationException", error.message))
+        except bedrock.BedrockError as error:
+            return bedrock.error_payload(error)
+
+    def add_bedrock_faults(self, request_id: str) -> tuple[int, dict, dict]:
+        try:
+            return 200, {"queued": self.state.bedrock_faults.add(self.read_json())}, {}
+        except bedrock.BedrockError as error:
+            return bedrock.error_payload(error)
+
+    def clear_bedrock_faults(self, request_id: str) -> tuple[int, dict, dict]:
+        self.discard_body()
+        return 200, {"cleared": self.state.bedrock_faults.clear()}, {}
 
     def health(self, request_id: str) -> tuple[int, dict, dict]:
         self.discard_body()

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import deque
 
+from dev.standin import bedrock
 from dev.standin.batches import BatchStore
 from dev.standin.faults import fault_error, magic_status
 from dev.standin.reply import build_content, last_user_turn, system_text
@@ -75,6 +76,7 @@ class StandinState:
         self._sequence = 0
         self._prompt_cache: dict = {}
         self.batches = BatchStore(self.batch_result)
+        self.bedrock_faults = bedrock.BedrockFaults()
 
     def batch_result(self, params: dict) -> dict:
         """One batch request's result: answered as /v1/messages would answer it, or errored."""

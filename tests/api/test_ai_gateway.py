@@ -148,8 +148,9 @@ def test_own_key_rejected_upstream_is_a_400(api, tenant):
 
 @pytest.mark.parametrize("fault,status,code", [
     ("[[standin:429]]", 429, "upstream_rate_limited"),
-    ("[[standin:529]]", 529, "upstream_overloaded"),
-    ("[[standin:500]]", 502, "upstream_error"),
+    # Bedrock failing too (docs/upstream.md): the caller gets Anthropic's error
+    ("[[standin:529]] [[bedrock:503]]", 529, "upstream_overloaded"),
+    ("[[standin:500]] [[bedrock:503]]", 502, "upstream_error"),
 ])
 def test_upstream_errors_map_to_clear_responses(api, tenant, fault, status, code):
     r = api.call("POST", "/ai/chat", {"messages": [{"role": "user", "content": f"boom {fault}"}]}, token=tenant.token)
@@ -160,7 +161,9 @@ def test_upstream_errors_map_to_clear_responses(api, tenant, fault, status, code
 
 
 def test_failed_upstream_call_consumes_no_quota_and_records_nothing(api, tenant):
-    api.call("POST", "/ai/chat", {"messages": [{"role": "user", "content": "[[standin:500]]"}]}, token=tenant.token)
+    response = api.call("POST", "/ai/chat", {"messages": [{"role": "user", "content": "[[standin:500]] [[bedrock:503]]"}]},
+                        token=tenant.token)
+    assert response.status_code == 502
     usage = api.call("GET", "/usage", token=tenant.token).json
     assert usage["requests"] == 0 and usage["total_cost_usd"] == "0.000000"
     features = api.call("GET", "/features", token=tenant.token).json["features"]

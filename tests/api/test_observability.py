@@ -63,7 +63,11 @@ def test_an_ai_call_is_one_record_by_plan_and_feature_with_the_tenant_as_a_prope
     assert record["cost_micros"] == int(Decimal(response.json["cost_usd"]) * 1_000_000)
     assert record["requests"] == 1 and isinstance(record["upstream_latency"], int)
     assert {m["Name"] for m in directive["Metrics"]} == {"requests", "input_tokens", "output_tokens", "cost_micros",
-                                                        "upstream_latency"}
+                                                        "upstream_latency", "failovers", "upstream_retries",
+                                                        "breaker_open"}
+    # The route (docs/upstream.md): Anthropic answered at the first attempt, its breaker closed.
+    assert (record["provider"], record["breaker"]) == ("anthropic", "closed")
+    assert (record["failovers"], record["upstream_retries"], record["breaker_open"]) == (0, 0, 0)
     # The record is also the call's log line: the fields an operator greps for, and no second line.
     assert (record["message"], record["status"], record["key_source"]) == ("model call", "ok", "platform")
     assert record["model"] == response.json["model"] and record["request_id"]

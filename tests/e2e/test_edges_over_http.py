@@ -123,8 +123,9 @@ def test_a_default_sdk_client_gets_its_rate_limit_error_within_2_s(local_stack, 
 
 
 @pytest.mark.parametrize("fault, error, status, kind", [
-    ("[[standin:500]]", anthropic.InternalServerError, 502, "api_error"),
-    ("[[standin:529]]", anthropic.OverloadedError, 529, "overloaded_error"),
+    # Bedrock failing too: a pool call that fails over and still finds no answer (docs/upstream.md)
+    ("[[standin:500]] [[bedrock:503]]", anthropic.InternalServerError, 502, "api_error"),
+    ("[[standin:529]] [[bedrock:503]]", anthropic.OverloadedError, 529, "overloaded_error"),
 ])
 def test_upstream_failures_reach_the_sdk_as_what_they_are(local_stack, tenant, fault, error, status, kind):
     _, _, key = tenant
@@ -230,8 +231,10 @@ def test_at_the_edge_of_the_quota_the_sdk_retries_a_529_and_is_admitted(local_st
     tenant_id, _, key = tenant
     assert call("PUT", f"{local_stack.api_url}/admin/tenants/{tenant_id}/limits",
                 {"features": {"basic_chat": 1}}, token=operator)[0] == 200
-    standin = f"http://127.0.0.1:{local_stack.standin_port}/_standin/faults"
-    assert call("POST", standin, {"status": 529, "count": 1})[0] == 200
+    standin = f"http://127.0.0.1:{local_stack.standin_port}/_standin"
+    # Anthropic overloaded for the call and its retry, Bedrock unavailable: Tessera answers 529
+    assert call("POST", f"{standin}/faults", {"status": 529, "count": 2})[0] == 200
+    assert call("POST", f"{standin}/bedrock/faults", {"status": 503, "count": 1})[0] == 200
     sdk = HeardSDK(local_stack.api_url, key)  # the SDK retries a 529 by itself
     message = sdk.client.messages.create(**MESSAGE)
     assert message.content and [status for status, _, _ in sdk.heard] == [529, 200]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import urllib.request
 import uuid
 from collections import defaultdict
 from typing import Any, Dict, Iterator, List, Set, Tuple
@@ -121,6 +122,24 @@ def test_the_authorizers_cannot_write_use_kms_or_read_the_anthropic_keys(roles):
         assert "anthropic-keys" not in resources, name
 
 
+def test_only_the_functions_that_call_the_model_may_invoke_bedrock_and_only_on_the_mapped_models(roles):
+    """Failover (chalicelib/ai/failover.py) reaches Bedrock from the API handler (whole calls) and the
+    streaming function (streamed calls); each ARN names one model of pricing.BEDROCK, no other."""
+    from chalicelib.pricing import BEDROCK
+
+    allowed = {"api_handler": {"bedrock:InvokeModel"}, "stream_handler": {"bedrock:InvokeModelWithResponseStream"}}
+    bases = {m.model_id.split(".", 1)[1] for m in BEDROCK.values()}
+    for name, (_, statements) in roles.items():
+        bedrock = [s for s in statements if any(a.startswith("bedrock:") for a in as_list(s["Action"]))]
+        assert {a for s in bedrock for a in as_list(s["Action"])} == allowed.get(name, set()), name
+        for statement in bedrock:
+            arns = [arn["Fn::Sub"] for arn in as_list(statement["Resource"])]
+            assert len(arns) == 3 * len(BEDROCK), name  # a profile and its model, regional and global
+            for arn in arns:
+                model = arn.rsplit("/", 1)[1]
+                assert model in bases or model in {m.model_id for m in BEDROCK.values()}, arn
+
+
 def test_only_scheduled_functions_may_write_to_the_failure_queue(roles, expanded):
     for function in lambda_functions(expanded).values():
         _, statements = roles[chalice_name(function)]
@@ -199,6 +218,16 @@ class CallRecorder:
     def _before(self, model: Any = None, params: Any = None, **kwargs: Any) -> None:
         service = model.service_model.endpoint_prefix
         self.needed |= set(iam_needs(service, model.name, params or {}))
+
+    def hear_bedrock(self, standin_url: str, marker: str) -> None:
+        """Bedrock is called through the anthropic SDK's own HTTP client, not botocore's: its calls are heard
+        at the network edge, the stand-in's request log, by a marker in the prompt."""
+        with urllib.request.urlopen(f"{standin_url}/_standin/requests") as response:
+            heard = [r for r in json.load(response) if r.get("provider") == "bedrock" and marker in r["last_user_text"]]
+        assert heard, f"no Bedrock call carried {marker!r}"
+        for request in heard:
+            self.needed.add(("bedrock:InvokeModelWithResponseStream" if request["stream"] else "bedrock:InvokeModel",
+                             "bedrock_models"))
 
 
 def iam_needs(service: str, operation: str, params: Dict[str, Any]) -> List[Tuple[str, str]]:
@@ -344,7 +373,20 @@ def test_the_operator_authorizer_calls_exactly_what_its_entry_lists(deployed_sec
     assert recorder.needed == granted_by_data("operator_auth")
 
 
-def test_the_api_handler_calls_exactly_what_its_entry_lists(deployed_secrets, recorder):
+@contextlib.contextmanager
+def forgotten_breaker(model: str) -> Iterator[None]:
+    """A test that makes a model fail on purpose leaves its breaker as it found it: closed, counting nothing."""
+    from chalicelib.ai.breaker import BreakerStore
+    from chalicelib.ai.gateway import default_gateway
+
+    try:
+        yield
+    finally:
+        default_gateway().failover.breakers.forget(model)
+        BreakerStore().clear(model)
+
+
+def test_the_api_handler_calls_exactly_what_its_entry_lists(deployed_secrets, recorder, standin):
     import app as app_module
 
     slug = f"lp-{uuid.uuid4().hex[:8]}"
@@ -369,6 +411,13 @@ def test_the_api_handler_calls_exactly_what_its_entry_lists(deployed_secrets, re
     call(app_module, "DELETE", f"/prompts/{prompt['prompt_id']}", authorizer=owner, resource="/prompts/{prompt_id}",
          path_parameters={"prompt_id": prompt["prompt_id"]}, status=204)
     call(app_module, "POST", "/tenant/export", authorizer=owner, status=201)
+    # A pool call Anthropic refuses (529 twice) fails over to Bedrock: a whole call, InvokeModel.
+    call(app_module, "DELETE", "/tenant/ai-config/api-key", authorizer=owner)
+    marker = f"lp-failover-{uuid.uuid4().hex[:8]}"
+    with forgotten_breaker("claude-sonnet-4-6"):
+        call(app_module, "POST", "/ai/chat", {**chat, "messages": [
+            {"role": "user", "content": f"[[standin:529]] {marker}"}]}, owner)  # the default model
+    recorder.hear_bedrock(standin, marker)
     assert recorder.needed == granted_by_data("api_handler")
 
 
@@ -435,7 +484,7 @@ def test_the_batch_sweep_calls_exactly_what_its_entry_lists(signed_up, recorder,
     assert recorder.needed == granted_by_data("batch_sweep")
 
 
-def test_the_streaming_function_calls_exactly_what_its_entry_lists(signed_up, recorder):
+def test_the_streaming_function_calls_exactly_what_its_entry_lists(signed_up, recorder, standin):
     """Its app over HTTP as the Lambda Web Adapter reaches it (dev/stack/web_adapter.py): a whole chat with an
     Idempotency-Key and its replay, a keyed stream the client leaves (its claim released), a call on the
     tenant's own key."""
@@ -476,6 +525,15 @@ def test_the_streaming_function_calls_exactly_what_its_entry_lists(signed_up, re
                  owner)
             app_module.default_gateway().settings_changed(created["tenant_id"])
         assert json.loads(b"".join(invoke("/ai/chat", chat, "lp-own-key")))["content"]
+        with recorder.paused():
+            call(app_module, "DELETE", "/tenant/ai-config/api-key", authorizer=owner)
+            app_module.default_gateway().settings_changed(created["tenant_id"])
+        # A pool call Anthropic refuses fails over to Bedrock: streamed upstream even for a whole answer.
+        marker = f"lp-failover-{uuid.uuid4().hex[:8]}"
+        with forgotten_breaker("claude-sonnet-4-6"):
+            failing = {**chat, "messages": [{"role": "user", "content": f"[[standin:529]] {marker}"}]}
+            assert json.loads(b"".join(invoke("/ai/chat", failing, "lp-failover")))["content"]
+        recorder.hear_bedrock(standin, marker)
     finally:
         running.shutdown()
         running.server_close()

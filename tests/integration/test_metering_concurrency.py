@@ -343,12 +343,18 @@ class _NoAnswer:
         raise self.error
 
 
-def _model_client(error):
+def _unreachable_upstream(error):
+    """A gateway whose every upstream attempt, Anthropic's, its retry and Bedrock's, meets `error`."""
     import httpx2
 
+    from chalicelib.ai.bedrock import BedrockModelClient
     from chalicelib.ai.client import ModelClient
+    from chalicelib.ai.failover import Failover
 
-    return ModelClient(transport=httpx2.MockTransport(_NoAnswer(error)))
+    transport = httpx2.MockTransport(_NoAnswer(error))
+    anthropic = ModelClient(transport=transport)
+    return Gateway(model_client=anthropic, failover=Failover(anthropic, BedrockModelClient(transport=transport),
+                                                             sleep=lambda seconds: None))
 
 
 def test_a_call_that_may_have_been_billed_is_indeterminate_counts_against_quota_and_is_not_charged():
@@ -357,13 +363,14 @@ def test_a_call_that_may_have_been_billed_is_indeterminate_counts_against_quota_
     from chalicelib.errors import UpstreamError
 
     tenant_id, ctx = new_tenant()
-    gateway = Gateway(model_client=_model_client(httpx2.ReadTimeout("no answer")))
+    gateway = _unreachable_upstream(httpx2.ReadTimeout("no answer"))
     with pytest.raises(UpstreamError):
         gateway.run(ctx, "basic_chat", CALL)
     used, committed, spent, requests = standing(tenant_id)
     assert (used, committed, spent, requests) == (1, 0, 0, 0)
     [event] = usage.events(tenant_id, None, None, None)["events"]
-    bound = worst_case_bound(tenant_id, gateway)
+    assert event["upstream_attempts"] == "anthropic:timeout,anthropic:timeout,bedrock:timeout"
+    bound = 3 * worst_case_bound(tenant_id, gateway)  # each of the three attempts may have been billed
     assert event["status"] == "indeterminate" and event["cost_usd"] == "0.000000"
     assert event["cost_bound_usd"] == pricing.usd(bound)
     summary = usage.summary(tenants.get_tenant(tenant_id), None)
@@ -376,7 +383,7 @@ def test_a_call_that_never_left_is_failed_and_gives_its_quota_back():
     from chalicelib.errors import UpstreamError
 
     tenant_id, ctx = new_tenant()
-    gateway = Gateway(model_client=_model_client(httpx2.ConnectError("refused")))
+    gateway = _unreachable_upstream(httpx2.ConnectError("refused"))
     with pytest.raises(UpstreamError):
         gateway.run(ctx, "basic_chat", CALL)
     assert standing(tenant_id)[:3] == (0, 0, 0)

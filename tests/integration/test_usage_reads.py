@@ -240,7 +240,8 @@ def test_an_event_shows_every_recorded_field(months):
         "request_id": months["last"].request_id, "created_at": "2026-11-30T23:59:59Z", "feature": "basic_chat",
         "model": HAIKU, "status": "ok", "principal_id": "usr_test", "principal_type": "user", "input_tokens": 7,
         "output_tokens": 3, "cache_creation_tokens": 0, "cache_read_tokens": 0, "cost_usd": "0.000022",
-        "latency_ms": 12, "key_source": "platform", "cost_bound_usd": None}
+        "latency_ms": 12, "key_source": "platform", "cost_bound_usd": None,
+        "provider": None, "upstream_attempts": None}  # recorded by the ledger alone: no upstream route named
 
 
 # --- the event list -----------------------------------------------------------------------------------------
