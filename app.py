@@ -10,7 +10,8 @@ import os
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import audit, console, keys, offboarding, operators, snapshot, tenants, users, validation
+from chalicelib import (audit, console, keys, offboarding, operators, plan_catalog, snapshot, tenants, users,
+                        validation)
 from chalicelib.ai import batches, calls, features, files_api, messages_api, models_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -312,6 +313,46 @@ def admin_export_tenant(tenant_id):
 @route("/admin/tenants/{tenant_id}/audit", methods=["GET"], authorizer=operator_auth)
 def admin_audit(tenant_id):
     return audit.page(tenant_id, query_param("limit"), query_param("cursor"))
+
+
+def operator():
+    return audit.Actor("operator", app.current_request.context["authorizer"]["operator_id"])
+
+
+# Plans as data: every edit a new version, recorded under plan:<name> (chalicelib/plan_catalog.py).
+@route("/admin/plans", methods=["GET"], authorizer=operator_auth)
+def admin_list_plans():
+    return plan_catalog.list_view()
+
+
+@route("/admin/plans", methods=["POST"], authorizer=operator_auth)
+def admin_create_plan():
+    return Response(body=plan_catalog.create(request_body(), operator()), status_code=201)
+
+
+@route("/admin/plans/{plan_id}", methods=["GET"], authorizer=operator_auth)
+def admin_get_plan(plan_id):
+    return plan_catalog.view(plan_catalog.require(plan_id))
+
+
+@route("/admin/plans/{plan_id}", methods=["PATCH"], authorizer=operator_auth)
+def admin_edit_plan(plan_id):
+    return plan_catalog.edit(plan_id, request_body(), operator())
+
+
+@route("/admin/plans/{plan_id}/versions", methods=["GET"], authorizer=operator_auth)
+def admin_plan_versions(plan_id):
+    return plan_catalog.versions_view(plan_id)
+
+
+@route("/admin/plans/{plan_id}/versions/{version}", methods=["GET"], authorizer=operator_auth)
+def admin_plan_version(plan_id, version):
+    return plan_catalog.version_view(plan_id, version)
+
+
+@route("/admin/plans/{plan_id}/audit", methods=["GET"], authorizer=operator_auth)
+def admin_plan_audit(plan_id):
+    return audit.page(plan_catalog.audit_subject(plan_id), query_param("limit"), query_param("cursor"))
 
 
 # --- audit trail and exports of the caller's tenant --------------------------

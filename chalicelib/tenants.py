@@ -15,7 +15,7 @@ from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, visible_characters
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
-from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.metering.limits import TenantLimits
 from chalicelib.models import (
     SLUG_LIST_PARTITION,
     TENANT_LIST_PARTITION,
@@ -119,7 +119,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
             tx.save(UserEmail(pk, UserEmail.sk_for(email), user_id=user_id), condition=UserEmail.pk.does_not_exist())
             tx.save(AIConfig(pk, AIConfig.SK, model=pricing.DEFAULT_MODEL, custom_instructions="",
                              inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
-            tx.save(Admission(pk, Admission.SK, version=0, limits=AdmissionLimits.of(tenant).to_json(),
+            tx.save(Admission(pk, Admission.SK, version=0, limits=TenantLimits.of(tenant).to_json(),
                               counters={}))
             if idempotency_key is not None:
                 tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
@@ -264,7 +264,7 @@ def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]])
                 tx.update(Tenant(tenant_pk(tenant_id), Tenant.SK), actions=actions,
                           condition=Tenant.pk.exists() & unchanged)
                 tx.update(admission, actions=[Admission.version.set(tenant.limits_version),
-                                              Admission.limits.set(AdmissionLimits.of(tenant).to_json()),
+                                              Admission.limits.set(TenantLimits.of(tenant).to_json()),
                                               Admission.counters.set(Admission.counters | {})])
         except TransactWriteError as error:
             if cancelled_because(error, 0) or conflicted(error):

@@ -2,8 +2,8 @@
 
 Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
 
-    prepare: tenant, AI settings, admission item and reconciliation (one BatchGetItem, kept a few
-             seconds), the plan gate and limits from the admission item's copy (current by its version),
+    prepare: tenant, AI settings, admission item, reconciliation and the plan's current item (one
+             BatchGetItem, kept a few seconds), the plan gate and limits from the admission item's copy (current by its version),
              the call built from the tenant's settings, the key, the worst-case cost (chalicelib/ai/bounds.py)
     admit:   quota, rate and worst-case cost in one conditional UpdateItem (metering.admission)
     the model call with the tenant's own key or the platform pool
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from chalicelib import observability, pricing
+from chalicelib import observability, plan_catalog, pricing
 from chalicelib.ai import bounds
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
@@ -32,9 +32,9 @@ from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
 from chalicelib.metering import admission, ledger, refusals
-from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
-from chalicelib.plans import FEATURES, PLANS
+from chalicelib.plans import DEFAULT_PLAN, Plan
 from chalicelib.secrets import platform_api_keys
 from chalicelib.settings import get_settings
 from chalicelib.store import get_items
@@ -47,15 +47,41 @@ log = get_logger("gateway")
 class TenantAI:
     tenant: Tenant
     config: AIConfig
+    plan: Plan  # the plan the tenant is on, as it stood when read
     view: Optional[admission.AdmissionView] = None
     returns: admission.Returns = admission.Returns()
 
     @property
-    def limits(self) -> AdmissionLimits:
-        """The limits admission enforces: the admission item's copy when there is one."""
+    def own_limits(self) -> TenantLimits:
+        """The tenant's own numbers: the admission item's copy when there is one."""
         if self.view is not None and self.view.limits is not None:
             return self.view.limits
-        return AdmissionLimits.of(self.tenant)
+        return TenantLimits.of(self.tenant)
+
+    @property
+    def limits(self) -> AdmissionLimits:
+        """The limits admission enforces: the tenant's numbers under its plan."""
+        return self.own_limits.under(self.plan_of(self.own_limits.plan))
+
+    def plan_of(self, name: str) -> Plan:
+        """The plan named, as read with the tenant's items when it is that one (a plan change since then
+        reads the catalog)."""
+        return self.plan if name == self.plan.name else plan_catalog.require(name)
+
+    def with_view(self, view: Optional[admission.AdmissionView], plan: Optional[Plan] = None) -> "TenantAI":
+        return TenantAI(self.tenant, self.config, plan or self.plan, view, self.returns)
+
+    def fresh(self) -> "TenantAI":
+        """This state with the admission item and the plan read again, consistently, in one BatchGetItem:
+        what a refusal is confirmed against, so a limit an operator raised (on the tenant or on its plan)
+        holds for the very next request."""
+        tenant_id, hint = self.tenant.tenant_id, self.own_limits.plan
+        item, record = get_items([(Admission, tenant_pk(tenant_id), Admission.SK), plan_catalog.current_ref(hint)],
+                                 consistent=True)
+        view = admission.AdmissionView.from_item(item)
+        name = view.limits.plan if view is not None and view.limits is not None else hint
+        return self.with_view(view, plan_catalog.from_record(name, record) if name == hint
+                              else plan_catalog.require(name))
 
 
 @dataclass(frozen=True)
@@ -93,13 +119,17 @@ class TenantCache:
     """Tenant profile, AI settings, admission item and reconciliation for a few seconds in the warm Lambda
     (TESSERA_TENANT_CACHE_SECONDS). Only settings (model, instructions, key) may be that old when used:
     limits are proven current by the admission write itself, and every admission's returned item
-    replaces the cached view, so the view is usually as fresh as this instance's last call."""
+    replaces the cached view, so the view is usually as fresh as this instance's last call. The plan's
+    current item is read in the same BatchGetItem (its name as the authorizer saw it; a second read only
+    when the tenant has moved plan since), so an operator's plan edit holds on this instance within
+    the TTL (chalicelib/plan_catalog.py)."""
+
 
     def __init__(self) -> None:
         self._entries: Dict[str, Tuple[float, TenantAI]] = {}
         self._lock = threading.Lock()
 
-    def load(self, tenant_id: str) -> TenantAI:
+    def load(self, tenant_id: str, plan_hint: str = "") -> TenantAI:
         ttl = get_settings().tenant_cache_seconds
         now = time.monotonic()
         with self._lock:
@@ -107,38 +137,41 @@ class TenantCache:
         if hit and hit[0] > now:
             return hit[1]
         pk = tenant_pk(tenant_id)
-        tenant, config, item, reconciled = get_items([
+        hint = plan_hint or DEFAULT_PLAN
+        tenant, config, item, reconciled, plan_record = get_items([
             (Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK), (Admission, pk, Admission.SK),
-            (Reconciliation, pk, Reconciliation.SK)])
+            (Reconciliation, pk, Reconciliation.SK), plan_catalog.current_ref(hint)])
         if tenant is None or config is None:
             raise NotFound("Tenant not found.")
-        state = TenantAI(tenant, config, admission.AdmissionView.from_item(item),
-                         admission.Returns.from_item(reconciled))
+        view = admission.AdmissionView.from_item(item)
+        name = view.limits.plan if view is not None and view.limits is not None else tenant.plan
+        plan = plan_catalog.from_record(name, plan_record) if name == hint else plan_catalog.require(name)
+        state = TenantAI(tenant, config, plan, view, admission.Returns.from_item(reconciled))
         if ttl > 0:
             with self._lock:
                 self._entries[tenant_id] = (now + ttl, state)
         return state
 
-    def remember(self, tenant_id: str, view: admission.AdmissionView) -> None:
-        """Keep the admission item as this instance's last write left it."""
+    def remember(self, tenant_id: str, view: admission.AdmissionView, plan: Optional[Plan] = None) -> None:
+        """Keep the admission item as this instance's last write left it (and the plan, if read since)."""
         with self._lock:
             hit = self._entries.get(tenant_id)
             if hit is not None:
-                self._entries[tenant_id] = (hit[0], TenantAI(hit[1].tenant, hit[1].config, view, hit[1].returns))
+                self._entries[tenant_id] = (hit[0], hit[1].with_view(view, plan))
 
     def forget(self, tenant_id: str) -> None:
         with self._lock:
             self._entries.pop(tenant_id, None)
 
 
-def granted_max_tokens(asked: Optional[int], tenant_default: int, plan: str) -> int:
+def granted_max_tokens(asked: Optional[int], tenant_default: int, plan: Plan) -> int:
     """max_tokens as served, never lowered: what the caller asked, up to the plan's cap (above it, a 400
     naming the cap); the tenant's setting only when the caller says nothing (Tessera's feature routes)."""
-    cap = PLANS[plan].max_tokens_cap
+    cap = plan.max_tokens_cap
     if asked is None:
         return min(tenant_default, cap)
     if asked > cap:
-        raise BadRequest(f"max_tokens: {asked} is above the {plan} plan's cap of {cap}. Ask for {cap} or fewer.",
+        raise BadRequest(f"max_tokens: {asked} is above the {plan.name} plan's cap of {cap}. Ask for {cap} or fewer.",
                          code="max_tokens_above_cap", details={"max_tokens_cap": cap})
     return asked
 
@@ -181,21 +214,20 @@ class Gateway:
         self.cache = cache or TenantCache()
         self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
 
-    def tenant_state(self, tenant_id: str) -> TenantAI:
-        return self.cache.load(tenant_id)
+    def tenant_state(self, tenant_id: str, plan_hint: str = "") -> TenantAI:
+        return self.cache.load(tenant_id, plan_hint)
 
     def require_feature(self, state: TenantAI, feature: str) -> TenantAI:
         """Refuse a feature the plan lacks, confirming a refusal against the admission item first (the
         plan may have changed since this instance last looked). Returns the state the check used."""
         for fresh in (False, True):
             if fresh:
-                state = TenantAI(state.tenant, state.config, admission.load_view(state.tenant.tenant_id),
-                                 state.returns)
+                state = state.fresh()
             limits = state.limits
             if limits.status != "active":
                 error = Forbidden("This tenant is suspended.", code="tenant_suspended")
             elif feature not in limits.features:
-                needed = FEATURES[feature].plan
+                needed = limits.required_plan(feature)
                 error = Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
                                   code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
             else:
@@ -211,9 +243,9 @@ class Gateway:
 
     def build_call(self, state: TenantAI, call: FeatureCall) -> ModelCall:
         config = state.config
-        plan = state.limits.plan
+        plan = state.plan_of(state.own_limits.plan)
         model = call.model or config.model
-        if model not in pricing.MODELS or not pricing.model_allowed(model, plan):
+        if not plan.allows_model(model):
             raise NotFound(f"model: {model} is not available to this tenant. GET /v1/models lists them.",
                            code="model_not_found")
         max_tokens = granted_max_tokens(call.max_tokens, int(config.max_tokens), plan)
@@ -250,7 +282,7 @@ class Gateway:
 
     def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
         try:
-            state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+            state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan), feature)
         except TesseraError as error:
             raise refusals.counted(ctx.tenant_id, error)
         model_call = self.build_call(state, call)
@@ -263,14 +295,20 @@ class Gateway:
 
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
+        latest = [state]  # the plan too is read again when the view is (a refusal's confirmation)
+
+        def load_view() -> Optional[admission.AdmissionView]:
+            latest[0] = latest[0].fresh()
+            return latest[0].view
+
         try:
             reservation, view = admission.reserve(
                 tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view,
-                state.returns, load_view=lambda: admission.load_view(tenant_id),
-                load_returns=lambda: admission.load_returns(tenant_id))
+                state.returns, load_view=load_view, load_returns=lambda: admission.load_returns(tenant_id),
+                plan_of=lambda name: latest[0].plan_of(name))
         except TesseraError as error:
             raise refusals.counted(tenant_id, error)
-        self.cache.remember(tenant_id, view)
+        self.cache.remember(tenant_id, view, latest[0].plan)
         return reservation
 
     @staticmethod
@@ -349,7 +387,7 @@ class Gateway:
 
     def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
         """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
-        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan), feature)
         model_call = self.build_call(state, call)
         api_key, own_key = self._api_key(state)
         return self.model_client.count_tokens(model_call, api_key, own_key)

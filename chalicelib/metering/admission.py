@@ -50,10 +50,10 @@ from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
 from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
-from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
-from chalicelib.plans import FEATURE_BY_CODE, FEATURES
+from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan
 from chalicelib.store import UpdateText, update_or_explain, write_conflicted
 
 SLOT_SECONDS = 5
@@ -126,14 +126,14 @@ class AdmissionView:
     """What this instance last saw of a tenant's admission item."""
 
     version: int
-    limits: Optional[AdmissionLimits]
+    limits: Optional[TenantLimits]  # the tenant's own numbers; its plan's come from the catalog
     counters: Dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_raw(cls, raw: dict) -> "AdmissionView":
         limits = raw.get("limits", {}).get("S")
         return cls(version=int(raw.get("version", {}).get("N", 0)),
-                   limits=AdmissionLimits.from_json(limits) if limits else None,
+                   limits=TenantLimits.from_json(limits) if limits else None,
                    counters=_numbers(raw.get("counters", {}).get("M")))
 
     @classmethod
@@ -142,7 +142,7 @@ class AdmissionView:
             return None
         counters = item.counters.as_dict() if item.counters else {}
         return cls(version=int(item.version or 0),
-                   limits=AdmissionLimits.from_json(item.limits) if item.limits else None,
+                   limits=TenantLimits.from_json(item.limits) if item.limits else None,
                    counters={k: int(v) for k, v in counters.items()})
 
 
@@ -206,9 +206,9 @@ class Refusal(Exception):
         self.confirm = frozenset(confirm)
 
 
-def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: Moment, count: int = 1) -> None:
+def _check(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
+           count: int = 1) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
-    limits = view.limits
     if limits.status != "active":
         raise Refusal(Forbidden("This tenant is suspended.", code="tenant_suspended"), VIEW)
     if feature not in limits.features:
@@ -232,10 +232,9 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
             raise Refusal(budget_error(), VIEW, RETURNS)
 
 
-def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: Moment, count: int = 1,
-           swept: bool = True) -> UpdateText:
+def _write(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
+           count: int = 1, swept: bool = True) -> UpdateText:
     update = UpdateText()
-    limits = view.limits
 
     def counter(key: str) -> str:
         return update.name("counters", key)
@@ -333,12 +332,15 @@ def _stale_view(view: AdmissionView, actual: AdmissionView, at: Moment) -> bool:
 def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: int, view: Optional[AdmissionView],
             returns: Returns, load_view: Callable[[], Optional[AdmissionView]],
             load_returns: Callable[[], Returns], now: Optional[datetime] = None, count: int = 1,
-            swept: bool = True) -> Tuple[Reservation, AdmissionView]:
+            swept: bool = True, plan_of: Optional[Callable[[str], Plan]] = None) -> Tuple[Reservation, AdmissionView]:
     """Admit one call or raise the refusal. Returns the reservation and the item as this write left it.
 
     `load_view` and `load_returns` are consistent reads, used only when the view is missing or a refusal
     needs confirming: a warm instance admits in one round trip. A Message Batch is admitted as one
-    reservation of `count` calls, not `swept`: its batch item holds it (chalicelib/ai/batches.py)."""
+    reservation of `count` calls, not `swept`: its batch item holds it (chalicelib/ai/batches.py).
+    `plan_of(name)` is the plan as it stands (the gateway's, read with the tenant's items; by default a
+    read of the catalog)."""
+    plan_of = plan_of or _catalog_plan
     now = now or datetime.now(timezone.utc)
     at = Moment.of(now)
     confirmed = set()
@@ -346,8 +348,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
         if view is None or view.limits is None:
             view = load_view() or ensure_admission(tenant_id)
             confirmed.add(VIEW)
+        limits = view.limits.under(plan_of(view.limits.plan))
         try:
-            _check(view, returns, feature, worst_case_micros, at, count)
+            _check(view, limits, returns, feature, worst_case_micros, at, count)
         except Refusal as refusal:
             unconfirmed = refusal.confirm - confirmed
             if unconfirmed:
@@ -358,7 +361,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                     returns = load_returns()
                 continue
             raise refusal.error from None
-        update = _write(view, returns, feature, worst_case_micros, at, count, swept)
+        update = _write(view, limits, returns, feature, worst_case_micros, at, count, swept)
         try:
             ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
         except Exception as error:
@@ -381,7 +384,8 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     # retry that cannot succeed.
     if view is not None and view.limits is not None:
         try:
-            _check(view, load_returns(), feature, worst_case_micros, at, count)
+            _check(view, view.limits.under(plan_of(view.limits.plan)), load_returns(), feature, worst_case_micros,
+                   at, count)
         except Refusal as refusal:
             raise refusal.error from None
     raise TooManyRequests("Too many simultaneous requests for this tenant; retry shortly.", retry_after=1,
@@ -426,12 +430,18 @@ def ensure_admission(tenant_id: str) -> AdmissionView:
 
     tenant = get_tenant(tenant_id, consistent=True)
     item = Admission(tenant_pk(tenant_id), Admission.SK, version=int(tenant.limits_version or 0),
-                     limits=AdmissionLimits.of(tenant).to_json(), counters={})
+                     limits=TenantLimits.of(tenant).to_json(), counters={})
     try:
         item.save(condition=Admission.pk.does_not_exist())
     except PutError:
         return load_view(tenant_id)
     return AdmissionView.from_item(item)
+
+
+def _catalog_plan(name: str) -> Plan:
+    from chalicelib import plan_catalog
+
+    return plan_catalog.require(name)
 
 
 def load_view(tenant_id: str) -> Optional[AdmissionView]:

@@ -1,21 +1,25 @@
-"""The numbers admission enforces for a tenant, derived from its profile in one place.
+"""The numbers admission enforces for a tenant: its own (on its admission item) under its plan's.
 
-Every change to a tenant's plan, status, limit overrides or budget writes the
-tenant and a copy of these numbers onto its admission item in one transaction
-(`tenants.change_tenant`), so the admission write's condition always checks the
-current numbers: a change holds for the very next request on every instance.
+Every change to a tenant's plan, status, limit overrides or budget writes the tenant and a copy of its
+own numbers (`TenantLimits`: plan name, status, overrides, budget) onto its admission item in one
+transaction (`tenants.change_tenant`), so the admission write's condition always checks the current
+ones: such a change holds for the very next request on every instance. The plan's numbers (feature
+limits, rate) come from the plan catalog (chalicelib/plan_catalog.py), read with the tenant's items:
+an operator's edit of a plan reaches every tenant on it without touching their items.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
-from chalicelib.plans import FEATURES, PLANS, feature_enabled, feature_limit, requests_per_minute
+from chalicelib.plans import FEATURES, Plan, feature_limit, requests_per_minute
 
 
 @dataclass(frozen=True)
 class AdmissionLimits:
+    """The limits one admission checks: the tenant's numbers resolved under its plan as it stands."""
+
     plan: str
     status: str
     # Monthly limit of each feature the plan includes (None: unlimited); features not in the plan are absent.
@@ -23,34 +27,58 @@ class AdmissionLimits:
     requests_per_minute: int = 0
     budget_micros: Optional[int] = None
     hard_limit: bool = False
+    max_tokens_cap: int = 0
+
+    def required_plan(self, feature: str) -> str:
+        return FEATURES[feature].introduced
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """The tenant's own numbers, as its admission item holds them."""
+
+    plan: str
+    status: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # as Tenant.limit_overrides
+    budget_micros: Optional[int] = None
+    hard_limit: bool = False
 
     @classmethod
-    def of(cls, tenant) -> "AdmissionLimits":
+    def of(cls, tenant) -> "TenantLimits":
         overrides = tenant.limit_overrides or {}
         overrides = overrides.as_dict() if hasattr(overrides, "as_dict") else overrides
         budget = tenant.monthly_budget_micros
-        return cls(
-            plan=tenant.plan, status=tenant.status,
-            features={name: feature_limit(name, overrides) for name in FEATURES
-                      if feature_enabled(tenant.plan, name)},
-            requests_per_minute=requests_per_minute(tenant.plan, overrides),
-            budget_micros=int(budget) if budget is not None else None,
-            hard_limit=bool(tenant.budget_hard_limit))
+        return cls(plan=tenant.plan, status=tenant.status, overrides=_plain(overrides),
+                   budget_micros=int(budget) if budget is not None else None,
+                   hard_limit=bool(tenant.budget_hard_limit))
+
+    def under(self, plan: Plan) -> AdmissionLimits:
+        """These numbers over `plan`'s (the plan this tenant is on, as it stands)."""
+        return AdmissionLimits(
+            plan=self.plan, status=self.status,
+            features={name: feature_limit(plan, name, self.overrides) for name in FEATURES if plan.includes(name)},
+            requests_per_minute=requests_per_minute(plan, self.overrides), budget_micros=self.budget_micros,
+            hard_limit=self.hard_limit, max_tokens_cap=plan.max_tokens_cap)
 
     def to_json(self) -> str:
-        return json.dumps({"plan": self.plan, "status": self.status, "features": self.features,
-                           "rpm": self.requests_per_minute, "budget": self.budget_micros,
-                           "hard": self.hard_limit}, separators=(",", ":"), sort_keys=True)
+        return json.dumps({"plan": self.plan, "status": self.status, "over": self.overrides,
+                           "budget": self.budget_micros, "hard": self.hard_limit},
+                          separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "AdmissionLimits":
+    def from_json(cls, text: str) -> "TenantLimits":
         data = json.loads(text)
-        return cls(plan=data["plan"], status=data["status"], features=dict(data["features"]),
-                   requests_per_minute=int(data["rpm"]), budget_micros=data["budget"], hard_limit=data["hard"])
+        over = data.get("over")
+        if over is None:  # written before plans were data: its resolved numbers, enforced as they were
+            over = {"features": data.get("features") or {}, "requests_per_minute": data.get("rpm")}
+        return cls(plan=data["plan"], status=data["status"], overrides=over, budget_micros=data["budget"],
+                   hard_limit=data["hard"])
 
-    def required_plan(self, feature: str) -> str:
-        return FEATURES[feature].plan
 
-    @property
-    def max_tokens_cap(self) -> int:
-        return PLANS[self.plan].max_tokens_cap
+def _plain(overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Overrides as JSON-ready ints (PynamoDB hands numbers back as Decimal)."""
+    features = {k: (None if v is None else int(v)) for k, v in dict(overrides.get("features") or {}).items()}
+    out: Dict[str, Any] = {"features": features} if features else {}
+    if overrides.get("requests_per_minute") is not None:
+        out["requests_per_minute"] = int(overrides["requests_per_minute"])
+    return out
