@@ -10,8 +10,8 @@ import os
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import (audit, console, keys, offboarding, operators, plan_catalog, snapshot, tenants, users,
-                        validation)
+from chalicelib import (audit, console, keys, offboarding, operators, plan_catalog, principal_budgets, snapshot,
+                        tenants, users, validation)
 from chalicelib.ai import batches, calls, features, files_api, messages_api, models_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -231,6 +231,17 @@ def delete_user(user_id):
     return no_content()
 
 
+@route("/users/{user_id}/budget", methods=["GET"])
+def get_user_budget(user_id):
+    return principal_budgets.read(tenant(), "user", user_id)
+
+
+@route("/users/{user_id}/budget", methods=["PUT"])
+@audited("user.budget", principal_budgets.audit_subject("user_id"))
+def set_user_budget(user_id):
+    return principal_budgets.change(tenant(), "user", user_id, request_body())
+
+
 # --- API keys ----------------------------------------------------------------
 
 @route("/api-keys", methods=["POST"])
@@ -244,6 +255,17 @@ def create_api_key():
 def list_api_keys():
     ctx = tenant()
     return {"api_keys": keys.list_keys(ctx.tenant_id, ctx)}
+
+
+@route("/api-keys/{key_id}/budget", methods=["GET"])
+def get_api_key_budget(key_id):
+    return principal_budgets.read(tenant(), "api_key", key_id)
+
+
+@route("/api-keys/{key_id}/budget", methods=["PUT"])
+@audited("api_key.budget", principal_budgets.audit_subject("key_id"))
+def set_api_key_budget(key_id):
+    return principal_budgets.change(tenant(), "api_key", key_id, request_body())
 
 
 @route("/api-keys/{key_id}", methods=["DELETE"])

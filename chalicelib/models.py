@@ -188,6 +188,9 @@ class Tenant(_Item):
     budget_hard_limit = BooleanAttribute(default=False)
     limit_overrides = MapAttribute(null=True)
     limits_version = NumberAttribute(null=True)
+    # The principals with a hard budget (chalicelib/principal_budgets.py), copied onto the admission item
+    # (as a 128-bit set) so admission knows, proven current by its version, whose calls need that budget.
+    hard_budgets = UnicodeSetAttribute(null=True)
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)

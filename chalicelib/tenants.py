@@ -236,13 +236,15 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
 CHANGE_ATTEMPTS = 5
 
 
-def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]]) -> Tenant:
+def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]],
+                  also: Optional[Callable[[Any], None]] = None) -> Tenant:
     """Set the attributes `change` returns (None removes one) and write the admission limits they imply.
 
     One transaction updates the profile (only if its limits are unchanged since it was read:
     `limits_version`) and the admission item's copy of the limits with the new version, so the next
     admission anywhere checks the new numbers and two concurrent changes cannot leave the copy behind
-    the profile. Only the named attributes are written: counters kept elsewhere on the profile stay."""
+    the profile. Only the named attributes are written: counters kept elsewhere on the profile stay.
+    `also(tx)` adds writes that must land with the change (a principal's budget item)."""
     from pynamodb.exceptions import TransactWriteError
 
     from chalicelib.store import conflicted
@@ -266,6 +268,8 @@ def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]])
                 tx.update(admission, actions=[Admission.version.set(tenant.limits_version),
                                               Admission.limits.set(TenantLimits.of(tenant).to_json()),
                                               Admission.counters.set(Admission.counters | {})])
+                if also is not None:
+                    also(tx)
         except TransactWriteError as error:
             if cancelled_because(error, 0) or conflicted(error):
                 continue

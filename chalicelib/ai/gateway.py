@@ -31,7 +31,8 @@ from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
-from chalicelib.metering import admission, ledger, refusals
+from chalicelib.budget_models import PrincipalBudget
+from chalicelib.metering import admission, ledger, principal_admission, refusals
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
 from chalicelib.plans import DEFAULT_PLAN, Plan
@@ -127,9 +128,26 @@ class TenantCache:
 
     def __init__(self) -> None:
         self._entries: Dict[str, Tuple[float, TenantAI]] = {}
+        self._terms: Dict[Tuple[str, str], Tuple[float, principal_admission.PrincipalCharge]] = {}
         self._lock = threading.Lock()
 
-    def load(self, tenant_id: str, plan_hint: str = "") -> TenantAI:
+    def charge(self, tenant_id: str, principal_id: str) -> principal_admission.PrincipalCharge:
+        """The caller with its budget as last read here (within the TTL). Admission's transaction checks the
+        budget's version, so an old copy can only make it read again, never admit wrongly."""
+        with self._lock:
+            hit = self._terms.get((tenant_id, principal_id))
+        known = hit is not None and hit[0] > time.monotonic()
+        return principal_admission.PrincipalCharge(
+            principal_id, load=lambda: principal_admission.load_terms(tenant_id, principal_id),
+            terms=hit[1].terms if known else None, loaded=known and hit[1].loaded,
+            seen_version=hit[1].seen_version if known else None)
+
+    def remember_terms(self, tenant_id: str, charge: principal_admission.PrincipalCharge) -> None:
+        with self._lock:
+            self._terms[(tenant_id, charge.principal_id)] = (
+                time.monotonic() + get_settings().tenant_cache_seconds, charge)
+
+    def load(self, tenant_id: str, plan_hint: str = "", principal_id: str = "") -> TenantAI:
         ttl = get_settings().tenant_cache_seconds
         now = time.monotonic()
         with self._lock:
@@ -138,9 +156,14 @@ class TenantCache:
             return hit[1]
         pk = tenant_pk(tenant_id)
         hint = plan_hint or DEFAULT_PLAN
-        tenant, config, item, reconciled, plan_record = get_items([
+        budget = [(PrincipalBudget, pk, PrincipalBudget.sk_for(principal_id))] if principal_id else []
+        tenant, config, item, reconciled, plan_record, *terms = get_items([
             (Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK), (Admission, pk, Admission.SK),
-            (Reconciliation, pk, Reconciliation.SK), plan_catalog.current_ref(hint)])
+            (Reconciliation, pk, Reconciliation.SK), plan_catalog.current_ref(hint)] + budget)
+        if principal_id:  # the caller's own budget, if it has one, in the same read (none: confirmed if marked)
+            self.remember_terms(tenant_id, principal_admission.PrincipalCharge(
+                principal_id, load=lambda: None, terms=principal_admission.BudgetTerms.from_item(terms[0]),
+                loaded=terms[0] is not None))
         if tenant is None or config is None:
             raise NotFound("Tenant not found.")
         view = admission.AdmissionView.from_item(item)
@@ -214,8 +237,8 @@ class Gateway:
         self.cache = cache or TenantCache()
         self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
 
-    def tenant_state(self, tenant_id: str, plan_hint: str = "") -> TenantAI:
-        return self.cache.load(tenant_id, plan_hint)
+    def tenant_state(self, tenant_id: str, plan_hint: str = "", principal_id: str = "") -> TenantAI:
+        return self.cache.load(tenant_id, plan_hint, principal_id)
 
     def require_feature(self, state: TenantAI, feature: str) -> TenantAI:
         """Refuse a feature the plan lacks, confirming a refusal against the admission item first (the
@@ -282,7 +305,7 @@ class Gateway:
 
     def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
         try:
-            state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan), feature)
+            state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan, ctx.principal_id), feature)
         except TesseraError as error:
             raise refusals.counted(ctx.tenant_id, error)
         model_call = self.build_call(state, call)
@@ -296,6 +319,7 @@ class Gateway:
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
         latest = [state]  # the plan too is read again when the view is (a refusal's confirmation)
+        principal = self.cache.charge(tenant_id, prepared.ctx.principal_id)
 
         def load_view() -> Optional[admission.AdmissionView]:
             latest[0] = latest[0].fresh()
@@ -305,9 +329,12 @@ class Gateway:
             reservation, view = admission.reserve(
                 tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view,
                 state.returns, load_view=load_view, load_returns=lambda: admission.load_returns(tenant_id),
-                plan_of=lambda name: latest[0].plan_of(name))
+                plan_of=lambda name: latest[0].plan_of(name), principal=principal)
         except TesseraError as error:
             raise refusals.counted(tenant_id, error)
+        finally:
+            if principal.loaded:
+                self.cache.remember_terms(tenant_id, principal)
         self.cache.remember(tenant_id, view, latest[0].plan)
         return reservation
 

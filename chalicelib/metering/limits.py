@@ -9,11 +9,14 @@ an operator's edit of a plan reaches every tenant on it without touching their i
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
-from chalicelib.plans import FEATURES, Plan, feature_limit, requests_per_minute
+from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan, feature_limit, requests_per_minute
+
+PRINCIPAL_BITS = 128
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,14 @@ class TenantLimits:
     overrides: Mapping[str, Any] = field(default_factory=dict)  # as Tenant.limit_overrides
     budget_micros: Optional[int] = None
     hard_limit: bool = False
+    # The principals with a hard budget, as a 128-bit set (bit principal_bit(id)): the same few bytes on
+    # the admission item however many there are. A principal whose bit another's set reads its (absent)
+    # budget once per version of the item and is then admitted as any other.
+    principals: int = 0
+
+    def budgets(self, principal_id: str) -> bool:
+        """Whether calls of this principal may be held to a hard budget of its own."""
+        return bool(self.principals >> principal_bit(principal_id) & 1)
 
     @classmethod
     def of(cls, tenant) -> "TenantLimits":
@@ -50,7 +61,8 @@ class TenantLimits:
         budget = tenant.monthly_budget_micros
         return cls(plan=tenant.plan, status=tenant.status, overrides=_plain(overrides),
                    budget_micros=int(budget) if budget is not None else None,
-                   hard_limit=bool(tenant.budget_hard_limit))
+                   hard_limit=bool(tenant.budget_hard_limit),
+                   principals=principal_bits(tenant.hard_budgets or ()))
 
     def under(self, plan: Plan) -> AdmissionLimits:
         """These numbers over `plan`'s (the plan this tenant is on, as it stands)."""
@@ -61,18 +73,41 @@ class TenantLimits:
             hard_limit=self.hard_limit, max_tokens_cap=plan.max_tokens_cap)
 
     def to_json(self) -> str:
-        return json.dumps({"plan": self.plan, "status": self.status, "over": self.overrides,
-                           "budget": self.budget_micros, "hard": self.hard_limit},
-                          separators=(",", ":"), sort_keys=True)
+        """Compact: the admission item must stay under 1 KB (features by their one-letter codes)."""
+        over: Dict[str, Any] = {}
+        if self.overrides.get("features"):
+            over["f"] = {FEATURES[name].code: n for name, n in self.overrides["features"].items()}
+        if self.overrides.get("requests_per_minute") is not None:
+            over["r"] = self.overrides["requests_per_minute"]
+        data = {"plan": self.plan, "status": self.status, "o": over, "budget": self.budget_micros,
+                "hard": self.hard_limit}
+        if self.principals:  # absent when none
+            data["pb"] = format(self.principals, "x")
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TenantLimits":
         data = json.loads(text)
-        over = data.get("over")
-        if over is None:  # written before plans were data: its resolved numbers, enforced as they were
+        if "o" in data:
+            short = data["o"]
+            over = _plain({"features": {FEATURE_BY_CODE[c]: n for c, n in (short.get("f") or {}).items()},
+                           "requests_per_minute": short.get("r")})
+        else:  # written before plans were data: its resolved numbers, enforced as they were
             over = {"features": data.get("features") or {}, "requests_per_minute": data.get("rpm")}
         return cls(plan=data["plan"], status=data["status"], overrides=over, budget_micros=data["budget"],
-                   hard_limit=data["hard"])
+                   hard_limit=data["hard"], principals=int(data.get("pb", "0"), 16))
+
+
+def principal_bit(principal_id: str) -> int:
+    """A principal's bit in `TenantLimits.principals`, from SHA-256 of its id (stable across processes)."""
+    return int(hashlib.sha256(principal_id.encode("utf-8")).hexdigest()[:8], 16) % PRINCIPAL_BITS
+
+
+def principal_bits(principal_ids) -> int:
+    bits = 0
+    for principal_id in principal_ids:
+        bits |= 1 << principal_bit(principal_id)
+    return bits
 
 
 def _plain(overrides: Mapping[str, Any]) -> Dict[str, Any]:

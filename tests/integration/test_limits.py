@@ -97,8 +97,18 @@ def test_the_admission_copy_is_compact_json_with_sorted_keys():
     # Short and stable: the admission item must stay under 1 KB, and equal limits must serialise equally. The
     # plan's numbers are not in it: an edit of the plan reaches the tenant without a write to its item.
     assert enterprise().to_json() == (
-        '{"budget":12345678,"hard":true,"over":{"features":{"basic_chat":5},"requests_per_minute":77},'
-        '"plan":"enterprise","status":"active"}')
+        '{"budget":12345678,"hard":true,"o":{"f":{"b":5},"r":77},"plan":"enterprise","status":"active"}')
+
+
+def test_the_principals_with_a_hard_budget_are_a_few_bytes_however_many():
+    from chalicelib.metering.limits import PRINCIPAL_BITS, principal_bit
+
+    many = TenantLimits(plan="pro", status="active", principals=(1 << PRINCIPAL_BITS) - 1)
+    assert len(many.to_json()) - len(TenantLimits(plan="pro", status="active").to_json()) == len(',"pb":""') + 32
+    assert TenantLimits.from_json(many.to_json()) == many
+    one = TenantLimits(plan="pro", status="active", principals=1 << principal_bit("key_a"))
+    assert one.budgets("key_a") and TenantLimits.from_json(one.to_json()).budgets("key_a")
+    assert not TenantLimits(plan="pro", status="active").budgets("key_a")
 
 
 def test_the_admission_copy_reads_back_as_the_same_limits():
