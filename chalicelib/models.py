@@ -255,6 +255,7 @@ class AIConfig(_Item):
     inject_context = BooleanAttribute(default=True)
     api_key_ciphertext = BinaryAttribute(null=True, legacy_encoding=False)
     api_key_last4 = UnicodeAttribute(null=True)
+    brownout = UnicodeAttribute(null=True)  # JSON: feature -> {at_percent, model} (chalicelib/ai/brownout.py)
     updated_at = UTCDateTimeAttribute(null=True)
 
     SK = "AICONFIG"

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from chalicelib import observability, plan_catalog, pricing
-from chalicelib.ai import bounds
+from chalicelib.ai import bounds, brownout
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
@@ -109,6 +110,11 @@ class GatewayResult:
     request_id: str
     reply: ModelReply
     cost_micros: int
+    requested_model: Optional[str] = None  # the model asked, when a brownout served another
+
+    @property
+    def brownout_headers(self) -> Dict[str, str]:
+        return brownout.headers(self.requested_model or self.reply.model, self.reply.model)
 
     def as_response(self) -> dict:
         return {"id": self.request_id, "content": self.reply.text, "model": self.reply.model,
@@ -227,6 +233,11 @@ class PreparedCall:
     own_key: bool
     state: TenantAI = field(repr=False)
     worst_case_micros: int
+    requested_model: str = ""  # the model asked; model_call.model is the one that serves (brownout)
+
+    @property
+    def brownout_headers(self) -> Dict[str, str]:
+        return brownout.headers(self.requested_model or self.model_call.model, self.model_call.model)
 
 
 class Gateway:
@@ -264,7 +275,7 @@ class Gateway:
     def require_plan_feature(self, tenant_id: str, feature: str) -> None:
         self.require_feature(self.tenant_state(tenant_id), feature)
 
-    def build_call(self, state: TenantAI, call: FeatureCall) -> ModelCall:
+    def build_call(self, state: TenantAI, call: FeatureCall, feature: str = "") -> ModelCall:
         config = state.config
         plan = state.plan_of(state.own_limits.plan)
         model = call.model or config.model
@@ -272,6 +283,9 @@ class Gateway:
             raise NotFound(f"model: {model} is not available to this tenant. GET /v1/models lists them.",
                            code="model_not_found")
         max_tokens = granted_max_tokens(call.max_tokens, int(config.max_tokens), plan)
+        served = served_model(state, feature, model, plan)
+        if pricing.MODELS[served].max_output_tokens >= max_tokens:  # else the cheaper model could not serve it
+            model = served
         thinking = call.params.get("thinking") or {}
         budget = thinking.get("budget_tokens")
         if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= max_tokens:
@@ -308,13 +322,14 @@ class Gateway:
             state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan, ctx.principal_id), feature)
         except TesseraError as error:
             raise refusals.counted(ctx.tenant_id, error)
-        model_call = self.build_call(state, call)
+        model_call = self.build_call(state, call, feature)
         api_key, own_key = self._api_key(state)
         counted = (self.model_client.count_tokens(model_call, api_key, own_key)
                    if bounds.needs_upstream_count(model_call) else None)
         return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
                             api_key=api_key, own_key=own_key, state=state,
-                            worst_case_micros=bounds.worst_case_micros(model_call, counted))
+                            worst_case_micros=bounds.worst_case_micros(model_call, counted),
+                            requested_model=call.model or state.config.model)
 
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
@@ -410,7 +425,7 @@ class Gateway:
             self.fail(prepared, reservation, error)
             raise
         cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id)
-        return GatewayResult(prepared.request_id, reply, cost)
+        return GatewayResult(prepared.request_id, reply, cost, prepared.requested_model)
 
     def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
         """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
@@ -418,6 +433,18 @@ class Gateway:
         model_call = self.build_call(state, call)
         api_key, own_key = self._api_key(state)
         return self.model_client.count_tokens(model_call, api_key, own_key)
+
+
+def served_model(state: TenantAI, feature: str, requested: str, plan: Plan) -> str:
+    """The model that serves the call: the tenant's brownout model once its month's spend (what admission
+    holds, as this instance last saw it) reaches the rule's share of its budget (chalicelib/ai/brownout.py)."""
+    limits = state.own_limits
+    if not state.config.brownout or limits.budget_micros is None or state.view is None:
+        return requested
+    period = admission.Moment.of(datetime.now(timezone.utc)).period
+    spent = state.view.counters.get(admission.committed_key(period), 0) - state.returns.refunded(period)
+    served = brownout.served_model(state.config.brownout, feature, requested, limits.budget_micros, spent)
+    return served if plan.allows_model(served) else requested
 
 
 _default: Optional[Gateway] = None

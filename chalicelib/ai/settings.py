@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import validation
+from chalicelib.ai import brownout
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.models import AIConfig, Tenant, tenant_pk
@@ -29,6 +30,7 @@ def view(config: AIConfig) -> dict:
         "inject_context": bool(config.inject_context),
         "api_key": {"set": config.api_key_ciphertext is not None,
                     "last4": config.api_key_last4 if config.api_key_ciphertext is not None else None},
+        "brownout": brownout.view(config.brownout),
     }
 
 
@@ -40,7 +42,8 @@ def get_config(tenant_id: str) -> AIConfig:
 
 
 def update_config(tenant_id: str, plan_name: str, body: Mapping[str, Any]) -> dict:
-    validation.fields(body, {"model", "max_tokens", "temperature", "custom_instructions", "inject_context"})
+    validation.fields(body, {"model", "max_tokens", "temperature", "custom_instructions", "inject_context",
+                             "brownout"})
     if not body:
         raise BadRequest("Nothing to update.", code="empty_update")
     plan = plan_catalog.require(plan_name)
@@ -64,6 +67,9 @@ def update_config(tenant_id: str, plan_name: str, body: Mapping[str, Any]) -> di
         actions.append(AIConfig.custom_instructions.set(text))
     if "inject_context" in body:
         actions.append(AIConfig.inject_context.set(validation.boolean(body, "inject_context")))
+    if "brownout" in body:  # the tenant's explicit choice of a cheaper model near its budget
+        rules = brownout.parse(body["brownout"], plan)
+        actions.append(AIConfig.brownout.set(rules) if rules else AIConfig.brownout.remove())
     return view(_update(tenant_id, actions))
 
 
