@@ -9,7 +9,7 @@ they are exact; a soft budget only alerts, from the principal's settled usage (K
 """
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, MapAttribute, NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
 
 from chalicelib.models import _Item
 
@@ -22,6 +22,7 @@ class PrincipalBudget(_Item):
     hard = BooleanAttribute(default=False)
     version = NumberAttribute(default=1)
     counters = MapAttribute(default=dict)
+    alerts_sent = UnicodeSetAttribute(null=True)  # "<YYYY-MM>#<usd|requests>#<threshold>", by the budget job
 
     @staticmethod
     def sk_for(principal_id: str) -> str:

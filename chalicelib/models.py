@@ -191,6 +191,7 @@ class Tenant(_Item):
     # The principals with a hard budget (chalicelib/principal_budgets.py), copied onto the admission item
     # (as a 128-bit set) so admission knows, proven current by its version, whose calls need that budget.
     hard_budgets = UnicodeSetAttribute(null=True)
+    budgeted_principals = UnicodeSetAttribute(null=True)  # every principal with a budget: the budget job's list
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)

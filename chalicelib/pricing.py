@@ -13,9 +13,12 @@ Two request options change every rate of a call (docs/api-contract.md):
   cache reads together) at 2 x input and 1.5 x output, cache rates scaled like input;
 - fast mode (`speed: "fast"`), on the models that offer it: $30 input and $150 output per million, cache
   rates alike (1.25 x, 2 x and 0.1 x input): the pricing page's fast-mode rates for Opus 4.6, which
-  Claude Code 2.1.332 also applies to every model its catalog marks `fast_mode`. `min_plan` is the lowest default plan that offers the model (chalicelib/plans.py); max output
-tokens from the models overview page. Costs are computed in integer
-micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
+  Claude Code 2.1.332 also applies to every model its catalog marks `fast_mode`.
+
+`min_plan` is the lowest default plan that offers the model (chalicelib/plans.py); `max_output_tokens` the
+most the model writes in one answer (Opus 128,000, Sonnet 4.6 and Haiku 4.5 64,000), the bound on a
+plan's max_tokens cap (chalicelib/plan_catalog.py; the figure the plans used before: the most any Opus model
+writes). Costs are computed in integer micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Optional
 
 from chalicelib import pricing, validation
 from chalicelib.errors import BadRequest, NotFound
-from chalicelib.models import ApiKey, KeyUsage, User, tenant_pk
+from chalicelib.models import ApiKey, KeyUsage, User, budget_segment, tenant_pk
 from chalicelib.budget_models import PrincipalBudget
 from chalicelib.periods import current_period
 from chalicelib.store import get_items
@@ -53,11 +53,18 @@ def set_budget(tenant_id: str, principal_type: str, principal_id: str, body: Map
     counters = _month_so_far(tenant_id, principal_id) if seeded else None
 
     def marks(tenant) -> dict:
-        held = set(tenant.hard_budgets or ())
+        held, listed = set(tenant.hard_budgets or ()), set(tenant.budgeted_principals or ())
         held.discard(principal_id)
-        if hard and not removed:
-            held.add(principal_id)
-        return {"hard_budgets": held or None}
+        listed.discard(principal_id)
+        if not removed:
+            listed.add(principal_id)
+            if hard:
+                held.add(principal_id)
+        # the budget job lists a tenant with any budget, its own or a principal's (gsi2)
+        listed_for_job = bool(listed) or tenant.monthly_budget_micros is not None
+        return {"hard_budgets": held or None, "budgeted_principals": listed or None,
+                "gsi2pk": budget_segment(tenant_id) if listed_for_job else None,
+                "gsi2sk": tenant_id if listed_for_job else None}
 
     def write(tx) -> None:
         if current is None:
@@ -71,9 +78,9 @@ def set_budget(tenant_id: str, principal_type: str, principal_id: str, body: Map
             tx.delete(PrincipalBudget(*key), condition=unchanged)
             return
         # Only the terms change: the counters are admission's, moved by transactions meanwhile.
-        actions = [PrincipalBudget.budget_micros.set(budget) if budget is not None else PrincipalBudget.budget_micros.remove(),
-                   PrincipalBudget.requests.set(requests) if requests is not None else PrincipalBudget.requests.remove(),
-                   PrincipalBudget.hard.set(hard), PrincipalBudget.version.set(int(current.version) + 1)]
+        amounts = ((PrincipalBudget.budget_micros, budget), (PrincipalBudget.requests, requests))
+        actions = [attribute.set(value) if value is not None else attribute.remove() for attribute, value in amounts]
+        actions += [PrincipalBudget.hard.set(hard), PrincipalBudget.version.set(int(current.version) + 1)]
         if counters is not None:
             actions.append(PrincipalBudget.counters.set(counters))
         tx.update(PrincipalBudget(*key), actions=actions, condition=unchanged)
@@ -101,7 +108,8 @@ def view(tenant_id: str, principal_type: str, principal_id: str, period: Optiona
     counters = item.counters.as_dict() if item is not None and item.counters else {}
     return {
         "principal_id": principal_id, "principal_type": principal_type, "period": period,
-        "monthly_budget_usd": None if item is None or item.budget_micros is None else pricing.usd(int(item.budget_micros)),
+        "monthly_budget_usd": None if item is None or item.budget_micros is None
+        else pricing.usd(int(item.budget_micros)),
         "monthly_requests": None if item is None or item.requests is None else int(item.requests),
         "hard_limit": bool(item is not None and item.hard),
         "spend_usd": pricing.usd(int(used.cost_micros) if used is not None else 0),

@@ -223,14 +223,21 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     if "name" in body:
         changes["name"] = validation.display_name(body, "name", max_len=120)
     if "monthly_budget_usd" in body:
-        budget = _budget_micros(body["monthly_budget_usd"])
-        changes.update(monthly_budget_micros=budget, gsi2pk=None if budget is None else budget_segment(tenant_id),
-                       gsi2sk=None if budget is None else tenant_id)
+        changes["monthly_budget_micros"] = _budget_micros(body["monthly_budget_usd"])
     if "budget_alert_thresholds" in body:
         changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])
     if "budget_hard_limit" in body:
         changes["budget_hard_limit"] = validation.boolean(body, "budget_hard_limit")
-    return profile(change_tenant(tenant_id, lambda tenant: changes))
+
+    def change(tenant: Tenant) -> dict:
+        if "monthly_budget_micros" not in changes:
+            return changes
+        # listed for the budget job while it has a budget: its own, or one of its keys' or users'
+        listed = changes["monthly_budget_micros"] is not None or bool(tenant.budgeted_principals)
+        return {**changes, "gsi2pk": budget_segment(tenant_id) if listed else None,
+                "gsi2sk": tenant_id if listed else None}
+
+    return profile(change_tenant(tenant_id, change))
 
 
 CHANGE_ATTEMPTS = 5

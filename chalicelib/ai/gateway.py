@@ -3,7 +3,8 @@
 Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
 
     prepare: tenant, AI settings, admission item, reconciliation and the plan's current item (one
-             BatchGetItem, kept a few seconds), the plan gate and limits from the admission item's copy (current by its version),
+             BatchGetItem, kept a few seconds), the plan gate and limits from the admission item's copy
+             (current by its version) under the plan,
              the call built from the tenant's settings, the key, the worst-case cost (chalicelib/ai/bounds.py)
     admit:   quota, rate and worst-case cost in one conditional UpdateItem (metering.admission)
     the model call with the tenant's own key or the platform pool

@@ -36,7 +36,8 @@ class BudgetTerms:
     def from_item(cls, item: Optional[PrincipalBudget]) -> Optional["BudgetTerms"]:
         if item is None:
             return None
-        return cls(item.principal_id, int(item.version), None if item.budget_micros is None else int(item.budget_micros),
+        budget = None if item.budget_micros is None else int(item.budget_micros)
+        return cls(item.principal_id, int(item.version), budget,
                    None if item.requests is None else int(item.requests), bool(item.hard))
 
 

@@ -109,7 +109,8 @@ def test_a_budgeted_keys_warm_call_is_one_transaction_and_another_keys_one_updat
         other = keys.create_key(tenant_id, ctx, {"name": "other"})["key_id"]
     view = admission.load_view(tenant_id)
     terms = load_terms(tenant_id, key_id)
-    for principal_id, charge_terms, expected in ((key_id, terms, ["TransactWriteItems"]), (other, None, ["UpdateItem"])):
+    cases = ((key_id, terms, ["TransactWriteItems"]), (other, None, ["UpdateItem"]))
+    for principal_id, charge_terms, expected in cases:
         charge = PrincipalCharge(principal_id, load=lambda: load_terms(tenant_id, principal_id), terms=charge_terms,
                                  loaded=True)
         with SentRequests() as sent:
