@@ -91,3 +91,15 @@ def test_the_share_is_compared_in_whole_micro_dollars(spent, served):
     assert served_model(stored, "basic_chat", SONNET, 1_000_000, spent) == served
     assert served_model(stored, "code_review", SONNET, 1_000_000, spent) == SONNET  # per feature
     assert served_model(stored, "basic_chat", SONNET, None, spent) == SONNET  # no budget, no brownout
+
+
+def test_a_call_the_cheaper_model_could_not_write_is_served_as_asked(api, operator_token):
+    tenant = tenant_with_brownout(api)
+    assert api.call("PUT", f"/admin/tenants/{tenant.id}/plan", {"plan": "pro"},
+                    token=operator_token).status_code == 200
+    record_spend(tenant.id, 900_000)
+    key = api.api_key(tenant)["key"]
+    answer = api.call("POST", "/v1/messages", {"model": SONNET, "max_tokens": 64_001, "messages": CHAT["messages"]},
+                      headers={"Authorization": f"Bearer {key}"})  # Haiku writes at most 64,000: not lowered
+    assert answer.status_code == 200, answer.body
+    assert answer.json["model"] == SONNET and "x-tessera-served-model" not in answer.headers
