@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import WritesNothing
+from conftest import WritesNothing, settle_usage
 
 CHAT = {"messages": [{"role": "user", "content": "budget please"}]}
 
@@ -25,6 +25,7 @@ def test_a_keys_hard_request_limit_holds_from_its_next_call(api):
     assert (refused.status_code, refused.json["error"]["code"]) == (429, "principal_limit_reached")
     assert refused.headers["x-should-retry"] == "false" and refused.json["error"]["resets_at"]
     assert chat(api, tenant.token).status_code == 200  # the owner's own calls are not the key's
+    settle_usage()  # the settled calls reach the key's month counters through the table's stream
     shown = api.call("GET", f"/api-keys/{key['key_id']}/budget", token=key["key"])  # a key reads its own
     assert (shown.status_code, shown.json["admitted_requests"], shown.json["requests"]) == (200, 2, 2)
 
