@@ -10,7 +10,8 @@ import os
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest
 
-from chalicelib import audit, console, keys, offboarding, operators, snapshot, tenants, users, validation
+from chalicelib import (audit, console, keys, offboarding, operators, plan_catalog, principal_budgets, snapshot,
+                        tenants, users, validation)
 from chalicelib.ai import batches, calls, features, files_api, messages_api, models_api, prompts
 from chalicelib.ai import settings as ai_settings
 from chalicelib.ai.gateway import default_gateway
@@ -230,6 +231,17 @@ def delete_user(user_id):
     return no_content()
 
 
+@route("/users/{user_id}/budget", methods=["GET"])
+def get_user_budget(user_id):
+    return principal_budgets.read(tenant(), "user", user_id)
+
+
+@route("/users/{user_id}/budget", methods=["PUT"])
+@audited("user.budget", principal_budgets.audit_subject("user_id"))
+def set_user_budget(user_id):
+    return principal_budgets.change(tenant(), "user", user_id, request_body())
+
+
 # --- API keys ----------------------------------------------------------------
 
 @route("/api-keys", methods=["POST"])
@@ -243,6 +255,17 @@ def create_api_key():
 def list_api_keys():
     ctx = tenant()
     return {"api_keys": keys.list_keys(ctx.tenant_id, ctx)}
+
+
+@route("/api-keys/{key_id}/budget", methods=["GET"])
+def get_api_key_budget(key_id):
+    return principal_budgets.read(tenant(), "api_key", key_id)
+
+
+@route("/api-keys/{key_id}/budget", methods=["PUT"])
+@audited("api_key.budget", principal_budgets.audit_subject("key_id"))
+def set_api_key_budget(key_id):
+    return principal_budgets.change(tenant(), "api_key", key_id, request_body())
 
 
 @route("/api-keys/{key_id}", methods=["DELETE"])
@@ -312,6 +335,46 @@ def admin_export_tenant(tenant_id):
 @route("/admin/tenants/{tenant_id}/audit", methods=["GET"], authorizer=operator_auth)
 def admin_audit(tenant_id):
     return audit.page(tenant_id, query_param("limit"), query_param("cursor"))
+
+
+def operator():
+    return audit.Actor("operator", app.current_request.context["authorizer"]["operator_id"])
+
+
+# Plans as data: every edit a new version, recorded under plan:<name> (chalicelib/plan_catalog.py).
+@route("/admin/plans", methods=["GET"], authorizer=operator_auth)
+def admin_list_plans():
+    return plan_catalog.list_view()
+
+
+@route("/admin/plans", methods=["POST"], authorizer=operator_auth)
+def admin_create_plan():
+    return Response(body=plan_catalog.create(request_body(), operator()), status_code=201)
+
+
+@route("/admin/plans/{plan_id}", methods=["GET"], authorizer=operator_auth)
+def admin_get_plan(plan_id):
+    return plan_catalog.view(plan_catalog.require(plan_id))
+
+
+@route("/admin/plans/{plan_id}", methods=["PATCH"], authorizer=operator_auth)
+def admin_edit_plan(plan_id):
+    return plan_catalog.edit(plan_id, request_body(), operator())
+
+
+@route("/admin/plans/{plan_id}/versions", methods=["GET"], authorizer=operator_auth)
+def admin_plan_versions(plan_id):
+    return plan_catalog.versions_view(plan_id)
+
+
+@route("/admin/plans/{plan_id}/versions/{version}", methods=["GET"], authorizer=operator_auth)
+def admin_plan_version(plan_id, version):
+    return plan_catalog.version_view(plan_id, version)
+
+
+@route("/admin/plans/{plan_id}/audit", methods=["GET"], authorizer=operator_auth)
+def admin_plan_audit(plan_id):
+    return audit.page(plan_catalog.audit_subject(plan_id), query_param("limit"), query_param("cursor"))
 
 
 # --- audit trail and exports of the caller's tenant --------------------------

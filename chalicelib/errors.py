@@ -111,12 +111,14 @@ class ConfigurationError(TesseraError):
 # carry no Retry-After; when things change is in the body.
 NOT_RETRYABLE = frozenset({
     "feature_limit_reached", "budget_exceeded", "feature_not_in_plan", "insufficient_role", "tenant_mismatch",
+    "principal_limit_reached", "principal_budget_exceeded",
     "unauthorized", "token_expired", "invalid_credentials", "too_many_attempts",
     "tenant_api_key_unavailable", "tenant_api_key_invalid", "configuration_error",
 })
 
 # Refusals that last until the billing month ends; their body names that moment as `resets_at`.
-UNTIL_PERIOD_END = frozenset({"feature_limit_reached", "budget_exceeded"})
+UNTIL_PERIOD_END = frozenset({"feature_limit_reached", "budget_exceeded", "principal_limit_reached",
+                              "principal_budget_exceeded"})
 
 # Everything else that may be retried carries Retry-After only where waiting it out helps within a minute:
 # `rate_limited` (the tenant's minute ends), `upstream_rate_limited` (the model service's own hint).

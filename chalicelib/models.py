@@ -188,6 +188,10 @@ class Tenant(_Item):
     budget_hard_limit = BooleanAttribute(default=False)
     limit_overrides = MapAttribute(null=True)
     limits_version = NumberAttribute(null=True)
+    # The principals with a hard budget (chalicelib/principal_budgets.py), copied onto the admission item
+    # (as a 128-bit set) so admission knows, proven current by its version, whose calls need that budget.
+    hard_budgets = UnicodeSetAttribute(null=True)
+    budgeted_principals = UnicodeSetAttribute(null=True)  # every principal with a budget: the budget job's list
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
     gsi2pk = UnicodeAttribute(null=True)
@@ -252,6 +256,7 @@ class AIConfig(_Item):
     inject_context = BooleanAttribute(default=True)
     api_key_ciphertext = BinaryAttribute(null=True, legacy_encoding=False)
     api_key_last4 = UnicodeAttribute(null=True)
+    brownout = UnicodeAttribute(null=True)  # JSON: feature -> {at_percent, model} (chalicelib/ai/brownout.py)
     updated_at = UTCDateTimeAttribute(null=True)
 
     SK = "AICONFIG"

@@ -4,14 +4,14 @@ from __future__ import annotations
 import re
 from typing import Any, List, Mapping, Optional
 
-from chalicelib import pricing, validation
+from chalicelib import plan_catalog, pricing, validation
 from chalicelib.ai import settings as ai_settings
 from chalicelib.errors import BadRequest, Conflict
 from chalicelib.metering import refusals
 from chalicelib.models import (SLUG_LIST_PARTITION, TENANT_LIST_PARTITION, RefusalCount, Tenant, UsagePeriod,
                                spend_partition, tenant_pk)
 from chalicelib.periods import current_period, utcnow
-from chalicelib.plans import FEATURES, PLANS
+from chalicelib.plans import FEATURES, feature_limit, requests_per_minute
 from chalicelib.store import decode_cursor, encode_cursor, get_items
 from chalicelib.tenants import change_tenant, profile
 
@@ -98,9 +98,10 @@ def tenant_page(tenant_id: str, period_param: Optional[str]) -> dict:
 
 def set_plan(tenant_id: str, body: Mapping[str, Any]) -> dict:
     validation.fields(body, {"plan"}, required=("plan",))
-    plan = validation.one_of(body, "plan", PLANS)
+    plans = plan_catalog.all_plans()
+    plan = plans[validation.one_of(body, "plan", plans)]
     ai_settings.fit_to_plan(tenant_id, plan)
-    return profile(change_tenant(tenant_id, lambda tenant: {"plan": plan, "plan_changed_at": utcnow()}))
+    return profile(change_tenant(tenant_id, lambda tenant: {"plan": plan.name, "plan_changed_at": utcnow()}))
 
 
 def set_status(tenant_id: str, status: str) -> dict:
@@ -150,13 +151,13 @@ def _merged(tenant: Tenant, body: Mapping[str, Any]) -> dict:
 
 
 def limits_view(tenant: Tenant) -> dict:
-    from chalicelib.plans import feature_limit, requests_per_minute
-
     overrides = tenant.limit_overrides.as_dict() if tenant.limit_overrides else {}
+    plan = plan_catalog.require(tenant.plan)
     return {
         "tenant_id": tenant.tenant_id,
         "plan": tenant.plan,
-        "features": {name: feature_limit(name, overrides) for name in FEATURES},
-        "requests_per_minute": requests_per_minute(tenant.plan, overrides),
+        "plan_version": plan.version,
+        "features": {name: feature_limit(plan, name, overrides) for name in FEATURES if plan.includes(name)},
+        "requests_per_minute": requests_per_minute(plan, overrides),
         "overrides": overrides,
     }

@@ -13,16 +13,18 @@ Two request options change every rate of a call (docs/api-contract.md):
   cache reads together) at 2 x input and 1.5 x output, cache rates scaled like input;
 - fast mode (`speed: "fast"`), on the models that offer it: $30 input and $150 output per million, cache
   rates alike (1.25 x, 2 x and 0.1 x input): the pricing page's fast-mode rates for Opus 4.6, which
-  Claude Code 2.1.332 also applies to every model its catalog marks `fast_mode`. `min_plan` is the lowest plan that may use the model. Costs are computed in integer
-micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
+  Claude Code 2.1.332 also applies to every model its catalog marks `fast_mode`.
+
+`min_plan` is the lowest default plan that offers the model (chalicelib/plans.py); `max_output_tokens` the
+most the model writes in one answer (Opus 128,000, Sonnet 4.6 and Haiku 4.5 64,000), the bound on a
+plan's max_tokens cap (chalicelib/plan_catalog.py; the figure the plans used before: the most any Opus model
+writes). Costs are computed in integer micro-dollars (1 USD = 1,000,000), rounded up per call, never in float.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 from typing import Dict
-
-from chalicelib.plans import PLANS
 
 MICROS_PER_USD = 1_000_000
 
@@ -38,6 +40,7 @@ class ModelPrice:
     min_plan: str
     long_context: bool = False  # a 200k window reaching 1M by beta, billed above LONG_CONTEXT_TOKENS at premium
     fast_mode: bool = False  # offers `speed: "fast"`
+    max_output_tokens: int = 64_000  # the most the model writes in one answer (a plan's cap may not exceed it)
 
     @property
     def cache_write_1h(self) -> Decimal:
@@ -69,18 +72,21 @@ FAST_MODE = {"input": Decimal(30), "output": Decimal(150), "cache_write": Decima
 
 
 def _price(model: str, name: str, input_: str, output: str, cache_write: str, cache_read: str,
-           min_plan: str = "free", long_context: bool = False, fast_mode: bool = False) -> ModelPrice:
+           min_plan: str = "free", long_context: bool = False, fast_mode: bool = False,
+           max_output_tokens: int = 64_000) -> ModelPrice:
     return ModelPrice(model, name, Decimal(input_), Decimal(output), Decimal(cache_write), Decimal(cache_read),
-                      min_plan, long_context, fast_mode)
+                      min_plan, long_context, fast_mode, max_output_tokens)
 
 
 MODELS: Dict[str, ModelPrice] = {p.model: p for p in (
-    _price("claude-opus-5-5", "Claude Opus 5.5", "4", "20", "5", "0.20", "pro", fast_mode=True),
-    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50", "pro", fast_mode=True),
-    _price("claude-opus-4-8", "Claude Opus 4.8", "5", "25", "6.25", "0.50", "pro"),
-    _price("claude-opus-4-7", "Claude Opus 4.7", "5", "25", "6.25", "0.50", "pro"),
+    _price("claude-opus-5-5", "Claude Opus 5.5", "4", "20", "5", "0.20", "pro", fast_mode=True,
+           max_output_tokens=128_000),
+    _price("claude-opus-5", "Claude Opus 5", "5", "25", "6.25", "0.50", "pro", fast_mode=True,
+           max_output_tokens=128_000),
+    _price("claude-opus-4-8", "Claude Opus 4.8", "5", "25", "6.25", "0.50", "pro", max_output_tokens=128_000),
+    _price("claude-opus-4-7", "Claude Opus 4.7", "5", "25", "6.25", "0.50", "pro", max_output_tokens=128_000),
     _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro", long_context=True,
-           fast_mode=True),
+           fast_mode=True, max_output_tokens=128_000),
     _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30", long_context=True),
     _price("claude-haiku-4-5", "Claude Haiku 4.5", "1", "5", "1.25", "0.10"),
 )}
@@ -116,11 +122,6 @@ BEDROCK: Dict[str, BedrockModel] = {m.price.model: m for m in (
     BedrockModel("global.anthropic.claude-haiku-4-5-20251001-v1:0",
                  _price("claude-haiku-4-5", "Claude Haiku 4.5", "1", "5", "1.25", "0.10")),
 )}
-
-
-def model_allowed(model: str, plan: str) -> bool:
-    """Whether a plan may use a model: the Opus models need pro or higher."""
-    return model in MODELS and PLANS[plan].rank >= PLANS[MODELS[model].min_plan].rank
 
 
 def micros(tokens: int, usd_per_million: Decimal) -> Decimal:

@@ -15,7 +15,7 @@ from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, visible_characters
 from chalicelib.ids import new_id
 from chalicelib.logs import get_logger
-from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.metering.limits import TenantLimits
 from chalicelib.models import (
     SLUG_LIST_PARTITION,
     TENANT_LIST_PARTITION,
@@ -119,7 +119,7 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
             tx.save(UserEmail(pk, UserEmail.sk_for(email), user_id=user_id), condition=UserEmail.pk.does_not_exist())
             tx.save(AIConfig(pk, AIConfig.SK, model=pricing.DEFAULT_MODEL, custom_instructions="",
                              inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
-            tx.save(Admission(pk, Admission.SK, version=0, limits=AdmissionLimits.of(tenant).to_json(),
+            tx.save(Admission(pk, Admission.SK, version=0, limits=TenantLimits.of(tenant).to_json(),
                               counters={}))
             if idempotency_key is not None:
                 tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
@@ -223,26 +223,35 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     if "name" in body:
         changes["name"] = validation.display_name(body, "name", max_len=120)
     if "monthly_budget_usd" in body:
-        budget = _budget_micros(body["monthly_budget_usd"])
-        changes.update(monthly_budget_micros=budget, gsi2pk=None if budget is None else budget_segment(tenant_id),
-                       gsi2sk=None if budget is None else tenant_id)
+        changes["monthly_budget_micros"] = _budget_micros(body["monthly_budget_usd"])
     if "budget_alert_thresholds" in body:
         changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])
     if "budget_hard_limit" in body:
         changes["budget_hard_limit"] = validation.boolean(body, "budget_hard_limit")
-    return profile(change_tenant(tenant_id, lambda tenant: changes))
+
+    def change(tenant: Tenant) -> dict:
+        if "monthly_budget_micros" not in changes:
+            return changes
+        # listed for the budget job while it has a budget: its own, or one of its keys' or users'
+        listed = changes["monthly_budget_micros"] is not None or bool(tenant.budgeted_principals)
+        return {**changes, "gsi2pk": budget_segment(tenant_id) if listed else None,
+                "gsi2sk": tenant_id if listed else None}
+
+    return profile(change_tenant(tenant_id, change))
 
 
 CHANGE_ATTEMPTS = 5
 
 
-def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]]) -> Tenant:
+def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]],
+                  also: Optional[Callable[[Any], None]] = None) -> Tenant:
     """Set the attributes `change` returns (None removes one) and write the admission limits they imply.
 
     One transaction updates the profile (only if its limits are unchanged since it was read:
     `limits_version`) and the admission item's copy of the limits with the new version, so the next
     admission anywhere checks the new numbers and two concurrent changes cannot leave the copy behind
-    the profile. Only the named attributes are written: counters kept elsewhere on the profile stay."""
+    the profile. Only the named attributes are written: counters kept elsewhere on the profile stay.
+    `also(tx)` adds writes that must land with the change (a principal's budget item)."""
     from pynamodb.exceptions import TransactWriteError
 
     from chalicelib.store import conflicted
@@ -264,8 +273,10 @@ def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]])
                 tx.update(Tenant(tenant_pk(tenant_id), Tenant.SK), actions=actions,
                           condition=Tenant.pk.exists() & unchanged)
                 tx.update(admission, actions=[Admission.version.set(tenant.limits_version),
-                                              Admission.limits.set(AdmissionLimits.of(tenant).to_json()),
+                                              Admission.limits.set(TenantLimits.of(tenant).to_json()),
                                               Admission.counters.set(Admission.counters | {})])
+                if also is not None:
+                    also(tx)
         except TransactWriteError as error:
             if cancelled_because(error, 0) or conflicted(error):
                 continue

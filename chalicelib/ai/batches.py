@@ -115,7 +115,7 @@ def create(gateway: Gateway, ctx: TenantContext, body: Dict[str, Any], base_url:
     reservation, view = admission.reserve(
         tenant_id, batch_id, FEATURE, worst, first.state.view, first.state.returns,
         load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
-        now=now, count=len(requests), swept=False)
+        now=now, count=len(requests), swept=False, plan_of=first.state.plan_of)
     gateway.cache.remember(tenant_id, view)
     item = MessageBatch(
         tenant_pk(tenant_id), MessageBatch.sk_for(batch_id), batch_id=batch_id, status=CREATING,

@@ -49,11 +49,11 @@ STREAMING = Host(streams=True, deadline_seconds=STREAM_FUNCTION_TIMEOUT_SECONDS 
 
 def _messages_whole(result: GatewayResult) -> Response:
     return Response(body=messages_api.response(result),
-                    headers=messages_api.headers(result.request_id, result.cost_micros))
+                    headers={**messages_api.headers(result.request_id, result.cost_micros), **result.brownout_headers})
 
 
 def _chat_whole(result: GatewayResult) -> Response:
-    return Response(body=result.as_response())
+    return Response(body=result.as_response(), headers=result.brownout_headers)
 
 
 def anthropic_error(error: TesseraError) -> Response:
@@ -90,7 +90,8 @@ def event_stream(body: Any, streamed: streaming.StreamedCall) -> Response:
     The cost header is there only when the body is whole: a streamed answer's cost is known at its end,
     and `GET /usage/events` has it by the request id sent first."""
     return Response(body=body, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                        **messages_api.headers(streamed.request_id, streamed.cost_micros)})
+                                        **messages_api.headers(streamed.request_id, streamed.cost_micros),
+                                        **streamed.prepared.brownout_headers})
 
 
 def answer(route: StreamableRoute, gateway: Gateway, ctx: TenantContext, request: Request,

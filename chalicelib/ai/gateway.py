@@ -2,8 +2,9 @@
 
 Each call, whole or streamed (chalicelib/ai/streaming.py), takes the same steps:
 
-    prepare: tenant, AI settings, admission item and reconciliation (one BatchGetItem, kept a few
-             seconds), the plan gate and limits from the admission item's copy (current by its version),
+    prepare: tenant, AI settings, admission item, reconciliation and the plan's current item (one
+             BatchGetItem, kept a few seconds), the plan gate and limits from the admission item's copy
+             (current by its version) under the plan,
              the call built from the tenant's settings, the key, the worst-case cost (chalicelib/ai/bounds.py)
     admit:   quota, rate and worst-case cost in one conditional UpdateItem (metering.admission)
     the model call with the tenant's own key or the platform pool
@@ -21,21 +22,23 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from chalicelib import observability, pricing
-from chalicelib.ai import bounds
+from chalicelib import observability, plan_catalog, pricing
+from chalicelib.ai import bounds, brownout
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.failover import Failover, Served
 from chalicelib.ai.tenant_keys import TenantKeyVault
 from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
-from chalicelib.metering import admission, ledger, refusals
-from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.budget_models import PrincipalBudget
+from chalicelib.metering import admission, ledger, principal_admission, refusals
+from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
-from chalicelib.plans import FEATURES, PLANS
+from chalicelib.plans import DEFAULT_PLAN, Plan
 from chalicelib.secrets import platform_api_keys
 from chalicelib.settings import get_settings
 from chalicelib.store import get_items
@@ -48,15 +51,41 @@ log = get_logger("gateway")
 class TenantAI:
     tenant: Tenant
     config: AIConfig
+    plan: Plan  # the plan the tenant is on, as it stood when read
     view: Optional[admission.AdmissionView] = None
     returns: admission.Returns = admission.Returns()
 
     @property
-    def limits(self) -> AdmissionLimits:
-        """The limits admission enforces: the admission item's copy when there is one."""
+    def own_limits(self) -> TenantLimits:
+        """The tenant's own numbers: the admission item's copy when there is one."""
         if self.view is not None and self.view.limits is not None:
             return self.view.limits
-        return AdmissionLimits.of(self.tenant)
+        return TenantLimits.of(self.tenant)
+
+    @property
+    def limits(self) -> AdmissionLimits:
+        """The limits admission enforces: the tenant's numbers under its plan."""
+        return self.own_limits.under(self.plan_of(self.own_limits.plan))
+
+    def plan_of(self, name: str) -> Plan:
+        """The plan named, as read with the tenant's items when it is that one (a plan change since then
+        reads the catalog)."""
+        return self.plan if name == self.plan.name else plan_catalog.require(name)
+
+    def with_view(self, view: Optional[admission.AdmissionView], plan: Optional[Plan] = None) -> "TenantAI":
+        return TenantAI(self.tenant, self.config, plan or self.plan, view, self.returns)
+
+    def fresh(self) -> "TenantAI":
+        """This state with the admission item and the plan read again, consistently, in one BatchGetItem:
+        what a refusal is confirmed against, so a limit an operator raised (on the tenant or on its plan)
+        holds for the very next request."""
+        tenant_id, hint = self.tenant.tenant_id, self.own_limits.plan
+        item, record = get_items([(Admission, tenant_pk(tenant_id), Admission.SK), plan_catalog.current_ref(hint)],
+                                 consistent=True)
+        view = admission.AdmissionView.from_item(item)
+        name = view.limits.plan if view is not None and view.limits is not None else hint
+        return self.with_view(view, plan_catalog.from_record(name, record) if name == hint
+                              else plan_catalog.require(name))
 
 
 @dataclass(frozen=True)
@@ -83,6 +112,11 @@ class GatewayResult:
     request_id: str
     reply: ModelReply
     cost_micros: int
+    requested_model: Optional[str] = None  # the model asked, when a brownout served another
+
+    @property
+    def brownout_headers(self) -> Dict[str, str]:
+        return brownout.headers(self.requested_model or self.reply.model, self.reply.model)
 
     def as_response(self) -> dict:
         return {"id": self.request_id, "content": self.reply.text, "model": self.reply.model,
@@ -94,13 +128,34 @@ class TenantCache:
     """Tenant profile, AI settings, admission item and reconciliation for a few seconds in the warm Lambda
     (TESSERA_TENANT_CACHE_SECONDS). Only settings (model, instructions, key) may be that old when used:
     limits are proven current by the admission write itself, and every admission's returned item
-    replaces the cached view, so the view is usually as fresh as this instance's last call."""
+    replaces the cached view, so the view is usually as fresh as this instance's last call. The plan's
+    current item is read in the same BatchGetItem (its name as the authorizer saw it; a second read only
+    when the tenant has moved plan since), so an operator's plan edit holds on this instance within
+    the TTL (chalicelib/plan_catalog.py)."""
+
 
     def __init__(self) -> None:
         self._entries: Dict[str, Tuple[float, TenantAI]] = {}
+        self._terms: Dict[Tuple[str, str], Tuple[float, principal_admission.PrincipalCharge]] = {}
         self._lock = threading.Lock()
 
-    def load(self, tenant_id: str) -> TenantAI:
+    def charge(self, tenant_id: str, principal_id: str) -> principal_admission.PrincipalCharge:
+        """The caller with its budget as last read here (within the TTL). Admission's transaction checks the
+        budget's version, so an old copy can only make it read again, never admit wrongly."""
+        with self._lock:
+            hit = self._terms.get((tenant_id, principal_id))
+        known = hit is not None and hit[0] > time.monotonic()
+        return principal_admission.PrincipalCharge(
+            principal_id, load=lambda: principal_admission.load_terms(tenant_id, principal_id),
+            terms=hit[1].terms if known else None, loaded=known and hit[1].loaded,
+            seen_version=hit[1].seen_version if known else None)
+
+    def remember_terms(self, tenant_id: str, charge: principal_admission.PrincipalCharge) -> None:
+        with self._lock:
+            self._terms[(tenant_id, charge.principal_id)] = (
+                time.monotonic() + get_settings().tenant_cache_seconds, charge)
+
+    def load(self, tenant_id: str, plan_hint: str = "", principal_id: str = "") -> TenantAI:
         ttl = get_settings().tenant_cache_seconds
         now = time.monotonic()
         with self._lock:
@@ -108,38 +163,46 @@ class TenantCache:
         if hit and hit[0] > now:
             return hit[1]
         pk = tenant_pk(tenant_id)
-        tenant, config, item, reconciled = get_items([
+        hint = plan_hint or DEFAULT_PLAN
+        budget = [(PrincipalBudget, pk, PrincipalBudget.sk_for(principal_id))] if principal_id else []
+        tenant, config, item, reconciled, plan_record, *terms = get_items([
             (Tenant, pk, Tenant.SK), (AIConfig, pk, AIConfig.SK), (Admission, pk, Admission.SK),
-            (Reconciliation, pk, Reconciliation.SK)])
+            (Reconciliation, pk, Reconciliation.SK), plan_catalog.current_ref(hint)] + budget)
+        if principal_id:  # the caller's own budget, if it has one, in the same read (none: confirmed if marked)
+            self.remember_terms(tenant_id, principal_admission.PrincipalCharge(
+                principal_id, load=lambda: None, terms=principal_admission.BudgetTerms.from_item(terms[0]),
+                loaded=terms[0] is not None))
         if tenant is None or config is None:
             raise NotFound("Tenant not found.")
-        state = TenantAI(tenant, config, admission.AdmissionView.from_item(item),
-                         admission.Returns.from_item(reconciled))
+        view = admission.AdmissionView.from_item(item)
+        name = view.limits.plan if view is not None and view.limits is not None else tenant.plan
+        plan = plan_catalog.from_record(name, plan_record) if name == hint else plan_catalog.require(name)
+        state = TenantAI(tenant, config, plan, view, admission.Returns.from_item(reconciled))
         if ttl > 0:
             with self._lock:
                 self._entries[tenant_id] = (now + ttl, state)
         return state
 
-    def remember(self, tenant_id: str, view: admission.AdmissionView) -> None:
-        """Keep the admission item as this instance's last write left it."""
+    def remember(self, tenant_id: str, view: admission.AdmissionView, plan: Optional[Plan] = None) -> None:
+        """Keep the admission item as this instance's last write left it (and the plan, if read since)."""
         with self._lock:
             hit = self._entries.get(tenant_id)
             if hit is not None:
-                self._entries[tenant_id] = (hit[0], TenantAI(hit[1].tenant, hit[1].config, view, hit[1].returns))
+                self._entries[tenant_id] = (hit[0], hit[1].with_view(view, plan))
 
     def forget(self, tenant_id: str) -> None:
         with self._lock:
             self._entries.pop(tenant_id, None)
 
 
-def granted_max_tokens(asked: Optional[int], tenant_default: int, plan: str) -> int:
+def granted_max_tokens(asked: Optional[int], tenant_default: int, plan: Plan) -> int:
     """max_tokens as served, never lowered: what the caller asked, up to the plan's cap (above it, a 400
     naming the cap); the tenant's setting only when the caller says nothing (Tessera's feature routes)."""
-    cap = PLANS[plan].max_tokens_cap
+    cap = plan.max_tokens_cap
     if asked is None:
         return min(tenant_default, cap)
     if asked > cap:
-        raise BadRequest(f"max_tokens: {asked} is above the {plan} plan's cap of {cap}. Ask for {cap} or fewer.",
+        raise BadRequest(f"max_tokens: {asked} is above the {plan.name} plan's cap of {cap}. Ask for {cap} or fewer.",
                          code="max_tokens_above_cap", details={"max_tokens_cap": cap})
     return asked
 
@@ -172,6 +235,11 @@ class PreparedCall:
     own_key: bool
     state: TenantAI = field(repr=False)
     worst_case_micros: int
+    requested_model: str = ""  # the model asked; model_call.model is the one that serves (brownout)
+
+    @property
+    def brownout_headers(self) -> Dict[str, str]:
+        return brownout.headers(self.requested_model or self.model_call.model, self.model_call.model)
 
 
 class Gateway:
@@ -184,21 +252,20 @@ class Gateway:
         self.cache = cache or TenantCache()
         self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
 
-    def tenant_state(self, tenant_id: str) -> TenantAI:
-        return self.cache.load(tenant_id)
+    def tenant_state(self, tenant_id: str, plan_hint: str = "", principal_id: str = "") -> TenantAI:
+        return self.cache.load(tenant_id, plan_hint, principal_id)
 
     def require_feature(self, state: TenantAI, feature: str) -> TenantAI:
         """Refuse a feature the plan lacks, confirming a refusal against the admission item first (the
         plan may have changed since this instance last looked). Returns the state the check used."""
         for fresh in (False, True):
             if fresh:
-                state = TenantAI(state.tenant, state.config, admission.load_view(state.tenant.tenant_id),
-                                 state.returns)
+                state = state.fresh()
             limits = state.limits
             if limits.status != "active":
                 error = Forbidden("This tenant is suspended.", code="tenant_suspended")
             elif feature not in limits.features:
-                needed = FEATURES[feature].plan
+                needed = limits.required_plan(feature)
                 error = Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
                                   code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
             else:
@@ -212,14 +279,17 @@ class Gateway:
     def require_plan_feature(self, tenant_id: str, feature: str) -> None:
         self.require_feature(self.tenant_state(tenant_id), feature)
 
-    def build_call(self, state: TenantAI, call: FeatureCall) -> ModelCall:
+    def build_call(self, state: TenantAI, call: FeatureCall, feature: str = "") -> ModelCall:
         config = state.config
-        plan = state.limits.plan
+        plan = state.plan_of(state.own_limits.plan)
         model = call.model or config.model
-        if model not in pricing.MODELS or not pricing.model_allowed(model, plan):
+        if not plan.allows_model(model):
             raise NotFound(f"model: {model} is not available to this tenant. GET /v1/models lists them.",
                            code="model_not_found")
         max_tokens = granted_max_tokens(call.max_tokens, int(config.max_tokens), plan)
+        served = served_model(state, feature, model, plan)
+        if pricing.MODELS[served].max_output_tokens >= max_tokens:  # else the cheaper model could not serve it
+            model = served
         thinking = call.params.get("thinking") or {}
         budget = thinking.get("budget_tokens")
         if thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= max_tokens:
@@ -253,27 +323,38 @@ class Gateway:
 
     def prepare(self, ctx: TenantContext, feature: str, call: FeatureCall) -> PreparedCall:
         try:
-            state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+            state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan, ctx.principal_id), feature)
         except TesseraError as error:
             raise refusals.counted(ctx.tenant_id, error)
-        model_call = self.build_call(state, call)
+        model_call = self.build_call(state, call, feature)
         api_key, own_key = self._api_key(state)
         counted = (self.model_client.count_tokens(model_call, api_key, own_key)
                    if bounds.needs_upstream_count(model_call) else None)
         return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
                             api_key=api_key, own_key=own_key, state=state,
-                            worst_case_micros=bounds.worst_case_micros(model_call, counted))
+                            worst_case_micros=bounds.worst_case_micros(model_call, counted),
+                            requested_model=call.model or state.config.model)
 
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
+        latest = [state]  # the plan too is read again when the view is (a refusal's confirmation)
+        principal = self.cache.charge(tenant_id, prepared.ctx.principal_id)
+
+        def load_view() -> Optional[admission.AdmissionView]:
+            latest[0] = latest[0].fresh()
+            return latest[0].view
+
         try:
             reservation, view = admission.reserve(
                 tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view,
-                state.returns, load_view=lambda: admission.load_view(tenant_id),
-                load_returns=lambda: admission.load_returns(tenant_id))
+                state.returns, load_view=load_view, load_returns=lambda: admission.load_returns(tenant_id),
+                plan_of=lambda name: latest[0].plan_of(name), principal=principal)
         except TesseraError as error:
             raise refusals.counted(tenant_id, error)
-        self.cache.remember(tenant_id, view)
+        finally:
+            if principal.loaded:
+                self.cache.remember_terms(tenant_id, principal)
+        self.cache.remember(tenant_id, view, latest[0].plan)
         return reservation
 
     @staticmethod
@@ -357,14 +438,26 @@ class Gateway:
             raise
         cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id,
                            served=served)
-        return GatewayResult(prepared.request_id, reply, cost)
+        return GatewayResult(prepared.request_id, reply, cost, prepared.requested_model)
 
     def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
         """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
-        state = self.require_feature(self.tenant_state(ctx.tenant_id), feature)
+        state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan), feature)
         model_call = self.build_call(state, call)
         api_key, own_key = self._api_key(state)
         return self.model_client.count_tokens(model_call, api_key, own_key)
+
+
+def served_model(state: TenantAI, feature: str, requested: str, plan: Plan) -> str:
+    """The model that serves the call: the tenant's brownout model once its month's spend (what admission
+    holds, as this instance last saw it) reaches the rule's share of its budget (chalicelib/ai/brownout.py)."""
+    limits = state.own_limits
+    if not state.config.brownout or limits.budget_micros is None or state.view is None:
+        return requested
+    period = admission.Moment.of(datetime.now(timezone.utc)).period
+    spent = state.view.counters.get(admission.committed_key(period), 0) - state.returns.refunded(period)
+    served = brownout.served_model(state.config.brownout, feature, requested, limits.budget_micros, spent)
+    return served if plan.allows_model(served) else requested
 
 
 _default: Optional[Gateway] = None

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.models import Tenant
-from chalicelib.pricing import MODELS, ModelPrice, model_allowed
+from chalicelib.pricing import MODELS, ModelPrice
 
 UNKNOWN_RELEASE = "1970-01-01T00:00:00Z"
 DEFAULT_LIMIT = 20
@@ -23,7 +23,10 @@ def model_info(price: ModelPrice) -> Dict[str, Any]:
 
 
 def _allowed(tenant: Tenant) -> List[ModelPrice]:
-    return [price for price in MODELS.values() if model_allowed(price.model, tenant.plan)]
+    from chalicelib import plan_catalog
+
+    plan = plan_catalog.require(tenant.plan)
+    return [price for price in MODELS.values() if plan.allows_model(price.model)]
 
 
 def get_model(tenant: Tenant, model_id: str) -> Dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import PutError
 
 from chalicelib import pricing
+from chalicelib.jobs import principal_alerts
 from chalicelib.logs import get_logger
 from chalicelib.models import AlertClaim, Tenant, UsagePeriod, User, budget_segments, tenant_pk
 from chalicelib.notify import Notifier
@@ -128,12 +129,15 @@ def check_segment(segment: str, periods: List[str], notifier: Notifier, report: 
         for period in periods:
             aggregates = _aggregates(tenants, period)
             for tenant in tenants:
-                _check_tenant(tenant, aggregates.get(tenant_pk(tenant.tenant_id)), period, notifier, report)
+                if tenant.monthly_budget_micros is not None:
+                    _check_tenant(tenant, aggregates.get(tenant_pk(tenant.tenant_id)), period, notifier, report)
+                principal_alerts.check(tenant, period, notifier, report, _claim, _owners, crossed)
     return checked
 
 
 def _budgeted(segment: str) -> Iterator[Tenant]:
-    return (t for t in Tenant.with_budget.query(segment) if t.monthly_budget_micros is not None)
+    return (t for t in Tenant.with_budget.query(segment)
+            if t.monthly_budget_micros is not None or t.budgeted_principals)
 
 
 def _chunks(items: Iterator[Tenant], size: int) -> Iterator[List[Tenant]]:
@@ -173,8 +177,9 @@ def _check_tenant(tenant: Tenant, aggregate: Optional[UsagePeriod], period: str,
         log.info("budget alert sent", extra={"fields": fields})
 
 
-def _claim(tenant_id: str, period: str, threshold: int, now: float) -> Optional[AlertClaim]:
-    claim = AlertClaim(tenant_pk(tenant_id), AlertClaim.sk_for(period, threshold), period=period,
+def _claim(tenant_id: str, period: str, threshold: int, now: float, sk: Optional[str] = None) -> Optional[AlertClaim]:
+    """`sk`: a principal budget's own claim (chalicelib/jobs/principal_alerts.py)."""
+    claim = AlertClaim(tenant_pk(tenant_id), sk or AlertClaim.sk_for(period, threshold), period=period,
                        threshold=threshold, status="sending", lease_until=int(now) + LEASE_SECONDS,
                        claimed_at=datetime.now(timezone.utc))
     expired_lease = (AlertClaim.status == "sending") & (AlertClaim.lease_until < int(now))

@@ -49,11 +49,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
-from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
-from chalicelib.metering.limits import AdmissionLimits
+from chalicelib.errors import Forbidden, PaymentRequired, TesseraError, TooManyRequests
+from chalicelib.metering import principal_admission
+from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
-from chalicelib.plans import FEATURE_BY_CODE, FEATURES
+from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan
 from chalicelib.store import UpdateText, update_or_explain, write_conflicted
 
 SLOT_SECONDS = 5
@@ -126,14 +127,14 @@ class AdmissionView:
     """What this instance last saw of a tenant's admission item."""
 
     version: int
-    limits: Optional[AdmissionLimits]
+    limits: Optional[TenantLimits]  # the tenant's own numbers; its plan's come from the catalog
     counters: Dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_raw(cls, raw: dict) -> "AdmissionView":
         limits = raw.get("limits", {}).get("S")
         return cls(version=int(raw.get("version", {}).get("N", 0)),
-                   limits=AdmissionLimits.from_json(limits) if limits else None,
+                   limits=TenantLimits.from_json(limits) if limits else None,
                    counters=_numbers(raw.get("counters", {}).get("M")))
 
     @classmethod
@@ -142,7 +143,7 @@ class AdmissionView:
             return None
         counters = item.counters.as_dict() if item.counters else {}
         return cls(version=int(item.version or 0),
-                   limits=AdmissionLimits.from_json(item.limits) if item.limits else None,
+                   limits=TenantLimits.from_json(item.limits) if item.limits else None,
                    counters={k: int(v) for k, v in counters.items()})
 
 
@@ -173,6 +174,7 @@ class Reservation:
     bucket: int
     worst_case_micros: int
     started_at: datetime
+    principal_budget: Optional[str] = None  # the principal whose hard budget counted this call
 
 
 @dataclass(frozen=True)
@@ -206,9 +208,9 @@ class Refusal(Exception):
         self.confirm = frozenset(confirm)
 
 
-def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: Moment, count: int = 1) -> None:
+def _check(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
+           count: int = 1) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
-    limits = view.limits
     if limits.status != "active":
         raise Refusal(Forbidden("This tenant is suspended.", code="tenant_suspended"), VIEW)
     if feature not in limits.features:
@@ -232,10 +234,12 @@ def _check(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
             raise Refusal(budget_error(), VIEW, RETURNS)
 
 
-def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: Moment, count: int = 1,
-           swept: bool = True) -> UpdateText:
+def _write(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
+           count: int = 1, swept: bool = True, adds: Optional[Dict[str, int]] = None) -> UpdateText:
+    """The admission write; `adds` collects what it adds to each counter (the item after a transaction,
+    which returns nothing, is this view plus these)."""
     update = UpdateText()
-    limits = view.limits
+    adds = {} if adds is None else adds
 
     def counter(key: str) -> str:
         return update.name("counters", key)
@@ -259,16 +263,29 @@ def _write(view: AdmissionView, returns: Returns, feature: str, worst: int, at: 
     rate = update.number(limits.requests_per_minute - _previous_minute_in_window(view.counters, at))
     update.require(f"attribute_not_exists({this_minute}) OR {this_minute} < {rate}")
 
-    update.add(admitted, count)
-    update.add(committed, worst)
+    def add(key: str, amount: int) -> None:
+        update.add(counter(key), amount)
+        adds[key] = amount
+
+    add(admitted_key(at.period, feature), count)
+    add(committed_key(at.period), worst)
     if swept:
-        update.add(counter(bucket_count_key(at.bucket, feature)), 1)
-        update.add(counter(bucket_worst_key(at.bucket, feature)), worst)
-    update.add(this_minute, 1)
-    update.add(counter(slot_key(at.minute, at.slot)), 1)
+        add(bucket_count_key(at.bucket, feature), 1)
+        add(bucket_worst_key(at.bucket, feature), worst)
+    add(minute_key(at.minute), 1)
+    add(slot_key(at.minute, at.slot), 1)
     for key in stale_keys(view.counters, at):
         update.remove(counter(key))
     return update
+
+
+def _after(view: AdmissionView, adds: Dict[str, int]) -> AdmissionView:
+    """The item as this instance's transaction left it, as far as it knows (a transaction returns no item;
+    the next write's conditions prove what it needs)."""
+    counters = dict(view.counters)
+    for key, amount in adds.items():
+        counters[key] = counters.get(key, 0) + amount
+    return AdmissionView(view.version, view.limits, counters)
 
 
 def stale_keys(counters: Dict[str, int], at: Moment, most: int = 16) -> List[str]:
@@ -333,12 +350,17 @@ def _stale_view(view: AdmissionView, actual: AdmissionView, at: Moment) -> bool:
 def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: int, view: Optional[AdmissionView],
             returns: Returns, load_view: Callable[[], Optional[AdmissionView]],
             load_returns: Callable[[], Returns], now: Optional[datetime] = None, count: int = 1,
-            swept: bool = True) -> Tuple[Reservation, AdmissionView]:
+            swept: bool = True, plan_of: Optional[Callable[[str], Plan]] = None,
+            principal: Optional[principal_admission.PrincipalCharge] = None) -> Tuple[Reservation, AdmissionView]:
     """Admit one call or raise the refusal. Returns the reservation and the item as this write left it.
 
     `load_view` and `load_returns` are consistent reads, used only when the view is missing or a refusal
     needs confirming: a warm instance admits in one round trip. A Message Batch is admitted as one
-    reservation of `count` calls, not `swept`: its batch item holds it (chalicelib/ai/batches.py)."""
+    reservation of `count` calls, not `swept`: its batch item holds it (chalicelib/ai/batches.py).
+    `plan_of(name)` is the plan as it stands (the gateway's, read with the tenant's items; by default a
+    read of the catalog). `principal`, the caller: when the admission item says it has a hard budget of
+    its own, the write is a transaction with its budget item (chalicelib/metering/principal_admission.py)."""
+    plan_of = plan_of or _catalog_plan
     now = now or datetime.now(timezone.utc)
     at = Moment.of(now)
     confirmed = set()
@@ -346,8 +368,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
         if view is None or view.limits is None:
             view = load_view() or ensure_admission(tenant_id)
             confirmed.add(VIEW)
+        limits = view.limits.under(plan_of(view.limits.plan))
         try:
-            _check(view, returns, feature, worst_case_micros, at, count)
+            _check(view, limits, returns, feature, worst_case_micros, at, count)
         except Refusal as refusal:
             unconfirmed = refusal.confirm - confirmed
             if unconfirmed:
@@ -358,17 +381,43 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                     returns = load_returns()
                 continue
             raise refusal.error from None
-        update = _write(view, returns, feature, worst_case_micros, at, count, swept)
-        try:
-            ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
-        except Exception as error:
-            if not write_conflicted(error):
-                raise
-            time.sleep(0.005)  # a limits change's transaction held the item for a moment
-            continue
+        terms = principal.current(view.version) if principal is not None and view.limits.budgets(
+            principal.principal_id) else None
+        if terms is not None:
+            try:
+                principal_admission.check(terms, worst_case_micros, count)
+            except TesseraError:
+                if principal.confirmed:
+                    raise
+                principal.reload()  # the budget may have been raised since it was read
+                continue
+        adds: Dict[str, int] = {}
+        update = _write(view, limits, returns, feature, worst_case_micros, at, count, swept, adds)
+        if terms is not None:
+            outcome, raw = principal_admission.transact(tenant_id, principal.principal_id, update,
+                                                        principal_admission.write(terms, at.period,
+                                                                                  worst_case_micros, count))
+            if outcome == "conflict":
+                time.sleep(0.005)
+                continue
+            if outcome == "principal":
+                if principal.confirmed:
+                    raise principal_admission.refusal(terms, raw, at.period, worst_case_micros, count)
+                principal.reload()
+                continue
+            ok = outcome == "ok"
+        else:
+            try:
+                ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
+            except Exception as error:
+                if not write_conflicted(error):
+                    raise
+                time.sleep(0.005)  # a limits change's transaction held the item for a moment
+                continue
         if ok:
-            reservation = Reservation(tenant_id, request_id, feature, at.period, at.bucket, worst_case_micros, now)
-            return reservation, AdmissionView.from_raw(raw)
+            reservation = Reservation(tenant_id, request_id, feature, at.period, at.bucket, worst_case_micros, now,
+                                      principal.principal_id if terms is not None else None)
+            return reservation, (AdmissionView.from_raw(raw) if raw is not None else _after(view, adds))
         if raw is None:
             view = None
             continue
@@ -381,7 +430,8 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     # retry that cannot succeed.
     if view is not None and view.limits is not None:
         try:
-            _check(view, load_returns(), feature, worst_case_micros, at, count)
+            _check(view, view.limits.under(plan_of(view.limits.plan)), load_returns(), feature, worst_case_micros,
+                   at, count)
         except Refusal as refusal:
             raise refusal.error from None
     raise TooManyRequests("Too many simultaneous requests for this tenant; retry shortly.", retry_after=1,
@@ -426,12 +476,18 @@ def ensure_admission(tenant_id: str) -> AdmissionView:
 
     tenant = get_tenant(tenant_id, consistent=True)
     item = Admission(tenant_pk(tenant_id), Admission.SK, version=int(tenant.limits_version or 0),
-                     limits=AdmissionLimits.of(tenant).to_json(), counters={})
+                     limits=TenantLimits.of(tenant).to_json(), counters={})
     try:
         item.save(condition=Admission.pk.does_not_exist())
     except PutError:
         return load_view(tenant_id)
     return AdmissionView.from_item(item)
+
+
+def _catalog_plan(name: str) -> Plan:
+    from chalicelib import plan_catalog
+
+    return plan_catalog.require(name)
 
 
 def load_view(tenant_id: str) -> Optional[AdmissionView]:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from chalicelib.logs import get_logger
+from chalicelib.metering import principal_admission
 from chalicelib.metering.admission import AdmissionView, Reservation, give_back
 from chalicelib.models import UsageEvent, tenant_pk
 from chalicelib.settings import get_settings
@@ -89,6 +90,15 @@ def record(reservation: Reservation, result: Settlement, batch_id: Optional[str]
         batch_id=batch_id, custom_id=custom_id, given_back=True if result.given_back else None,
         created_at=reservation.started_at, expires_at=reservation.started_at + timedelta(seconds=retention),
     )
+    if reservation.principal_budget is not None and batch_id is None:
+        refund, released = principal_admission.give_back(result.status in CHARGED, result.status == FAILED,
+                                                         reservation.worst_case_micros, result.cost_micros)
+        written = principal_admission.record_with_budget(item, reservation.tenant_id, reservation.principal_budget,
+                                                         reservation.period, refund, released)
+        if written is not None:
+            if not written:
+                log.info("usage already recorded", extra={"fields": {"request_id": reservation.request_id}})
+            return written
     if not put_new(UsageEvent, item):
         log.info("usage already recorded", extra={"fields": {"request_id": reservation.request_id}})
         return False

@@ -1,21 +1,28 @@
-"""The numbers admission enforces for a tenant, derived from its profile in one place.
+"""The numbers admission enforces for a tenant: its own (on its admission item) under its plan's.
 
-Every change to a tenant's plan, status, limit overrides or budget writes the
-tenant and a copy of these numbers onto its admission item in one transaction
-(`tenants.change_tenant`), so the admission write's condition always checks the
-current numbers: a change holds for the very next request on every instance.
+Every change to a tenant's plan, status, limit overrides or budget writes the tenant and a copy of its
+own numbers (`TenantLimits`: plan name, status, overrides, budget) onto its admission item in one
+transaction (`tenants.change_tenant`), so the admission write's condition always checks the current
+ones: such a change holds for the very next request on every instance. The plan's numbers (feature
+limits, rate) come from the plan catalog (chalicelib/plan_catalog.py), read with the tenant's items:
+an operator's edit of a plan reaches every tenant on it without touching their items.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
-from chalicelib.plans import FEATURES, PLANS, feature_enabled, feature_limit, requests_per_minute
+from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan, feature_limit, requests_per_minute
+
+PRINCIPAL_BITS = 128
 
 
 @dataclass(frozen=True)
 class AdmissionLimits:
+    """The limits one admission checks: the tenant's numbers resolved under its plan as it stands."""
+
     plan: str
     status: str
     # Monthly limit of each feature the plan includes (None: unlimited); features not in the plan are absent.
@@ -23,34 +30,90 @@ class AdmissionLimits:
     requests_per_minute: int = 0
     budget_micros: Optional[int] = None
     hard_limit: bool = False
+    max_tokens_cap: int = 0
+
+    def required_plan(self, feature: str) -> str:
+        return FEATURES[feature].introduced
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """The tenant's own numbers, as its admission item holds them."""
+
+    plan: str
+    status: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # as Tenant.limit_overrides
+    budget_micros: Optional[int] = None
+    hard_limit: bool = False
+    # The principals with a hard budget, as a 128-bit set (bit principal_bit(id)): the same few bytes on
+    # the admission item however many there are. A principal whose bit another's set reads its (absent)
+    # budget once per version of the item and is then admitted as any other.
+    principals: int = 0
+
+    def budgets(self, principal_id: str) -> bool:
+        """Whether calls of this principal may be held to a hard budget of its own."""
+        return bool(self.principals >> principal_bit(principal_id) & 1)
 
     @classmethod
-    def of(cls, tenant) -> "AdmissionLimits":
+    def of(cls, tenant) -> "TenantLimits":
         overrides = tenant.limit_overrides or {}
         overrides = overrides.as_dict() if hasattr(overrides, "as_dict") else overrides
         budget = tenant.monthly_budget_micros
-        return cls(
-            plan=tenant.plan, status=tenant.status,
-            features={name: feature_limit(name, overrides) for name in FEATURES
-                      if feature_enabled(tenant.plan, name)},
-            requests_per_minute=requests_per_minute(tenant.plan, overrides),
-            budget_micros=int(budget) if budget is not None else None,
-            hard_limit=bool(tenant.budget_hard_limit))
+        return cls(plan=tenant.plan, status=tenant.status, overrides=_plain(overrides),
+                   budget_micros=int(budget) if budget is not None else None,
+                   hard_limit=bool(tenant.budget_hard_limit),
+                   principals=principal_bits(tenant.hard_budgets or ()))
+
+    def under(self, plan: Plan) -> AdmissionLimits:
+        """These numbers over `plan`'s (the plan this tenant is on, as it stands)."""
+        return AdmissionLimits(
+            plan=self.plan, status=self.status,
+            features={name: feature_limit(plan, name, self.overrides) for name in FEATURES if plan.includes(name)},
+            requests_per_minute=requests_per_minute(plan, self.overrides), budget_micros=self.budget_micros,
+            hard_limit=self.hard_limit, max_tokens_cap=plan.max_tokens_cap)
 
     def to_json(self) -> str:
-        return json.dumps({"plan": self.plan, "status": self.status, "features": self.features,
-                           "rpm": self.requests_per_minute, "budget": self.budget_micros,
-                           "hard": self.hard_limit}, separators=(",", ":"), sort_keys=True)
+        """Compact: the admission item must stay under 1 KB (features by their one-letter codes)."""
+        over: Dict[str, Any] = {}
+        if self.overrides.get("features"):
+            over["f"] = {FEATURES[name].code: n for name, n in self.overrides["features"].items()}
+        if self.overrides.get("requests_per_minute") is not None:
+            over["r"] = self.overrides["requests_per_minute"]
+        data = {"plan": self.plan, "status": self.status, "o": over, "budget": self.budget_micros,
+                "hard": self.hard_limit}
+        if self.principals:  # absent when none
+            data["pb"] = format(self.principals, "x")
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "AdmissionLimits":
+    def from_json(cls, text: str) -> "TenantLimits":
         data = json.loads(text)
-        return cls(plan=data["plan"], status=data["status"], features=dict(data["features"]),
-                   requests_per_minute=int(data["rpm"]), budget_micros=data["budget"], hard_limit=data["hard"])
+        if "o" in data:
+            short = data["o"]
+            over = _plain({"features": {FEATURE_BY_CODE[c]: n for c, n in (short.get("f") or {}).items()},
+                           "requests_per_minute": short.get("r")})
+        else:  # written before plans were data: its resolved numbers, enforced as they were
+            over = {"features": data.get("features") or {}, "requests_per_minute": data.get("rpm")}
+        return cls(plan=data["plan"], status=data["status"], overrides=over, budget_micros=data["budget"],
+                   hard_limit=data["hard"], principals=int(data.get("pb", "0"), 16))
 
-    def required_plan(self, feature: str) -> str:
-        return FEATURES[feature].plan
 
-    @property
-    def max_tokens_cap(self) -> int:
-        return PLANS[self.plan].max_tokens_cap
+def principal_bit(principal_id: str) -> int:
+    """A principal's bit in `TenantLimits.principals`, from SHA-256 of its id (stable across processes)."""
+    return int(hashlib.sha256(principal_id.encode("utf-8")).hexdigest()[:8], 16) % PRINCIPAL_BITS
+
+
+def principal_bits(principal_ids) -> int:
+    bits = 0
+    for principal_id in principal_ids:
+        bits |= 1 << principal_bit(principal_id)
+    return bits
+
+
+def _plain(overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Overrides as JSON-ready ints (PynamoDB hands numbers back as Decimal)."""
+    features = {k: (None if v is None else int(v)) for k, v in dict(overrides.get("features") or {}).items()}
+    out: Dict[str, Any] = {"features": features} if features else {}
+    if overrides.get("requests_per_minute") is not None:
+        out["requests_per_minute"] = int(overrides["requests_per_minute"])
+    return out

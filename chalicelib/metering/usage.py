@@ -16,7 +16,7 @@ from chalicelib.metering import admission, refusals
 from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, Reconciliation, RefusalCount,
                                Tenant, UsageCounter, UsageEvent, UsagePeriod, tenant_pk)
 from chalicelib.periods import isoformat, parse_period, period_end, period_start, utcnow
-from chalicelib.plans import FEATURES, feature_enabled, feature_limit
+from chalicelib.plans import FEATURES, feature_limit
 from chalicelib.store import decode_cursor, encode_cursor, get_items
 from chalicelib.validation import page_size
 
@@ -105,12 +105,17 @@ def forecast_micros(spent: int, period: str, now: datetime) -> int:
     return spent * whole // max(1, int(elapsed))
 
 
-def admission_state(tenant_id: str) -> tuple[admission.AdmissionView, admission.Returns]:
-    """The admission item and what settled calls gave back, read together and consistently."""
+def admission_state(tenant_id: str, plan: Optional[str] = None) -> tuple:
+    """The admission item and what settled calls gave back, read together and consistently; with `plan`,
+    that plan's current item in the same read, and the plan as a third value."""
+    from chalicelib import plan_catalog
+
     pk = tenant_pk(tenant_id)
-    item, reconciled = get_items([(Admission, pk, Admission.SK), (Reconciliation, pk, Reconciliation.SK)],
-                                 consistent=True)
+    refs = [(Admission, pk, Admission.SK), (Reconciliation, pk, Reconciliation.SK)]
+    item, reconciled, *record = get_items(refs + ([plan_catalog.current_ref(plan)] if plan else []), consistent=True)
     view = admission.AdmissionView.from_item(item) or admission.AdmissionView(version=0, limits=None)
+    if plan:
+        return view, admission.Returns.from_item(reconciled), plan_catalog.from_record(plan, record[0])
     return view, admission.Returns.from_item(reconciled)
 
 
@@ -195,18 +200,19 @@ def events(tenant_id: str, period_param: Optional[str], limit: Optional[str], cu
 
 
 def feature_standing(tenant: Tenant, period: str) -> dict:
-    view, returns = admission_state(tenant.tenant_id)
+    view, returns, plan = admission_state(tenant.tenant_id, tenant.plan)
     overrides = tenant.limit_overrides.as_dict() if tenant.limit_overrides else {}
     out = {}
     for name, feature in FEATURES.items():
-        limit = feature_limit(name, overrides)
+        enabled = plan.includes(name)
+        limit = feature_limit(plan, name, overrides) if enabled else None
         used = view.counters.get(admission.admitted_key(period, name), 0) - returns.released(period, name)
         out[name] = {
-            "enabled": feature_enabled(tenant.plan, name),
-            "required_plan": feature.plan,
+            "enabled": enabled,
+            "required_plan": feature.introduced,
             "limit": limit,
             "used": used,
             "remaining": None if limit is None else max(0, limit - used),
             "resets_at": isoformat(period_end(period)),
         }
-    return {"plan": tenant.plan, "period": period, "features": out}
+    return {"plan": tenant.plan, "plan_version": plan.version, "period": period, "features": out}

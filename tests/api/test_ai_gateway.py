@@ -242,7 +242,8 @@ def test_ai_config_validation(api, tenant, body, code):
 def test_default_ai_config_after_sign_up(api, tenant):
     config = api.call("GET", "/tenant/ai-config", token=tenant.token).json
     assert config == {"model": "claude-sonnet-4-6", "max_tokens": 1024, "temperature": 0.7,
-                      "custom_instructions": "", "inject_context": True, "api_key": {"set": False, "last4": None}}
+                      "custom_instructions": "", "inject_context": True, "api_key": {"set": False, "last4": None},
+                      "brownout": {}}  # no brownout unless the tenant chooses one
 
 
 def test_models_lists_plan_models_with_prices(api, tenant, operator_token):

@@ -117,7 +117,7 @@ def test_creates_answer_201_and_deletes_204_as_the_routes_do():
     for path, method, op in operations():
         codes = {str(s) for s in op["responses"] if str(s).startswith("2")}
         if op["operationId"] in ("signUp", "createUser", "createApiKey", "createPrompt", "exportTenant",
-                                 "adminExportTenant"):
+                                 "adminExportTenant", "adminCreatePlan"):
             assert codes == {"201"}, (method, path)
         elif op["operationId"] == "adminDeleteTenant":  # accepted: the purge follows the grace period
             assert codes == {"202"}, (method, path)

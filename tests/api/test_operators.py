@@ -56,6 +56,9 @@ def refused(response, code="unauthorized"):
 def test_operator_routes_are_the_tenant_operations_the_platforms_month_and_offboarding():
     assert sorted(operator_routes()) == sorted([
         ("/admin/tenants", "GET"), ("/admin/tenants/{tenant_id}", "GET"), ("/admin/usage", "GET"),
+        ("/admin/plans", "GET"), ("/admin/plans", "POST"), ("/admin/plans/{plan_id}", "GET"),
+        ("/admin/plans/{plan_id}", "PATCH"), ("/admin/plans/{plan_id}/versions", "GET"),
+        ("/admin/plans/{plan_id}/versions/{version}", "GET"), ("/admin/plans/{plan_id}/audit", "GET"),
         ("/admin/tenants/{tenant_id}/plan", "PUT"),
         ("/admin/tenants/{tenant_id}/suspend", "POST"), ("/admin/tenants/{tenant_id}/resume", "POST"),
         ("/admin/tenants/{tenant_id}/limits", "PUT"), ("/admin/tenants/{tenant_id}", "DELETE"),
@@ -211,7 +214,7 @@ def test_operator_overrides_limits_and_null_restores_the_plans(module_api, opera
     assert (set_.json["features"]["basic_chat"], set_.json["requests_per_minute"]) == (5, 20)
     restored = module_api.call("PUT", url, {"features": {"basic_chat": None}, "requests_per_minute": None},
                                token=operator)
-    assert (restored.json["features"]["basic_chat"], restored.json["requests_per_minute"]) == (100, 10)
+    assert (restored.json["features"]["basic_chat"], restored.json["requests_per_minute"]) == (300, 10)
 
 
 @pytest.mark.parametrize("body, code", [

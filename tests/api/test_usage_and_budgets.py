@@ -131,14 +131,14 @@ def test_monthly_limit_reached_is_429_with_reset_time(api, tenant, operator_toke
 def test_features_show_limits_usage_and_overrides(api, tenant, operator_token):
     chat(api, tenant)
     features = api.call("GET", "/features", token=tenant.token).json["features"]
-    assert features["basic_chat"] == {"enabled": True, "required_plan": "free", "limit": 100, "used": 1,
-                                      "remaining": 99, "resets_at": features["basic_chat"]["resets_at"]}
+    assert features["basic_chat"] == {"enabled": True, "required_plan": "free", "limit": 300, "used": 1,
+                                      "remaining": 299, "resets_at": features["basic_chat"]["resets_at"]}
     assert features["code_review"]["enabled"] is False and features["code_review"]["required_plan"] == "pro"
     assert features["custom_prompts"]["limit"] is None
     api.call("PUT", f"/admin/tenants/{tenant.id}/limits", {"features": {"basic_chat": 5000}}, token=operator_token)
     assert api.call("GET", "/features", token=tenant.token).json["features"]["basic_chat"]["limit"] == 5000
     api.call("PUT", f"/admin/tenants/{tenant.id}/limits", {"features": {"basic_chat": None}}, token=operator_token)
-    assert api.call("GET", "/features", token=tenant.token).json["features"]["basic_chat"]["limit"] == 100
+    assert api.call("GET", "/features", token=tenant.token).json["features"]["basic_chat"]["limit"] == 300
 
 
 @pytest.mark.parametrize("body", [{"features": {"teleport": 5}}, {"features": {"basic_chat": -1}},

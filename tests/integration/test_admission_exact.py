@@ -16,6 +16,7 @@ from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger
 from chalicelib.models import Admission, tenant_pk
+from chalicelib.plans import DEFAULT_PLANS
 from conftest import WritesNothing, random_slug, settle_usage
 from published import PUBLISHED
 
@@ -68,7 +69,7 @@ def reserve(tenant_id, worst, now=None, feature="basic_chat", view=None, returns
     reads = reads or Reads(tenant_id)
     return admission.reserve(tenant_id, new_request_id(now.timestamp() if now else None), feature, worst, view,
                              returns if returns is not None else admission.Returns(), load_view=reads.load_view,
-                             load_returns=reads.load_returns, now=now)
+                             load_returns=reads.load_returns, now=now, plan_of=DEFAULT_PLANS.__getitem__)
 
 
 def counters(tenant_id):
@@ -157,9 +158,9 @@ def test_a_new_tenants_view_holds_its_plans_limits_at_version_zero():
     tenant_id = new_tenant()
     view = admission.load_view(tenant_id)
     assert (view.version, view.counters) == (0, {})
-    limits = view.limits
+    limits = view.limits.under(DEFAULT_PLANS["free"])
     assert (limits.plan, limits.status, limits.features, limits.requests_per_minute) == (
-        "free", "active", {"basic_chat": 100}, 10)
+        "free", "active", {"basic_chat": 300}, 10)
     assert (limits.budget_micros, limits.hard_limit) == (None, False)
 
 

@@ -11,6 +11,7 @@ from chalicelib.errors import PaymentRequired, TooManyRequests
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, sweeper
 from chalicelib.models import Admission, Reconciliation, UsageEvent, tenant_pk
+from chalicelib.plans import DEFAULT_PLANS
 from conftest import ClientHook, settle_usage
 from test_admission_exact import (
     BUDGET_MESSAGE, DynamoCalls, Reads, T, bucket_of, counters, hard_budget, minute_of, new_tenant, reserve)
@@ -89,7 +90,8 @@ def test_a_tenant_without_an_admission_item_gets_one_from_its_profile():
     stored = Admission.get(tenant_pk(tenant_id), Admission.SK, consistent_read=True)
     profile = tenants.get_tenant(tenant_id, consistent=True)
     assert int(stored.version) == int(profile.limits_version) == view.version == 1
-    assert view.limits.requests_per_minute == 7 and view.limits.features["basic_chat"] == 40
+    limits = view.limits.under(DEFAULT_PLANS["free"])
+    assert limits.requests_per_minute == 7 and limits.features["basic_chat"] == 40
     assert view.limits.plan == "free" and stored.limits == view.limits.to_json()
     assert counters(tenant_id)["a:2026-11:b"] == 1 and reads.views == 1
 

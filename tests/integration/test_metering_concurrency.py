@@ -451,11 +451,16 @@ def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_c
 # --- the admission item stays one write unit ------------------------------------------------
 
 def test_the_admission_item_stays_under_one_kilobyte_at_its_busiest():
-    tenant_id, _ = new_tenant()
+    from chalicelib import keys, principal_budgets
+
+    tenant_id, ctx = new_tenant()
     operators.set_plan(tenant_id, {"plan": "enterprise"})
     operators.set_limits(tenant_id, {"requests_per_minute": 100_000, "features": {
         "basic_chat": 99_999_999, "code_review": 99_999_999, "document_analysis": 99_999_999}})
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": "9999999", "budget_hard_limit": True})
+    while admission.load_view(tenant_id).limits.principals.bit_length() <= 124:  # hard budgets on keys until
+        key_id = keys.create_key(tenant_id, ctx, {"name": "k"})["key_id"]  # their 128-bit mark is at its longest
+        principal_budgets.set_budget(tenant_id, "api_key", key_id, {"monthly_requests": 10, "hard_limit": True})
     start = datetime(2026, 12, 31, 23, 39, 50, tzinfo=timezone.utc)  # a month's end: two periods live
     swept = start
     for step in range(0, 40 * 60, 47):  # 40 minutes: sweep buckets and every rate slot in use

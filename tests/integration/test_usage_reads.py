@@ -312,12 +312,12 @@ def test_each_features_standing_counts_admissions_less_released_ones():
     settle_usage()
     period, resets_at = this_month()
     standing = usage.feature_standing(profile(tenant_id), period)
-    assert standing == {"plan": "pro", "period": period, "features": {
-        "basic_chat": {"enabled": True, "required_plan": "free", "limit": 100, "used": 2, "remaining": 98,
+    assert standing == {"plan": "pro", "plan_version": 0, "period": period, "features": {
+        "basic_chat": {"enabled": True, "required_plan": "free", "limit": 25_000, "used": 2, "remaining": 24_998,
                        "resets_at": resets_at},
         "code_review": {"enabled": True, "required_plan": "pro", "limit": 2, "used": 2, "remaining": 0,
                         "resets_at": resets_at},
-        "document_analysis": {"enabled": True, "required_plan": "pro", "limit": 500, "used": 0, "remaining": 500,
+        "document_analysis": {"enabled": True, "required_plan": "pro", "limit": 1_000, "used": 0, "remaining": 1_000,
                               "resets_at": resets_at},
         "custom_prompts": {"enabled": False, "required_plan": "enterprise", "limit": None, "used": 0,
                            "remaining": None, "resets_at": resets_at},
@@ -326,7 +326,7 @@ def test_each_features_standing_counts_admissions_less_released_ones():
 
 def test_a_past_months_standing_counts_that_month(months):
     standing = usage.feature_standing(profile(months["tenant_id"]), NOV)["features"]["basic_chat"]
-    assert (standing["used"], standing["remaining"], standing["resets_at"]) == (3, 97, "2026-12-01T00:00:00Z")
+    assert (standing["used"], standing["remaining"], standing["resets_at"]) == (3, 297, "2026-12-01T00:00:00Z")
 
 
 # --- what a read costs ----------------------------------------------------------------------------------------
@@ -377,9 +377,9 @@ def test_a_features_standing_reads_admission_consistently():
     period, _ = this_month()
     with SentRequests() as sent:
         usage.feature_standing(profile(tenant_id), period)
-    assert [name for name, _, _ in sent.calls] == ["GetItem", "BatchGetItem"]
+    assert [name for name, _, _ in sent.calls] == ["GetItem", "BatchGetItem"]  # the plan in the same batch
     [batch] = sent.calls[1][1]["RequestItems"].values()
-    assert batch["ConsistentRead"] is True
+    assert batch["ConsistentRead"] is True and len(batch["Keys"]) == 3
 
 
 def test_a_tenant_without_an_admission_item_reads_nothing_reserved_or_used():

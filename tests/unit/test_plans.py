@@ -1,95 +1,142 @@
-"""Plans and features as data: the tables the README publishes, and how an operator's override replaces them."""
+"""Plans and features as data: the default plan table docs/plans.md publishes, how an operator's override
+replaces a plan's number, and what an operator's plan edit may ask for (plan_catalog.checked, a pure function)."""
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 import pytest
 
-from chalicelib.plans import FEATURES, PLANS, feature_enabled, feature_limit, plan, requests_per_minute
+from chalicelib.errors import BadRequest
+from chalicelib.plan_catalog import checked
+from chalicelib.plans import DEFAULT_PLANS, FEATURES, feature_limit, requests_per_minute
 
-# From the README: plan -> (max_tokens cap, requests per minute); feature -> (plan, per month).
-PUBLISHED_PLANS = {"free": (2048, 10), "pro": (128000, 60), "enterprise": (128000, 600)}
-PUBLISHED_FEATURES = {"basic_chat": ("free", 100), "code_review": ("pro", 1000),
-                      "document_analysis": ("pro", 500), "custom_prompts": ("enterprise", None)}
-ORDER = ["free", "pro", "enterprise"]
+# From docs/plans.md: plan -> (max_tokens cap, requests per minute, monthly price in micro-dollars, features).
+PUBLISHED_PLANS = {
+    "free": (2048, 10, 0, {"basic_chat": 300}),
+    "pro": (128000, 60, 49_000_000, {"basic_chat": 25_000, "code_review": 2_000, "document_analysis": 1_000}),
+    "enterprise": (128000, 600, 499_000_000, {"basic_chat": None, "code_review": None, "document_analysis": None,
+                                              "custom_prompts": None}),
+}
+PUBLISHED_FEATURES = {"basic_chat": ("b", "free"), "code_review": ("c", "pro"), "document_analysis": ("d", "pro"),
+                      "custom_prompts": ("p", "enterprise")}
+SMALL = ("claude-sonnet-4-6", "claude-haiku-4-5")
+OPUS = ("claude-opus-5-5", "claude-opus-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6")
 
 
-def test_plans_are_the_published_ones_in_rising_order():
-    assert {p.name: (p.max_tokens_cap, p.requests_per_minute) for p in PLANS.values()} == PUBLISHED_PLANS
-    assert sorted(PLANS, key=lambda name: PLANS[name].rank) == ORDER
-    assert all(p.name == name for name, p in PLANS.items())
+def test_default_plans_are_the_published_ones():
+    assert {p.name: (p.max_tokens_cap, p.requests_per_minute, p.monthly_price_micros, dict(p.features))
+            for p in DEFAULT_PLANS.values()} == PUBLISHED_PLANS
+    assert all(p.name == name and p.version == 0 for name, p in DEFAULT_PLANS.items())
 
 
 def test_features_are_the_published_ones():
-    assert {f.name: (f.plan, f.monthly_limit) for f in FEATURES.values()} == PUBLISHED_FEATURES
-    assert all(f.name == name for name, f in FEATURES.items())
+    assert {f.name: (f.code, f.introduced) for f in FEATURES.values()} == PUBLISHED_FEATURES
 
 
-def test_plan_looks_a_plan_up_by_name():
-    assert plan("pro") is PLANS["pro"]
-    with pytest.raises(KeyError):
-        plan("platinum")
+@pytest.mark.parametrize("plan", ["free", "pro", "enterprise"])
+@pytest.mark.parametrize("model", SMALL + OPUS + ("claude-2.1", ""))
+def test_free_offers_sonnet_and_haiku_and_the_paid_plans_every_model(plan, model):
+    expected = model in SMALL or (model in OPUS and plan != "free")
+    assert DEFAULT_PLANS[plan].allows_model(model) is expected
 
 
-def test_plan_and_feature_rows_cannot_be_changed_at_run_time():
+def test_plan_rows_cannot_be_changed_at_run_time():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        PLANS["free"].requests_per_minute = 1_000
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        FEATURES["basic_chat"].monthly_limit = None
+        DEFAULT_PLANS["free"].requests_per_minute = 1_000
 
 
-@pytest.mark.parametrize("plan_name", ORDER)
+@pytest.mark.parametrize("plan", list(PUBLISHED_PLANS))
 @pytest.mark.parametrize("feature", list(PUBLISHED_FEATURES))
-def test_a_feature_is_enabled_on_its_plan_and_every_plan_above(plan_name, feature):
-    needed = PUBLISHED_FEATURES[feature][0]
-    assert feature_enabled(plan_name, feature) is (ORDER.index(plan_name) >= ORDER.index(needed))
-
-
-@pytest.mark.parametrize("feature", list(PUBLISHED_FEATURES))
-def test_without_overrides_the_limit_is_the_plans(feature):
-    assert feature_limit(feature) == PUBLISHED_FEATURES[feature][1]
-    assert feature_limit(feature, None) == PUBLISHED_FEATURES[feature][1]
-    assert feature_limit(feature, {}) == PUBLISHED_FEATURES[feature][1]
-    assert feature_limit(feature, {"features": None}) == PUBLISHED_FEATURES[feature][1]
+def test_without_overrides_the_limit_is_the_plans(plan, feature):
+    expected = PUBLISHED_PLANS[plan][3].get(feature)
+    for overrides in (None, {}, {"features": None}):
+        assert feature_limit(DEFAULT_PLANS[plan], feature, overrides) == expected
 
 
 def test_an_override_replaces_one_features_limit_only():
     overrides = {"features": {"basic_chat": 5000}}
-    assert feature_limit("basic_chat", overrides) == 5000
-    assert feature_limit("code_review", overrides) == 1000
+    assert feature_limit(DEFAULT_PLANS["pro"], "basic_chat", overrides) == 5000
+    assert feature_limit(DEFAULT_PLANS["pro"], "code_review", overrides) == 2_000
 
 
 def test_an_override_of_zero_blocks_the_feature_rather_than_restoring_the_plans_limit():
-    assert feature_limit("basic_chat", {"features": {"basic_chat": 0}}) == 0
+    assert feature_limit(DEFAULT_PLANS["free"], "basic_chat", {"features": {"basic_chat": 0}}) == 0
 
 
 def test_an_override_may_limit_an_unlimited_feature():
-    assert feature_limit("custom_prompts", {"features": {"custom_prompts": 7}}) == 7
-
-
-def test_a_null_override_restores_the_plans_limit():
-    assert feature_limit("document_analysis", {"features": {"document_analysis": None}}) == 500
+    assert feature_limit(DEFAULT_PLANS["enterprise"], "custom_prompts", {"features": {"custom_prompts": 7}}) == 7
 
 
 def test_a_stored_override_becomes_an_int():
     """DynamoDB hands numbers back as Decimal."""
-    from decimal import Decimal
-
-    value = feature_limit("basic_chat", {"features": {"basic_chat": Decimal("250")}})
+    value = feature_limit(DEFAULT_PLANS["free"], "basic_chat", {"features": {"basic_chat": Decimal("250")}})
     assert value == 250 and type(value) is int
 
 
-@pytest.mark.parametrize("plan_name", ORDER)
-def test_requests_per_minute_is_the_plans_without_an_override(plan_name):
-    expected = PUBLISHED_PLANS[plan_name][1]
-    assert requests_per_minute(plan_name) == expected
-    assert requests_per_minute(plan_name, {}) == expected
-    assert requests_per_minute(plan_name, {"requests_per_minute": None}) == expected
+@pytest.mark.parametrize("plan", list(PUBLISHED_PLANS))
+def test_requests_per_minute_is_the_plans_without_an_override(plan):
+    expected = PUBLISHED_PLANS[plan][1]
+    for overrides in (None, {}, {"requests_per_minute": None}):
+        assert requests_per_minute(DEFAULT_PLANS[plan], overrides) == expected
 
 
 def test_a_requests_per_minute_override_replaces_the_plans():
-    from decimal import Decimal
-
-    value = requests_per_minute("free", {"requests_per_minute": Decimal("1000")})
+    value = requests_per_minute(DEFAULT_PLANS["free"], {"requests_per_minute": Decimal("1000")})
     assert value == 1000 and type(value) is int
-    assert requests_per_minute("enterprise", {"requests_per_minute": 0}) == 0
+    assert requests_per_minute(DEFAULT_PLANS["enterprise"], {"requests_per_minute": 0}) == 0
+
+
+# --- an operator's edit, checked before anything is written ------------------------------------------------
+
+NEW = {"features": {"basic_chat": 50_000, "code_review": None}, "requests_per_minute": 120,
+       "max_tokens_cap": 64_000, "models": ["claude-sonnet-4-6", "claude-haiku-4-5"], "monthly_price_usd": "99.50"}
+
+
+def test_a_new_plan_is_every_field_given_at_version_one():
+    plan = checked("team", NEW, None)
+    assert (plan.name, plan.version, dict(plan.features), plan.requests_per_minute, plan.max_tokens_cap,
+            plan.models, plan.monthly_price_micros) == (
+        "team", 1, {"basic_chat": 50_000, "code_review": None}, 120, 64_000,
+        ("claude-sonnet-4-6", "claude-haiku-4-5"), 99_500_000)
+
+
+def test_an_edit_keeps_the_fields_it_does_not_name_and_is_the_next_version():
+    plan = checked("pro", {"requests_per_minute": 90}, DEFAULT_PLANS["pro"])
+    assert plan.version == 1 and plan.requests_per_minute == 90
+    assert plan.features == DEFAULT_PLANS["pro"].features and plan.models == DEFAULT_PLANS["pro"].models
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"features": {"translation": 5}}, "unknown_feature"),
+    ({"features": {"basic_chat": -1}}, "invalid_field"),
+    ({"features": {"basic_chat": 1.5}}, "invalid_field"),
+    ({"features": ["basic_chat"]}, "invalid_field"),
+    ({"models": ["claude-2.1"]}, "invalid_model"),
+    ({"models": []}, "invalid_field"),
+    ({"max_tokens_cap": 64_001, "models": ["claude-haiku-4-5"]}, "max_tokens_above_model"),
+    ({"max_tokens_cap": 128_001}, "max_tokens_above_model"),
+    ({"max_tokens_cap": 0}, "invalid_field"),
+    ({"requests_per_minute": 0}, "invalid_field"),
+    ({"monthly_price_usd": -1}, "invalid_field"),
+    ({"monthly_price_usd": 9.99}, "invalid_field"),
+    ({"monthly_price_usd": "9.9999999"}, "invalid_field"),
+    ({"rank": 3}, "unknown_field"),
+    ({}, "empty_update"),
+])
+def test_bad_input_is_refused_with_its_code(body, code):
+    with pytest.raises(BadRequest) as caught:
+        checked("pro", body, DEFAULT_PLANS["pro"])
+    assert caught.value.code == code
+
+
+def test_a_cap_at_a_models_most_is_accepted():
+    assert checked("pro", {"max_tokens_cap": 64_000, "models": ["claude-haiku-4-5"]},
+                   DEFAULT_PLANS["pro"]).max_tokens_cap == 64_000
+    assert checked("pro", {"max_tokens_cap": 128_000}, DEFAULT_PLANS["pro"]).max_tokens_cap == 128_000
+
+
+def test_a_new_plan_needs_every_field():
+    with pytest.raises(BadRequest) as caught:
+        checked("team", {k: v for k, v in NEW.items() if k != "models"}, None)
+    assert caught.value.code in ("missing_field", "invalid_field")

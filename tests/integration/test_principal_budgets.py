@@ -1,0 +1,134 @@
+"""Budgets per API key and per user, enforced in admission's one round trip: exact at their edges under
+concurrency (real threads against the serialising moto server), given back exactly when calls settle, and
+free for principals without one. Money is compared in exact micro-dollars."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from chalicelib import keys, operators, principal_budgets
+from chalicelib.budget_models import PrincipalBudget
+from chalicelib.errors import TesseraError
+from chalicelib.ids import new_request_id
+from chalicelib.metering import admission, ledger
+from chalicelib.metering.limits import principal_bit
+from chalicelib.metering.principal_admission import PrincipalCharge, load_terms
+from chalicelib.tenancy import TenantContext
+from chalicelib.models import tenant_pk
+from chalicelib.plans import DEFAULT_PLANS
+from test_metering_concurrency import burst, new_tenant
+from test_usage_reads import SentRequests
+
+PERIOD = datetime.now(timezone.utc).strftime("%Y-%m")
+
+
+def tenant_with_key(**budget):
+    tenant_id, ctx = new_tenant()
+    operators.set_limits(tenant_id, {"requests_per_minute": 100_000})
+    key_id = keys.create_key(tenant_id, ctx, {"name": "ci"})["key_id"]
+    if budget:
+        principal_budgets.set_budget(tenant_id, "api_key", key_id, budget)
+    return tenant_id, key_id
+
+
+def reserve(tenant_id, principal_id, worst):
+    charge = PrincipalCharge(principal_id, load=lambda: load_terms(tenant_id, principal_id))
+    reservation, _ = admission.reserve(
+        tenant_id, new_request_id(), "basic_chat", worst, None, admission.Returns(),
+        load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
+        plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+    return reservation
+
+
+def counters(tenant_id, principal_id):
+    item = PrincipalBudget.get(tenant_pk(tenant_id), PrincipalBudget.sk_for(principal_id), consistent_read=True)
+    values = item.counters.as_dict()
+    return int(values.get(f"a:{PERIOD}", 0)), int(values.get(f"w:{PERIOD}", 0))
+
+
+def settlement(cost, status=ledger.OK):
+    return ledger.Settlement("p", "api_key", "claude-sonnet-4-6", input_tokens=1, cost_micros=cost, status=status)
+
+
+def test_exactly_a_keys_request_limit_passes_under_concurrent_calls():
+    tenant_id, key_id = tenant_with_key(monthly_requests=7, hard_limit=True)
+    outcomes = burst(lambda i: reserve(tenant_id, key_id, 10), n=20)
+    assert outcomes.count("ok") == 7, outcomes
+    assert outcomes.count("principal_limit_reached") == 13, sorted(set(outcomes))
+    assert counters(tenant_id, key_id) == (7, 70)
+
+
+def test_exactly_what_a_keys_dollar_budget_holds_passes_under_concurrent_calls():
+    tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)  # 100 micro-dollars
+    outcomes = burst(lambda i: reserve(tenant_id, key_id, 30), n=12)
+    assert outcomes.count("ok") == 3, outcomes  # 3 x 30 = 90 <= 100 < 4 x 30
+    assert outcomes.count("principal_budget_exceeded") == 9, outcomes
+    assert counters(tenant_id, key_id) == (3, 90)
+
+
+def test_settling_gives_the_unused_worst_case_back_to_the_keys_budget_exactly():
+    tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)
+    first = reserve(tenant_id, key_id, 60)
+    assert first.principal_budget == key_id
+    assert ledger.settle(first, settlement(13)) is True
+    assert counters(tenant_id, key_id) == (1, 13)  # 60 reserved, 47 given back: 13, the call's cost
+    reserve(tenant_id, key_id, 87)  # 13 + 87 = 100: at the edge, admitted
+    with pytest.raises(TesseraError) as refused:
+        reserve(tenant_id, key_id, 1)
+    assert (refused.value.status, refused.value.code) == (402, "principal_budget_exceeded")
+    assert ledger.settle(first, settlement(13)) is False  # a second settle gives nothing back twice
+    assert counters(tenant_id, key_id) == (2, 100)
+
+
+def test_a_failed_call_gives_its_worst_case_and_its_request_back_at_once():
+    tenant_id, key_id = tenant_with_key(monthly_requests=1, monthly_budget_usd="0.000050", hard_limit=True)
+    failed = reserve(tenant_id, key_id, 50)
+    ledger.release_at_once(failed, settlement(0, status=ledger.FAILED))
+    assert counters(tenant_id, key_id) == (0, 0)
+    assert reserve(tenant_id, key_id, 50)  # the one request and the whole budget are there again
+
+
+def test_a_soft_budget_holds_nothing_back_and_writes_no_transaction():
+    tenant_id, key_id = tenant_with_key(monthly_requests=1, hard_limit=False)
+    reserve(tenant_id, key_id, 10)
+    view = admission.load_view(tenant_id)
+    with SentRequests() as sent:
+        admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
+                          load_view=lambda: admission.load_view(tenant_id),
+                          load_returns=lambda: admission.load_returns(tenant_id), plan_of=DEFAULT_PLANS.__getitem__,
+                          principal=PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id)))
+    assert [name for name, _, _ in sent.calls] == ["UpdateItem"]
+
+
+def test_a_budgeted_keys_warm_call_is_one_transaction_and_another_keys_one_update():
+    tenant_id, key_id = tenant_with_key(monthly_requests=100, hard_limit=True)
+    ctx = TenantContext(tenant_id, "u", "user", "owner", "o", "s")
+    other = key_id
+    while principal_bit(other) == principal_bit(key_id):  # a key whose bit no budgeted key shares
+        other = keys.create_key(tenant_id, ctx, {"name": "other"})["key_id"]
+    view = admission.load_view(tenant_id)
+    terms = load_terms(tenant_id, key_id)
+    cases = ((key_id, terms, ["TransactWriteItems"]), (other, None, ["UpdateItem"]))
+    for principal_id, charge_terms, expected in cases:
+        charge = PrincipalCharge(principal_id, load=lambda: load_terms(tenant_id, principal_id), terms=charge_terms,
+                                 loaded=True)
+        with SentRequests() as sent:
+            _, view = admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
+                                        load_view=lambda: admission.load_view(tenant_id),
+                                        load_returns=lambda: admission.load_returns(tenant_id),
+                                        plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+        assert [name for name, _, _ in sent.calls] == expected
+
+
+def test_a_budget_set_holds_for_the_next_call_of_an_instance_that_read_none():
+    tenant_id, key_id = tenant_with_key()
+    view = admission.load_view(tenant_id)  # this instance's view: no budgets
+    principal_budgets.set_budget(tenant_id, "api_key", key_id, {"monthly_requests": 0, "hard_limit": True})
+    charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id), terms=None, loaded=True)
+    with pytest.raises(TesseraError) as refused:
+        admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
+                          load_view=lambda: admission.load_view(tenant_id),
+                          load_returns=lambda: admission.load_returns(tenant_id), plan_of=DEFAULT_PLANS.__getitem__,
+                          principal=charge)
+    assert refused.value.code == "principal_limit_reached"
