@@ -37,7 +37,7 @@ def key_spend(tenant_id, key_id, micros, calls=1):
         reservation, _ = admission.reserve(
             tenant_id, new_request_id(), "basic_chat", micros, None, admission.Returns(),
             load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id))
-        ledger.settle(reservation, ledger.Settlement(key_id, "api_key", "claude-sonnet-4-6", input_tokens=1,
+        ledger.record(reservation, ledger.Settlement(key_id, "api_key", "claude-sonnet-4-6", input_tokens=1,
                                                      output_tokens=1, cost_micros=micros))
     settle_usage()
 

@@ -71,13 +71,13 @@ def test_settling_gives_the_unused_worst_case_back_to_the_keys_budget_exactly():
     tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)
     first = reserve(tenant_id, key_id, 60)
     assert first.principal_budget == key_id
-    assert ledger.settle(first, settlement(13)) is True
+    assert ledger.record(first, settlement(13)) is True
     assert counters(tenant_id, key_id) == (1, 13)  # 60 reserved, 47 given back: 13, the call's cost
     reserve(tenant_id, key_id, 87)  # 13 + 87 = 100: at the edge, admitted
     with pytest.raises(TesseraError) as refused:
         reserve(tenant_id, key_id, 1)
     assert (refused.value.status, refused.value.code) == (402, "principal_budget_exceeded")
-    assert ledger.settle(first, settlement(13)) is False  # a second settle gives nothing back twice
+    assert ledger.record(first, settlement(13)) is False  # a second settle gives nothing back twice
     assert counters(tenant_id, key_id) == (2, 100)
 
 
