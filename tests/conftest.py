@@ -58,7 +58,7 @@ def in_fast_tier(path) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def settings():
+def local_stage():
     """What every test runs with, servers or not: the local stage's variables and the test keyrings, with AWS
     and the model upstream at a port nothing listens on (a call is refused at once) until `environment`
     points them at the session's moto and stand-in."""
@@ -74,7 +74,7 @@ def servers(request):
 
 
 @pytest.fixture(scope="session")
-def environment(settings, moto_server, standin):
+def environment(local_stage, moto_server, standin):
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)
