@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Dict, List, Optional
 
 from chalicelib import pricing
+from chalicelib.budget_models import PrincipalBudget
 from chalicelib.errors import BadRequest
 from chalicelib.metering import admission, refusals
 from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, Reconciliation, RefusalCount,
@@ -62,6 +63,24 @@ def month_items(tenant_id: str, period: str) -> MonthItems:
 def counter_view(item: UsageCounter) -> dict:
     return {"requests": int(item.requests), "input_tokens": int(item.input_tokens),
             "output_tokens": int(item.output_tokens), "cost_usd": pricing.usd(int(item.cost_micros))}
+
+
+def principals_view(tenant: Tenant, used: Dict[str, KeyUsage]) -> dict:
+    """Each key's and user's month, with its budget where the tenant set one (a budgeted principal that has
+    not called yet shows at zero): the budgets are read in one BatchGetItem, only when there are any."""
+    budgeted = sorted(tenant.budgeted_principals or ())
+    budgets = get_items([(PrincipalBudget, tenant_pk(tenant.tenant_id), PrincipalBudget.sk_for(principal_id))
+                         for principal_id in budgeted]) if budgeted else []
+    view = {name: {**counter_view(item), "principal_type": item.principal_type} for name, item in used.items()}
+    for budget in filter(None, budgets):
+        row = view.setdefault(budget.principal_id, {"requests": 0, "input_tokens": 0, "output_tokens": 0,
+                                                    "cost_usd": pricing.usd(0),
+                                                    "principal_type": budget.principal_type})
+        row["budget"] = {"monthly_budget_usd": None if budget.budget_micros is None
+                         else pricing.usd(int(budget.budget_micros)),
+                         "monthly_requests": None if budget.requests is None else int(budget.requests),
+                         "hard_limit": bool(budget.hard)}
+    return dict(sorted(view.items()))
 
 
 def day_items(tenant_id: str, first: date, last: date) -> Dict[str, DayUsage]:
@@ -148,8 +167,7 @@ def summary(tenant: Tenant, period_param: Optional[str], now: Optional[datetime]
         "unbilled_exposure_usd": pricing.usd(int(aggregate.exposure_micros) if aggregate else 0),
         "by_feature": {name: counter_view(item) for name, item in sorted(features.items())},
         "by_model": {name: counter_view(item) for name, item in sorted(found.grains["MODEL"].items())},
-        "by_principal": {name: {**counter_view(item), "principal_type": item.principal_type}
-                         for name, item in sorted(found.grains["KEY"].items())},
+        "by_principal": principals_view(tenant, found.grains["KEY"]),
         "by_day": days_view(day_items(tenant.tenant_id, first, last), first, last),
         "refusals": refusals.view(found.refused),
         "by_key_source": {

@@ -88,3 +88,26 @@ def test_a_budget_change_is_in_the_audit_trail_with_before_and_after(api):
                if r["action"] == "api_key.budget"]
     assert [(r["before"] or {}).get("requests") for r in records] == [5, None]
     assert [r["after"]["requests"] for r in records] == [9, 5]
+
+
+def test_the_months_usage_shows_each_principals_budget_beside_its_use(api):
+    tenant = api.signup()
+    spender, idle = api.api_key(tenant), api.api_key(tenant)
+    api.call("PUT", f"/api-keys/{spender['key_id']}/budget", {"monthly_budget_usd": "2.50", "hard_limit": True},
+             token=tenant.token)
+    api.call("PUT", f"/api-keys/{idle['key_id']}/budget", {"monthly_requests": 40}, token=tenant.token)
+    assert chat(api, spender["key"]).status_code == 200
+    assert chat(api, tenant.token).status_code == 200  # the owner: used, no budget
+    settle_usage()
+    usage = api.call("GET", "/usage", token=tenant.token)
+    assert usage.status_code == 200, usage.body
+    rows = usage.json["by_principal"]
+    assert rows[spender["key_id"]]["requests"] == 1
+    assert rows[spender["key_id"]]["budget"] == {"monthly_budget_usd": "2.500000", "monthly_requests": None,
+                                                 "hard_limit": True}
+    assert rows[idle["key_id"]] == {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": "0.000000",
+                                    "principal_type": "api_key",
+                                    "budget": {"monthly_budget_usd": None, "monthly_requests": 40,
+                                               "hard_limit": False}}
+    [owner] = [row for name, row in rows.items() if name not in (spender["key_id"], idle["key_id"])]
+    assert owner["requests"] == 1 and "budget" not in owner
