@@ -11,6 +11,7 @@ abandoned keeps its worst case on the principal's budget until the month ends: t
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
@@ -19,7 +20,10 @@ from chalicelib.errors import PaymentRequired, TooManyRequests
 from chalicelib.models import Admission, tenant_pk
 from chalicelib.periods import current_period, period_end
 from chalicelib.budget_models import PrincipalBudget
-from chalicelib.store import UpdateText
+from chalicelib.logs import get_logger
+from chalicelib.store import CONFLICT_ATTEMPTS, UpdateText
+
+log = get_logger("principal_admission")
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,9 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
                        released: int) -> Optional[bool]:
     """The usage event and its give-back to the principal's budget item in one TransactWriteItems (the
     one round trip the event costs anyway). True: written; False: the event was already recorded; None:
-    the budget was removed meanwhile (the caller writes the event alone)."""
+    the budget was removed meanwhile, or the budget item stayed in other transactions (the principal's
+    concurrent admissions) through every attempt: the caller writes the event alone, so the call is
+    never missing from the ledger; the give-back is then not applied (the budget errs on the strict side)."""
     from botocore.exceptions import ClientError
 
     table = Admission._get_connection()
@@ -177,18 +183,25 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
     update.require(f"attribute_exists({update.name('principal_id')})")
     update.add(update.name("counters", committed_key(period)), -refund)
     update.add(update.name("counters", admitted_key(period)), -released)
-    try:
-        table.connection.client.transact_write_items(TransactItems=[
-            {"Put": {"TableName": table.table_name, "Item": event, "ConditionExpression": "attribute_not_exists(#pk)",
-                     "ExpressionAttributeNames": {"#pk": "pk"}}},
-            {"Update": {"TableName": table.table_name,
-                        "Key": {"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": PrincipalBudget.sk_for(principal_id)}},
-                        **update.request()}}])
-    except ClientError as error:
-        codes = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
-        if codes and codes[0] == "ConditionalCheckFailed":
-            return False
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-            return None
-        raise
-    return True
+    items = [{"Put": {"TableName": table.table_name, "Item": event, "ConditionExpression": "attribute_not_exists(#pk)",
+                      "ExpressionAttributeNames": {"#pk": "pk"}}},
+             {"Update": {"TableName": table.table_name,
+                         "Key": {"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": PrincipalBudget.sk_for(principal_id)}},
+                         **update.request()}}]
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            table.connection.client.transact_write_items(TransactItems=items)
+            return True
+        except ClientError as error:
+            codes = [r.get("Code") for r in error.response.get("CancellationReasons") or []]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False  # this attempt's or an earlier one's write landed: the event is recorded
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return None
+            if "TransactionConflict" not in codes:
+                raise
+        if attempt < CONFLICT_ATTEMPTS:
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    log.warning("budget give-back not applied", extra={"fields": {"principal_id": principal_id,
+                                                                   "refund_micros": refund, "released": released}})
+    return None

@@ -18,6 +18,8 @@ from chalicelib.tenancy import TenantContext
 from chalicelib.models import tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
 from test_metering_concurrency import burst, new_tenant
+from conftest import ClientHook
+from test_streaming import events_of
 from test_usage_reads import SentRequests
 
 PERIOD = datetime.now(timezone.utc).strftime("%Y-%m")
@@ -79,6 +81,44 @@ def test_settling_gives_the_unused_worst_case_back_to_the_keys_budget_exactly():
     assert (refused.value.status, refused.value.code) == (402, "principal_budget_exceeded")
     assert ledger.record(first, settlement(13)) is False  # a second settle gives nothing back twice
     assert counters(tenant_id, key_id) == (2, 100)
+
+
+class Conflicted(ClientHook):
+    """DynamoDB cancelling the settlement's transaction `times` times for a transaction in progress on the budget
+    item (a concurrent admission of the same key), as it does: TransactionConflict at the budget's index."""
+
+    event = "before-call.dynamodb.TransactWriteItems"
+
+    def __init__(self, times):
+        self.left = times
+
+    def _before(self, **kwargs):
+        if self.left:
+            self.left -= 1
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "[None, TransactionConflict]"},
+                               "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}]},
+                              "TransactWriteItems")
+
+
+def test_a_settlement_that_meets_a_concurrent_admission_is_recorded_and_given_back():
+    tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)
+    call = reserve(tenant_id, key_id, 60)
+    with Conflicted(2):
+        assert ledger.record(call, settlement(13)) is True
+    assert counters(tenant_id, key_id) == (1, 13)
+
+
+def test_a_settlement_that_keeps_conflicting_is_still_in_the_ledger():
+    """The event is written alone; the give-back is not (the budget errs on the strict side)."""
+    tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)
+    call = reserve(tenant_id, key_id, 60)
+    with Conflicted(100):
+        assert ledger.record(call, settlement(13)) is True
+    [event] = events_of(tenant_id)
+    assert (event["request_id"], event["cost_usd"]) == (call.request_id, "0.000013")
+    assert counters(tenant_id, key_id) == (1, 60)
 
 
 def test_a_failed_call_gives_its_worst_case_and_its_request_back_at_once():
