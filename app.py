@@ -374,7 +374,7 @@ def admin_plan_version(plan_id, version):
 
 @route("/admin/plans/{plan_id}/audit", methods=["GET"], authorizer=operator_auth)
 def admin_plan_audit(plan_id):
-    return audit.page(plan_catalog.audit_subject(plan_id), query_param("limit"), query_param("cursor"))
+    return plan_catalog.audit_page(plan_id, query_param("limit"), query_param("cursor"))
 
 
 # --- audit trail and exports of the caller's tenant --------------------------

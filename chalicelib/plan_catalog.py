@@ -65,6 +65,14 @@ def require(name: str) -> Plan:
     return found
 
 
+def audit_page(name: str, limit: Optional[str], cursor: Optional[str]) -> dict:
+    """GET /admin/plans/{plan}/audit: a plan that does not exist (or a name no plan can have) is a 404."""
+    if not PLAN_NAME.fullmatch(name or ""):
+        raise NotFound(f"Plan '{name}' not found.", code="plan_not_found")
+    require(name)
+    return audit.page(audit_subject(name), limit, cursor)
+
+
 def all_plans() -> Dict[str, Plan]:
     """Every plan as it stands: the defaults, replaced by their edits, and the plans operators created."""
     plans = dict(DEFAULT_PLANS)

@@ -177,3 +177,9 @@ def test_tenants_cannot_read_or_edit_plans(api):
         response = api.call(method, path, {"requests_per_minute": 1000} if method == "PATCH" else None,
                             token=tenant.token)
         assert response.status_code == 401, response.body
+
+
+@pytest.mark.parametrize("name", ["no-such-plan", "%C2%84", "Pro"])
+def test_the_audit_trail_of_a_plan_that_does_not_exist_is_a_404(api, operator_token, name):
+    response = api.call("GET", f"/admin/plans/{name}/audit", token=operator_token)
+    assert (response.status_code, response.json["error"]["code"]) == (404, "plan_not_found")
