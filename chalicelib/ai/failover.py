@@ -142,6 +142,11 @@ class Failover:
                 if attempt.provider == ANTHROPIC and not (isinstance(error, TesseraError) and retryable(error)):
                     if pool_anthropic:  # Anthropic answered (a 400, a 429): it is up
                         self.breakers.succeeded(call.model, attempt.probe)
+                    # An earlier attempt that timed out may have been billed: the failed call's event
+                    # must still count it (nothing billed upstream is invisible in the ledger).
+                    served.attempts.append(f"{attempt.provider}:{outcome(error)}")
+                    error.upstream_attempts = served.trail()
+                    error.unanswered_attempts = served.unanswered
                     raise
                 # Any failure of Bedrock's (a field it does not take, no model access, its client's
                 # configuration) moves on as well: the caller is better served by the next attempt, or

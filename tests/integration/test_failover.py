@@ -135,6 +135,27 @@ def test_a_timeout_before_the_first_byte_fails_over_within_the_calls_deadline(st
     assert summary["total_cost_usd"] == event["cost_usd"]  # the exposure is not charged
 
 
+def test_a_refusal_after_a_timed_out_attempt_still_counts_the_attempt_that_may_have_been_billed(standin):
+    """Anthropic's first attempt times out (it may have run and billed), the retry is refused (429, not retried):
+    the call's event is indeterminate and names the first attempt's exposure, not a clean failure."""
+    tenant_id, ctx = new_tenant()
+    route, text = Route(attempt_timeout=0.4), marked("refused after a timeout")
+    faults = [{"delay_seconds": 1.5, "count": 1}, {"status": 429, "count": 1}]
+    for fault in faults:
+        urllib.request.urlopen(urllib.request.Request(f"{standin}/_standin/faults", json.dumps(fault).encode(),
+                                                      {"Content-Type": "application/json"}, method="POST")).close()
+    try:
+        with pytest.raises(Exception):
+            streaming.open_stream(route.gateway, ctx, "basic_chat", chat(text), deadline_seconds=10)
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{standin}/_standin/faults", method="DELETE")).close()
+    event = the_event(tenant_id)
+    assert event["upstream_attempts"].startswith("anthropic:timeout,anthropic:"), event["upstream_attempts"]
+    assert event["status"] == "indeterminate"
+    stored = UsageEvent.get(tenant_pk(tenant_id), UsageEvent.sk_for(event["request_id"]))
+    assert event["cost_bound_usd"] == usd(int(stored.worst_case_micros))
+
+
 def test_no_attempt_starts_past_the_calls_deadline(standin):
     tenant_id, ctx = new_tenant()
     route, text = Route(attempt_timeout=0.6), marked("[[standin:slow=1.5]]")
