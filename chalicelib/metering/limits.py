@@ -92,10 +92,27 @@ class TenantLimits:
             short = data["o"]
             over = _plain({"features": {FEATURE_BY_CODE[c]: n for c, n in (short.get("f") or {}).items()},
                            "requests_per_minute": short.get("r")})
-        else:  # written before plans were data: its resolved numbers, enforced as they were
-            over = {"features": data.get("features") or {}, "requests_per_minute": data.get("rpm")}
+        else:  # written before plans were data: the old built-in plan's numbers with the operator's overrides
+            over = _legacy_overrides(data)
         return cls(plan=data["plan"], status=data["status"], overrides=over, budget_micros=data["budget"],
                    hard_limit=data["hard"], principals=int(data.get("pb", "0"), 16))
+
+
+# The built-in numbers before plans were data (every plan's feature limit was the feature's, rpm the plan's).
+LEGACY_FEATURE_LIMITS = {"basic_chat": 100, "code_review": 1000, "document_analysis": 500, "custom_prompts": None}
+LEGACY_REQUESTS_PER_MINUTE = {"free": 10, "pro": 60, "enterprise": 600}
+
+
+def _legacy_overrides(data: Mapping[str, Any]) -> Dict[str, Any]:
+    """An admission copy written before plans were data holds resolved numbers. Only those that differ from
+    the old built-in ones were an operator's override; the rest follow the tenant's plan as it stands now
+    (its edits and the current defaults), as for every tenant whose copy is newer."""
+    features = {name: limit for name, limit in (data.get("features") or {}).items()
+                if name not in LEGACY_FEATURE_LIMITS or limit != LEGACY_FEATURE_LIMITS[name]}
+    rpm = data.get("rpm")
+    if rpm is not None and int(rpm) == LEGACY_REQUESTS_PER_MINUTE.get(data.get("plan")):
+        rpm = None
+    return _plain({"features": features, "requests_per_minute": rpm})
 
 
 def principal_bit(principal_id: str) -> int:

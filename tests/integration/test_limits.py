@@ -117,12 +117,20 @@ def test_the_admission_copy_reads_back_as_the_same_limits():
     assert TenantLimits.from_json(soft.to_json()) == soft
 
 
-def test_a_copy_written_before_plans_were_data_is_enforced_as_it_was():
-    text = json.dumps({"plan": "pro", "status": "active", "features": {"basic_chat": 100, "code_review": 1000},
+def test_a_copy_written_before_plans_were_data_keeps_its_overrides_and_follows_the_plan_otherwise():
+    """The old copy held resolved numbers: basic_chat 100 and code_review 1,000 were the old defaults (not an
+    operator's), document_analysis 750 and rpm 61 were overrides."""
+    text = json.dumps({"plan": "pro", "status": "active",
+                       "features": {"basic_chat": 100, "code_review": 1000, "document_analysis": 750},
                        "rpm": "61", "budget": None, "hard": False})
     limits = TenantLimits.from_json(text).under(DEFAULT_PLANS["pro"])
     assert limits.requests_per_minute == 61
-    assert limits.features == {"basic_chat": 100, "code_review": 1000, "document_analysis": 1_000}
+    assert limits.features == {"basic_chat": DEFAULT_PLANS["pro"].features["basic_chat"],
+                               "code_review": DEFAULT_PLANS["pro"].features["code_review"], "document_analysis": 750}
+    plain = json.dumps({"plan": "free", "status": "active", "features": {"basic_chat": 100}, "rpm": 10,
+                        "budget": None, "hard": False})
+    assert TenantLimits.from_json(plain).under(DEFAULT_PLANS["free"]) == \
+        TenantLimits(plan="free", status="active").under(DEFAULT_PLANS["free"])
 
 
 def test_limits_are_immutable_and_default_to_nothing_enforced():
