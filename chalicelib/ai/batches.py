@@ -33,9 +33,9 @@ from chalicelib import validation
 from chalicelib.ai import messages_api
 from chalicelib.ai.batch_client import BatchClient, UpstreamBatch
 from chalicelib.ai.gateway import FeatureCall, Gateway, PreparedCall
-from chalicelib.errors import BadRequest, NotFound, TesseraError, UpstreamError
+from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError, UpstreamError
 from chalicelib.logs import get_logger
-from chalicelib.metering import admission, batch_ledger
+from chalicelib.metering import admission, batch_ledger, principal_admission
 from chalicelib.models import tenant_pk
 from chalicelib.records import MessageBatch, OpenBatch
 from chalicelib.periods import isoformat
@@ -96,6 +96,17 @@ def _naming(error: TesseraError, index: int, custom_id: str) -> TesseraError:
                        status=error.status, details={**error.details, "index": index, "custom_id": custom_id})
 
 
+def _refuse_principal_budget(ctx: TenantContext) -> None:
+    """A batch is admitted as a whole against the tenant and settled hours later, outside the per-call
+    transaction a key's or user's hard budget is enforced in: rather than let a batch pass that budget, a
+    principal with one is refused (one consistent read; batch creation is rare)."""
+    terms = principal_admission.load_terms(ctx.tenant_id, ctx.principal_id)
+    if terms is not None and terms.hard:
+        raise Forbidden("This API key or user has a hard budget of its own, which Message Batches cannot hold to: "
+                        "send the requests to /v1/messages, or make the budget soft.",
+                        code="batches_with_principal_budget")
+
+
 def create(gateway: Gateway, ctx: TenantContext, body: Dict[str, Any], base_url: str) -> Dict[str, Any]:
     requests = parse(body)
     prepared: List[PreparedCall] = []
@@ -105,6 +116,7 @@ def create(gateway: Gateway, ctx: TenantContext, body: Dict[str, Any], base_url:
         except (BadRequest, NotFound) as error:  # NotFound: a model the tenant may not use
             raise _naming(error, index, custom_id) from None
     first = prepared[0]
+    _refuse_principal_budget(ctx)
     reserved = {custom_id: batch_ledger.Reserved(p.model_call.model,
                                                  batch_ledger.batch_worst_case_micros(p.worst_case_micros))
                 for (custom_id, _), p in zip(requests, prepared)}

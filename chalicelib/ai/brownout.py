@@ -7,8 +7,8 @@ served by another model than the one asked says so in `x-tessera-requested-model
 `x-tessera-served-model`, the answer's `model` is the served one, and so is its usage event's. The
 served model is chosen before admission, so the worst case admission reserves is the served model's and
 a hard budget holds exactly as for any call. Spend is what admission holds for the month (settled cost
-and the worst case of calls in flight), as this instance last saw it: never more than it is, so a
-brownout may start a few calls late, never early.
+and the worst case of calls in flight, less what settled calls gave back), as this instance last saw it,
+so a brownout may start a few calls early or late (docs/brownout.md says by how much).
 """
 from __future__ import annotations
 

@@ -186,6 +186,22 @@ def test_a_hard_budget_refuses_the_whole_batchs_worst_case(api, sdk, tenant_key,
     assert raised.value.status_code == 402 and raised.value.body["error"]["type"] == "billing_error"
 
 
+def test_a_key_with_a_hard_budget_of_its_own_cannot_create_a_batch(api, client, sdk, tenant_key):
+    """A batch settles hours later, outside the per-call write a key's hard budget is enforced in: refused,
+    named, nothing written; a soft budget (alerts only) does not stop it."""
+    tenant, _ = tenant_key
+    key = api.api_key(tenant)
+    api.call("PUT", f"/api-keys/{key['key_id']}/budget", {"monthly_requests": 50, "hard_limit": True},
+             token=tenant.token)
+    with WritesNothing(tenant.id, table=False):
+        with pytest.raises(anthropic.PermissionDeniedError) as raised:
+            sdk_for(client, key["key"]).messages.batches.create(requests=[request("one", "x")])
+    assert raised.value.body["error"]["code"] == "batches_with_principal_budget"
+    api.call("PUT", f"/api-keys/{key['key_id']}/budget", {"monthly_requests": 50, "hard_limit": False},
+             token=tenant.token)
+    assert sdk_for(client, key["key"]).messages.batches.create(requests=[request("one", "x")]).id
+
+
 def test_a_stream_request_in_a_batch_is_refused(sdk):
     streamed = request("s", "hi")
     streamed["params"]["stream"] = True
