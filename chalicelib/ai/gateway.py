@@ -113,10 +113,12 @@ class GatewayResult:
     reply: ModelReply
     cost_micros: int
     requested_model: Optional[str] = None  # the model asked, when a brownout served another
+    served_model: Optional[str] = None  # ours (a provider may echo another id for the same model)
 
     @property
     def brownout_headers(self) -> Dict[str, str]:
-        return brownout.headers(self.requested_model or self.reply.model, self.reply.model)
+        served = self.served_model or self.reply.model
+        return brownout.headers(self.requested_model or served, served)
 
     def as_response(self) -> dict:
         return {"id": self.request_id, "content": self.reply.text, "model": self.reply.model,
@@ -283,6 +285,10 @@ class Gateway:
         config = state.config
         plan = state.plan_of(state.own_limits.plan)
         model = call.model or config.model
+        if not plan.allows_model(model) and call.model is None and plan.models:
+            # The tenant's setting names a model its plan no longer offers (an operator edited the plan): the
+            # plan's default serves, and the answer's requested/served model headers say so.
+            model = pricing.DEFAULT_MODEL if plan.allows_model(pricing.DEFAULT_MODEL) else plan.models[0]
         if not plan.allows_model(model):
             raise NotFound(f"model: {model} is not available to this tenant. GET /v1/models lists them.",
                            code="model_not_found")
@@ -438,7 +444,7 @@ class Gateway:
             raise
         cost = self.finish(prepared, reservation, reply.usage, reply.latency_ms, reply.upstream_request_id,
                            served=served)
-        return GatewayResult(prepared.request_id, reply, cost, prepared.requested_model)
+        return GatewayResult(prepared.request_id, reply, cost, prepared.requested_model, prepared.model_call.model)
 
     def count_tokens(self, ctx: TenantContext, feature: str, call: FeatureCall) -> int:
         """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""

@@ -202,4 +202,5 @@ def run_assembled(gateway: Gateway, ctx: TenantContext, feature: str, call: Feat
         raise UpstreamError("The model service stopped answering mid-stream. Try again.")
     latency_ms = int((time.monotonic() - streamed.started_at) * 1000)
     reply = streamed.assembly.reply(tally.usage, streamed.upstream_request_id, latency_ms)
-    return GatewayResult(streamed.request_id, reply, streamed.cost_micros, streamed.prepared.requested_model)
+    return GatewayResult(streamed.request_id, reply, streamed.cost_micros, streamed.prepared.requested_model,
+                         streamed.prepared.model_call.model)

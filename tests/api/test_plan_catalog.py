@@ -183,3 +183,23 @@ def test_tenants_cannot_read_or_edit_plans(api):
 def test_the_audit_trail_of_a_plan_that_does_not_exist_is_a_404(api, operator_token, name):
     response = api.call("GET", f"/admin/plans/{name}/audit", token=operator_token)
     assert (response.status_code, response.json["error"]["code"]) == (404, "plan_not_found")
+
+
+def test_a_model_an_edit_takes_out_of_the_plan_is_replaced_by_its_default_and_said_so(api, operator_token):
+    """The tenant chose Haiku; the operator's edit leaves only Sonnet: /ai/chat (which names no model) is served by
+    the plan's default and the answer says which model was asked and which served; /v1/messages naming Haiku
+    is still a 404."""
+    plan = create_plan(api, operator_token)["plan"]
+    tenant = tenant_on(api, operator_token, plan)
+    chosen = api.call("PUT", "/tenant/ai-config", {"model": "claude-haiku-4-5"}, token=tenant.token)
+    assert chosen.status_code == 200, chosen.body
+    edit(api, operator_token, plan, {"models": ["claude-sonnet-4-6"]})
+    time.sleep(CACHE_SECONDS + 0.5)  # past the tenant cache, as every instance will be
+    answered = chat(api, tenant)
+    assert answered.status_code == 200, answered.body
+    assert (answered.headers["x-tessera-requested-model"], answered.headers["x-tessera-served-model"]) == (
+        "claude-haiku-4-5", "claude-sonnet-4-6")
+    key = api.api_key(tenant)["key"]
+    named = api.call("POST", "/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 16,
+                                              "messages": [{"role": "user", "content": "hi"}]}, token=key)
+    assert (named.status_code, named.json["error"]["code"]) == (404, "model_not_found")
