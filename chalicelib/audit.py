@@ -76,14 +76,7 @@ def snapshot(item: Any) -> Optional[dict]:
 def record(tenant_id: str, actor: Actor, action: str, before: Any, after: Any,
            request_id: Optional[str] = None) -> dict:
     """Append one record; the same request's same action is stored once."""
-    request_id = request_id or logs.bound().get("request_id") or new_id("req")
-    now = utcnow()
-    entry = AuditRecord(AuditRecord.pk_for(tenant_id), f"{now:%Y-%m-%dT%H:%M:%S.%fZ}#{request_id}#{action}",
-                        tenant_id=tenant_id, action=action, actor_type=actor.kind, actor_id=actor.id,
-                        request_id=request_id, at=now,
-                        before=None if before is None else json.dumps(without_secrets(before), sort_keys=True),
-                        after=None if after is None else json.dumps(without_secrets(after), sort_keys=True),
-                        expires_at=timedelta(days=get_settings().audit_retention_days))
+    entry = new_entry(tenant_id, actor, action, before, after, request_id)
     from pynamodb.exceptions import PutError
 
     try:
@@ -92,6 +85,19 @@ def record(tenant_id: str, actor: Actor, action: str, before: Any, after: Any,
         if not condition_failed(error):
             raise
     return view(entry)
+
+
+def new_entry(tenant_id: str, actor: Actor, action: str, before: Any, after: Any,
+              request_id: Optional[str] = None) -> AuditRecord:
+    """The record, unsaved: for a change written in a transaction, saved in it (never one without the other)."""
+    request_id = request_id or logs.bound().get("request_id") or new_id("req")
+    now = utcnow()
+    return AuditRecord(AuditRecord.pk_for(tenant_id), f"{now:%Y-%m-%dT%H:%M:%S.%fZ}#{request_id}#{action}",
+                        tenant_id=tenant_id, action=action, actor_type=actor.kind, actor_id=actor.id,
+                        request_id=request_id, at=now,
+                        before=None if before is None else json.dumps(without_secrets(before), sort_keys=True),
+                        after=None if after is None else json.dumps(without_secrets(after), sort_keys=True),
+                        expires_at=timedelta(days=get_settings().audit_retention_days))
 
 
 def view(entry: AuditRecord) -> dict:

@@ -2,8 +2,8 @@
 
 An edit writes the new version item and the plan's current item in one transaction, conditioned on the
 current item being the version the edit was based on, so two operators' edits never interleave and no
-version number is used twice; then one audit record (chalicelib/audit.py) under `plan:<name>` names the
-operator, the request and the plan before and after. Nothing is deployed: the AI path reads the plan's
+version number is used twice; the same transaction writes the audit record (chalicelib/audit.py) under
+`plan:<name>` that names the operator, the request and the plan before and after. Nothing is deployed: the AI path reads the plan's
 current item in the BatchGetItem it already makes for the tenant (chalicelib/ai/gateway.py), so a warm
 instance serves an edit after at most its tenant cache's TTL (TESSERA_TENANT_CACHE_SECONDS, 5 s);
 every other read (settings, usage, operator pages) reads the current item at once.
@@ -21,6 +21,7 @@ from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.plan_models import PLAN_PARTITION, PlanRecord
 from chalicelib.plans import DEFAULT_PLANS, FEATURES, Plan
+from chalicelib.records import AuditRecord
 
 PLAN_NAME = re.compile(r"[a-z][a-z0-9-]{1,31}")
 MAX_FEATURE_LIMIT = 100_000_000
@@ -208,20 +209,20 @@ def save(name: str, body: Mapping[str, Any], actor: audit.Actor, create: bool) -
     head = PlanRecord(PLAN_PARTITION, PlanRecord.current_sk(name), **fields)
     unchanged = (PlanRecord.version == base.version) if base is not None and base.version > 0 \
         else PlanRecord.sk.does_not_exist()
+    entry = audit.new_entry(audit_subject(name), actor, "plan.create" if create else "plan.update",
+                            view(base) if base is not None else None, view(from_record(name, head)), request_id)
     try:
-        with transaction() as tx:
+        with transaction() as tx:  # the version, the plan as it stands and its audit record: all or none
             tx.save(PlanRecord(PLAN_PARTITION, PlanRecord.version_sk(name, plan.version), **fields),
                     condition=PlanRecord.sk.does_not_exist())
             tx.save(head, condition=unchanged)
+            tx.save(entry, condition=AuditRecord.pk.does_not_exist())
     except TransactWriteError as error:
         if conflicted(error) or getattr(error, "cancellation_reasons", None):
             raise Conflict(f"Plan '{name}' changed while this edit ran; read it and try again.",
                            code="conflict") from None
         raise
-    after = from_record(name, head)
-    audit.record(audit_subject(name), actor, "plan.create" if create else "plan.update",
-                 view(base) if base is not None else None, view(after), request_id)
-    return view(after)
+    return view(from_record(name, head))
 
 
 def create(body: Mapping[str, Any], actor: audit.Actor) -> dict:
