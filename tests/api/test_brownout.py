@@ -60,6 +60,17 @@ def test_the_hard_budget_still_holds_exactly_when_browned_out(api):
     assert (refused.status_code, refused.json["error"]["code"]) == (402, "budget_exceeded")
 
 
+def test_a_browned_out_call_is_reserved_at_the_served_models_worst_case(api):
+    """10,000 micro-dollars left of a hard $1: a chat's worst case at the tenant's max_tokens (1,024) is about
+    5,100 on Haiku ($5 per million output tokens) and about 15,400 on Sonnet ($15): admitted only because
+    admission reserved the served model's worst case."""
+    tenant = tenant_with_brownout(api, budget="1", hard=True)
+    record_spend(tenant.id, 990_000)
+    answer = api.call("POST", "/ai/chat", CHAT, token=tenant.token)
+    assert answer.status_code == 200, answer.body
+    assert answer.json["model"] == HAIKU
+
+
 def test_without_the_setting_nothing_changes_past_any_share(api):
     tenant = api.signup()
     api.call("PATCH", "/tenant", {"monthly_budget_usd": "1"}, token=tenant.token)
