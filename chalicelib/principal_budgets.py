@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from chalicelib import pricing, validation
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.models import ApiKey, KeyUsage, User, budget_segment, tenant_pk
 from chalicelib.budget_models import PrincipalBudget
 from chalicelib.periods import current_period
@@ -85,7 +85,17 @@ def set_budget(tenant_id: str, principal_type: str, principal_id: str, body: Map
             actions.append(PrincipalBudget.counters.set(counters))
         tx.update(PrincipalBudget(*key), actions=actions, condition=unchanged)
 
-    change_tenant(tenant_id, marks, also=write)
+    from pynamodb.exceptions import TransactWriteError
+
+    from chalicelib.store import cancelled_because
+
+    try:
+        change_tenant(tenant_id, marks, also=write)
+    except TransactWriteError as error:
+        if cancelled_because(error, 2):  # the budget item changed since it was read: another edit landed
+            raise Conflict("This budget changed while this request ran; read it and try again.",
+                           code="conflict") from None
+        raise
     return view(tenant_id, principal_type, principal_id)
 
 

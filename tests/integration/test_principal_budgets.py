@@ -172,3 +172,26 @@ def test_a_budget_set_holds_for_the_next_call_of_an_instance_that_read_none():
                           load_returns=lambda: admission.load_returns(tenant_id), plan_of=DEFAULT_PLANS.__getitem__,
                           principal=charge)
     assert refused.value.code == "principal_limit_reached"
+
+
+class AnotherEditFirst(ClientHook):
+    """Another edit of the same budget lands between this edit's read and its transaction."""
+
+    event = "before-call.dynamodb.TransactWriteItems"
+
+    def __init__(self, tenant_id, key_id):
+        self.key, self.done = (tenant_pk(tenant_id), PrincipalBudget.sk_for(key_id)), False
+
+    def _before(self, **kwargs):
+        if not self.done:
+            self.done = True
+            PrincipalBudget(*self.key).update(actions=[PrincipalBudget.version.add(1)])
+
+
+def test_two_edits_of_one_budget_at_once_give_the_later_a_409():
+    tenant_id, key_id = tenant_with_key(monthly_requests=5, hard_limit=True)
+    with AnotherEditFirst(tenant_id, key_id):
+        with pytest.raises(TesseraError) as refused:
+            principal_budgets.set_budget(tenant_id, "api_key", key_id, {"monthly_requests": 9})
+    assert (refused.value.status, refused.value.code) == (409, "conflict")
+    assert principal_budgets.view(tenant_id, "api_key", key_id)["monthly_requests"] == 5
