@@ -105,6 +105,7 @@ class FeatureCall:
 
 
 ANTHROPIC_DEFAULTS = "anthropic"
+BROWNOUT_KEEPS = frozenset({"thinking", "output_config"})  # a call with these is never browned out
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,9 @@ class Gateway:
                            code="model_not_found")
         max_tokens = granted_max_tokens(call.max_tokens, int(config.max_tokens), plan)
         served = served_model(state, feature, model, plan)
-        if pricing.MODELS[served].max_output_tokens >= max_tokens:  # else the cheaper model could not serve it
+        # A call the cheaper model might not take is served as asked: more output than it writes, or thinking
+        # and effort settings, which models accept differently (an upstream 400 would be brownout's doing).
+        if pricing.MODELS[served].max_output_tokens >= max_tokens and not BROWNOUT_KEEPS.intersection(call.params):
             model = served
         thinking = call.params.get("thinking") or {}
         budget = thinking.get("budget_tokens")

@@ -114,3 +114,14 @@ def test_a_call_the_cheaper_model_could_not_write_is_served_as_asked(api, operat
                       headers={"Authorization": f"Bearer {key}"})  # Haiku writes at most 64,000: not lowered
     assert answer.status_code == 200, answer.body
     assert answer.json["model"] == SONNET and "x-tessera-served-model" not in answer.headers
+
+
+def test_a_call_with_thinking_settings_is_served_as_asked(api):
+    tenant = tenant_with_brownout(api)
+    record_spend(tenant.id, 900_000)
+    key = api.api_key(tenant)["key"]
+    answer = api.call("POST", "/v1/messages", {"model": SONNET, "max_tokens": 2048, "messages": CHAT["messages"],
+                                               "thinking": {"type": "enabled", "budget_tokens": 1024}},
+                      headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200, answer.body
+    assert answer.json["model"] == SONNET and "x-tessera-served-model" not in answer.headers
