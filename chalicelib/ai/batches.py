@@ -124,10 +124,16 @@ def create(gateway: Gateway, ctx: TenantContext, body: Dict[str, Any], base_url:
     now = datetime.now(timezone.utc)
     batch_id = f"msgbatch_{int(now.timestamp() * 1000):012x}{secrets.token_hex(6)}"
     tenant_id = ctx.tenant_id
+    latest = [first.state]  # a refusal is confirmed against the plan read again too, as Gateway.admit does
+
+    def load_view() -> Optional[admission.AdmissionView]:
+        latest[0] = latest[0].fresh()
+        return latest[0].view
+
     reservation, view = admission.reserve(
         tenant_id, batch_id, FEATURE, worst, first.state.view, first.state.returns,
-        load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
-        now=now, count=len(requests), swept=False, plan_of=first.state.plan_of)
+        load_view=load_view, load_returns=lambda: admission.load_returns(tenant_id),
+        now=now, count=len(requests), swept=False, plan_of=lambda name: latest[0].plan_of(name))
     gateway.cache.remember(tenant_id, view)
     item = MessageBatch(
         tenant_pk(tenant_id), MessageBatch.sk_for(batch_id), batch_id=batch_id, status=CREATING,

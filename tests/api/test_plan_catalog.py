@@ -203,3 +203,19 @@ def test_a_model_an_edit_takes_out_of_the_plan_is_replaced_by_its_default_and_sa
     named = api.call("POST", "/v1/messages", {"model": "claude-haiku-4-5", "max_tokens": 16,
                                               "messages": [{"role": "user", "content": "hi"}]}, token=key)
     assert (named.status_code, named.json["error"]["code"]) == (404, "model_not_found")
+
+
+def test_raising_a_plans_limit_holds_for_the_very_next_batch(api, operator_token):
+    plan = create_plan(api, operator_token, basic_chat=2)["plan"]
+    tenant = tenant_on(api, operator_token, plan)
+    key = api.api_key(tenant)["key"]
+
+    def batch(*ids):
+        return api.call("POST", "/v1/messages/batches", {"requests": [
+            {"custom_id": i, "params": {"model": "claude-sonnet-4-6", "max_tokens": 16,
+                                        "messages": [{"role": "user", "content": "hi"}]}} for i in ids]}, token=key)
+
+    assert batch("a", "b").status_code == 200
+    edit(api, operator_token, plan, {"features": {"basic_chat": 4}})
+    admitted = batch("c", "d")  # the instance's cached plan still says 2: the refusal is confirmed afresh
+    assert admitted.status_code == 200, admitted.body
