@@ -18,6 +18,7 @@ past a ceiling. A call's true-up returns its unused input bound and output to th
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
 log = get_logger("pool")
 
 LEASE_SHARE = Decimal("0.05")  # of each ceiling per renewal: 20 renewals per plan a minute at full use
-TAKE_ATTEMPTS = 3  # another instance's renewal in between: read again and decide again
+TAKE_ATTEMPTS = 8  # another instance's renewal in between: wait a jittered moment, read again, decide again
+BACKOFF_SECONDS = 0.01
 PLANS = tuple(pool.GUARANTEED)
 
 
@@ -127,6 +129,9 @@ class PoolLeases:
         self._granted: Dict[str, Window] = {}
         self._used: Dict[str, Window] = {}
         self._lock = threading.Lock()
+        # One renewal at a time per instance: its threads then wait for it and use the lease it brings
+        # rather than collide on the item's version with each other.
+        self._renewing = threading.Lock()
 
     def ceiling(self, model: str) -> Amounts:
         return self.ceilings.get(model) or self.ceilings["*"]
@@ -141,14 +146,29 @@ class PoolLeases:
         """Reserve `ask` for a call of `plan`, from the lease when it covers it, else from a renewal;
         TooManyRequests (pool_share_exhausted) when the pool refuses the plan more this minute."""
         now = self._clock()
+        ticket = self._from_lease(model, plan, ask, now)
+        if ticket is not None:
+            return ticket
+        with self._renewing:
+            return self._renew(model, plan, ask, now)
+
+    def _from_lease(self, model: str, plan: str, ask: Amounts, now: float) -> Optional[PoolTicket]:
+        with self._lock:
+            granted, used = self._current(model, now)
+            if covers(granted.of(plan).minus(used.of(plan)), ask):
+                self._used[model] = used.with_reserved(plan, ask)
+                return PoolTicket(model, plan, used.started_at, ask)
+        return None
+
+    def _renew(self, model: str, plan: str, ask: Amounts, now: float) -> PoolTicket:
         ceiling = self.ceiling(model)
-        for _ in range(TAKE_ATTEMPTS):
+        ticket = self._from_lease(model, plan, ask, now)  # the renewal waited for may cover it
+        if ticket is not None:
+            return ticket
+        for attempt in range(TAKE_ATTEMPTS):
             with self._lock:
                 granted, used = self._current(model, now)
                 available = granted.of(plan).minus(used.of(plan))
-                if covers(available, ask):
-                    self._used[model] = used.with_reserved(plan, ask)
-                    return PoolTicket(model, plan, used.started_at, ask)
             shared, version = self.store.read(model, granted.started_at)
             wanted = top_up(available, ask, ceiling)
             decision = pool.decide(ceiling, shared, plan, wanted, now)
@@ -162,8 +182,14 @@ class PoolLeases:
                     held = self._granted.get(model)
                     if held is not None and held.started_at == granted.started_at:
                         self._granted[model] = held.with_reserved(plan, wanted)
-            # then admit from the lease as renewed (or read again after another instance's renewal)
-        raise exhausted(model, plan, pool.Decision(False, retry_after=1))  # renewals kept colliding
+                ticket = self._from_lease(model, plan, ask, now)
+                if ticket is not None:
+                    return ticket
+            # else another instance renewed first (or this one's threads used the renewal): read again
+            time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
+        # Other instances renewed between each read and write: the pool is busy, not necessarily full
+        raise exhausted(model, plan, pool.Decision(False, retry_after=1),
+                        "The shared model capacity is busy renewing. Retry after 1 s.")
 
     def settle(self, ticket: PoolTicket, used: Amounts) -> None:
         """True-up: what the call reserved and did not use goes back to this instance's lease."""
@@ -173,10 +199,10 @@ class PoolLeases:
                 self._used[ticket.model] = pool.settle(window, ticket.plan, ticket.ask, used)
 
 
-def exhausted(model: str, plan: str, decision: pool.Decision) -> TooManyRequests:
+def exhausted(model: str, plan: str, decision: pool.Decision, message: str = "") -> TooManyRequests:
     error = TooManyRequests(
-        f"The {plan} plan's share of the shared {model} capacity is used up this minute. "
-        f"Retry after {decision.retry_after} s, or use your own API key.",
+        message or f"The {plan} plan's share of the shared {model} capacity is used up this minute. "
+                   f"Retry after {decision.retry_after} s, or use your own API key.",
         retry_after=decision.retry_after, code="pool_share_exhausted",
         details={"model": model, "plan": plan, "limit": decision.dimension})
     error.headers["x-should-retry"] = "true"
