@@ -255,6 +255,8 @@ class Gateway:
         self.cache = cache or TenantCache()
         self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
         self._pool_leases = pool_leases
+        # what the organisation has left, as each pool call's answer reports it, corrects the pool's ceilings
+        self.model_client.pool_rate_limits = lambda model, headers: self.pool_leases.observe(model, headers)
         self._pool_tickets: Dict[str, PoolTicket] = {}  # by request id, from admit until the call settles
 
     def tenant_state(self, tenant_id: str, plan_hint: str = "", principal_id: str = "") -> TenantAI:

@@ -4,16 +4,18 @@ Every pool call (the platform's key, never a tenant's own) reserves one request,
 max_tokens against its model's minute before it goes upstream, and is trued up after. The minute's shared
 state is one item per model and minute (pk `POOL#<model>`, sk `MINUTE#<epoch>`, a counter per plan and
 dimension, a version). An instance does not write it per call: it leases a slice of the minute for a plan
-(at least LEASE_SHARE of each ceiling, or what the call lacks) with one GetItem and one conditional
+(what the call lacks, or a slice that doubles with each renewal in the minute, up to LEASE_SHARE of each
+ceiling) with one GetItem and one conditional
 UpdateItem checked by `pool.decide` against the item as read (the version proves it fresh), and admits
 from the lease in memory until it runs out. So the usual call adds no DynamoDB round trip; the call that
 renews a lease adds two.
 
 Bound: the item never grants more than the ceilings (every grant is decided on the current item), so the
 pool's reservations stay under its ceilings whatever the number of instances. A lease's unused part is not
-given back to the item before its minute ends: at worst each warm instance holds one slice per plan and
-model idle, which can only refuse early (by at most instances x LEASE_SHARE of a ceiling), never admit
-past a ceiling. A call's true-up returns its unused input bound and output to this instance's lease.
+given back to the item before its minute ends (unless upstream reports a lower ceiling): at worst each
+warm instance holds its last slice per plan and model idle (at most LEASE_SHARE of a ceiling, and only
+four times a call's ask for an instance that renewed once), which can only refuse early, never admit past a
+ceiling. A call's true-up returns its unused input bound and output to this instance's lease.
 """
 from __future__ import annotations
 
@@ -32,20 +34,23 @@ from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
 
 log = get_logger("pool")
 
-LEASE_SHARE = Decimal("0.05")  # of each ceiling per renewal: 20 renewals per plan a minute at full use
+LEASE_SHARE = Decimal("0.05")  # the most a renewal takes of each ceiling: 20 renewals a minute at full use
 TAKE_ATTEMPTS = 8  # another instance's renewal in between: wait a jittered moment, read again, decide again
 BACKOFF_SECONDS = 0.01
 PLANS = tuple(pool.GUARANTEED)
 
 
-def top_up(available: Amounts, ask: Amounts, ceiling: Amounts, share: Decimal = LEASE_SHARE) -> Amounts:
+def top_up(available: Amounts, ask: Amounts, ceiling: Amounts, calls: int = 4,
+           share: Decimal = LEASE_SHARE) -> Amounts:
     """What a lease renewal asks the item for: nothing where the lease still covers the call, else the
-    larger of a slice of the ceiling and what the call lacks (never more than the ceiling)."""
+    larger of what the call lacks and a slice for `calls` calls like it, at most a share of the ceiling.
+    `calls` doubles with each renewal in the minute (slow start): a busy instance renews a few times a
+    minute, an idle one holds little, so the instances' idle slack stays small however many there are."""
     values = {}
     for dimension in DIMENSIONS:
         lacking = ask.get(dimension) - available.get(dimension)
-        limit = ceiling.get(dimension)
-        values[dimension] = 0 if lacking <= 0 else max(lacking, min(limit, math.floor(share * limit)))
+        slice_ = min(ask.get(dimension) * calls, math.floor(share * ceiling.get(dimension)))
+        values[dimension] = 0 if lacking <= 0 else max(lacking, slice_)
     return Amounts(**values)
 
 
@@ -116,6 +121,17 @@ class PoolStore:
             return False
         return True
 
+    def give_back(self, model: str, start: float, plan: str, amounts: Amounts) -> None:
+        """Return a lease's unused part. Unconditional and leaving the version alone: a renewal decided on a
+        read from before it only saw the pool fuller than it is."""
+        dynamodb, table = self._table()
+        dynamodb.update_item(
+            TableName=table, Key=self._key(model, start),
+            UpdateExpression="ADD " + ", ".join(f"#{d} :{d}" for d in DIMENSIONS),
+            ConditionExpression="attribute_exists(version)",
+            ExpressionAttributeNames={f"#{d}": f"{plan}_{d}" for d in DIMENSIONS},
+            ExpressionAttributeValues={f":{d}": {"N": str(-amounts.get(d))} for d in DIMENSIONS})
+
 
 class PoolLeases:
     """Per model: what this instance holds of the current minute (granted) and has reserved of it (used),
@@ -127,14 +143,43 @@ class PoolLeases:
         self.store = store or PoolStore()
         self._clock = clock
         self._granted: Dict[str, Window] = {}
+        self._seen: Dict[str, Window] = {}  # the minute item as last read, with this instance's grants since
+        self._corrected: Dict[str, Tuple[float, Amounts]] = {}
+        self._renewals: Dict[Tuple[str, str, float], int] = {}  # this minute's renewals by model and plan  # until when, the ceiling upstream reported
         self._used: Dict[str, Window] = {}
         self._lock = threading.Lock()
         # One renewal at a time per instance: its threads then wait for it and use the lease it brings
         # rather than collide on the item's version with each other.
         self._renewing = threading.Lock()
 
-    def ceiling(self, model: str) -> Amounts:
+    def configured(self, model: str) -> Amounts:
         return self.ceilings.get(model) or self.ceilings["*"]
+
+    def ceiling(self, model: str) -> Amounts:
+        """The configured ceiling, or lower for a minute after upstream's headers reported less."""
+        with self._lock:
+            corrected = self._corrected.get(model)
+        if corrected is not None and corrected[0] > self._clock():
+            return corrected[1]
+        return self.configured(model)
+
+    def observe(self, model: str, headers: Mapping[str, str]) -> None:
+        """Lower the model's ceiling to what upstream's `anthropic-ratelimit-*` headers allow: its reported
+        limit, less what the organisation used beyond this pool's reservations as last seen here (another
+        consumer of the same organisation). Headers absent or malformed change nothing."""
+        if not headers:
+            return
+        now = self._clock()
+        with self._lock:
+            reserved = pool.current(self._seen.get(model), now).total()
+        ceiling, elsewhere = pool.corrected(self.configured(model), headers, reserved)
+        lower = any(ceiling.get(d) < self.ceiling(model).get(d) for d in DIMENSIONS)
+        with self._lock:
+            self._corrected[model] = (now + pool.WINDOW_SECONDS, ceiling)
+        if lower:  # leases sized against the higher ceiling: give them back, renew against the lower one
+            self._release(model, now)
+        if elsewhere and any(elsewhere.values()):
+            log.info("pool ceiling corrected", extra={"fields": {"model": model, "used_elsewhere": elsewhere}})
 
     def _current(self, model: str, now: float) -> Tuple[Window, Window]:
         granted = pool.current(self._granted.get(model), now)
@@ -170,7 +215,8 @@ class PoolLeases:
                 granted, used = self._current(model, now)
                 available = granted.of(plan).minus(used.of(plan))
             shared, version = self.store.read(model, granted.started_at)
-            wanted = top_up(available, ask, ceiling)
+            renewals = self._renewals.get((model, plan, granted.started_at), 0)
+            wanted = top_up(available, ask, ceiling, calls=2 ** (renewals + 2))
             decision = pool.decide(ceiling, shared, plan, wanted, now)
             if not decision.admitted:  # the slice does not fit: what the call lacks may
                 wanted = ask.minus(available)
@@ -179,6 +225,9 @@ class PoolLeases:
                 raise exhausted(model, plan, decision)
             if self.store.take(model, granted.started_at, plan, wanted, version):
                 with self._lock:
+                    self._renewals = {k: n for k, n in self._renewals.items() if k[2] == granted.started_at}
+                    self._renewals[(model, plan, granted.started_at)] = renewals + 1
+                    self._seen[model] = shared.with_reserved(plan, wanted)
                     held = self._granted.get(model)
                     if held is not None and held.started_at == granted.started_at:
                         self._granted[model] = held.with_reserved(plan, wanted)
@@ -190,6 +239,19 @@ class PoolLeases:
         # Other instances renewed between each read and write: the pool is busy, not necessarily full
         raise exhausted(model, plan, pool.Decision(False, retry_after=1),
                         "The shared model capacity is busy renewing. Retry after 1 s.")
+
+    def _release(self, model: str, now: float) -> None:
+        with self._lock:
+            granted, used = self._current(model, now)
+            unused = {plan: granted.of(plan).minus(used.of(plan)) for plan in granted.by_plan}
+            self._granted[model] = used
+        for plan, amounts in unused.items():
+            if any(amounts.get(d) for d in DIMENSIONS):
+                try:
+                    self.store.give_back(model, granted.started_at, plan, amounts)
+                except Exception as error:  # noqa: BLE001 - kept counted: the pool only refuses earlier
+                    log.warning("pool lease not given back", extra={"fields": {"model": model,
+                                                                               "error": type(error).__name__}})
 
     def settle(self, ticket: PoolTicket, used: Amounts) -> None:
         """True-up: what the call reserved and did not use goes back to this instance's lease."""

@@ -25,21 +25,29 @@ FLOODED, TRUED_UP = "claude-haiku-4-5", "claude-sonnet-4-6"
 # at 50: the stand-in's echo is longer) and no fourth; enterprise's guaranteed half (125) still holds two.
 # Sonnet: free may borrow 85 % of 1,000 less 200 = 650, where eight calls of max_tokens 200 (1,600) fit only
 # if each gives back what its short answer left unused.
-CEILINGS = f"{FLOODED}=1000/1000000/250;{TRUED_UP}=1000/1000000/1000"
+# Opus: configured far above the organisation's real limit, which the stand-in enforces (600 output tokens a
+# minute) and reports in its rate-limit headers; corrected to 600, pro may borrow 85 % less enterprise's 20 %
+# = 510 - 120 = 390: seven calls of 50. Uncorrected, the twelfth would pass and the thirteenth meet upstream's 429.
+CORRECTED = "claude-opus-4-8"
+CEILINGS = f"{FLOODED}=1000/1000000/250;{TRUED_UP}=1000/1000000/1000;{CORRECTED}=1000/1000000/100000"
+ORG_LIMITS = f"{CORRECTED}=1000/1000000/600"
 FLOOD_MAX_TOKENS, MAX_TOKENS = 50, 200
 
 
 @pytest.fixture(scope="module")
 def pool_stack():
-    saved = os.environ.get("TESSERA_POOL_CEILINGS")
-    os.environ["TESSERA_POOL_CEILINGS"] = CEILINGS  # the app inherits it, as from a developer's shell
+    # the app and the stand-in inherit these, as from a developer's shell
+    settings = {"TESSERA_POOL_CEILINGS": CEILINGS, "STANDIN_ORG_LIMITS": ORG_LIMITS}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         with developer_shell():
             running = stack.LocalStack(*free_ports(3)).start()
     finally:
-        os.environ.pop("TESSERA_POOL_CEILINGS")
-        if saved is not None:
-            os.environ["TESSERA_POOL_CEILINGS"] = saved
+        for name, value in saved.items():
+            os.environ.pop(name)
+            if value is not None:
+                os.environ[name] = value
     try:
         yield running
     finally:
@@ -123,3 +131,20 @@ def test_true_up_gives_back_the_unused_output_reservation(pool_stack):
         answers = [ask(client, TRUED_UP, f"{marker} short").parse() for _ in range(8)]
     assert all(a.usage.output_tokens < 50 for a in answers)  # 8 x 200 reserved would be 1,600 > 650
     assert len(heard(pool_stack, marker)) == 8
+
+
+def test_the_ceiling_is_corrected_from_upstreams_headers_so_no_upstream_429_reaches_a_tenant(pool_stack):
+    _, key = on_plan(pool_stack, "pro")
+    marker = f"org-{secrets.token_hex(4)}"
+    fresh_minute(40)
+    passed, refused = 0, []
+    with sdk(pool_stack, key) as client:
+        for _ in range(14):
+            try:
+                raw = ask(client, CORRECTED, f"{marker} " + "x" * 300, FLOOD_MAX_TOKENS)
+                assert raw.headers.get("anthropic-ratelimit-output-tokens-limit") is None  # not passed on
+                passed += 1
+            except anthropic.RateLimitError as error:
+                refused.append(error.body["error"]["code"])
+    assert (passed, set(refused)) == (7, {"pool_share_exhausted"})
+    assert len(heard(pool_stack, marker)) == 7

@@ -1,4 +1,4 @@
-"""Leases on the pool against moto's table: the usual call adds no round trip, two warm instances renewing at
+"""Leases on the pool against moto's table: most calls add no round trip, two warm instances renewing at
 once never grant past the ceiling (real threads against the serialising moto server), and a refusal writes
 nothing. Each test's pool lives in a partition of its own."""
 from __future__ import annotations
@@ -31,8 +31,8 @@ def test_calls_inside_a_lease_touch_no_item(environment):
     for _ in range(20):
         leases.reserve(MODEL, "pro", ask_of(300, 100))
     window, version = shared.read(MODEL, START)
-    assert version == 1  # one renewal: 5 % of each ceiling covers all twenty
-    assert window.of("pro") == Amounts(200, 100_000, 20_000)
+    assert version == 3  # renewals for 4, 8 and 16 calls: the twenty calls wrote the item three times
+    assert window.of("pro") == Amounts(28, 8400, 2800)
 
 
 def test_two_instances_renewing_at_once_never_grant_past_the_free_plans_borrowable_share(environment):
@@ -82,3 +82,33 @@ def test_true_up_gives_a_calls_unused_output_back_to_the_lease(environment):
         leases.settle(ticket, Amounts(1, 10, 20))
     window, _ = shared.read(MODEL, START)
     assert window.of("free").output_tokens <= 650
+
+
+def upstream_reports(limit, remaining):
+    return {"anthropic-ratelimit-output-tokens-limit": str(limit),
+            "anthropic-ratelimit-output-tokens-remaining": str(remaining)}
+
+
+def test_a_ceiling_upstream_reports_lower_takes_back_the_lease_sized_against_the_configured_one(environment):
+    shared = store()
+    leases = PoolLeases({"*": Amounts(1000, 1_000_000, 100_000)}, shared, clock=at_start)
+    leases.reserve(MODEL, "pro", ask_of(10, 50))  # a lease of 5 % of 100,000 output tokens
+    leases.observe(MODEL, upstream_reports(600, 550))
+    assert leases.ceiling(MODEL) == Amounts(1000, 1_000_000, 600)
+    assert shared.read(MODEL, START)[0].of("pro").output_tokens == 50  # the unused 4,950 given back
+    admitted = 0
+    for _ in range(10):  # pro may borrow to 85 % of 600 less enterprise's 120 = 390 in all
+        try:
+            leases.reserve(MODEL, "pro", ask_of(10, 50))
+            admitted += 1
+        except TooManyRequests:
+            break
+    assert admitted == 6
+
+
+def test_output_used_elsewhere_in_the_organisation_lowers_the_ceiling(environment):
+    shared = store()
+    leases = PoolLeases({"*": Amounts(1000, 1_000_000, 1000)}, shared, clock=at_start)
+    leases.reserve(MODEL, "pro", ask_of(10, 50))  # a lease of 50 output tokens
+    leases.observe(MODEL, upstream_reports(1000, 700))  # 300 used, 50 of them by this pool
+    assert leases.ceiling(MODEL).output_tokens == 750

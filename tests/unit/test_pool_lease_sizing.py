@@ -15,13 +15,19 @@ def test_a_lease_that_covers_the_call_asks_the_item_for_nothing():
     assert top_up(Amounts(5, 5000, 1000), Amounts(1, 5000, 1000), CEILING) == Amounts(0, 0, 0)
 
 
-def test_a_renewal_takes_a_slice_of_each_ceiling_when_the_call_lacks_less():
-    # 5 % of 4,000 / 2,000,000 / 400,000
-    assert top_up(Amounts(0, 100, 0), Amounts(1, 300, 64), CEILING) == Amounts(200, 100_000, 20_000)
+def test_a_first_renewal_takes_enough_for_four_calls_like_this_one():
+    assert top_up(Amounts(0, 100, 0), Amounts(1, 300, 64), CEILING) == Amounts(4, 1200, 256)
+
+
+def test_a_busy_instances_slice_doubles_up_to_a_share_of_each_ceiling():
+    # 5 % of 4,000 / 2,000,000 / 400,000 caps 1,024 calls' worth
+    assert top_up(Amounts(), Amounts(1, 300, 64), CEILING, calls=16) == Amounts(16, 4800, 1024)
+    assert top_up(Amounts(), Amounts(1, 300, 64), CEILING, calls=1024) == Amounts(200, 100_000, 20_000)
 
 
 def test_a_renewal_takes_what_a_large_call_lacks_when_that_passes_the_slice():
-    assert top_up(Amounts(0, 0, 1000), Amounts(1, 150_000, 64_000), CEILING) == Amounts(200, 150_000, 63_000)
+    assert top_up(Amounts(0, 0, 1000), Amounts(1, 150_000, 64_000), CEILING, calls=1024) == \
+        Amounts(200, 150_000, 63_000)
 
 
 def test_a_slice_never_exceeds_a_tiny_ceiling():
