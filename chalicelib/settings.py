@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from typing import Optional
 
 
+# Anthropic's published Tier 4 limits for Claude Sonnet 4.x (4,000 requests, 2,000,000 input tokens,
+# 400,000 output tokens a minute): a sane floor for an organisation that has not configured its own.
+DEFAULT_POOL_CEILINGS = "*=4000/2000000/400000"
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -48,6 +53,10 @@ class Settings:
     bedrock_region: str = "us-east-1"
     bedrock_base_url: Optional[str] = None
     bedrock_failover: bool = True
+    # The platform pool's per-minute ceilings by model, `model=requests/input_tokens/output_tokens;...`
+    # with `*` for the rest (chalicelib/metering/pool_leases.py; docs/upstream.md says where the defaults
+    # come from). Set them to the organisation's limits; upstream's rate-limit headers lower them further.
+    pool_ceilings: str = DEFAULT_POOL_CEILINGS
 
 
 def _env(name: str, default: Optional[str] = None) -> Optional[str]:
@@ -87,6 +96,7 @@ def _load() -> Settings:
         bedrock_region=_env("TESSERA_BEDROCK_REGION", _env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1"))),
         bedrock_base_url=_env("TESSERA_BEDROCK_BASE_URL"),
         bedrock_failover=_env("TESSERA_BEDROCK_FAILOVER", "on").lower() not in ("off", "0", "false", "no"),
+        pool_ceilings=_env("TESSERA_POOL_CEILINGS", DEFAULT_POOL_CEILINGS),
     )
 
 

@@ -62,6 +62,9 @@ def local_stage():
     """What every test runs with, servers or not: the local stage's variables and the test keyrings, with AWS
     and the model upstream at a port nothing listens on (a call is refused at once) until `environment`
     points them at the session's moto and stand-in."""
+    # Every test of a session shares the platform pool's minute (chalicelib/metering/pool_leases.py): an
+    # organisation as large as the suite needs, so only tests that set their own ceilings meet the pool.
+    os.environ.setdefault("TESSERA_POOL_CEILINGS", "*=1000000/1000000000000/1000000000000")
     stack.run_app_in_process(NOWHERE, f"http://127.0.0.1:{NOWHERE}", TEST_JWT_SECRET, TEST_OPERATOR_SECRET,
                              POOL_KEY)
 

@@ -20,7 +20,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from chalicelib.errors import BadRequest, ConfigurationError, TesseraError, TooManyRequests, UpstreamError
 from chalicelib.logs import get_logger
@@ -118,6 +118,11 @@ class ModelReply:
         return self.raw.to_dict(mode="json") if self.raw is not None else {}
 
 
+def rate_limit_headers(headers: Mapping[str, str]) -> Dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()
+            if name.lower().startswith("anthropic-ratelimit-")}
+
+
 class UpstreamNoAnswer(UpstreamError):
     """The request may have reached the model, but no answer came back (a read timeout, a dropped
     connection): the upstream may have billed it, so the ledger records it as indeterminate."""
@@ -180,6 +185,13 @@ class ModelClient:
         self._transport = transport
         self._clients: Dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Told (model, headers) of each pool call's `anthropic-ratelimit-*` headers, whole or streamed: the
+        # gateway's pool corrects its ceilings from them (chalicelib/metering/pool_leases.py)
+        self.pool_rate_limits: Optional[Callable[[str, Mapping[str, str]], None]] = None
+
+    def _heard_rate_limits(self, model: str, own_key: bool, headers: Mapping[str, str]) -> None:
+        if not own_key and self.pool_rate_limits is not None:
+            self.pool_rate_limits(model, rate_limit_headers(headers))
 
     def _client(self, api_key: str) -> Any:
         if not api_key:
@@ -238,7 +250,9 @@ class ModelClient:
             request["timeout"] = timeout
         started = time.perf_counter()
         with self._upstream_errors(own_key):
-            message = messages.create(**request)
+            response = messages.with_raw_response.create(**request)
+            message = response.parse()
+        self._heard_rate_limits(call.model, own_key, response.headers)
         latency_ms = int((time.perf_counter() - started) * 1000)
         return ModelReply(
             text="".join(getattr(block, "text", "") for block in message.content),
@@ -271,6 +285,7 @@ class ModelClient:
         with self._upstream_errors(own_key):
             opened = self._client(api_key).messages.with_streaming_response.create(**request, stream=True)
             response = opened.__enter__()
+        self._heard_rate_limits(call.model, own_key, response.headers)
         try:
             yield response.headers.get(self.REQUEST_ID_HEADER), self._events(response.http_response)
         finally:

@@ -35,12 +35,13 @@ from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
 from chalicelib.budget_models import PrincipalBudget
-from chalicelib.metering import admission, ledger, principal_admission, refusals
+from chalicelib.metering import admission, ledger, pool, principal_admission, refusals
+from chalicelib.metering.pool_leases import PoolLeases, PoolTicket, parse_ceilings
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
 from chalicelib.plans import DEFAULT_PLAN, Plan
 from chalicelib.secrets import platform_api_keys
-from chalicelib.settings import get_settings
+from chalicelib.settings import DEFAULT_POOL_CEILINGS, get_settings
 from chalicelib.store import get_items
 from chalicelib.tenancy import TenantContext
 
@@ -239,6 +240,7 @@ class PreparedCall:
     state: TenantAI = field(repr=False)
     worst_case_micros: int
     requested_model: str = ""  # the model asked; model_call.model is the one that serves (brownout)
+    input_bound: int = 0  # the most input tokens the call can be counted for (its pool reservation)
 
     @property
     def brownout_headers(self) -> Dict[str, str]:
@@ -247,13 +249,18 @@ class PreparedCall:
 
 class Gateway:
     def __init__(self, model_client: Optional[ModelClient] = None, vault: Optional[TenantKeyVault] = None,
-                 cache: Optional[TenantCache] = None, failover: Optional[Failover] = None) -> None:
+                 cache: Optional[TenantCache] = None, failover: Optional[Failover] = None,
+                 pool_leases: Optional[PoolLeases] = None) -> None:
         self.model_client = model_client or ModelClient()
         # The route of each call: Anthropic with this client, a retry, Bedrock for pool calls
         self.failover = failover or Failover(self.model_client)
         self.vault = vault or TenantKeyVault()
         self.cache = cache or TenantCache()
         self._plain_keys: Dict[Tuple[str, str], Tuple[float, str]] = {}
+        self._pool_leases = pool_leases
+        # what the organisation has left, as each pool call's answer reports it, corrects the pool's ceilings
+        self.model_client.pool_rate_limits = lambda model, headers: self.pool_leases.observe(model, headers)
+        self._pool_tickets: Dict[str, PoolTicket] = {}  # by request id, from admit until the call settles
 
     def tenant_state(self, tenant_id: str, plan_hint: str = "", principal_id: str = "") -> TenantAI:
         return self.cache.load(tenant_id, plan_hint, principal_id)
@@ -342,7 +349,32 @@ class Gateway:
         return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
                             api_key=api_key, own_key=own_key, state=state,
                             worst_case_micros=bounds.worst_case_micros(model_call, counted),
-                            requested_model=call.model or state.config.model)
+                            requested_model=call.model or state.config.model,
+                            input_bound=bounds.input_token_bound(model_call, counted))
+
+    @property
+    def pool_leases(self) -> PoolLeases:
+        """This instance's leases on the platform pool, at the configured ceilings (built on first use)."""
+        if self._pool_leases is None:
+            self._pool_leases = PoolLeases({**parse_ceilings(DEFAULT_POOL_CEILINGS),
+                                            **parse_ceilings(get_settings().pool_ceilings)})
+        return self._pool_leases
+
+    def _reserve_pool(self, prepared: PreparedCall) -> None:
+        """A pool call's share of its model's minute, before the tenant's own admission (a refusal here
+        costs the tenant no quota); own-key calls are outside the pool."""
+        if prepared.own_key:
+            return
+        ask = pool.ask_of(prepared.input_bound, prepared.model_call.max_tokens)
+        ticket = self.pool_leases.reserve(prepared.model_call.model, prepared.state.limits.plan, ask)
+        self._pool_tickets[prepared.request_id] = ticket
+
+    def _settle_pool(self, prepared: PreparedCall, used: Optional[pool.Amounts]) -> None:
+        """True-up: the pool gets back what the call reserved and did not use (`used` None: the call may
+        have reached the model, so its whole reservation stays counted)."""
+        ticket = self._pool_tickets.pop(prepared.request_id, None)
+        if ticket is not None and used is not None:
+            self.pool_leases.settle(ticket, used)
 
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
@@ -353,12 +385,14 @@ class Gateway:
             latest[0] = latest[0].fresh()
             return latest[0].view
 
+        self._reserve_pool(prepared)
         try:
             reservation, view = admission.reserve(
                 tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view,
                 state.returns, load_view=load_view, load_returns=lambda: admission.load_returns(tenant_id),
                 plan_of=lambda name: latest[0].plan_of(name), principal=principal)
         except TesseraError as error:
+            self._settle_pool(prepared, pool.Amounts())  # never sent: its pool reservation goes back
             raise refusals.counted(tenant_id, error)
         finally:
             if principal.loaded:
@@ -399,6 +433,9 @@ class Gateway:
             upstream_request_id=upstream_request_id, provider=served.provider, upstream_attempts=served.trail(),
             unanswered_attempts=served.unanswered)
         self._record(reservation, settlement)
+        # Anthropic counts uncached input and cache writes against the input rate, not cache reads
+        self._settle_pool(prepared, pool.Amounts(1, usage.input_tokens + usage.cache_creation_tokens,
+                                                 usage.output_tokens))
         if cost > reservation.worst_case_micros:
             log.error("cost above its reservation", extra={"fields": {
                 "request_id": reservation.request_id, "cost_micros": cost,
@@ -417,6 +454,7 @@ class Gateway:
         # Any attempt that got no answer may have been billed, whichever error the caller is given
         unanswered = getattr(error, "maybe_billed", False) or getattr(error, "unanswered_attempts", 0)
         status = ledger.INDETERMINATE if unanswered else ledger.FAILED
+        self._settle_pool(prepared, pool.Amounts() if status == ledger.FAILED else None)
         ctx = prepared.ctx
         settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
                                        own_key=prepared.own_key, status=status,

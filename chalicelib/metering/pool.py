@@ -1,4 +1,5 @@
-"""The platform's shared upstream pool as a budget: the decision, as pure functions (not yet on the request path).
+"""The platform's shared upstream pool as a budget: the decision, as pure functions (on the request path through
+chalicelib/metering/pool_leases.py).
 
 Anthropic limits an organisation per model and per minute: requests, input tokens and output tokens (output
 reserved from `max_tokens` when a call starts). Every tenant without its own key draws on that one pool. Here a

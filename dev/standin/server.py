@@ -50,6 +50,10 @@ Magic text anywhere in the last user message:
 * ``[[standin:stream_error]]`` -> a stream sends an overloaded_error event after its first delta and ends
 * ``[[standin:stream_cut]]``   -> a stream closes the connection after its first delta
 
+Organisation limits: with STANDIN_ORG_LIMITS=``model=requests/input/output;...`` (``*`` for the
+rest) each model's minute is limited and every answer carries ``anthropic-ratelimit-*`` headers; past a
+limit, 429 rate_limit_error with ``retry-after`` (dev/standin/org_limits.py).
+
 Control endpoints (no key needed):
 
 * ``POST /_standin/faults`` ``{"status": 429|529|500|401, "count": N}`` makes the
@@ -273,6 +277,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         body = validate_request(self.read_json())
         betas = [b.strip() for b in self.headers.get("anthropic-beta", "").split(",") if b.strip()]
         auth_header = "x-api-key" if self.headers.get("x-api-key", "").strip() else "authorization"
+        # the organisation's per-minute limits (dev/standin/org_limits.py), before anything is recorded
+        limits = self.state.org_limits.admit(body["model"], bill(body, for_count=True).tokens, body["max_tokens"])
         message = answer(self.state, body, lambda usage: self.state.record(
             record_of(body, key, auth_header, usage, betas)), tuple(betas))
         text = texts_of(last_user_turn(body))
@@ -281,10 +287,10 @@ class StandinHandler(BaseHTTPRequestHandler):
         delay = magic_event_delay(text)
         if body.get("stream"):
             return 200, StreamedReply(message, delay, "[[standin:stream_error]]" in text,
-                                      "[[standin:stream_cut]]" in text), {}
+                                      "[[standin:stream_cut]]" in text), limits
         if delay:  # a whole reply takes as long to generate as its stream would
             time.sleep(delay * (sum(1 for _ in stream_events(message)) - 1))
-        return 200, message, {}
+        return 200, message, limits
 
     def count_message_tokens(self, request_id: str) -> tuple[int, dict, dict]:
         self.authenticate()

@@ -13,6 +13,7 @@ from dev.standin.faults import fault_error, magic_status
 from dev.standin.reply import build_content, last_user_turn, system_text
 from dev.standin.usage import texts_of, usage_of
 from dev.standin.validation import RequestError, validate_request
+from dev.standin.org_limits import OrgLimits
 
 MAX_RECORDED_REQUESTS = 100
 CLAUDE_CODE_BETA = "claude-code-20250219"
@@ -77,6 +78,7 @@ class StandinState:
         self._prompt_cache: dict = {}
         self.batches = BatchStore(self.batch_result)
         self.bedrock_faults = bedrock.BedrockFaults()
+        self.org_limits = OrgLimits()  # off unless STANDIN_ORG_LIMITS is set
 
     def batch_result(self, params: dict) -> dict:
         """One batch request's result: answered as /v1/messages would answer it, or errored."""
