@@ -39,9 +39,12 @@ def test_a_cold_call_reads_the_plan_in_the_tenants_batch_and_makes_no_other_read
     with SentRequests() as sent:
         gateway.run(ctx, "basic_chat", call())
     names = [name for name, _, _ in sent.calls]
-    # A new instance also reads the model's breaker once (then at most every 2 s: chalicelib/ai/breaker.py)
-    assert names == ["BatchGetItem", "UpdateItem", "GetItem", "PutItem"], names
-    assert sent.calls[2][1]["Key"]["sk"] == {"S": "BREAKER#claude-sonnet-4-6"}
+    # A new instance also takes a lease of the model's pool minute (a read and a conditional write, then
+    # none while the lease lasts: chalicelib/metering/pool_leases.py) and reads the model's breaker once
+    # (then at most every 2 s: chalicelib/ai/breaker.py).
+    assert names == ["BatchGetItem", "GetItem", "UpdateItem", "UpdateItem", "GetItem", "PutItem"], names
+    assert {sent.calls[i][1]["Key"]["pk"]["S"] for i in (1, 2)} == {"POOL#claude-sonnet-4-6"}
+    assert sent.calls[4][1]["Key"]["sk"] == {"S": "BREAKER#claude-sonnet-4-6"}
     [batch] = sent.calls[0][1]["RequestItems"].values()
     assert {"pk": {"S": "PLANS"}, "sk": {"S": f"CURRENT#{plan}"}} in batch["Keys"]
 
