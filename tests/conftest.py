@@ -457,6 +457,19 @@ def stage_env() -> Dict[str, str]:
     return {**config["environment_variables"], **config["stages"][PACKAGE_STAGE]["environment_variables"]}
 
 
+@contextlib.contextmanager
+def tessera_log(caplog):
+    """caplog hears the app's own logger ("tessera", which does not propagate to the root) inside the block."""
+    import logging
+
+    tessera = logging.getLogger("tessera")
+    tessera.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        tessera.removeHandler(caplog.handler)
+
+
 class ClientHook:
     """`with` a subclass: its `_before` handles botocore's `event` (e.g. "before-call.dynamodb.PutItem") on
     the app's own DynamoDB client for the block."""

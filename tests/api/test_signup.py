@@ -1,14 +1,13 @@
 """POST /tenants: one transaction creates the tenant, its slug claim, its owner and its AI config."""
 import hashlib
 import json
-import logging
 import os
 import secrets
 import urllib.request
 
 import pytest
 
-from conftest import WritesNothing, random_slug
+from conftest import WritesNothing, random_slug, tessera_log
 
 PASSWORD = "correct-horse-battery"
 
@@ -368,12 +367,8 @@ def test_welcome_email_failure_is_logged_and_keeps_the_tenant(environment, caplo
         "ses", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{dead_port}",
         config=Config(connect_timeout=1, retries={"max_attempts": 1, "mode": "standard"}))
     body = signup_body()
-    tessera = logging.getLogger("tessera")
-    tessera.addHandler(caplog.handler)
-    try:
+    with tessera_log(caplog):
         created = tenants.sign_up(body, notifier=Notifier(ses=ses))
-    finally:
-        tessera.removeHandler(caplog.handler)
     assert created["slug"] == body["slug"]
     assert login({"tenant": body["slug"], "email": body["email"], "password": PASSWORD})["access_token"]
     assert any(r.getMessage() == "welcome email failed" for r in caplog.records)

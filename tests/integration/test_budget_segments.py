@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import boto3
@@ -21,7 +20,7 @@ from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod,
                                tenant_pk)
 from chalicelib.notify import Notifier
 from chalicelib.table import BUDGET_INDEX
-from conftest import ROOT, DynamoOutage
+from conftest import ROOT, DynamoOutage, tessera_log
 from dev.bench.budget_job import seed_tenants, tenant_ids
 from dev.bench.probes import DynamoProbe
 
@@ -170,18 +169,6 @@ def seeded(segment=None, spent=600_000, budget=1_000_000, thresholds=(50,), owne
     return ids
 
 
-@contextmanager
-def job_log(caplog):
-    import logging
-
-    tessera = logging.getLogger("tessera")
-    tessera.addHandler(caplog.handler)
-    try:
-        yield caplog
-    finally:
-        tessera.removeHandler(caplog.handler)
-
-
 def lines(caplog, message):
     return [r for r in caplog.records if r.getMessage() == message]
 
@@ -280,7 +267,7 @@ def test_a_claim_holds_its_lease_for_ten_minutes_then_may_be_taken_over(own_tabl
 
 def test_an_alert_that_fails_to_send_is_logged_and_left_to_a_later_run(own_table, caplog):
     [tenant_id] = seeded()
-    with job_log(caplog):
+    with tessera_log(caplog):
         report = check_budgets(now=MID_MONTH, notifier=dead_notifier())
     assert report.alerts_sent == [] and report.alerts_skipped == 0
     [line] = lines(caplog, "budget alert failed")
@@ -293,7 +280,7 @@ def test_an_alert_that_fails_to_send_is_logged_and_left_to_a_later_run(own_table
 def test_an_alert_sent_but_not_marked_is_reported_as_sent_and_logged(own_table, alert_queue, caplog):
     [tenant_id] = seeded()
     drain(alert_queue)
-    with job_log(caplog), DynamoOutage("TransactWriteItems"):
+    with tessera_log(caplog), DynamoOutage("TransactWriteItems"):
         report = check_budgets(now=MID_MONTH)
     assert report.alerts_sent == [{"tenant_id": tenant_id, "period": PERIOD, "threshold": 50}]
     assert alerts_for(drain(alert_queue), tenant_id) == [50]
@@ -307,7 +294,7 @@ def test_an_alert_sent_but_not_marked_is_reported_as_sent_and_logged(own_table, 
 def test_a_sent_alert_is_logged_once_with_its_tenant_period_and_threshold(own_table, alert_queue, caplog):
     [tenant_id] = seeded()
     drain(alert_queue)
-    with job_log(caplog):
+    with tessera_log(caplog):
         check_budgets(now=MID_MONTH)
     [line] = lines(caplog, "budget alert sent")
     assert (line.logger, line.levelname) == ("tessera.budget-check", "INFO")
@@ -336,7 +323,7 @@ def test_a_failing_segment_is_retried_after_half_a_second_then_one_and_logged_ea
     broken, healthy = budget_segments()[9], budget_segments()[10]
     seeded(segment=broken)
     seeded(segment=healthy, count=2)
-    with job_log(caplog), TimedOutage([broken]) as outage:
+    with tessera_log(caplog), TimedOutage([broken]) as outage:
         report = check_budgets(now=MID_MONTH)
         ended = time.monotonic()
     assert report.segments_failed == [broken] and report.tenants_checked == 2 and len(report.alerts_sent) == 2

@@ -6,7 +6,6 @@ so no other test's sweep marks share the day of buckets a sweep looks at, and a 
 """
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import time
@@ -23,7 +22,7 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, table_connection, tenant_pk
 from chalicelib.settings import get_settings
-from conftest import DynamoOutage, random_slug, settle_usage
+from conftest import DynamoOutage, random_slug, settle_usage, tessera_log
 from dev.bench.probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS
@@ -93,16 +92,6 @@ def stream_paused():
         yield
 
 
-@contextmanager
-def sweeper_log(caplog):
-    tessera = logging.getLogger("tessera")
-    tessera.addHandler(caplog.handler)
-    try:
-        yield caplog
-    finally:
-        tessera.removeHandler(caplog.handler)
-
-
 # --- which buckets ---------------------------------------------------------------------------------------------
 
 def test_a_bucket_is_judged_from_grace_seconds_after_its_end_and_for_a_day_after():
@@ -123,7 +112,7 @@ def test_a_dead_reservation_is_reclaimed_once_then_its_bucket_resolved_and_its_m
     settle_usage()
     bucket = reservation.bucket
     assert mark_exists(tenant_id, bucket)
-    with sweeper_log(caplog):
+    with tessera_log(caplog):
         first = sweeper.sweep(now=reclaim_time(bucket))
     assert first == report(buckets=1, tenants_=1, reclaims=1)
     [line] = [r for r in caplog.records if r.getMessage() == "abandoned reservations reclaimed"]
