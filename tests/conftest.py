@@ -198,6 +198,28 @@ def random_slug(prefix: str = "t") -> str:
     return f"{prefix}-{secrets.token_hex(5)}"
 
 
+_MONTHS_PER_WORKER = 4_000  # 16 workers' blocks fit between 2100 and 7433
+_months = iter(range(secrets.randbelow(_MONTHS_PER_WORKER // 2), _MONTHS_PER_WORKER))
+
+
+def own_month():
+    """The first moment of a month between 2100 and 7433 that no other test of this run shares: each pytest-xdist
+    worker draws from a block of its own, one month after another, from a random start (so a run against the same
+    moto, as the mutation runner's are, gets new ones). For tests whose sweep windows, buckets or month totals must
+    see only their own calls: a random day alone let two tests meet (a sweep of one counted the other's mark)."""
+    from datetime import datetime, timezone
+
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 16
+    index = worker * _MONTHS_PER_WORKER + next(_months)
+    return datetime(2100 + index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+
+
+def own_bucket_start():
+    """A bucket's first moment on a random day of a month of the test's own (own_month), between 01:00 and 21:00."""
+    return own_month().replace(day=secrets.randbelow(26) + 2, hour=secrets.randbelow(20) + 1,
+                               minute=secrets.choice((10, 20, 30)))
+
+
 def _dynamodb():
     import boto3
 

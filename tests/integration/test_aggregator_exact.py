@@ -21,7 +21,7 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, aggregator, ledger, sweeper
 from chalicelib.models import (Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod,
                                tenant_pk)
-from conftest import random_slug, settle_usage
+from conftest import own_bucket_start, random_slug, settle_usage
 from dev.bench.probes import DynamoProbe
 from published import PUBLISHED
 
@@ -52,13 +52,6 @@ def new_tenant(plan=None):
         operators.set_plan(tenant_id, {"plan": plan})
     operators.set_limits(tenant_id, {"requests_per_minute": 100_000})
     return tenant_id
-
-
-def far_moment():
-    """A moment of its own between 2100 and 7500, at a bucket's start: no other test's calls share its sweep buckets or
-    month, and a test run again (the mutation runner does) gets a new one."""
-    day = datetime(2100, 1, 1, tzinfo=timezone.utc) + timedelta(days=secrets.randbelow(2_000_000))
-    return day.replace(hour=secrets.randbelow(20) + 1, minute=secrets.choice((10, 20, 30)))
 
 
 def reserve(tenant_id, worst, feature="basic_chat", now=None):
@@ -242,7 +235,7 @@ def test_an_unanswered_call_stored_without_a_bound_counts_its_worst_case_as_expo
 def _died(tenant_id, worsts, settled=()):
     """Reservations in one sweep bucket whose handlers died, except those in `settled` (index -> cost); then
     the sweeper reclaims the bucket and the stream folds everything."""
-    start = far_moment()
+    start = own_bucket_start()
     reservations = [reserve(tenant_id, worst, now=start + timedelta(seconds=i)) for i, worst in enumerate(worsts)]
     for index, cost in dict(settled).items():
         ledger.record(reservations[index], answered(cost, 10, 2))
@@ -315,7 +308,7 @@ def test_a_late_unanswered_call_after_the_reclaim_takes_its_admission_again_and_
 
 def test_a_late_settle_folded_in_the_same_batch_as_the_reclaim_is_late_too():
     tenant_id = new_tenant()
-    start = far_moment()
+    start = own_bucket_start()
     reservation = reserve(tenant_id, 8_000, now=start)
     settle_usage()
     cost = micros(input_tokens=1_000)
@@ -334,7 +327,7 @@ def test_a_settle_folded_in_the_same_batch_just_before_the_reclaim_is_not_reclai
     """The sweeper judged the bucket before the settle was folded, so its reclaim names both reservations; the
     fold, which meets the settle first in the same batch, gives back only the one no event accounted for."""
     tenant_id = new_tenant()
-    start = far_moment()
+    start = own_bucket_start()
     kept, lost = reserve(tenant_id, 6_000, now=start), reserve(tenant_id, 7_000, now=start + timedelta(seconds=1))
     settle_usage()
     cost = micros(input_tokens=1_000)

@@ -9,9 +9,9 @@ from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.metering import aggregator, ledger
 from chalicelib.models import Reconciliation, UsagePeriod, table_connection, tenant_pk
-from conftest import DynamoOutage, settle_usage
+from conftest import DynamoOutage, own_bucket_start, settle_usage
 from test_aggregator_exact import (
-    BUCKET, PERIOD_FIELDS, SONNET, _died, answered, event_of, far_moment, insert_record, month, new_tenant,
+    BUCKET, PERIOD_FIELDS, SONNET, _died, answered, event_of, insert_record, month, new_tenant,
     reconciliation, reserve, stream_paused)
 
 
@@ -140,7 +140,7 @@ def _settle_at(tenant_id, moment, worst=100, cost=30, drain=True):
 
 def test_bucket_accounting_is_kept_two_days_then_forgotten():
     tenant_id = new_tenant()
-    start = far_moment()
+    start = own_bucket_start()
     old = _settle_at(tenant_id, start)
     keep = timedelta(seconds=aggregator.KEEP_RECONCILED_BUCKETS * BUCKET)
     _settle_at(tenant_id, start + keep)
@@ -179,7 +179,7 @@ def test_month_arithmetic_crosses_years_both_ways():
 
 def test_at_most_thirty_two_forgotten_keys_are_removed_by_one_fold():
     tenant_id = new_tenant()
-    start = far_moment()
+    start = own_bucket_start()
     for i in range(17):  # 34 bucket keys (n and v of 17 buckets)
         _settle_at(tenant_id, start + timedelta(seconds=i * BUCKET), drain=False)
     settle_usage()

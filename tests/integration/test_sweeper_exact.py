@@ -1,8 +1,9 @@
 """The sweeper on moto: which buckets it may judge, what it reclaims (exactly once, for exactly what no event
 accounted for), how it resolves a bucket, and what its abandoned event says.
 
-Reservations are made by the real admission at moments of the test's own (a random day between 2100 and 7500),
-so no other test's sweep marks share the day of buckets a sweep looks at, and a test run again gets a new day.
+Reservations are made by the real admission at moments of the test's own (in a month of its own between 2100 and
+7433, conftest.own_month), so no other test's sweep marks share the day of buckets a sweep looks at, and a test run
+again gets a new month.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, table_connection, tenant_pk
 from chalicelib.settings import get_settings
-from conftest import DynamoOutage, random_slug, settle_usage, tessera_log
+from conftest import DynamoOutage, own_bucket_start, own_month, random_slug, settle_usage, tessera_log
 from dev.bench.probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS
@@ -35,11 +36,6 @@ def new_tenant():
                                "password": "sweep-password-1"})
     operators.set_limits(created["tenant_id"], {"requests_per_minute": 100_000})
     return created["tenant_id"]
-
-
-def own_bucket_start():
-    day = datetime(2100, 1, 1, tzinfo=timezone.utc) + timedelta(days=secrets.randbelow(2_000_000))
-    return day.replace(hour=secrets.randbelow(20) + 1, minute=secrets.choice((10, 20, 30)))
 
 
 def reserve(tenant_id, worst, now, feature="basic_chat"):
@@ -154,7 +150,8 @@ def test_the_abandoned_event_is_the_sweepers_at_the_buckets_start_with_what_was_
 
 def test_the_abandoned_event_is_dated_in_utc_whatever_the_machines_time_zone():
     tenant_id = new_tenant()
-    month_end = datetime(2200 + secrets.randbelow(5000), 3, 31, 23, 50, tzinfo=timezone.utc)
+    month = own_month()
+    month_end = (month + timedelta(days=32)).replace(day=1) - timedelta(minutes=10)  # in Tokyo, the next month
     reservation = reserve(tenant_id, 100, now=month_end)
     settle_usage()
     zone = os.environ.get("TZ")
@@ -170,7 +167,7 @@ def test_the_abandoned_event_is_dated_in_utc_whatever_the_machines_time_zone():
         else:
             os.environ["TZ"] = zone
         time.tzset()
-    assert event.created_at == month_end and event.period == f"{month_end.year:04d}-03"
+    assert event.created_at == month_end and event.period == f"{month.year:04d}-{month.month:02d}"
     settle_usage()
 
 
