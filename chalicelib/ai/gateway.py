@@ -31,7 +31,7 @@ from chalicelib.ai import bounds, brownout
 from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, System, Usage
 from chalicelib.ai.failover import Failover, Served
 from chalicelib.ai.tenant_keys import TenantKeyVault
-from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
+from chalicelib.errors import BadRequest, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
 from chalicelib.budget_models import PrincipalBudget
@@ -271,14 +271,8 @@ class Gateway:
         for fresh in (False, True):
             if fresh:
                 state = state.fresh()
-            limits = state.limits
-            if limits.status != "active":
-                error = Forbidden("This tenant is suspended.", code="tenant_suspended")
-            elif feature not in limits.features:
-                needed = limits.required_plan(feature)
-                error = Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
-                                  code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
-            else:
+            error = state.limits.gate(feature)
+            if error is None:
                 return state
         raise error
 

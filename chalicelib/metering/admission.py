@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
-from chalicelib.errors import Forbidden, PaymentRequired, TesseraError, TooManyRequests
+from chalicelib.errors import PaymentRequired, TesseraError, TooManyRequests
 from chalicelib.metering import principal_admission
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
@@ -211,13 +211,9 @@ class Refusal(Exception):
 def _check(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
            count: int = 1) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
-    if limits.status != "active":
-        raise Refusal(Forbidden("This tenant is suspended.", code="tenant_suspended"), VIEW)
-    if feature not in limits.features:
-        needed = limits.required_plan(feature)
-        raise Refusal(Forbidden(f"{feature} is not in the {limits.plan} plan; it needs the {needed} plan.",
-                                code="feature_not_in_plan", details={"feature": feature, "required_plan": needed}),
-                      VIEW)
+    gated = limits.gate(feature)
+    if gated is not None:
+        raise Refusal(gated, VIEW)
     limit = limits.features[feature]
     counters = view.counters
     if limit is not None and counters.get(admitted_key(at.period, feature), 0) - returns.released(

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
+from chalicelib.errors import Forbidden
 from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan, feature_limit, requests_per_minute
 
 PRINCIPAL_BITS = 128
@@ -34,6 +35,18 @@ class AdmissionLimits:
 
     def required_plan(self, feature: str) -> str:
         return FEATURES[feature].introduced
+
+    def gate(self, feature: str) -> Optional[Forbidden]:
+        """The plan gate, the one place it is decided: why this tenant may not use `feature` at all (suspended,
+        or not in its plan), or None. Both the gateway (before the call is built) and admission (before the
+        write) ask it; the admission write's condition holds the same line at the item."""
+        if self.status != "active":
+            return Forbidden("This tenant is suspended.", code="tenant_suspended")
+        if feature not in self.features:
+            needed = self.required_plan(feature)
+            return Forbidden(f"{feature} is not in the {self.plan} plan; it needs the {needed} plan.",
+                             code="feature_not_in_plan", details={"feature": feature, "required_plan": needed})
+        return None
 
 
 @dataclass(frozen=True)

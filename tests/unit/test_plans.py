@@ -140,3 +140,28 @@ def test_a_new_plan_needs_every_field():
     with pytest.raises(BadRequest) as caught:
         checked("team", {k: v for k, v in NEW.items() if k != "models"}, None)
     assert caught.value.code in ("missing_field", "invalid_field")
+
+
+# --- the plan gate: one decision for the gateway and admission -------------------------------------------------
+
+def _limits(plan="pro", status="active"):
+    from chalicelib.metering.limits import AdmissionLimits
+
+    return AdmissionLimits(plan=plan, status=status, features={"basic_chat": 10, "code_review": None})
+
+
+def test_the_plan_gate_admits_a_feature_of_an_active_tenants_plan():
+    assert _limits().gate("basic_chat") is None and _limits().gate("code_review") is None
+
+
+def test_the_plan_gate_names_the_plan_a_missing_feature_needs():
+    refused = _limits().gate("custom_prompts")
+    assert (refused.status, refused.code, refused.details) == (
+        403, "feature_not_in_plan", {"feature": "custom_prompts", "required_plan": "enterprise"})
+    assert str(refused) == "custom_prompts is not in the pro plan; it needs the enterprise plan."
+
+
+def test_the_plan_gate_refuses_every_feature_of_a_suspended_tenant_first():
+    for feature in ("basic_chat", "custom_prompts"):
+        refused = _limits(status="suspended").gate(feature)
+        assert (refused.status, refused.code) == (403, "tenant_suspended")
