@@ -9,6 +9,7 @@
     scaling.py       section 4    concurrency.py   section 5
     ledger.py        sections 7 and 8: the ledger under DynamoDB's conflict semantics, the latency estimate
     restore.py, restore_report.py   SnapStart restores modelled here, and their section
+    pool_flood.py, pool_flood_report.py   section 9: a free tenant floods the platform pool (docs/upstream.md)
     budget_job.py, offboarding.py, ttfb.py   the budget job, offboarding and streaming's first byte, at scale
     cost.py          docs/cost.md: the infrastructure cost of a million AI calls (`python -m dev.bench.cost`)
     probes.py        the DynamoDB probe, shared with the tests that count round trips

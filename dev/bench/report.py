@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -96,6 +97,17 @@ def md_table(header: List[str], rows: List[List[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def replace_block(path: Path, begin: str, end: str, block: str) -> None:
+    """Put `block` (starting with `begin`, ending with `end` and a newline) into `path` in place of the one there,
+    changing nothing else; appended when there is none yet."""
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text)
 
 
 def section(title: str) -> None:

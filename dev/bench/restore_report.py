@@ -12,11 +12,12 @@ run here: PUBLISHED says what AWS publishes of it, and the target leaves it the 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict
+
+from dev.bench.report import replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY_MB = (1769, 1024, 512, 384, 256)
@@ -150,11 +151,5 @@ def markdown(report: Any, info: Dict[str, str]) -> str:
 
 def write_section(path: Path, report: Any, info: Dict[str, str]) -> None:
     """Put this section into docs/performance.md, replacing its previous run and nothing else."""
-    text = path.read_text() if path.exists() else ""
-    block = markdown(report, info)
-    if BEGIN in text and END in text:
-        text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
+    replace_block(path, BEGIN, END, markdown(report, info))
 

@@ -11,7 +11,9 @@ Content, in order:
   true, array [], object {}, or an enum's first value); stop_reason "tool_use";
 - otherwise one text block, "[stand-in] model=<model>; system=<first 200 chars>; reply to: <first 200
   chars of the last user turn's text and tool results>", cut at the first stop sequence it contains
-  (stop_reason "stop_sequence") or at max_tokens (stop_reason "max_tokens").
+  (stop_reason "stop_sequence") or at max_tokens (stop_reason "max_tokens"); with `[[standin:fill]]` in the
+  last user turn, the text goes on (the reply repeated) until it is cut at max_tokens: an answer as long as
+  the call allowed.
 
 Output tokens are the thinking's, the text's and the tool input's tokens (ceil(utf8_bytes / 4)).
 """
@@ -27,6 +29,7 @@ from dev.standin.usage import blocks_of, json_tokens, text_tokens, texts_of
 PREVIEW_CHARS = 200
 TEXT_CHUNK_CHARS = 24
 TOOL_DIRECTIVE = re.compile(r"\[\[standin:tool=([A-Za-z0-9_-]+)(?: (\{.*?\}))?\]\]", re.S)
+FILL = "[[standin:fill]]"
 SAMPLE_VALUES = {"string": "standin", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
 
 
@@ -105,6 +108,8 @@ def build_content(body: dict, message_id: str,
         at, stop_sequence = min(hits)
         reply, stop_reason = reply[:at], "stop_sequence"
     room = max_tokens - used
+    if FILL in user_text and not hits:
+        reply = (reply + " ") * (room * 4 // (len(reply) + 1) + 2)
     if text_tokens(reply) > room:
         reply, stop_reason, stop_sequence = truncate_to_tokens(reply, room), "max_tokens", None
     content.append({"type": "text", "text": reply})

@@ -51,8 +51,9 @@ Magic text anywhere in the last user message:
 * ``[[standin:stream_cut]]``   -> a stream closes the connection after its first delta
 
 Organisation limits: with STANDIN_ORG_LIMITS=``model=requests/input/output;...`` (``*`` for the
-rest) each model's minute is limited and every answer carries ``anthropic-ratelimit-*`` headers; past a
-limit, 429 rate_limit_error with ``retry-after`` (dev/standin/org_limits.py).
+rest) each model's minute is limited (output reserved at max_tokens, then trued up to the answer's, as
+Anthropic documents) and every answer carries ``anthropic-ratelimit-*`` headers; past a limit, 429
+rate_limit_error with ``retry-after`` (dev/standin/org_limits.py).
 
 Control endpoints (no key needed):
 
@@ -63,6 +64,8 @@ Control endpoints (no key needed):
 * ``GET /_standin/faults`` lists the queue; ``DELETE /_standin/faults`` clears it.
 * ``GET /_standin/requests`` lists the last 100 valid ``/v1/messages`` requests,
   newest last, with the usage each was billed; ``DELETE /_standin/requests`` clears them.
+* ``GET /_standin/org-limits`` the organisation limits and, per model and minute, what they admitted
+  (requests, input and output tokens) and how many requests they refused.
 * ``GET /health`` -> ``{"status": "ok"}``.
 
 Order of checks for ``/v1/messages``: key present and not rejected, body valid,
@@ -166,6 +169,7 @@ class StandinHandler(BaseHTTPRequestHandler):
                 "DELETE": self.clear_requests,
             },
             "/_standin/bedrock/faults": {"POST": self.add_bedrock_faults, "DELETE": self.clear_bedrock_faults},
+            "/_standin/org-limits": {"GET": self.org_limit_minutes},
         }
 
     def dispatch(self, method: str) -> None:
@@ -278,9 +282,13 @@ class StandinHandler(BaseHTTPRequestHandler):
         betas = [b.strip() for b in self.headers.get("anthropic-beta", "").split(",") if b.strip()]
         auth_header = "x-api-key" if self.headers.get("x-api-key", "").strip() else "authorization"
         # the organisation's per-minute limits (dev/standin/org_limits.py), before anything is recorded
-        limits = self.state.org_limits.admit(body["model"], bill(body, for_count=True).tokens, body["max_tokens"])
+        admitted_at = time.time()
+        limits = self.state.org_limits.admit(body["model"], bill(body, for_count=True).tokens, body["max_tokens"],
+                                             now=admitted_at)
         message = answer(self.state, body, lambda usage: self.state.record(
             record_of(body, key, auth_header, usage, betas)), tuple(betas))
+        # the answer is written at once: its unused output goes back now (a delayed reply's too)
+        self.state.org_limits.settle(body["model"], body["max_tokens"], message["usage"]["output_tokens"], admitted_at)
         text = texts_of(last_user_turn(body))
         self.apply_queued_fault()
         self.apply_magic_faults(text)
@@ -442,6 +450,10 @@ class StandinHandler(BaseHTTPRequestHandler):
     def clear_requests(self, request_id: str) -> tuple[int, dict, dict]:
         self.discard_body()
         return 200, {"cleared": self.state.clear_requests()}, {}
+
+    def org_limit_minutes(self, request_id: str) -> tuple[int, dict, dict]:
+        self.discard_body()
+        return 200, self.state.org_limits.minutes(), {}
 
     def send_json(self, status: int, payload: object, headers: dict) -> None:
         self.send_bytes(status, json.dumps(payload).encode("utf-8"), "application/json", headers)

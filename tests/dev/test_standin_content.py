@@ -13,7 +13,8 @@ import httpx2
 import pytest
 
 # The first module's helpers and fixtures (autouse ones included), imported by name so they apply here too.
-from test_anthropic_standin import API_KEY, MODEL, ask, clean_state, client, http, server_url, tokens, valid_body
+from test_anthropic_standin import (API_KEY, MODEL, ask, clean_state, client, http, server_url, standin, tokens,
+                                    valid_body)
 
 
 # --- stop sequences, tools, thinking ------------------------------------------------------------
@@ -251,3 +252,33 @@ def test_fast_mode_is_echoed_in_the_usage(client):
     message = client.messages.create(model="claude-opus-5-5", max_tokens=16, extra_body={"speed": "fast"},
                                      messages=[{"role": "user", "content": "quick"}])
     assert message.usage.to_dict()["speed"] == "fast"
+
+
+# --- answers as long as max_tokens, and the organisation's minute trued up to them ----------------
+
+def test_fill_makes_the_answer_as_long_as_max_tokens_allows(client):
+    message = ask(client, "write at length [[standin:fill]]", max_tokens=700)
+    assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 700)
+    assert tokens(message.content[0].text) == 700
+    assert ask(client, "short", max_tokens=700).usage.output_tokens < 100
+
+
+def test_the_organisation_minute_counts_each_answer_at_its_output():
+    """GET /_standin/org-limits: what a minute admitted, output trued up from max_tokens to what each answer wrote."""
+    from dev.standin.org_limits import OrgLimits
+
+    server, url = standin.serve_in_thread()
+    server.standin_state.org_limits = OrgLimits({MODEL: (10, 100_000, 5_000)})
+    try:
+        with anthropic.Anthropic(base_url=url, api_key=API_KEY, max_retries=0, timeout=5) as sdk:
+            short = ask(sdk, "short", max_tokens=1_000).usage.output_tokens
+            ask(sdk, "long [[standin:fill]]", max_tokens=300)
+        status, _, counted, _ = http(url, "GET", "/_standin/org-limits")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 200 and counted["limits"] == {MODEL: {"requests": 10, "input_tokens": 100_000,
+                                                           "output_tokens": 5_000}}
+    minute = counted["minutes"][-1]
+    assert (minute["model"], minute["refused_requests"]) == (MODEL, 0)
+    assert (minute["admitted"]["requests"], minute["admitted"]["output_tokens"]) == (2, short + 300)
