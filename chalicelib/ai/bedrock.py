@@ -8,12 +8,36 @@ and decodes the AWS event stream into the same events. The model id is mapped by
 """
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Dict, Iterator, Optional
 
 from chalicelib import pricing
-from chalicelib.ai.client import ModelCall, ModelClient
+from chalicelib.ai.client import ModelCall, ModelClient, StreamEvent
+from chalicelib.logs import get_logger
 from chalicelib.settings import get_settings
+
+log = get_logger("bedrock")
+
+# A Bedrock response stream reports a failure after its first bytes as an exception frame, which the SDK's
+# decoder turns into an `error` event named with Bedrock's own code. A caller of /v1 speaks Anthropic's
+# Messages API, whose SDKs know Anthropic's error types only, and should not learn that Bedrock served: the
+# event is renamed to the Anthropic type that means the same to the caller (a capacity problem it may retry
+# later, a failure of the model service, or a request the model cannot take), with Anthropic's wording. A code
+# not listed is an `api_error`. Bedrock's own message is logged, never sent (it names Bedrock's resources).
+STREAM_ERRORS: Dict[str, str] = {
+    "throttlingException": "overloaded_error",
+    "serviceUnavailableException": "overloaded_error",
+    "internalServerException": "api_error",
+    "modelStreamErrorException": "api_error",
+    "modelTimeoutException": "api_error",
+    "validationException": "invalid_request_error",
+}
+STREAM_ERROR_MESSAGES = {
+    "overloaded_error": "Overloaded",
+    "api_error": "The model service failed while answering.",
+    "invalid_request_error": "The model service could not take this request.",
+}
 
 
 def serves(call: ModelCall) -> bool:
@@ -62,3 +86,19 @@ class BedrockModelClient(ModelClient):
         from anthropic.lib.bedrock._stream_decoder import AWSEventStreamDecoder
 
         return AWSEventStreamDecoder().iter_bytes(http_response.iter_bytes())
+
+    def _events(self, http_response: Any) -> Iterator[StreamEvent]:
+        for event in super()._events(http_response):
+            yield as_anthropic_error(event) if event.event == "error" else event
+
+
+def as_anthropic_error(event: StreamEvent) -> StreamEvent:
+    """A Bedrock stream's `error` event as Anthropic's Messages API would have sent it (STREAM_ERRORS)."""
+    try:
+        code = str(json.loads(event.data)["error"]["type"])
+    except (ValueError, KeyError, TypeError):
+        code = "unknown"
+    kind = STREAM_ERRORS.get(code[:1].lower() + code[1:], "api_error")
+    log.warning("bedrock stream failed", extra={"fields": {"bedrock_error": code[:80], "sent_as": kind}})
+    return StreamEvent("error", json.dumps({"type": "error", "error": {"type": kind,
+                                                                       "message": STREAM_ERROR_MESSAGES[kind]}}))

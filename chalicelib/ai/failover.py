@@ -20,15 +20,17 @@ A stream that breaks after its first byte is not retried: its bytes are already 
 """
 from __future__ import annotations
 
+import itertools
+import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from chalicelib import pricing
 from chalicelib.ai import bedrock, breaker
-from chalicelib.ai.client import ModelCall, ModelClient, ModelReply
-from chalicelib.errors import TesseraError
+from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, StreamEvent, retryable as marked_retryable
+from chalicelib.errors import TesseraError, UpstreamError
 from chalicelib.logs import get_logger
 from chalicelib.settings import get_settings
 
@@ -184,6 +186,39 @@ class Failover:
         def open_one(client: ModelClient, timeout: Optional[float]) -> Tuple[Any, Optional[str], Any]:
             upstream = client.stream(call, api_key, own_key, timeout)
             request_id, events = upstream.__enter__()
-            return upstream, request_id, events
+            try:
+                first = next(events, None)
+            except UpstreamError as broken:  # as before: the caller's stream ends with an error event
+                return upstream, request_id, _raising(broken)
+            refused = refused_at_first_event(first)
+            if refused is not None:
+                upstream.__exit__(None, None, None)
+                raise refused
+            return upstream, request_id, itertools.chain([first] if first is not None else [], events)
 
         return self.run(call, own_key, deadline_seconds, open_one)
+
+
+# An `error` event that comes first, before message_start, means the call was refused before anything was
+# produced (Anthropic sends an overload this way after a 200 when it hits capacity once the stream is open):
+# nothing has reached the caller yet, so it is an attempt that failed before the first byte, as a 529 is.
+FIRST_EVENT_FAILURES = {"overloaded_error": (529, "upstream_overloaded"), "api_error": (502, "upstream_error")}
+
+
+def refused_at_first_event(first: Optional[StreamEvent]) -> Optional[UpstreamError]:
+    if first is None or first.event != "error":
+        return None
+    try:
+        kind = json.loads(first.data)["error"]["type"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if kind not in FIRST_EVENT_FAILURES:
+        return None
+    status, code = FIRST_EVENT_FAILURES[kind]
+    return marked_retryable(UpstreamError("The model service is overloaded. Try again shortly." if status == 529
+                                          else "The model service failed. Try again.", status=status, code=code))
+
+
+def _raising(error: BaseException) -> Iterator[StreamEvent]:
+    raise error
+    yield  # a generator: raises when first read

@@ -21,6 +21,8 @@ Faults, for tests (Anthropic's own switches do not apply here, so a test can fai
 * ``[[bedrock:429]]`` / ``[[bedrock:500]]`` / ``[[bedrock:503]]`` in the last user message -> that error
 * ``[[bedrock:slow=SECONDS]]`` -> wait, then answer
 * ``[[bedrock:stream_cut]]`` -> a stream closes its connection after its first delta
+* ``[[bedrock:stream_exception=CODE]]`` -> after its first delta a stream sends an exception frame of that code
+  (``modelStreamErrorException``, ``throttlingException``, ...) and ends, as Bedrock reports a failure mid-stream
 * ``POST /_standin/bedrock/faults`` ``{"status": 429|500|503, "count": N, "delay_seconds": X}`` queues
   faults for the next N Bedrock requests; ``DELETE`` clears them
 
@@ -49,6 +51,7 @@ PROFILE_PREFIXES = ("global.", "us.", "eu.", "jp.", "apac.")
 FAULTS = {429: "ThrottlingException", 500: "InternalServerException", 503: "ServiceUnavailableException"}
 MAGIC_STATUS_RE = re.compile(r"\[\[bedrock:(429|500|503)\]\]")
 MAGIC_SLOW_RE = re.compile(r"\[\[bedrock:slow=(\d+(?:\.\d*)?)\]\]")
+MAGIC_EXCEPTION_RE = re.compile(r"\[\[bedrock:stream_exception=([A-Za-z]{1,60})\]\]")
 MAX_SLEEP_SECONDS = 60.0
 ROUTE_RE = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream)$")
 
@@ -135,9 +138,11 @@ def messages_body(raw: bytes, model: str) -> Tuple[dict, list]:
 
 
 def frame(payload: bytes, event_type: str = "chunk", message_type: str = "event") -> bytes:
-    """One AWS event stream message: prelude (lengths, CRC), string headers, payload, message CRC."""
+    """One AWS event stream message: prelude (lengths, CRC), string headers, payload, message CRC. An exception
+    frame names its code in `:exception-type` where an event names its type in `:event-type`."""
     headers = b""
-    for name, value in ((":event-type", event_type), (":content-type", "application/json"),
+    kind = ":exception-type" if message_type == "exception" else ":event-type"
+    for name, value in ((kind, event_type), (":content-type", "application/json"),
                         (":message-type", message_type)):
         encoded = value.encode()
         headers += bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(encoded)) + encoded
@@ -170,8 +175,8 @@ class EventStreamReply:
 
     content_type = "application/vnd.amazon.eventstream"
 
-    def __init__(self, frames: Iterator[Tuple[str, bytes]], cut: bool) -> None:
-        self.frames, self.cut = frames, cut
+    def __init__(self, frames: Iterator[Tuple[str, bytes]], cut: bool, exception: Optional[str] = None) -> None:
+        self.frames, self.cut, self.exception = frames, cut, exception
 
     def send(self, handler, headers: dict) -> None:
         handler.close_connection = True
@@ -187,6 +192,10 @@ class EventStreamReply:
                 handler.write_chunk(data)
                 if self.cut and event == "content_block_delta":
                     return
+                if self.exception and event == "content_block_delta":
+                    payload = {"message": f"{self.exception} (stand-in fault injection)", "originalStatusCode": 500}
+                    handler.write_chunk(frame(json.dumps(payload).encode(), self.exception, "exception"))
+                    break
             handler.write_chunk(b"")
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -227,7 +236,9 @@ def invoke(handler, answer: Callable[..., dict], record: Callable[..., None],
     headers = {"X-Amzn-Bedrock-Input-Token-Count": str(usage["input_tokens"]),
                "X-Amzn-Bedrock-Output-Token-Count": str(usage["output_tokens"])}
     if streamed:
-        return 200, EventStreamReply(stream_frames(message, events, started), "[[bedrock:stream_cut]]" in text), {}
+        exception = MAGIC_EXCEPTION_RE.search(text)
+        return 200, EventStreamReply(stream_frames(message, events, started), "[[bedrock:stream_cut]]" in text,
+                                     exception.group(1) if exception else None), {}
     return 200, message, headers
 
 

@@ -194,6 +194,52 @@ def test_a_bedrock_stream_broken_after_its_first_byte_ends_with_an_error_event_a
     assert event["cost_usd"] == usd(micros(bedrock_call["usage"], output_tokens=77))
 
 
+@pytest.mark.parametrize("code, sent_as, message", [
+    ("throttlingException", "overloaded_error", "Overloaded"),
+    ("modelStreamErrorException", "api_error", "The model service failed while answering."),
+    ("someExceptionNotYetKnown", "api_error", "The model service failed while answering."),
+])
+def test_a_bedrock_exception_mid_stream_reaches_the_caller_as_anthropics_error_and_is_settled_exactly(
+        standin, code, sent_as, message):
+    tenant_id, ctx = new_tenant()
+    route, text = Route(), marked(f"[[standin:529]] [[bedrock:stream_exception={code}]]")
+    streamed = streaming.open_stream(route.gateway, ctx, "basic_chat", chat(text, max_tokens=77))
+    body = b"".join(streamed).decode()
+    lines = body.rstrip().splitlines()
+    assert lines[-2] == "event: error" and "event: message_stop" not in body and code not in body
+    assert json.loads(lines[-1].removeprefix("data: ")) == {"type": "error",
+                                                            "error": {"type": sent_as, "message": message}}
+    [bedrock_call] = heard(standin, text)[1]
+    event = the_event(tenant_id)
+    assert (event["status"], event["provider"], event["output_tokens"]) == ("incomplete", "bedrock", 77)
+    assert event["cost_usd"] == usd(micros(bedrock_call["usage"], output_tokens=77))
+
+
+def test_an_overload_sent_as_a_streams_first_event_is_retried_then_failed_over_like_a_529(standin):
+    tenant_id, ctx = new_tenant()
+    route, text = Route(), marked("[[standin:stream_overloaded_first]]")
+    streamed = streaming.open_stream(route.gateway, ctx, "basic_chat", chat(text, max_tokens=77))
+    body = b"".join(streamed).decode()
+    assert "event: error" not in body and body.rstrip().splitlines()[-2] == "event: message_stop"
+    to_anthropic, [bedrock_call] = heard(standin, text)
+    assert len(to_anthropic) == 2 and len(route.pauses) == 1  # the retry, then Bedrock
+    event = the_event(tenant_id)
+    assert (event["status"], event["provider"], event["upstream_attempts"]) == (
+        "ok", "bedrock", "anthropic:529,anthropic:529,bedrock:ok")
+    assert event["cost_usd"] == usd(micros(bedrock_call["usage"]))
+
+
+def test_an_own_key_stream_whose_first_event_is_an_overload_is_retried_once_and_ends_with_it(standin):
+    tenant_id, ctx = new_tenant()
+    set_own_key(tenant_id, {"api_key": "sk-ant-own-key-failover-0001"})
+    route, text = Route(), marked("[[standin:stream_overloaded_first]]")
+    with pytest.raises(UpstreamError) as refused:
+        streaming.open_stream(route.gateway, ctx, "basic_chat", chat(text, max_tokens=77))
+    assert (refused.value.status, refused.value.code) == (529, "upstream_overloaded")
+    to_anthropic, to_bedrock = heard(standin, text)
+    assert (len(to_anthropic), len(to_bedrock)) == (2, 0)
+
+
 def test_an_anthropic_stream_broken_after_its_first_byte_is_not_failed_over_and_is_settled_exactly(standin):
     tenant_id, ctx = new_tenant()
     route, text = Route(), marked("[[standin:stream_cut]]")
