@@ -31,6 +31,7 @@ from chalicelib.errors import TooManyRequests
 from chalicelib.logs import get_logger
 from chalicelib.metering import pool
 from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
+from chalicelib.observability import PoolStanding
 
 log = get_logger("pool")
 
@@ -70,12 +71,19 @@ def parse_ceilings(text: Optional[str]) -> Dict[str, Amounts]:
 
 @dataclass(frozen=True)
 class PoolTicket:
-    """One call's reservation in this instance's lease: what settles it after the call."""
+    """One call's reservation in this instance's lease: what settles it after the call, and the model's
+    minute as this instance knew it then (`reserved`: the item's total as read at this instance's last
+    renewal, plus its grants since; `ceiling`: the ceiling in force), which the call's metrics report."""
 
     model: str
     plan: str
     window_start: float
     ask: Amounts
+    reserved: Amounts = Amounts()
+    ceiling: Amounts = Amounts()
+
+    def standing(self) -> PoolStanding:
+        return PoolStanding({d: self.reserved.get(d) for d in DIMENSIONS}, {d: self.ceiling.get(d) for d in DIMENSIONS})
 
 
 class PoolStore:
@@ -144,8 +152,8 @@ class PoolLeases:
         self._clock = clock
         self._granted: Dict[str, Window] = {}
         self._seen: Dict[str, Window] = {}  # the minute item as last read, with this instance's grants since
-        self._corrected: Dict[str, Tuple[float, Amounts]] = {}
-        self._renewals: Dict[Tuple[str, str, float], int] = {}  # this minute's renewals by model and plan  # until when, the ceiling upstream reported
+        self._corrected: Dict[str, Tuple[float, Amounts]] = {}  # until when, the ceiling upstream reported
+        self._renewals: Dict[Tuple[str, str, float], int] = {}  # this minute's renewals by model and plan
         self._used: Dict[str, Window] = {}
         self._lock = threading.Lock()
         # One renewal at a time per instance: its threads then wait for it and use the lease it brings
@@ -198,11 +206,13 @@ class PoolLeases:
             return self._renew(model, plan, ask, now)
 
     def _from_lease(self, model: str, plan: str, ask: Amounts, now: float) -> Optional[PoolTicket]:
+        ceiling = self.ceiling(model)
         with self._lock:
             granted, used = self._current(model, now)
             if covers(granted.of(plan).minus(used.of(plan)), ask):
                 self._used[model] = used.with_reserved(plan, ask)
-                return PoolTicket(model, plan, used.started_at, ask)
+                seen = pool.current(self._seen.get(model), now).total()
+                return PoolTicket(model, plan, used.started_at, ask, seen, ceiling)
         return None
 
     def _renew(self, model: str, plan: str, ask: Amounts, now: float) -> PoolTicket:
