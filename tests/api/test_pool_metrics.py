@@ -107,3 +107,23 @@ def test_a_pool_refusal_is_shed_by_plan_and_dimension_and_counted_once_with_the_
 
     refusals = api.call("GET", "/usage", token=tenant.token).json["refusals"]
     assert refusals["total"] == 1 and refusals["by_reason"]["pool_share_exhausted"] == 1
+
+
+def test_a_custom_plan_with_a_pool_share_is_admitted_where_a_best_effort_plan_is_refused(api, own_pool,
+                                                                                        operator_token):
+    """700 output tokens of 1,000: past what a best-effort plan may borrow (650), inside a 70 % share."""
+    def tenant_on_a_plan(**share):
+        created = api.call("POST", "/admin/plans", {
+            "plan": f"pool-{secrets.token_hex(4)}", "features": {"basic_chat": 10}, "requests_per_minute": 100,
+            "max_tokens_cap": 1024, "models": [DEFAULT_MODEL], "monthly_price_usd": 0, **share}, token=operator_token)
+        assert created.status_code == 201, created.body
+        tenant = api.signup()
+        assert api.call("PUT", f"/admin/tenants/{tenant.id}/plan", {"plan": created.json["plan"]},
+                        token=operator_token).status_code == 200
+        return tenant
+
+    shared, best_effort = tenant_on_a_plan(pool_share_percent=70), tenant_on_a_plan()
+    refused = api.call("POST", "/ai/chat", TOO_LARGE, token=best_effort.token)
+    assert (refused.status_code, refused.json["error"]["code"]) == (429, "pool_share_exhausted")
+    admitted = api.call("POST", "/ai/chat", TOO_LARGE, token=shared.token)
+    assert admitted.status_code == 200, admitted.body
