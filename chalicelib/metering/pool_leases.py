@@ -7,9 +7,8 @@ dimension, a version). An instance does not write it per call: it leases a slice
 (what the call lacks, or a slice that doubles with each renewal in the minute, up to LEASE_SHARE of each
 ceiling) with one BatchGetItem (the minute item and the plans' pool shares, chalicelib/plan_models.py)
 and one conditional UpdateItem checked by `pool.decide` against the item as read (the version proves it
-fresh), and admits
-from the lease in memory until it runs out. So the usual call adds no DynamoDB round trip; the call that
-renews a lease adds two.
+fresh), and admits from the lease in memory until it runs out. So the usual call adds no DynamoDB round
+trip; the call that renews a lease adds two.
 
 Bound: the item never grants more than the ceilings (every grant is decided on the current item), so the
 pool's reservations stay under its ceilings whatever the number of instances. A lease's unused part is not
@@ -101,7 +100,8 @@ class PoolTicket:
     ceiling: Amounts = Amounts()
 
     def standing(self) -> PoolStanding:
-        return PoolStanding({d: self.reserved.get(d) for d in DIMENSIONS}, {d: self.ceiling.get(d) for d in DIMENSIONS})
+        return PoolStanding({d: self.reserved.get(d) for d in DIMENSIONS},
+                            {d: self.ceiling.get(d) for d in DIMENSIONS})
 
 
 class PoolStore:
