@@ -446,7 +446,7 @@ PLATFORM_SHARDS = 8
 
 # What admission refuses, counted per month (chalicelib/metering/refusals.py); each a number attribute.
 REFUSAL_REASONS = ("tenant_suspended", "feature_not_in_plan", "feature_limit_reached", "rate_limited",
-                   "budget_exceeded")
+                   "budget_exceeded", "pool_share_exhausted")
 
 
 class RefusalCount(_Item):
@@ -459,6 +459,7 @@ class RefusalCount(_Item):
     feature_limit_reached = NumberAttribute(default=0)
     rate_limited = NumberAttribute(default=0)
     budget_exceeded = NumberAttribute(default=0)
+    pool_share_exhausted = NumberAttribute(default=0)  # shed by the platform pool before the call
 
     @staticmethod
     def sk_for(period: str) -> str:

@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -65,7 +65,7 @@ def emf_serializer() -> EphemeralMetrics:
 
 
 def _emit(dimensions: Dict[str, str], metrics: Dict[str, Any], properties: Dict[str, Any],
-          message: Optional[str] = None) -> None:
+          message: Optional[str] = None, more: Sequence[Directive] = ()) -> None:
     # The shapes `add_dimension` and `add_metric` build, but each value a plain number where `add_metric`
     # makes a list: EMF takes either, and CloudWatch Logs flattens a list to `cost_micros.0`, so queries,
     # Contributor Insights rules and greps could not name `cost_micros` itself. Values are the integers given.
@@ -78,9 +78,26 @@ def _emit(dimensions: Dict[str, str], metrics: Dict[str, Any], properties: Dict[
                                                 "request_id": keys.get("request_id"), **properties}.items()
                 if value is not None and not logs.is_secret_key(name)}
     record = emf_serializer().serialize_metric_set(metrics=metric_set, dimensions=dimension_set, metadata=metadata)
+    for directive in more:
+        record["_aws"]["CloudWatchMetrics"].append(directive.serialized(record))
     if message:
         record["message"] = message
     metrics_writer().info(json.dumps(record, separators=(",", ":")))
+
+
+@dataclass(frozen=True)
+class Directive:
+    """A further set of metrics in the same record, under dimensions of their own (EMF's `CloudWatchMetrics`
+    is a list): the pool's numbers by model, say, beside the call's by plan and feature. Its dimensions'
+    values are members the record already has (properties); each dimension set at most 30 names."""
+
+    dimension_sets: Tuple[Tuple[str, ...], ...]
+    metrics: Mapping[str, Tuple[MetricUnit, int]]
+
+    def serialized(self, record: Dict[str, Any]) -> Dict[str, Any]:
+        record.update({name: value for name, (_, value) in self.metrics.items()})
+        return {"Namespace": NAMESPACE, "Dimensions": [[*names, "service"] for names in self.dimension_sets],
+                "Metrics": [{"Name": name, "Unit": unit.value} for name, (unit, _) in self.metrics.items()]}
 
 
 @dataclass(frozen=True)
@@ -94,13 +111,51 @@ class UpstreamRoute:
     breaker: str = "closed"
 
 
+POOL_DIMENSIONS = ("requests", "input_tokens", "output_tokens")
+POOL_REFUSAL = "pool_share_exhausted"
+POOL_BUSY = "contention"  # a pool refusal's `limit` when renewals collided, not a ceiling
+# A model's breaker (chalicelib/ai/breaker.py) as a number, so a minute's Maximum is its worst state
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@dataclass(frozen=True)
+class PoolStanding:
+    """A pool call's model minute as the instance that admitted it knew it then (chalicelib/metering/
+    pool_leases.py), per dimension. `reserved`: the minute item's total over every plan as this instance
+    read it at its last lease renewal for the model, plus what it has been granted since (this call's
+    reservation included); other instances' renewals since are not in it, so it is exact on a renewing call
+    and a lower bound between renewals. `ceiling`: the ceiling in force, the configured one or, for the
+    minute after upstream's rate-limit headers reported less, the corrected one."""
+
+    reserved: Mapping[str, int]
+    ceiling: Mapping[str, int]
+
+    def metrics(self) -> Dict[str, Tuple[MetricUnit, int]]:
+        """`pool_reserved_<dimension>`, `pool_headroom_<dimension>` (the ceiling less the reserved, at
+        least 0) and `pool_use_percent`, the fullest dimension's reserved share of its ceiling, rounded
+        down (100 for a ceiling of 0)."""
+        values: Dict[str, Tuple[MetricUnit, int]] = {}
+        fullest = 0
+        for dimension in POOL_DIMENSIONS:
+            reserved, ceiling = int(self.reserved[dimension]), int(self.ceiling[dimension])
+            values[f"pool_reserved_{dimension}"] = (MetricUnit.Count, reserved)
+            values[f"pool_headroom_{dimension}"] = (MetricUnit.Count, max(0, ceiling - reserved))
+            fullest = max(fullest, 100 if ceiling <= 0 else min(100, reserved * 100 // ceiling))
+        values["pool_use_percent"] = (MetricUnit.Percent, fullest)
+        return values
+
+
 def model_call(plan: str, feature: str, model: str, input_tokens: int, output_tokens: int, cost_micros: int,
-               latency_ms: int, key_source: str, status: str, upstream: UpstreamRoute = UpstreamRoute()) -> None:
+               latency_ms: int, key_source: str, status: str, upstream: UpstreamRoute = UpstreamRoute(),
+               pool: Optional[PoolStanding] = None) -> None:
     """One settled AI call, and its only line: the record is both the metrics and the call's log line
     (`message` "model call"), so a call costs one JSON serialisation and one write, not two. Cost is integer
     micro-dollars (exact in EMF's doubles up to 2**53). `failovers` (0 or 1), `upstream_retries` and
     `breaker_open` (1 while the model's breaker was open or half-open) sum and average to the rates
-    docs/upstream.md names; provider and breaker are properties, so the dimensions stay plan and feature."""
+    docs/upstream.md names; provider and breaker are properties, so the dimensions stay plan and feature.
+    A pool call (the platform's key) also carries, in a second directive of the same record by model, its
+    model's pool standing at admission (PoolStanding) and `breaker_state` (0 closed, 1 half-open, 2 open:
+    the breaker guards pool calls only, as own-key calls are outside the pool)."""
     _emit({"plan": plan, "feature": feature},
           {"requests": (MetricUnit.Count, 1), "input_tokens": (MetricUnit.Count, input_tokens),
            "output_tokens": (MetricUnit.Count, output_tokens), "cost_micros": (MetricUnit.NoUnit, cost_micros),
@@ -109,13 +164,25 @@ def model_call(plan: str, feature: str, model: str, input_tokens: int, output_to
            "upstream_retries": (MetricUnit.Count, upstream.attempts - 1),
            "breaker_open": (MetricUnit.Count, int(upstream.breaker != "closed"))},
           {"model": model, "key_source": key_source, "status": status, "provider": upstream.provider,
-           "breaker": upstream.breaker}, message="model call")
+           "breaker": upstream.breaker}, message="model call",
+          more=(Directive((("model",),), {**pool.metrics(), "breaker_state": (
+              MetricUnit.NoUnit, BREAKER_STATES.get(upstream.breaker, BREAKER_STATES["open"]))}),)
+          if pool is not None else ())
 
 
-def refusal(reason: str, feature: Optional[str] = None) -> None:
-    """A request refused with a 4xx: by an authorizer, a plan gate, a quota, a rate or a budget."""
+def refusal(reason: str, feature: Optional[str] = None, details: Optional[Mapping[str, Any]] = None) -> None:
+    """A request refused with a 4xx: by an authorizer, a plan gate, a quota, a rate, a budget or the pool.
+    A pool refusal (shed before the call) is also `pool_shed`, by the plan the pool refused (as admission
+    read it, which the credential's plan may trail) and by model and the refusing dimension (`limit`)."""
+    details = details or {}
     plan = logs.bound().get("plan") or NO_PLAN
-    _emit({"plan": str(plan), "reason": reason}, {"refusals": (MetricUnit.Count, 1)}, {"feature": feature})
+    properties: Dict[str, Any] = {"feature": feature}
+    more: Tuple[Directive, ...] = ()
+    if reason == POOL_REFUSAL:
+        plan = details.get("plan") or plan
+        properties.update(model=details.get("model") or "unknown", limit=details.get("limit") or POOL_BUSY)
+        more = (Directive((("plan",), ("model", "limit")), {"pool_shed": (MetricUnit.Count, 1)}),)
+    _emit({"plan": str(plan), "reason": reason}, {"refusals": (MetricUnit.Count, 1)}, properties, more=more)
 
 
 # --- tracing -----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from chalicelib import audit, pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.periods import isoformat, utcnow
-from chalicelib.plan_models import PLAN_PARTITION, PlanRecord
+from chalicelib.plan_models import PLAN_PARTITION, POOL_SHARES_SK, PlanRecord, PoolSharesRecord
 from chalicelib.plans import DEFAULT_PLANS, FEATURES, Plan
 from chalicelib.records import AuditRecord
 
@@ -27,7 +27,9 @@ PLAN_NAME = re.compile(r"[a-z][a-z0-9-]{1,31}")
 MAX_FEATURE_LIMIT = 100_000_000
 MAX_REQUESTS_PER_MINUTE = 100_000
 MAX_PRICE_USD = 1_000_000
-FIELDS = ("features", "requests_per_minute", "max_tokens_cap", "models", "monthly_price_usd")
+REQUIRED = ("features", "requests_per_minute", "max_tokens_cap", "models", "monthly_price_usd")
+POOL_FIELDS = ("pool_share_percent", "pool_reserved_percent")  # optional: a new plan is best effort (0)
+FIELDS = REQUIRED + POOL_FIELDS
 
 
 def audit_subject(name: str) -> str:
@@ -106,6 +108,7 @@ def view(plan: Plan) -> dict:
     return {"plan": plan.name, "version": plan.version, "features": dict(plan.features),
             "requests_per_minute": plan.requests_per_minute, "max_tokens_cap": plan.max_tokens_cap,
             "models": list(plan.models), "monthly_price_usd": pricing.usd(plan.monthly_price_micros),
+            "pool_share_percent": plan.pool_share_percent, "pool_reserved_percent": plan.pool_reserved_percent,
             "changed_by": plan.changed_by, "changed_at": plan.changed_at}
 
 
@@ -119,10 +122,11 @@ def versions_view(name: str) -> dict:
 
 # --- the edit -----------------------------------------------------------------------------------
 
-def checked(name: str, body: Mapping[str, Any], base: Optional[Plan]) -> Plan:
-    """The plan an edit asks for: `body`'s fields over `base` (every field when creating), each checked.
-    A plain function of its inputs: nothing is read or written here."""
-    validation.fields(body, FIELDS, required=() if base is not None else FIELDS)
+def checked(name: str, body: Mapping[str, Any], base: Optional[Plan], reserved_elsewhere: int = 0) -> Plan:
+    """The plan an edit asks for: `body`'s fields over `base` (every required field when creating), each
+    checked; `reserved_elsewhere` is the other plans' pool reserves in percent. A plain function of its
+    inputs: nothing is read or written here."""
+    validation.fields(body, FIELDS, required=() if base is not None else REQUIRED)
     if not body:
         raise BadRequest("Nothing to update.", code="empty_update")
     features = dict(base.features) if base else {}
@@ -144,7 +148,35 @@ def checked(name: str, body: Mapping[str, Any], base: Optional[Plan]) -> Plan:
     price = base.monthly_price_micros if base else 0
     if "monthly_price_usd" in body:
         price = _price(body["monthly_price_usd"])
-    return Plan(name, features, rpm, cap, models, price, (base.version if base else 0) + 1)
+    share, reserved = _pool_share(body, base, reserved_elsewhere)
+    return Plan(name, features, rpm, cap, models, price, (base.version if base else 0) + 1,
+                pool_share_percent=share, pool_reserved_percent=reserved)
+
+
+def _pool_share(body: Mapping[str, Any], base: Optional[Plan], reserved_elsewhere: int) -> Tuple[int, int]:
+    """The plan's pool share and the part of it reserved: whole percent, the reserve within the share, and
+    every plan's reserves together under 100 % (else no capacity would be left to lend or share)."""
+    share = base.pool_share_percent if base else 0
+    if "pool_share_percent" in body:
+        share = validation.integer(body, "pool_share_percent", minimum=0, maximum=100)
+    reserved = base.pool_reserved_percent if base else 0
+    if "pool_reserved_percent" in body:
+        reserved = validation.integer(body, "pool_reserved_percent", minimum=0, maximum=100)
+    if reserved > share:
+        raise BadRequest(f"pool_reserved_percent ({reserved}) must not exceed pool_share_percent ({share}): the "
+                         "reserve is the part of the plan's share never lent to other plans.",
+                         code="invalid_field", details={"pool_share_percent": share})
+    if reserved and reserved + reserved_elsewhere >= 100:
+        raise BadRequest(f"pool_reserved_percent: {reserved} with the other plans' {reserved_elsewhere} would "
+                         f"reserve {reserved + reserved_elsewhere} % of the pool; every plan's reserves together "
+                         f"must stay under 100 %.", code="pool_reserve_too_large",
+                         details={"reserved_by_other_plans": reserved_elsewhere})
+    return share, reserved
+
+
+def pool_shares(plans: Mapping[str, Plan]) -> Dict[str, List[int]]:
+    """Every plan's pool share as the catalog's summary item holds it."""
+    return {name: [plan.pool_share_percent, plan.pool_reserved_percent] for name, plan in sorted(plans.items())}
 
 
 def _features(value: Any) -> Dict[str, Optional[int]]:
@@ -196,12 +228,14 @@ def save(name: str, body: Mapping[str, Any], actor: audit.Actor, create: bool) -
     if not PLAN_NAME.fullmatch(name or ""):
         raise BadRequest("A plan's name is 2 to 32 of a-z, 0-9 and -, starting with a letter.",
                          code="invalid_plan_name")
-    base = current(name)
+    summary = _pool_summary()  # before the plans: an edit committed after this read fails our transaction
+    plans = all_plans()
+    base = plans.get(name)
     if create and base is not None:
         raise Conflict(f"Plan '{name}' exists; PATCH /admin/plans/{name} edits it.", code="plan_exists")
     if not create and base is None:
         raise NotFound(f"Plan '{name}' not found.", code="plan_not_found")
-    plan = checked(name, body, base)
+    plan = checked(name, body, base, sum(p.pool_reserved_percent for n, p in plans.items() if n != name))
     now = utcnow()
     request_id = bound().get("request_id")
     fields = dict(version=plan.version, definition=json.dumps(plan.as_data(), sort_keys=True),
@@ -217,6 +251,10 @@ def save(name: str, body: Mapping[str, Any], actor: audit.Actor, create: bool) -
                     condition=PlanRecord.sk.does_not_exist())
             tx.save(head, condition=unchanged)
             tx.save(entry, condition=AuditRecord.pk.does_not_exist())
+            tx.save(PoolSharesRecord(PLAN_PARTITION, POOL_SHARES_SK, shares=json.dumps(pool_shares(
+                {**plans, name: plan})), version=(summary.version if summary else 0) + 1),
+                condition=(PoolSharesRecord.version == summary.version) if summary
+                else PoolSharesRecord.sk.does_not_exist())
     except TransactWriteError as error:
         if conflicted(error) or getattr(error, "cancellation_reasons", None):
             raise Conflict(f"Plan '{name}' changed while this edit ran; read it and try again.",
@@ -225,8 +263,16 @@ def save(name: str, body: Mapping[str, Any], actor: audit.Actor, create: bool) -
     return view(from_record(name, head))
 
 
+def _pool_summary() -> Optional[PoolSharesRecord]:
+    try:
+        return PoolSharesRecord.get(PLAN_PARTITION, POOL_SHARES_SK, consistent_read=True)
+    except PoolSharesRecord.DoesNotExist:
+        return None
+
+
 def create(body: Mapping[str, Any], actor: audit.Actor) -> dict:
-    """POST /admin/plans: `plan` names the new plan; every other field is required."""
+    """POST /admin/plans: `plan` names the new plan; every other field is required but the pool share's
+    (a new plan is best effort in the shared pool unless it says otherwise)."""
     validation.fields(body, FIELDS + ("plan",))
     rest = {k: v for k, v in body.items() if k != "plan"}
     name = body.get("plan")

@@ -29,3 +29,17 @@ class PlanRecord(_Item):
     @staticmethod
     def version_sk(plan: str, version: int) -> str:
         return f"VERSION#{plan}#{version:06d}"
+
+
+POOL_SHARES_SK = "POOL_SHARES"
+
+
+class PoolSharesRecord(_Item):
+    """pk=PLANS sk=POOL_SHARES: every plan's pool share in one small item, which a pool lease renewal reads
+    in the same BatchGetItem as the model's minute (chalicelib/metering/pool_leases.py), so a plan's share
+    costs the AI path no read of its own. Rewritten by every plan edit in the edit's transaction, on the
+    version it read: two edits at once cannot both pass the check that reserved shares stay under 100 %.
+    No item: no plan was edited since shares were plan data, and the built-in plans' shares hold."""
+
+    shares = UnicodeAttribute()  # JSON: {plan: [pool_share_percent, pool_reserved_percent]}
+    version = NumberAttribute()

@@ -56,7 +56,7 @@ def translated(view: Callable[..., Any],
             if error.status >= 500:
                 log.error("request failed", extra={"fields": {"code": error.code}})
             else:
-                observability.refusal(error.code, error.details.get("feature"))
+                observability.refusal(error.code, error.details.get("feature"), error.details)
             return render(with_retry_advice(error))
         except Exception:
             log.exception("unhandled error")

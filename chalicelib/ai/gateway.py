@@ -363,12 +363,14 @@ class Gateway:
         ticket = self.pool_leases.reserve(prepared.model_call.model, prepared.state.limits.plan, ask)
         self._pool_tickets[prepared.request_id] = ticket
 
-    def _settle_pool(self, prepared: PreparedCall, used: Optional[pool.Amounts]) -> None:
+    def _settle_pool(self, prepared: PreparedCall, used: Optional[pool.Amounts]) -> Optional[PoolTicket]:
         """True-up: the pool gets back what the call reserved and did not use (`used` None: the call may
-        have reached the model, so its whole reservation stays counted)."""
+        have reached the model, so its whole reservation stays counted). Returns the call's ticket (None
+        for an own-key call)."""
         ticket = self._pool_tickets.pop(prepared.request_id, None)
         if ticket is not None and used is not None:
             self.pool_leases.settle(ticket, used)
+        return ticket
 
     def admit(self, prepared: PreparedCall) -> admission.Reservation:
         tenant_id, state = prepared.ctx.tenant_id, prepared.state
@@ -379,7 +381,10 @@ class Gateway:
             latest[0] = latest[0].fresh()
             return latest[0].view
 
-        self._reserve_pool(prepared)
+        try:
+            self._reserve_pool(prepared)
+        except TesseraError as error:  # shed before the call: counted with the tenant's other refusals
+            raise refusals.counted(tenant_id, error)
         try:
             reservation, view = admission.reserve(
                 tenant_id, prepared.request_id, prepared.feature, prepared.worst_case_micros, state.view,
@@ -428,8 +433,8 @@ class Gateway:
             unanswered_attempts=served.unanswered)
         self._record(reservation, settlement)
         # Anthropic counts uncached input and cache writes against the input rate, not cache reads
-        self._settle_pool(prepared, pool.Amounts(1, usage.input_tokens + usage.cache_creation_tokens,
-                                                 usage.output_tokens))
+        ticket = self._settle_pool(prepared, pool.Amounts(1, usage.input_tokens + usage.cache_creation_tokens,
+                                                          usage.output_tokens))
         if cost > reservation.worst_case_micros:
             log.error("cost above its reservation", extra={"fields": {
                 "request_id": reservation.request_id, "cost_micros": cost,
@@ -437,7 +442,8 @@ class Gateway:
         observability.model_call(prepared.state.limits.plan, prepared.feature, model, usage.input_tokens,
                                  usage.output_tokens, cost, latency_ms, "tenant" if prepared.own_key else "platform",
                                  status, upstream=observability.UpstreamRoute(
-                                     served.provider, served.failed_over, len(served.attempts), served.breaker))
+                                     served.provider, served.failed_over, len(served.attempts), served.breaker),
+                                 pool=ticket.standing() if ticket is not None else None)
         return cost
 
     def fail(self, prepared: PreparedCall, reservation: admission.Reservation,

@@ -6,11 +6,13 @@ reserved from `max_tokens` when a call starts). Every tenant without its own key
 call's share of the pool is decided from plain values: the model's ceilings, what the current minute has reserved
 by plan, and what the call asks (1 request, its input bound, its max_tokens).
 
-    guarantee   each plan's share of each ceiling (GUARANTEED: enterprise 50 %, pro 35 %, free none: best
-                effort); a call inside its plan's share is admitted while the pool has room
+    guarantee   each plan's share of each ceiling (`Share.guaranteed`, a plan attribute operators edit:
+                pool_share_percent; built in: enterprise 50 %, pro 35 %, free none: best effort); a call
+                inside its plan's share is admitted while the pool has room
     borrowing   beyond its share a plan may borrow idle capacity while the minute's total stays under
-                SATURATION (85 %) of the ceiling less what is left of enterprise's reserve (RESERVED: 20 %,
-                never lent); past that, each plan gets its share and no more
+                SATURATION (85 %) of the ceiling less what is left of the other plans' reserves
+                (`Share.reserved`, pool_reserved_percent: enterprise's 20 %, never lent); past that, each
+                plan gets its share and no more
     refusal     otherwise a 429 before the call, with Retry-After the seconds until the minute ends (when the
                 window's reservations are gone), never an upstream 429 after it
     true-up     after the call, its unused output (max_tokens - output) goes back to the window (`settle`)
@@ -28,8 +30,6 @@ from decimal import Decimal
 from typing import Dict, Mapping, Optional, Tuple
 
 DIMENSIONS = ("requests", "input_tokens", "output_tokens")
-GUARANTEED: Dict[str, Decimal] = {"enterprise": Decimal("0.50"), "pro": Decimal("0.35"), "free": Decimal(0)}
-RESERVED: Dict[str, Decimal] = {"enterprise": Decimal("0.20")}  # held back from the other plans' borrowing
 SATURATION = Decimal("0.85")
 WINDOW_SECONDS = 60
 
@@ -73,6 +73,29 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Share:
+    """A plan's part of each ceiling, in whole percent: `guaranteed` it may always use while the pool has
+    room, of which `reserved` is held back from the other plans' borrowing until it uses it."""
+
+    guaranteed: int = 0
+    reserved: int = 0
+
+
+Shares = Mapping[str, Share]  # by plan; a plan absent has none: best effort
+
+
+def built_in_shares() -> Dict[str, Share]:
+    """The built-in plans' shares (chalicelib/plans.py), for a catalog no operator has edited."""
+    from chalicelib.plans import DEFAULT_PLANS, pool_share
+
+    return {name: pool_share(plan) for name, plan in DEFAULT_PLANS.items()}
+
+
+def _of(percent: int, ceiling: int) -> int:
+    return ceiling * percent // 100  # exact in integers: floor(percent % of the ceiling)
+
+
+@dataclass(frozen=True)
 class Decision:
     admitted: bool
     dimension: Optional[str] = None  # the first dimension that refused
@@ -85,17 +108,21 @@ def ask_of(input_bound: int, max_tokens: int) -> Amounts:
     return Amounts(1, input_bound, max_tokens)
 
 
-def _held_for_others(window: Window, plan: str, ceiling: int, dimension: str) -> int:
+def _held_for_others(window: Window, plan: str, ceiling: int, dimension: str, shares: Shares) -> int:
     """The reserves of other plans they have not used yet: never lent."""
     held = 0
-    for other, share in RESERVED.items():
-        if other != plan:
-            held += max(0, math.floor(share * ceiling) - window.of(other).get(dimension))
+    for other, share in shares.items():
+        if other != plan and share.reserved > 0:
+            held += max(0, _of(share.reserved, ceiling) - window.of(other).get(dimension))
     return held
 
 
-def decide(ceiling: Amounts, window: Window, plan: str, ask: Amounts, now: float) -> Decision:
-    """Whether a call of `plan` asking `ask` fits the model's pool this minute."""
+def decide(ceiling: Amounts, window: Window, plan: str, ask: Amounts, now: float,
+           shares: Optional[Shares] = None) -> Decision:
+    """Whether a call of `plan` asking `ask` fits the model's pool this minute, given every plan's share
+    (None: the built-in plans')."""
+    shares = built_in_shares() if shares is None else shares
+    guaranteed = shares.get(plan, Share()).guaranteed
     borrowed = False
     for dimension in DIMENSIONS:
         limit, wanted = ceiling.get(dimension), ask.get(dimension)
@@ -103,9 +130,9 @@ def decide(ceiling: Amounts, window: Window, plan: str, ask: Amounts, now: float
         own_after = window.of(plan).get(dimension) + wanted
         if total_after > limit:
             return _refused(dimension, window, now)
-        if own_after <= math.floor(GUARANTEED.get(plan, Decimal(0)) * limit):
+        if own_after <= _of(guaranteed, limit):
             continue
-        borrowable = math.floor(SATURATION * limit) - _held_for_others(window, plan, limit, dimension)
+        borrowable = math.floor(SATURATION * limit) - _held_for_others(window, plan, limit, dimension, shares)
         if total_after > borrowable:
             return _refused(dimension, window, now)
         borrowed = True

@@ -5,10 +5,10 @@ max_tokens against its model's minute before it goes upstream, and is trued up a
 state is one item per model and minute (pk `POOL#<model>`, sk `MINUTE#<epoch>`, a counter per plan and
 dimension, a version). An instance does not write it per call: it leases a slice of the minute for a plan
 (what the call lacks, or a slice that doubles with each renewal in the minute, up to LEASE_SHARE of each
-ceiling) with one GetItem and one conditional
-UpdateItem checked by `pool.decide` against the item as read (the version proves it fresh), and admits
-from the lease in memory until it runs out. So the usual call adds no DynamoDB round trip; the call that
-renews a lease adds two.
+ceiling) with one BatchGetItem (the minute item and the plans' pool shares, chalicelib/plan_models.py)
+and one conditional UpdateItem checked by `pool.decide` against the item as read (the version proves it
+fresh), and admits from the lease in memory until it runs out. So the usual call adds no DynamoDB round
+trip; the call that renews a lease adds two.
 
 Bound: the item never grants more than the ceilings (every grant is decided on the current item), so the
 pool's reservations stay under its ceilings whatever the number of instances. A lease's unused part is not
@@ -19,6 +19,7 @@ ceiling. A call's true-up returns its unused input bound and output to this inst
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -31,13 +32,15 @@ from chalicelib.errors import TooManyRequests
 from chalicelib.logs import get_logger
 from chalicelib.metering import pool
 from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
+from chalicelib.observability import PoolStanding
+from chalicelib.plan_models import PLAN_PARTITION, POOL_SHARES_SK
 
 log = get_logger("pool")
 
 LEASE_SHARE = Decimal("0.05")  # the most a renewal takes of each ceiling: 20 renewals a minute at full use
 TAKE_ATTEMPTS = 8  # another instance's renewal in between: wait a jittered moment, read again, decide again
 BACKOFF_SECONDS = 0.01
-PLANS = tuple(pool.GUARANTEED)
+SUFFIXES = {f"_{d}": d for d in DIMENSIONS}  # the minute item's counters: `<plan>_<dimension>`
 
 
 def top_up(available: Amounts, ask: Amounts, ceiling: Amounts, calls: int = 4,
@@ -68,14 +71,37 @@ def parse_ceilings(text: Optional[str]) -> Dict[str, Amounts]:
     return ceilings
 
 
+def _by_plan(item: Mapping[str, Any]) -> Dict[str, Amounts]:
+    """The minute item's counters by plan, whatever the plans (operators create them)."""
+    counters: Dict[str, Dict[str, int]] = {}
+    for name, value in item.items():
+        for suffix, dimension in SUFFIXES.items():
+            if name.endswith(suffix) and "N" in value:
+                counters.setdefault(name[:-len(suffix)], {})[dimension] = int(value["N"])
+    return {plan: Amounts(**values) for plan, values in counters.items()}
+
+
+def _shares(item: Mapping[str, Any]) -> Dict[str, pool.Share]:
+    return {plan: pool.Share(int(share), int(reserved))
+            for plan, (share, reserved) in json.loads(item["shares"]["S"]).items()}
+
+
 @dataclass(frozen=True)
 class PoolTicket:
-    """One call's reservation in this instance's lease: what settles it after the call."""
+    """One call's reservation in this instance's lease: what settles it after the call, and the model's
+    minute as this instance knew it then (`reserved`: the item's total as read at this instance's last
+    renewal, plus its grants since; `ceiling`: the ceiling in force), which the call's metrics report."""
 
     model: str
     plan: str
     window_start: float
     ask: Amounts
+    reserved: Amounts = Amounts()
+    ceiling: Amounts = Amounts()
+
+    def standing(self) -> PoolStanding:
+        return PoolStanding({d: self.reserved.get(d) for d in DIMENSIONS},
+                            {d: self.ceiling.get(d) for d in DIMENSIONS})
 
 
 class PoolStore:
@@ -95,11 +121,28 @@ class PoolStore:
         return connection.connection.client, connection.table_name
 
     def read(self, model: str, start: float) -> Tuple[Window, int]:
+        window, version, _ = self.read_with_shares(model, start)
+        return window, version
+
+    def read_with_shares(self, model: str, start: float) -> Tuple[Window, int, Optional[pool.Shares]]:
+        """The minute item (its reservations by plan, its version) and every plan's pool share, in one
+        consistent BatchGetItem: the catalog's summary item (chalicelib/plan_models.py), None when there is
+        none (the built-in plans' shares hold)."""
         dynamodb, table = self._table()
-        item = dynamodb.get_item(TableName=table, Key=self._key(model, start), ConsistentRead=True).get("Item") or {}
-        by_plan = {plan: Amounts(*(int(item.get(f"{plan}_{d}", {}).get("N", 0)) for d in DIMENSIONS))
-                   for plan in PLANS if any(f"{plan}_{d}" in item for d in DIMENSIONS)}
-        return Window(start, by_plan), int(item.get("version", {}).get("N", 0))
+        minute, summary = self._key(model, start), {"pk": {"S": PLAN_PARTITION}, "sk": {"S": POOL_SHARES_SK}}
+        wanted, found = [minute, summary], []
+        for _ in range(TAKE_ATTEMPTS):  # keys DynamoDB left unprocessed (throttled) are asked again
+            answer = dynamodb.batch_get_item(RequestItems={table: {"Keys": wanted, "ConsistentRead": True}})
+            found += answer.get("Responses", {}).get(table, [])
+            wanted = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            if not wanted:
+                break
+            time.sleep(random.uniform(0, BACKOFF_SECONDS))
+        else:
+            raise RuntimeError("pool minute not read: DynamoDB left keys unprocessed")
+        item = next((i for i in found if i["sk"]["S"] == minute["sk"]["S"]), {})
+        shares = next((_shares(i) for i in found if i["sk"]["S"] == POOL_SHARES_SK), None)
+        return Window(start, _by_plan(item)), int(item.get("version", {}).get("N", 0)), shares
 
     def take(self, model: str, start: float, plan: str, amounts: Amounts, seen_version: int) -> bool:
         """Add `amounts` to the plan's counters if the item is still at `seen_version`; False when another
@@ -144,8 +187,8 @@ class PoolLeases:
         self._clock = clock
         self._granted: Dict[str, Window] = {}
         self._seen: Dict[str, Window] = {}  # the minute item as last read, with this instance's grants since
-        self._corrected: Dict[str, Tuple[float, Amounts]] = {}
-        self._renewals: Dict[Tuple[str, str, float], int] = {}  # this minute's renewals by model and plan  # until when, the ceiling upstream reported
+        self._corrected: Dict[str, Tuple[float, Amounts]] = {}  # until when, the ceiling upstream reported
+        self._renewals: Dict[Tuple[str, str, float], int] = {}  # this minute's renewals by model and plan
         self._used: Dict[str, Window] = {}
         self._lock = threading.Lock()
         # One renewal at a time per instance: its threads then wait for it and use the lease it brings
@@ -198,11 +241,13 @@ class PoolLeases:
             return self._renew(model, plan, ask, now)
 
     def _from_lease(self, model: str, plan: str, ask: Amounts, now: float) -> Optional[PoolTicket]:
+        ceiling = self.ceiling(model)
         with self._lock:
             granted, used = self._current(model, now)
             if covers(granted.of(plan).minus(used.of(plan)), ask):
                 self._used[model] = used.with_reserved(plan, ask)
-                return PoolTicket(model, plan, used.started_at, ask)
+                seen = pool.current(self._seen.get(model), now).total()
+                return PoolTicket(model, plan, used.started_at, ask, seen, ceiling)
         return None
 
     def _renew(self, model: str, plan: str, ask: Amounts, now: float) -> PoolTicket:
@@ -214,13 +259,13 @@ class PoolLeases:
             with self._lock:
                 granted, used = self._current(model, now)
                 available = granted.of(plan).minus(used.of(plan))
-            shared, version = self.store.read(model, granted.started_at)
+            shared, version, shares = self.store.read_with_shares(model, granted.started_at)
             renewals = self._renewals.get((model, plan, granted.started_at), 0)
             wanted = top_up(available, ask, ceiling, calls=2 ** (renewals + 2))
-            decision = pool.decide(ceiling, shared, plan, wanted, now)
+            decision = pool.decide(ceiling, shared, plan, wanted, now, shares)
             if not decision.admitted:  # the slice does not fit: what the call lacks may
                 wanted = ask.minus(available)
-                decision = pool.decide(ceiling, shared, plan, wanted, now)
+                decision = pool.decide(ceiling, shared, plan, wanted, now, shares)
             if not decision.admitted:
                 raise exhausted(model, plan, decision)
             if self.store.take(model, granted.started_at, plan, wanted, version):

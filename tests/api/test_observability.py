@@ -51,7 +51,8 @@ def test_an_ai_call_is_one_record_by_plan_and_feature_with_the_tenant_as_a_prope
     response = api.call("POST", "/ai/chat", CHAT, token=tenant.token)
     assert response.status_code == 200
     [record] = [r for r in records() if "requests" in r]
-    directive = emf(record)
+    directive, pool = record["_aws"]["CloudWatchMetrics"]  # a pool call: its model's pool numbers by model
+    assert pool["Dimensions"] == [["model", "service"]] and pool["Namespace"] == "Tessera"
     assert directive["Namespace"] == "Tessera"
     assert directive["Dimensions"] == [["plan", "feature", "service"]]
     assert (record["plan"], record["feature"]) == ("free", "basic_chat")

@@ -145,6 +145,10 @@ def test_every_plan_change_is_in_the_plans_audit_trail_with_before_and_after(api
     ({"max_tokens_cap": 64_001, "models": ["claude-haiku-4-5"]}, "max_tokens_above_model"),
     ({"monthly_price_usd": "1.2345678"}, "invalid_field"),
     ({}, "empty_update"),
+    ({"pool_share_percent": 101}, "invalid_field"),
+    ({"pool_share_percent": -1}, "invalid_field"),
+    ({"pool_share_percent": 10, "pool_reserved_percent": 20}, "invalid_field"),  # a reserve beyond the share
+    ({"pool_share_percent": 90, "pool_reserved_percent": 80}, "pool_reserve_too_large"),  # with enterprise's 20
 ])
 def test_a_bad_edit_is_a_400_naming_what_is_wrong_and_writes_nothing(api, operator_token, body, code):
     plan = create_plan(api, operator_token)["plan"]
@@ -152,6 +156,29 @@ def test_a_bad_edit_is_a_400_naming_what_is_wrong_and_writes_nothing(api, operat
         refused = api.call("PATCH", f"/admin/plans/{plan}", body, token=operator_token)
     assert (refused.status_code, refused.json["error"]["code"]) == (400, code), refused.body
     assert api.call("GET", f"/admin/plans/{plan}", token=operator_token).json["version"] == 1
+
+
+def test_a_plans_pool_share_is_data_versioned_and_audited_like_its_other_fields(api, operator_token):
+    listed = {p["plan"]: p for p in api.call("GET", "/admin/plans", token=operator_token).json["plans"]}
+    assert [(listed[name]["pool_share_percent"], listed[name]["pool_reserved_percent"])
+            for name in ("enterprise", "pro", "free")] == [(50, 20), (35, 0), (0, 0)]
+    plan = create_plan(api, operator_token)
+    assert (plan["pool_share_percent"], plan["pool_reserved_percent"]) == (0, 0)  # not given: best effort
+    plan = plan["plan"]
+    edit(api, operator_token, plan, {"pool_share_percent": 30})
+    edit(api, operator_token, plan, {"max_tokens_cap": 512})  # another field's edit keeps the share
+    versions = api.call("GET", f"/admin/plans/{plan}/versions", token=operator_token).json["versions"]
+    assert [(v["version"], v["pool_share_percent"]) for v in versions] == [(1, 0), (2, 30), (3, 30)]
+    [_, share, _] = api.call("GET", f"/admin/plans/{plan}/audit", token=operator_token).json["records"][::-1]
+    assert (share["before"]["pool_share_percent"], share["after"]["pool_share_percent"]) == (0, 30)
+
+
+def test_creating_a_plan_with_a_reserve_the_pool_cannot_hold_is_a_400_and_writes_nothing(api, operator_token):
+    with WritesNothing():
+        refused = api.call("POST", "/admin/plans", new_plan_body(pool_share_percent=100, pool_reserved_percent=80),
+                           token=operator_token)
+    assert (refused.status_code, refused.json["error"]["code"]) == (400, "pool_reserve_too_large"), refused.body
+    assert refused.json["error"]["reserved_by_other_plans"] >= 20  # enterprise's, at least
 
 
 def test_creating_a_plan_that_exists_is_a_409_and_an_unknown_plan_a_404(api, operator_token):

@@ -1,4 +1,4 @@
-"""`make bench` section 9 (dev/bench/pool_flood_report.py): the figures issue 23 point 2 asks for, from recorded
+"""`make bench` section 9 (dev/bench/pool_flood_report.py): the figures the pool is held to, from recorded
 outcomes and the stand-in's count of each minute, with no stack and no flood."""
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ room for it (the pool's window is the wall-clock minute)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import time
@@ -92,19 +93,24 @@ def test_a_flooding_free_tenant_is_refused_before_upstream_while_enterprise_call
     passed, refused = 0, []
     with sdk(pool_stack, free[1]) as client:
         for _ in range(6):
+            sent_at = time.time()
             try:
                 assert ask(client, FLOODED, long_text, FLOOD_MAX_TOKENS).parse().usage.output_tokens == 50
                 passed += 1
             except anthropic.RateLimitError as error:
-                refused.append(error)
+                refused.append((error, sent_at, time.time()))
     assert passed == 3 and len(refused) == 3
-    first = refused[0]
+    first, sent_at, answered_at = refused[0]
     assert first.body["error"]["type"] == "rate_limit_error"
     assert "pool" in first.body["error"]["message"] or "capacity" in first.body["error"]["message"]
-    left = 60 - time.time() % 60
-    assert 1 <= int(first.response.headers["retry-after"]) <= left + 1
+    # True: the seconds from the decision (between sending and the answer) to the end of its minute
+    minute_end = (sent_at // 60 + 1) * 60
+    assert minute_end - answered_at <= int(first.response.headers["retry-after"]) <= math.ceil(minute_end - sent_at)
     assert first.response.headers["x-should-retry"] == "true"
     assert len(heard(pool_stack, marker)) == 3  # the refused calls never went upstream
+    status, usage = call("GET", f"{pool_stack.api_url}/usage", token=free[0])  # counted with its refusals
+    assert status == 200 and usage["refusals"]["by_reason"]["pool_share_exhausted"] == 3
+    assert usage["refusals"]["total"] == 3
     with sdk(pool_stack, enterprise[1]) as client:
         for _ in range(2):
             assert ask(client, FLOODED, f"ent-{marker}", FLOOD_MAX_TOKENS).parse().usage.output_tokens > 0

@@ -352,3 +352,16 @@ def test_a_call_meeting_an_open_breaker_says_so_in_its_emf_record(standin, recor
     # Bedrock first by the breaker: not a failover (nothing failed), no retry
     assert (record["failovers"], record["upstream_retries"], record["breaker_open"]) == (0, 0, 1)
     assert (record["provider"], record["breaker"]) == ("bedrock", breaker.OPEN)
+    # The breaker's state by model, in the directive with the pool's numbers: 2 is open
+    _, by_model = record["_aws"]["CloudWatchMetrics"]
+    assert by_model["Dimensions"] == [["model", "service"]] and record["breaker_state"] == 2
+
+
+def test_a_half_open_breakers_probe_is_state_1_by_model(standin, records):
+    _, ctx = new_tenant()
+    route = Route()
+    assert route.store.write(MODEL, BreakerState(breaker.OPEN, time.time() - 1, 30, 1))  # its time is up
+    route.gateway.run(ctx, "basic_chat", chat(marked()))
+    [record] = [r for r in records() if "requests" in r]
+    assert (record["provider"], record["breaker"], record["breaker_state"]) == ("anthropic", breaker.HALF_OPEN, 1)
+    assert (record["breaker_open"], record["model"]) == (1, MODEL)

@@ -39,11 +39,13 @@ def test_a_cold_call_reads_the_plan_in_the_tenants_batch_and_makes_no_other_read
     with SentRequests() as sent:
         gateway.run(ctx, "basic_chat", call())
     names = [name for name, _, _ in sent.calls]
-    # A new instance also takes a lease of the model's pool minute (a read and a conditional write, then
-    # none while the lease lasts: chalicelib/metering/pool_leases.py) and reads the model's breaker once
-    # (then at most every 2 s: chalicelib/ai/breaker.py).
-    assert names == ["BatchGetItem", "GetItem", "UpdateItem", "UpdateItem", "GetItem", "PutItem"], names
-    assert {sent.calls[i][1]["Key"]["pk"]["S"] for i in (1, 2)} == {"POOL#claude-sonnet-4-6"}
+    # A new instance also takes a lease of the model's pool minute (a read of the minute with the plans'
+    # pool shares and a conditional write, then none while the lease lasts: chalicelib/metering/
+    # pool_leases.py) and reads the model's breaker once (then at most every 2 s: chalicelib/ai/breaker.py).
+    assert names == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem", "GetItem", "PutItem"], names
+    [lease_read] = sent.calls[1][1]["RequestItems"].values()
+    assert [key["pk"]["S"] for key in lease_read["Keys"]] == ["POOL#claude-sonnet-4-6", "PLANS"]
+    assert sent.calls[2][1]["Key"]["pk"]["S"] == "POOL#claude-sonnet-4-6"
     assert sent.calls[4][1]["Key"]["sk"] == {"S": "BREAKER#claude-sonnet-4-6"}
     [batch] = sent.calls[0][1]["RequestItems"].values()
     assert {"pk": {"S": "PLANS"}, "sk": {"S": f"CURRENT#{plan}"}} in batch["Keys"]

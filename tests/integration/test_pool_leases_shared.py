@@ -112,3 +112,20 @@ def test_output_used_elsewhere_in_the_organisation_lowers_the_ceiling(environmen
     leases.reserve(MODEL, "pro", ask_of(10, 50))  # a lease of 50 output tokens
     leases.observe(MODEL, upstream_reports(1000, 700))  # 300 used, 50 of them by this pool
     assert leases.ceiling(MODEL).output_tokens == 750
+
+
+def test_a_calls_ticket_carries_the_minute_as_read_against_the_ceiling_upstream_corrected(environment):
+    """What a pool call's metrics report (chalicelib/observability.PoolStanding): the minute item's total, with
+    another instance's lease in it, against the ceiling in force after upstream's headers lowered it."""
+    shared = store()
+    PoolLeases({"*": Amounts(1000, 1_000_000, 1000)}, shared, clock=at_start).reserve(MODEL, "free", ask_of(10, 30))
+    leases = PoolLeases({"*": Amounts(1000, 1_000_000, 1000)}, shared, clock=at_start)
+    leases.observe(MODEL, {"anthropic-ratelimit-output-tokens-limit": "800",
+                           "anthropic-ratelimit-output-tokens-remaining": "800"})
+    ticket = leases.reserve(MODEL, "pro", ask_of(10, 100))
+    window, _ = shared.read(MODEL, START)
+    # free's lease: a slice of 4 calls (4, 40, 120 capped at 5 % = 50); pro's: its 100 (more than 5 % of 800)
+    assert ticket.reserved == window.total() == Amounts(8, 80, 150)
+    assert ticket.ceiling == Amounts(1000, 1_000_000, 800)
+    metrics = ticket.standing().metrics()
+    assert (metrics["pool_headroom_output_tokens"][1], metrics["pool_use_percent"][1]) == (650, 18)  # 150 of 800

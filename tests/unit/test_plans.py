@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.errors import BadRequest
 from chalicelib.plan_catalog import checked
-from chalicelib.plans import DEFAULT_PLANS, FEATURES, feature_limit, requests_per_minute
+from chalicelib.plans import DEFAULT_PLANS, FEATURES, Plan, feature_limit, requests_per_minute
 
 # From docs/plans.md: plan -> (max_tokens cap, requests per minute, monthly price in micro-dollars, features).
 PUBLISHED_PLANS = {
@@ -140,6 +140,27 @@ def test_a_new_plan_needs_every_field():
     with pytest.raises(BadRequest) as caught:
         checked("team", {k: v for k, v in NEW.items() if k != "models"}, None)
     assert caught.value.code in ("missing_field", "invalid_field")
+
+
+def test_a_version_stored_before_plans_had_pool_shares_keeps_its_built_in_share():
+    stored = {**DEFAULT_PLANS["enterprise"].as_data()}
+    del stored["pool_share_percent"], stored["pool_reserved_percent"]
+    legacy = Plan.from_data("enterprise", 3, stored)
+    assert (legacy.pool_share_percent, legacy.pool_reserved_percent) == (50, 20)
+    assert Plan.from_data("custom", 1, stored).pool_share_percent == 0  # a plan of the operators': best effort
+
+
+@pytest.mark.parametrize("body, others, code", [
+    ({"pool_share_percent": 30, "pool_reserved_percent": 31}, 20, "invalid_field"),
+    ({"pool_share_percent": 100, "pool_reserved_percent": 79}, 21, "pool_reserve_too_large"),
+    ({"pool_share_percent": True}, 20, "invalid_field"),
+])
+def test_a_pool_share_is_whole_percent_with_its_reserve_inside_it_and_all_reserves_under_100(body, others, code):
+    with pytest.raises(BadRequest) as refused:
+        checked("team", body, DEFAULT_PLANS["pro"], others)
+    assert refused.value.code == code
+    plan = checked("team", {"pool_share_percent": 100, "pool_reserved_percent": 79}, DEFAULT_PLANS["pro"], 20)
+    assert (plan.pool_share_percent, plan.pool_reserved_percent) == (100, 79)
 
 
 # --- the plan gate: one decision for the gateway and admission -------------------------------------------------

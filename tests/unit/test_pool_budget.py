@@ -79,3 +79,20 @@ def test_upstreams_headers_lower_the_ceiling_and_reveal_use_outside_the_pool():
     # requests: min(100, 80) less the 10 used elsewhere (80 - 50 - our 20); input: the configured 1M is lower;
     # output: a malformed header changes nothing
     assert ceiling == Amounts(70, 1_000_000, 1_000_000) and elsewhere == {"requests": 10}
+
+
+def test_a_plans_share_is_a_value_the_decision_is_given():
+    """Shares are plan data: a custom plan with a guarantee gets it where a best-effort plan may not borrow."""
+    busy = window(free=65)  # borrowing is over: 85 less enterprise's unused 20
+    shares = {**pool.built_in_shares(), "team": pool.Share(guaranteed=30)}
+    assert decide(CEILING, busy, "team", ONE, START, shares).admitted
+    assert not decide(CEILING, busy, "team", ONE, START).admitted  # unknown to the built-in shares: best effort
+    assert decide(CEILING, Window(START, {"team": Amounts(30, 300, 300)}), "team", ONE, START, shares).borrowed
+
+
+def test_a_custom_plans_reserve_is_held_from_the_others_borrowing():
+    shares = {**pool.built_in_shares(), "team": pool.Share(guaranteed=30, reserved=10)}
+    assert decide(CEILING, window(free=54), "free", ONE, START, shares).admitted  # 55 = 85 - 20 - 10
+    refused = decide(CEILING, window(free=55), "free", ONE, START, shares)
+    assert (refused.admitted, refused.dimension) == (False, "requests")
+    assert decide(CEILING, window(free=55), "free", ONE, START).admitted  # without team's reserve: 65
