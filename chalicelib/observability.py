@@ -170,6 +170,23 @@ def model_call(plan: str, feature: str, model: str, input_tokens: int, output_to
           if pool is not None else ())
 
 
+def model_call_failed(plan: str, feature: str, model: str, key_source: str, status: str, error: str,
+                      upstream_attempts: Optional[str]) -> None:
+    """An admitted AI call that ended without an answer (every attempt failed), and its only line (`message`
+    "model call failed"): `failed_calls` 1 by plan and feature, as `requests` counts the answered ones, with
+    `upstream_retries` and `failovers` counted over its attempts as for an answered call (so an outage's
+    retries and Bedrock attempts are in the same sums). `status` is the ledger's: `failed` (not billed) or
+    `indeterminate` (an attempt may have been billed); `error` the code the caller got."""
+    attempts = [a for a in (upstream_attempts or "").split(",") if a]
+    tried_bedrock = any(a.startswith("bedrock:") for a in attempts)
+    _emit({"plan": plan, "feature": feature},
+          {"failed_calls": (MetricUnit.Count, 1),
+           "upstream_retries": (MetricUnit.Count, max(0, len(attempts) - 1)),
+           "failovers": (MetricUnit.Count, int(tried_bedrock and any(a.startswith("anthropic:") for a in attempts)))},
+          {"model": model, "key_source": key_source, "status": status, "error": error,
+           "upstream_attempts": upstream_attempts}, message="model call failed")
+
+
 def refusal(reason: str, feature: Optional[str] = None, details: Optional[Mapping[str, Any]] = None) -> None:
     """A request refused with a 4xx: by an authorizer, a plan gate, a quota, a rate, a budget or the pool.
     A pool refusal (shed before the call) is also `pool_shed`, by the plan the pool refused (as admission

@@ -456,6 +456,10 @@ class Gateway:
         status = ledger.INDETERMINATE if unanswered else ledger.FAILED
         self._settle_pool(prepared, pool.Amounts() if status == ledger.FAILED else None)
         ctx = prepared.ctx
+        observability.model_call_failed(prepared.state.limits.plan, prepared.feature, prepared.model_call.model,
+                                        "tenant" if prepared.own_key else "platform", status,
+                                        getattr(error, "code", None) or type(error).__name__,
+                                        getattr(error, "upstream_attempts", None))
         settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
                                        own_key=prepared.own_key, status=status,
                                        upstream_attempts=getattr(error, "upstream_attempts", None),

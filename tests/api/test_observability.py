@@ -82,6 +82,21 @@ def test_a_settled_call_writes_its_record_and_no_log_line_besides(api, records, 
     assert [line["message"] for line in log_lines() if line.get("request_id") == record["request_id"]] == ["request"]
 
 
+def test_a_call_every_attempt_failed_is_one_record_with_its_retries_and_failover(api, records):
+    tenant = api.signup()
+    faults = {"messages": [{"role": "user", "content": "fails [[standin:500]] [[bedrock:503]]"}], "max_tokens": 32}
+    response = api.call("POST", "/ai/chat", faults, token=tenant.token)
+    assert response.status_code == 502
+    [record] = [r for r in records() if r.get("message") == "model call failed"]
+    assert emf(record)["Dimensions"] == [["plan", "feature", "service"]]
+    assert {m["Name"] for m in emf(record)["Metrics"]} == {"failed_calls", "upstream_retries", "failovers"}
+    assert (record["plan"], record["feature"], record["tenant_id"]) == ("free", "basic_chat", tenant.id)
+    assert (record["status"], record["error"], record["key_source"]) == ("failed", "upstream_error", "platform")
+    assert record["upstream_attempts"] == "anthropic:502,anthropic:502,bedrock:503"  # as the caller got each
+    assert (record["failed_calls"], record["upstream_retries"], record["failovers"]) == (1, 2, 1)
+    assert "requests" not in record  # answered calls only: `requests` / (`requests` + `failed_calls`) is success
+
+
 def test_a_plan_gate_refusal_is_counted_by_reason_and_plan(api, records):
     tenant = api.signup()
     response = api.call("POST", "/ai/code-review", {"code": "x = 1", "language": "python"}, token=tenant.token)
