@@ -446,7 +446,7 @@ PLATFORM_SHARDS = 8
 
 # What admission refuses, counted per month (chalicelib/metering/refusals.py); each a number attribute.
 REFUSAL_REASONS = ("tenant_suspended", "feature_not_in_plan", "feature_limit_reached", "rate_limited",
-                   "budget_exceeded", "pool_share_exhausted")
+                   "budget_exceeded", "pool_share_exhausted", "principal_limit_reached", "principal_budget_exceeded")
 
 
 class RefusalCount(_Item):
@@ -460,6 +460,8 @@ class RefusalCount(_Item):
     rate_limited = NumberAttribute(default=0)
     budget_exceeded = NumberAttribute(default=0)
     pool_share_exhausted = NumberAttribute(default=0)  # shed by the platform pool before the call
+    principal_limit_reached = NumberAttribute(default=0)  # a key's or user's own hard budget: requests
+    principal_budget_exceeded = NumberAttribute(default=0)  # ... and dollars
 
     @staticmethod
     def sk_for(period: str) -> str:

@@ -28,6 +28,8 @@ def test_a_keys_hard_request_limit_holds_from_its_next_call(api):
     settle_usage()  # the settled calls reach the key's month counters through the table's stream
     shown = api.call("GET", f"/api-keys/{key['key_id']}/budget", token=key["key"])  # a key reads its own
     assert (shown.status_code, shown.json["admitted_requests"], shown.json["requests"]) == (200, 2, 2)
+    refusals = api.call("GET", "/usage", token=tenant.token).json["refusals"]
+    assert (refusals["total"], refusals["by_reason"]["principal_limit_reached"]) == (1, 1)
 
 
 def test_a_users_hard_dollar_budget_refuses_a_call_that_could_pass_it(api):
@@ -39,6 +41,8 @@ def test_a_users_hard_dollar_budget_refuses_a_call_that_could_pass_it(api):
     assert set_.json["monthly_budget_usd"] == "0.000001"
     refused = chat(api, token)
     assert (refused.status_code, refused.json["error"]["code"]) == (402, "principal_budget_exceeded")
+    refusals = api.call("GET", "/usage", token=tenant.token).json["refusals"]
+    assert (refusals["total"], refusals["by_reason"]["principal_budget_exceeded"]) == (1, 1)
 
 
 def test_a_soft_budget_lets_calls_through(api):

@@ -128,7 +128,8 @@ def test_refusals_are_counted_by_reason_and_other_errors_are_not():
     refusals = usage.summary(tenants.get_tenant(tenant_id), None)["refusals"]
     assert refusals == {"total": 3, "by_reason": {"tenant_suspended": 0, "feature_not_in_plan": 0,
                                                   "feature_limit_reached": 1, "rate_limited": 2,
-                                                  "budget_exceeded": 0, "pool_share_exhausted": 0}}
+                                                  "budget_exceeded": 0, "pool_share_exhausted": 0,
+                                               "principal_limit_reached": 0, "principal_budget_exceeded": 0}}
 
 
 def test_a_chunk_of_events_never_passes_a_transactions_100_items():

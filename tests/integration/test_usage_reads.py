@@ -124,7 +124,8 @@ def test_the_months_figures_are_exact_for_every_kind_of_call():
         "by_day": by_day,
         "refusals": {"total": 0, "by_reason": {"tenant_suspended": 0, "feature_not_in_plan": 0,
                                                "feature_limit_reached": 0, "rate_limited": 0,
-                                               "budget_exceeded": 0, "pool_share_exhausted": 0}},
+                                               "budget_exceeded": 0, "pool_share_exhausted": 0,
+                                               "principal_limit_reached": 0, "principal_budget_exceeded": 0}},
         "by_key_source": {"platform": {"requests": 1, "cost_usd": "0.011340"},
                           "tenant": {"requests": 1, "cost_usd": "0.000110"}},
         "budget": {
@@ -154,7 +155,8 @@ def test_a_month_without_calls_is_all_zero_and_a_missing_budget_is_null():
                     "cost_usd": "0.000000"} for d in range(1, 30)],  # a leap year's February
         "refusals": {"total": 0, "by_reason": {"tenant_suspended": 0, "feature_not_in_plan": 0,
                                                "feature_limit_reached": 0, "rate_limited": 0,
-                                               "budget_exceeded": 0, "pool_share_exhausted": 0}},
+                                               "budget_exceeded": 0, "pool_share_exhausted": 0,
+                                               "principal_limit_reached": 0, "principal_budget_exceeded": 0}},
         "by_key_source": {"platform": {"requests": 0, "cost_usd": "0.000000"},
                           "tenant": {"requests": 0, "cost_usd": "0.000000"}},
         "budget": {"monthly_budget_usd": None, "spent_usd": "0.000000", "reserved_usd": "0.000000",
