@@ -44,7 +44,6 @@ compares them with what was settled). Stale keys are removed by later writes.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
@@ -55,13 +54,15 @@ from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
 from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan
-from chalicelib.store import UpdateText, update_or_explain, write_conflicted
+from chalicelib.store import RETRY, UpdateText, conflicted, retry_conflicts, update_or_explain
 
 SLOT_SECONDS = 5
 SLOTS_PER_MINUTE = 60 // SLOT_SECONDS
 BUCKET_SECONDS = 600
 KEEP_BUCKETS = 144  # a day of sweep buckets; the sweeper clears resolved ones long before
-ATTEMPTS = 6
+# Writes, re-reads and re-decisions in all (chalicelib/store.py RETRY): a lost race (the item changed since it
+# was read) decides again at once on the item as the failed write returned it; a conflict pauses first.
+ATTEMPTS = RETRY.attempts
 
 
 def admitted_key(period: str, feature: str) -> str:
@@ -364,7 +365,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     now = now or datetime.now(timezone.utc)
     at = Moment.of(now)
     confirmed = set()
-    for _ in range(ATTEMPTS):
+    for attempt in range(1, ATTEMPTS + 1):
         if view is None or view.limits is None:
             view = load_view() or ensure_admission(tenant_id)
             confirmed.add(VIEW)
@@ -398,7 +399,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                                                         principal_admission.write(terms, at.period,
                                                                                   worst_case_micros, count))
             if outcome == "conflict":
-                time.sleep(0.005)
+                RETRY.wait(attempt)
                 continue
             if outcome == "principal":
                 if principal.confirmed:
@@ -410,9 +411,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
             try:
                 ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
             except Exception as error:
-                if not write_conflicted(error):
+                if not conflicted(error):
                     raise
-                time.sleep(0.005)  # a limits change's transaction held the item for a moment
+                RETRY.wait(attempt)  # a limits change's transaction held the item for a moment
                 continue
         if ok:
             reservation = Reservation(tenant_id, request_id, feature, at.period, at.bucket, worst_case_micros, now,
@@ -456,16 +457,9 @@ def give_back(reservation: Reservation) -> Optional[AdmissionView]:
     update.add(counter(committed_key(reservation.period)), -reservation.worst_case_micros)
     update.add(count, -1)
     update.add(counter(bucket_worst_key(reservation.bucket, reservation.feature)), -reservation.worst_case_micros)
-    for attempt in range(ATTEMPTS):
-        try:
-            ok, raw = update_or_explain(Admission, tenant_pk(reservation.tenant_id), Admission.SK, update)
-        except Exception as error:
-            if not write_conflicted(error) or attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(0.005)
-            continue
-        return AdmissionView.from_raw(raw) if ok else None
-    return None
+    ok, raw = retry_conflicts(lambda: update_or_explain(Admission, tenant_pk(reservation.tenant_id), Admission.SK,
+                                                        update))
+    return AdmissionView.from_raw(raw) if ok else None
 
 
 def ensure_admission(tenant_id: str) -> AdmissionView:

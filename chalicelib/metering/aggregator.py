@@ -25,7 +25,6 @@ bucket, so the sweeper reads only those.
 """
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,11 +37,14 @@ from chalicelib.metering.ledger import ABANDONED, CHARGED, FAILED, INDETERMINATE
 from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, PlatformUsage,
                                Reconciliation, SweepMark, Tenant, UsageEvent, UsagePeriod, spend_partition,
                                spend_sort_key)
-from chalicelib.store import cancelled_because, conflicted, get_items, transaction
+from chalicelib.store import RETRY, cancelled_because, conflicted, get_items, transaction
 
 CHUNK = 80  # events per transaction at most; fewer when their counter items would pass DynamoDB's 100
 TRANSACTION_ITEMS = 100
-ATTEMPTS = 8
+# Writes of a chunk in all (chalicelib/store.py RETRY): without the events found already folded it is written
+# again at once; after a conflict, or a reconciliation item changed meanwhile, after RETRY's pause. Past the
+# last, the stream hands the batch over again.
+ATTEMPTS = RETRY.attempts
 KEEP_RECONCILED_BUCKETS = 288  # two days of buckets: a settle later than that is not possible
 
 
@@ -192,7 +194,7 @@ def _months_before(period: str, months: int) -> str:
 def _fold_chunk(pk: str, plan: str, events: List[UsageEvent], now: datetime) -> Tuple[int, int]:
     pending = list(events)
     duplicates = 0
-    for attempt in range(ATTEMPTS):
+    for attempt in range(1, ATTEMPTS + 1):
         if not pending:
             return 0, duplicates
         recon = _reconciliation(pk)
@@ -206,7 +208,7 @@ def _fold_chunk(pk: str, plan: str, events: List[UsageEvent], now: datetime) -> 
                 pending = [e for i, e in enumerate(pending) if i not in done]
                 continue
             if cancelled_because(error, len(pending)) or conflicted(error):
-                time.sleep(0.01 * (attempt + 1))
+                RETRY.wait(attempt)
                 continue
             raise
     raise RuntimeError(f"usage events of {pk} could not be aggregated after {ATTEMPTS} attempts")

@@ -20,7 +20,6 @@ ceiling. A call's true-up returns its unused input bound and output to this inst
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -31,12 +30,13 @@ from chalicelib.errors import TooManyRequests
 from chalicelib.logs import get_logger
 from chalicelib.metering import pool
 from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
+from chalicelib.store import RETRY
 
 log = get_logger("pool")
 
 LEASE_SHARE = Decimal("0.05")  # the most a renewal takes of each ceiling: 20 renewals a minute at full use
-TAKE_ATTEMPTS = 8  # another instance's renewal in between: wait a jittered moment, read again, decide again
-BACKOFF_SECONDS = 0.01
+# Another instance's renewal in between: wait RETRY's jittered pause, read again, decide again (chalicelib/store.py).
+TAKE_ATTEMPTS = RETRY.attempts
 PLANS = tuple(pool.GUARANTEED)
 
 
@@ -210,7 +210,7 @@ class PoolLeases:
         ticket = self._from_lease(model, plan, ask, now)  # the renewal waited for may cover it
         if ticket is not None:
             return ticket
-        for attempt in range(TAKE_ATTEMPTS):
+        for attempt in range(1, TAKE_ATTEMPTS + 1):
             with self._lock:
                 granted, used = self._current(model, now)
                 available = granted.of(plan).minus(used.of(plan))
@@ -235,7 +235,7 @@ class PoolLeases:
                 if ticket is not None:
                     return ticket
             # else another instance renewed first (or this one's threads used the renewal): read again
-            time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
+            RETRY.wait(attempt)
         # Other instances renewed between each read and write: the pool is busy, not necessarily full
         raise exhausted(model, plan, pool.Decision(False, retry_after=1),
                         "The shared model capacity is busy renewing. Retry after 1 s.")

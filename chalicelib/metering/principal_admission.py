@@ -11,7 +11,6 @@ abandoned keeps its worst case on the principal's budget until the month ends: t
 """
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
@@ -21,7 +20,7 @@ from chalicelib.models import Admission, tenant_pk
 from chalicelib.periods import current_period, period_end
 from chalicelib.budget_models import PrincipalBudget
 from chalicelib.logs import get_logger
-from chalicelib.store import CONFLICT_ATTEMPTS, UpdateText
+from chalicelib.store import UpdateText, conflicted, retry_conflicts
 
 log = get_logger("principal_admission")
 
@@ -188,7 +187,8 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
              {"Update": {"TableName": table.table_name,
                          "Key": {"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": PrincipalBudget.sk_for(principal_id)}},
                          **update.request()}}]
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+
+    def write() -> Optional[bool]:
         try:
             table.connection.client.transact_write_items(TransactItems=items)
             return True
@@ -198,10 +198,13 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
                 return False  # this attempt's or an earlier one's write landed: the event is recorded
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 return None
-            if "TransactionConflict" not in codes:
-                raise
-        if attempt < CONFLICT_ATTEMPTS:
-            time.sleep(random.uniform(0.01, 0.05) * attempt)
+            raise
+
+    try:
+        return retry_conflicts(write)
+    except ClientError as error:
+        if not conflicted(error):
+            raise
     log.warning("budget give-back not applied", extra={"fields": {"principal_id": principal_id,
                                                                    "refund_micros": refund, "released": released}})
     return None
