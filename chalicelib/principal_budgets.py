@@ -16,6 +16,7 @@ from chalicelib import pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.models import ApiKey, KeyUsage, User, budget_segment, tenant_pk
 from chalicelib.budget_models import PrincipalBudget
+from chalicelib.metering.counter_keys import principal_admitted_key, principal_committed_key
 from chalicelib.periods import current_period
 from chalicelib.store import get_items
 from chalicelib.tenants import _budget_micros, change_tenant
@@ -104,7 +105,8 @@ def _month_so_far(tenant_id: str, principal_id: str) -> dict:
     at that moment are the only ones it does not count."""
     period = current_period()
     used = get_items([(KeyUsage, tenant_pk(tenant_id), KeyUsage.sk_for(period, principal_id))], consistent=True)[0]
-    return {f"a:{period}": int(used.requests) if used else 0, f"w:{period}": int(used.cost_micros) if used else 0}
+    return {principal_admitted_key(period): int(used.requests) if used else 0,
+            principal_committed_key(period): int(used.cost_micros) if used else 0}
 
 
 def view(tenant_id: str, principal_type: str, principal_id: str, period: Optional[str] = None) -> dict:
@@ -124,8 +126,8 @@ def view(tenant_id: str, principal_type: str, principal_id: str, period: Optiona
         "hard_limit": bool(item is not None and item.hard),
         "spend_usd": pricing.usd(int(used.cost_micros) if used is not None else 0),
         "requests": int(used.requests) if used is not None else 0,
-        "committed_usd": pricing.usd(int(counters.get(f"w:{period}", 0))) if item is not None and item.hard else None,
-        "admitted_requests": int(counters.get(f"a:{period}", 0)) if item is not None and item.hard else None,
+        "committed_usd": pricing.usd(int(counters.get(principal_committed_key(period), 0))) if item is not None and item.hard else None,
+        "admitted_requests": int(counters.get(principal_admitted_key(period), 0)) if item is not None and item.hard else None,
     }
 
 

@@ -35,7 +35,7 @@ from chalicelib.errors import BadRequest, Forbidden, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
 from chalicelib.budget_models import PrincipalBudget
-from chalicelib.metering import admission, ledger, pool, principal_admission, refusals
+from chalicelib.metering import admission, counter_keys, ledger, pool, principal_admission, refusals
 from chalicelib.metering.pool_leases import PoolLeases, PoolTicket, parse_ceilings
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
@@ -502,7 +502,7 @@ def served_model(state: TenantAI, feature: str, requested: str, plan: Plan) -> s
     if not state.config.brownout or limits.budget_micros is None or state.view is None:
         return requested
     period = admission.Moment.of(datetime.now(timezone.utc)).period
-    spent = state.view.counters.get(admission.committed_key(period), 0) - state.returns.refunded(period)
+    spent = state.view.counters.get(counter_keys.committed_key(period), 0) - state.returns.refunded(period)
     served = brownout.served_model(state.config.brownout, feature, requested, limits.budget_micros, spent)
     return served if plan.allows_model(served) else requested
 

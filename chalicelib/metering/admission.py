@@ -50,10 +50,13 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from chalicelib.errors import Forbidden, PaymentRequired, TesseraError, TooManyRequests
 from chalicelib.metering import principal_admission
+from chalicelib.metering import counter_keys as keys
+from chalicelib.metering.counter_keys import (admitted_key, bucket_count_key, bucket_worst_key, committed_key,
+                                              minute_key, refunded_key, released_key, slot_key)
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
-from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan
+from chalicelib.plans import FEATURES, Plan
 from chalicelib.store import RETRY, UpdateText, conflicted, retry_conflicts, update_or_explain
 
 SLOT_SECONDS = 5
@@ -63,49 +66,6 @@ KEEP_BUCKETS = 144  # a day of sweep buckets; the sweeper clears resolved ones l
 # Writes, re-reads and re-decisions in all (chalicelib/store.py RETRY): a lost race (the item changed since it
 # was read) decides again at once on the item as the failed write returned it; a conflict pauses first.
 ATTEMPTS = RETRY.attempts
-
-
-def admitted_key(period: str, feature: str) -> str:
-    return f"a:{period}:{FEATURES[feature].code}"
-
-
-def committed_key(period: str) -> str:
-    return f"w:{period}"
-
-
-def minute_key(minute: int) -> str:
-    return f"m:{minute}"
-
-
-def slot_key(minute: int, slot: int) -> str:
-    return f"s:{minute}:{slot}"
-
-
-def bucket_count_key(bucket: int, feature: str) -> str:
-    return f"n:{bucket}:{FEATURES[feature].code}"
-
-
-def bucket_worst_key(bucket: int, feature: str) -> str:
-    return f"v:{bucket}:{FEATURES[feature].code}"
-
-
-# On the reconciliation item:
-def refunded_key(period: str) -> str:
-    return f"r:{period}"
-
-
-def released_key(period: str, feature: str) -> str:
-    return f"q:{period}:{FEATURES[feature].code}"
-
-
-def reclaimed_key(bucket: int, feature: str) -> str:
-    return f"x:{bucket}:{FEATURES[feature].code}"
-
-
-def bucket_features(counters: Dict[str, int], bucket: int) -> List[str]:
-    """The features with reservations counted in a sweep bucket."""
-    prefix = f"n:{bucket}:"
-    return sorted(FEATURE_BY_CODE[k[len(prefix):]] for k in counters if k.startswith(prefix))
 
 
 def bucket_of(epoch: float) -> int:
@@ -294,11 +254,10 @@ def stale_keys(counters: Dict[str, int], at: Moment, most: int = 16) -> List[str
     the rate tails (`t:`) of the 15-second scheme this one replaced."""
     stale = []
     for key in counters:
-        kind, _, rest = key.partition(":")
-        mark = rest.split(":", 1)[0]
-        if (kind in ("a", "w") and mark < at.period) or kind == "t" or (
-                kind in ("m", "s") and int(mark) < at.minute - 1) or (
-                kind in ("n", "v") and int(mark) < at.bucket - KEEP_BUCKETS):
+        kind, mark, _ = keys.parse(key)
+        if (kind in (keys.ADMITTED, keys.COMMITTED) and mark < at.period) or kind == keys.RETIRED_TAIL or (
+                kind in (keys.MINUTE, keys.SLOT) and int(mark) < at.minute - 1) or (
+                kind in (keys.BUCKET_COUNT, keys.BUCKET_WORST) and int(mark) < at.bucket - KEEP_BUCKETS):
             stale.append(key)
     return stale[:most]
 
@@ -312,10 +271,9 @@ def rate_slots(counters: Dict[str, int], at: Moment) -> Dict[int, int]:
     first, end = now - (SLOTS_PER_MINUTE - 1), (at.minute + 1) * SLOTS_PER_MINUTE
     slots: Dict[int, int] = {}
     for key, calls in counters.items():
-        kind, _, rest = key.partition(":")
-        if kind == "s" and calls:
-            minute, _, slot = rest.partition(":")
-            number = int(minute) * SLOTS_PER_MINUTE + int(slot)
+        slot = keys.slot_of(key)
+        if slot is not None and calls:
+            number = slot[0] * SLOTS_PER_MINUTE + slot[1]
             if first <= number < end:
                 slots[number] = calls
     return slots

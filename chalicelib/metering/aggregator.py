@@ -32,7 +32,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib.metering import admission as keys
+from chalicelib.metering import counter_keys as keys
 from chalicelib.metering.ledger import ABANDONED, CHARGED, FAILED, INDETERMINATE
 from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, PlatformUsage,
                                Reconciliation, SweepMark, Tenant, UsageEvent, UsagePeriod, spend_partition,
@@ -147,7 +147,7 @@ def chunks(pk: str, plan: str, events: List[UsageEvent]) -> List[List[UsageEvent
 def _new_buckets(new_image: dict, old_image: dict) -> Set[Tuple[int, str]]:
     def buckets(image: dict) -> Set[int]:
         counters = image.get("counters", {}).get("M", {})
-        return {int(k.split(":")[1]) for k in counters if k.startswith("n:")}
+        return keys.counted_buckets(counters)
 
     pk = new_image["pk"]["S"]
     return {(b, pk) for b in buckets(new_image) - buckets(old_image)}
@@ -176,11 +176,11 @@ def _stale(known: Dict[str, int], events: List[UsageEvent]) -> List[str]:
     periods = sorted({e.period for e in events})
     stale = []
     for key in known:
-        kind, _, rest = key.partition(":")
-        mark = rest.split(":", 1)[0]
-        if kind in ("n", "v", "x") and int(mark) < newest - KEEP_RECONCILED_BUCKETS:
+        kind, mark, _ = keys.parse(key)
+        if kind in (keys.BUCKET_COUNT, keys.BUCKET_WORST, keys.RECLAIMED) and int(
+                mark) < newest - KEEP_RECONCILED_BUCKETS:
             stale.append(key)
-        elif kind in ("r", "q") and mark < _months_before(periods[0], 2):
+        elif kind in (keys.REFUNDED, keys.RELEASED) and mark < _months_before(periods[0], 2):
             stale.append(key)
     return stale[:32]
 

@@ -20,6 +20,7 @@ from chalicelib.models import Admission, tenant_pk
 from chalicelib.periods import current_period, period_end
 from chalicelib.budget_models import PrincipalBudget
 from chalicelib.logs import get_logger
+from chalicelib.metering.counter_keys import principal_admitted_key, principal_committed_key
 from chalicelib.store import UpdateText, conflicted, retry_conflicts
 
 log = get_logger("principal_admission")
@@ -51,14 +52,6 @@ def load_terms(tenant_id: str, principal_id: str) -> Optional[BudgetTerms]:
                                                          consistent_read=True))
     except PrincipalBudget.DoesNotExist:
         return None
-
-
-def admitted_key(period: str) -> str:
-    return f"a:{period}"
-
-
-def committed_key(period: str) -> str:
-    return f"w:{period}"
 
 
 @dataclass
@@ -110,8 +103,8 @@ def check(terms, worst: int, count: int) -> None:
 
 def write(terms, period: str, worst: int, count: int) -> UpdateText:
     update = UpdateText()
-    admitted = update.name("counters", admitted_key(period))
-    committed = update.name("counters", committed_key(period))
+    admitted = update.name("counters", principal_admitted_key(period))
+    committed = update.name("counters", principal_committed_key(period))
     update.require(f"{update.name('version')} = {update.number(terms.version)}")
     if terms.requests is not None:
         update.require(f"attribute_not_exists({admitted}) OR {admitted} <= {update.number(terms.requests - count)}")
@@ -126,7 +119,7 @@ def write(terms, period: str, worst: int, count: int) -> UpdateText:
 def refusal(terms, item: Optional[dict], period: str, worst: int, count: int) -> Exception:
     """Which of the principal's limits the budget item (as the failed transaction saw it) refused."""
     counters = {k: int(v["N"]) for k, v in ((item or {}).get("counters", {}).get("M", {})).items()}
-    if terms.requests is not None and counters.get(admitted_key(period), 0) + count > terms.requests:
+    if terms.requests is not None and counters.get(principal_admitted_key(period), 0) + count > terms.requests:
         return limit_error(terms.principal_id)
     return budget_error(terms.principal_id)
 
@@ -180,8 +173,8 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
     table = Admission._get_connection()
     update = UpdateText()
     update.require(f"attribute_exists({update.name('principal_id')})")
-    update.add(update.name("counters", committed_key(period)), -refund)
-    update.add(update.name("counters", admitted_key(period)), -released)
+    update.add(update.name("counters", principal_committed_key(period)), -refund)
+    update.add(update.name("counters", principal_admitted_key(period)), -released)
     items = [{"Put": {"TableName": table.table_name, "Item": event, "ConditionExpression": "attribute_not_exists(#pk)",
                       "ExpressionAttributeNames": {"#pk": "pk"}}},
              {"Update": {"TableName": table.table_name,
