@@ -19,7 +19,7 @@ from chalicelib.budget_models import PrincipalBudget
 from chalicelib.metering.counter_keys import principal_admitted_key, principal_committed_key
 from chalicelib.periods import current_period
 from chalicelib.store import get_items
-from chalicelib.tenants import _budget_micros, change_tenant
+from chalicelib.tenants import change_tenant, parse_budget_micros
 
 MAX_REQUESTS = 100_000_000
 FIELDS = ("monthly_budget_usd", "monthly_requests", "hard_limit")
@@ -41,7 +41,7 @@ def set_budget(tenant_id: str, principal_type: str, principal_id: str, body: Map
     _principal(tenant_id, principal_type, principal_id)
     current = get_items([(PrincipalBudget, tenant_pk(tenant_id), PrincipalBudget.sk_for(principal_id))],
                         consistent=True)[0]
-    budget = _budget_micros(body["monthly_budget_usd"]) if "monthly_budget_usd" in body else (
+    budget = parse_budget_micros(body["monthly_budget_usd"]) if "monthly_budget_usd" in body else (
         None if current is None or current.budget_micros is None else int(current.budget_micros))
     requests = int(current.requests) if current is not None and current.requests is not None else None
     if "monthly_requests" in body:

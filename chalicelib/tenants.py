@@ -188,7 +188,7 @@ MAX_BUDGET_USD = 10_000_000
 BUDGET_STRING = re.compile(r"^(?:[0-9]{1,7}(?:\.[0-9]{1,6})?|10000000(?:\.0{1,6})?)$")
 
 
-def _budget_micros(value: Any) -> Optional[int]:
+def parse_budget_micros(value: Any) -> Optional[int]:
     """Whole dollars as a JSON number, or a decimal string of dollars with up to six places; never a
     float fraction (money is never float here, and 0.1 is not exactly a tenth)."""
     if value is None:
@@ -223,7 +223,7 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     if "name" in body:
         changes["name"] = validation.display_name(body, "name", max_len=120)
     if "monthly_budget_usd" in body:
-        changes["monthly_budget_micros"] = _budget_micros(body["monthly_budget_usd"])
+        changes["monthly_budget_micros"] = parse_budget_micros(body["monthly_budget_usd"])
     if "budget_alert_thresholds" in body:
         changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])
     if "budget_hard_limit" in body:

@@ -319,7 +319,9 @@ class Gateway:
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
                          system=tenant_system_prompt(state, call.system), params=call.params, betas=call.betas)
 
-    def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
+    def api_key_for(self, state: TenantAI) -> Tuple[str, bool]:
+        """The key a tenant's calls use, and whether it is the tenant's own (decrypted, then kept for the tenant
+        cache's time) or one of the platform pool's (chosen by the tenant id, so always the same one)."""
         ciphertext = state.config.api_key_ciphertext
         if ciphertext is None:
             pool = platform_api_keys()
@@ -343,7 +345,7 @@ class Gateway:
         except TesseraError as error:
             raise refusals.counted(ctx.tenant_id, error)
         model_call = self.build_call(state, call, feature)
-        api_key, own_key = self._api_key(state)
+        api_key, own_key = self.api_key_for(state)
         counted = (self.model_client.count_tokens(model_call, api_key, own_key)
                    if bounds.needs_upstream_count(model_call) else None)
         return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
@@ -491,7 +493,7 @@ class Gateway:
         """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
         state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan), feature)
         model_call = self.build_call(state, call)
-        api_key, own_key = self._api_key(state)
+        api_key, own_key = self.api_key_for(state)
         return self.model_client.count_tokens(model_call, api_key, own_key)
 
 
