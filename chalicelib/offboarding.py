@@ -32,6 +32,7 @@ from chalicelib.models import table_connection, tenant_pk
 from chalicelib.records import TenantDeletion, TenantExport
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.settings import get_settings
+from chalicelib.store import RETRY
 
 log = get_logger("offboarding")
 
@@ -199,18 +200,22 @@ def _billing_copy(raw: Mapping[str, Any], tenant_id: str) -> dict:
 
 
 def _batch_write(requests: List[dict]) -> None:
-    """BatchWriteItem in pages of 25, sending back what DynamoDB left unprocessed (with a short backoff)."""
+    """BatchWriteItem in pages of 25, sending back what DynamoDB left unprocessed after the one retry policy's
+    pause (chalicelib/store.py RETRY). Still unprocessed after its attempts: the run stops there, and the next
+    one carries on (every write here can be made again)."""
     connection = table_connection()
     table = connection.table_name
     for start in range(0, len(requests), BATCH_WRITE_ITEMS):
         pending = requests[start:start + BATCH_WRITE_ITEMS]
-        attempt = 0
-        while pending:
+        for attempt in range(1, RETRY.attempts + 1):
             answer = connection.connection.client.batch_write_item(RequestItems={table: pending})
             pending = answer.get("UnprocessedItems", {}).get(table, [])
-            if pending:
-                attempt += 1
-                time.sleep(min(1.0, 0.05 * 2 ** attempt))
+            if not pending:
+                break
+            if attempt < RETRY.attempts:
+                RETRY.wait(attempt)
+        else:
+            raise RuntimeError(f"DynamoDB left {len(pending)} writes unprocessed after {RETRY.attempts} attempts")
 
 
 def _finish(deletion: TenantDeletion) -> None:

@@ -16,9 +16,10 @@ from chalicelib import pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.models import ApiKey, KeyUsage, User, budget_segment, tenant_pk
 from chalicelib.budget_models import PrincipalBudget
+from chalicelib.metering.counter_keys import principal_admitted_key, principal_committed_key
 from chalicelib.periods import current_period
 from chalicelib.store import get_items
-from chalicelib.tenants import _budget_micros, change_tenant
+from chalicelib.tenants import change_tenant, parse_budget_micros
 
 MAX_REQUESTS = 100_000_000
 FIELDS = ("monthly_budget_usd", "monthly_requests", "hard_limit")
@@ -40,7 +41,7 @@ def set_budget(tenant_id: str, principal_type: str, principal_id: str, body: Map
     _principal(tenant_id, principal_type, principal_id)
     current = get_items([(PrincipalBudget, tenant_pk(tenant_id), PrincipalBudget.sk_for(principal_id))],
                         consistent=True)[0]
-    budget = _budget_micros(body["monthly_budget_usd"]) if "monthly_budget_usd" in body else (
+    budget = parse_budget_micros(body["monthly_budget_usd"]) if "monthly_budget_usd" in body else (
         None if current is None or current.budget_micros is None else int(current.budget_micros))
     requests = int(current.requests) if current is not None and current.requests is not None else None
     if "monthly_requests" in body:
@@ -104,7 +105,8 @@ def _month_so_far(tenant_id: str, principal_id: str) -> dict:
     at that moment are the only ones it does not count."""
     period = current_period()
     used = get_items([(KeyUsage, tenant_pk(tenant_id), KeyUsage.sk_for(period, principal_id))], consistent=True)[0]
-    return {f"a:{period}": int(used.requests) if used else 0, f"w:{period}": int(used.cost_micros) if used else 0}
+    return {principal_admitted_key(period): int(used.requests) if used else 0,
+            principal_committed_key(period): int(used.cost_micros) if used else 0}
 
 
 def view(tenant_id: str, principal_type: str, principal_id: str, period: Optional[str] = None) -> dict:
@@ -124,8 +126,8 @@ def view(tenant_id: str, principal_type: str, principal_id: str, period: Optiona
         "hard_limit": bool(item is not None and item.hard),
         "spend_usd": pricing.usd(int(used.cost_micros) if used is not None else 0),
         "requests": int(used.requests) if used is not None else 0,
-        "committed_usd": pricing.usd(int(counters.get(f"w:{period}", 0))) if item is not None and item.hard else None,
-        "admitted_requests": int(counters.get(f"a:{period}", 0)) if item is not None and item.hard else None,
+        "committed_usd": pricing.usd(int(counters.get(principal_committed_key(period), 0))) if item is not None and item.hard else None,
+        "admitted_requests": int(counters.get(principal_admitted_key(period), 0)) if item is not None and item.hard else None,
     }
 
 

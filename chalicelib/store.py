@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from pynamodb.models import Model
@@ -43,31 +44,58 @@ def transaction(client_request_token: Optional[str] = None):
     return TransactWrite(connection=_Item._get_connection().connection, client_request_token=client_request_token)
 
 
-CONFLICT_ATTEMPTS = 4
+# --- the one retry policy: writes DynamoDB refused because another was writing the same item ---------------
+#
+# botocore retries what it knows (throttling, 5xx, TransactionInProgressException), configured once on the
+# client (chalicelib/models.py, chalicelib/aws.py). It does not retry a transaction cancelled for
+# TransactionConflict, nor a single write refused with TransactionConflictException: those pass through to
+# us, and every loop that retries a write takes its attempts and pauses from RETRY. Its backoff is botocore's
+# own for DynamoDB (standard mode: full jitter over 25 ms doubling per attempt), capped at 200 ms because a
+# conflicting transaction holds an item for one round trip, not for seconds (docs/data-model.md, "Retries").
+# A failed condition is an outcome, never retried as such: a loop that re-reads and decides again says so.
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int  # in all, the first one included
+    base_seconds: float
+    cap_seconds: float
+
+    def pause(self, attempt: int, draw: Callable[[], float] = random.random) -> float:
+        """The wait after failed attempt number `attempt` (from 1): draw() x min(cap, base x 2^(attempt-1))."""
+        return draw() * min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+
+    def wait(self, attempt: int) -> None:
+        time.sleep(self.pause(attempt))
+
+
+RETRY = RetryPolicy(attempts=6, base_seconds=0.025, cap_seconds=0.2)
 
 
 def conflicted(error: Exception) -> bool:
-    """A transaction cancelled only because another one was writing the same item at that moment."""
-    reasons = getattr(error, "cancellation_reasons", None) or []
-    codes = {r.code for r in reasons if r is not None and r.code not in (None, "None")}
-    if getattr(error, "cause_response_code", None) == "TransactionInProgressException":
+    """Whether DynamoDB refused a write only because another one was writing the same item at that moment:
+    a transaction cancelled for TransactionConflict alone, a single write refused with
+    TransactionConflictException, or TransactionInProgressException; raised by PynamoDB or by botocore."""
+    response = getattr(error, "response", None) or {}
+    code = getattr(error, "cause_response_code", None) or response.get("Error", {}).get("Code")
+    if code in ("TransactionConflictException", "TransactionInProgressException"):
         return True
+    reasons = getattr(error, "cancellation_reasons", None)  # PynamoDB's; botocore's are in the response
+    codes = ({r.code for r in reasons if r is not None} if reasons else
+             {r.get("Code") for r in response.get("CancellationReasons") or []}) - {None, "None"}
     return bool(codes) and codes <= {"TransactionConflict"}
 
 
-def retry_conflicts(write: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS,
-                    sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run an idempotent transactional write, again after a short jittered pause if DynamoDB cancelled
-    it for a conflicting transaction (which botocore does not retry). Other failures pass through."""
-    from pynamodb.exceptions import TransactWriteError
-
-    for attempt in range(1, attempts + 1):
+def retry_conflicts(write: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run an idempotent write, again after RETRY's pause while DynamoDB refuses it for a conflicting write
+    (`conflicted`), at most RETRY.attempts times in all. Other failures pass through at once."""
+    for attempt in range(1, RETRY.attempts + 1):
         try:
             return write()
-        except TransactWriteError as error:
-            if attempt == attempts or not conflicted(error):
+        except Exception as error:
+            if attempt == RETRY.attempts or not conflicted(error):
                 raise
-            sleep(random.uniform(0.01, 0.05) * attempt)
+            sleep(RETRY.pause(attempt))
     raise AssertionError("unreachable")
 
 
@@ -193,13 +221,6 @@ def put_new(model: Type[Model], item: dict) -> bool:
             return False
         raise PutError(f"Failed to put item: {error}", error) from error
     return True
-
-
-def write_conflicted(error: Exception) -> bool:
-    """A single-item write refused because a transaction was writing the same item at that moment."""
-    response = getattr(error, "response", None) or {}
-    code = response.get("Error", {}).get("Code") or getattr(error, "cause_response_code", None)
-    return code == "TransactionConflictException"
 
 
 def cancelled_because(error, index: int) -> bool:

@@ -188,7 +188,7 @@ MAX_BUDGET_USD = 10_000_000
 BUDGET_STRING = re.compile(r"^(?:[0-9]{1,7}(?:\.[0-9]{1,6})?|10000000(?:\.0{1,6})?)$")
 
 
-def _budget_micros(value: Any) -> Optional[int]:
+def parse_budget_micros(value: Any) -> Optional[int]:
     """Whole dollars as a JSON number, or a decimal string of dollars with up to six places; never a
     float fraction (money is never float here, and 0.1 is not exactly a tenth)."""
     if value is None:
@@ -223,7 +223,7 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     if "name" in body:
         changes["name"] = validation.display_name(body, "name", max_len=120)
     if "monthly_budget_usd" in body:
-        changes["monthly_budget_micros"] = _budget_micros(body["monthly_budget_usd"])
+        changes["monthly_budget_micros"] = parse_budget_micros(body["monthly_budget_usd"])
     if "budget_alert_thresholds" in body:
         changes["budget_alert_thresholds"] = _thresholds(body["budget_alert_thresholds"])
     if "budget_hard_limit" in body:
@@ -240,9 +240,6 @@ def update_tenant(tenant_id: str, body: Mapping[str, Any]) -> dict:
     return profile(change_tenant(tenant_id, change))
 
 
-CHANGE_ATTEMPTS = 5
-
-
 def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]],
                   also: Optional[Callable[[Any], None]] = None) -> Tenant:
     """Set the attributes `change` returns (None removes one) and write the admission limits they imply.
@@ -254,9 +251,9 @@ def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]],
     `also(tx)` adds writes that must land with the change (a principal's budget item)."""
     from pynamodb.exceptions import TransactWriteError
 
-    from chalicelib.store import conflicted
+    from chalicelib.store import RETRY, conflicted
 
-    for _ in range(CHANGE_ATTEMPTS):
+    for attempt in range(1, RETRY.attempts + 1):
         tenant = get_tenant(tenant_id, consistent=True)
         version = tenant.limits_version
         changes = dict(change(tenant))
@@ -278,7 +275,10 @@ def change_tenant(tenant_id: str, change: Callable[[Tenant], Mapping[str, Any]],
                 if also is not None:
                     also(tx)
         except TransactWriteError as error:
-            if cancelled_because(error, 0) or conflicted(error):
+            if cancelled_because(error, 0):
+                continue  # another change landed since the read: read again and apply this one to it
+            if conflicted(error):
+                RETRY.wait(attempt)
                 continue
             raise
         return get_tenant(tenant_id, consistent=True)

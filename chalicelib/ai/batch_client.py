@@ -44,28 +44,28 @@ class BatchClient:
         self.model_client = model_client
 
     def _batches(self, api_key: str) -> Any:
-        return self.model_client._client(api_key).messages.batches
+        return self.model_client.sdk(api_key).messages.batches
 
     def create(self, requests: List[Tuple[str, ModelCall]], api_key: str, own_key: bool) -> UpstreamBatch:
         body = [{"custom_id": custom_id, "params": call.body()} for custom_id, call in requests]
-        with self.model_client._upstream_errors(own_key):
+        with self.model_client.upstream_errors(own_key):
             return UpstreamBatch.of(self._batches(api_key).create(requests=body))
 
     def retrieve(self, upstream_id: str, api_key: str, own_key: bool) -> UpstreamBatch:
-        with self.model_client._upstream_errors(own_key):
+        with self.model_client.upstream_errors(own_key):
             return UpstreamBatch.of(self._batches(api_key).retrieve(upstream_id))
 
     def cancel(self, upstream_id: str, api_key: str, own_key: bool) -> UpstreamBatch:
-        with self.model_client._upstream_errors(own_key):
+        with self.model_client.upstream_errors(own_key):
             return UpstreamBatch.of(self._batches(api_key).cancel(upstream_id))
 
     def results(self, upstream_id: str, api_key: str, own_key: bool) -> List[Dict[str, Any]]:
         """Every result line as upstream sent it (fields the SDK does not know included)."""
-        with self.model_client._upstream_errors(own_key):
+        with self.model_client.upstream_errors(own_key):
             return list(_lines(self._batches(api_key).results(upstream_id)))
 
     def delete(self, upstream_id: str, api_key: str, own_key: bool) -> None:
-        with self.model_client._upstream_errors(own_key):
+        with self.model_client.upstream_errors(own_key):
             self._batches(api_key).delete(upstream_id)
 
 

@@ -173,7 +173,7 @@ def _key(gateway: Gateway, item: MessageBatch) -> Tuple[str, bool]:
     tenant_id = item.pk.removeprefix("TENANT#")
     candidates = []
     if item.key_source == "tenant":
-        key, own = gateway._api_key(gateway.tenant_state(tenant_id))
+        key, own = gateway.api_key_for(gateway.tenant_state(tenant_id))
         if own:
             candidates.append(key)
     else:

@@ -57,7 +57,7 @@ class BedrockModelClient(ModelClient):
         self._bedrock: Optional[Any] = None
         self._bedrock_lock = threading.Lock()
 
-    def _client(self, api_key: str) -> Any:
+    def sdk(self, api_key: str) -> Any:
         """One client for the instance: credentials are the function's role (the SDK asks botocore)."""
         with self._bedrock_lock:
             if self._bedrock is None:

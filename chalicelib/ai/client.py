@@ -193,7 +193,8 @@ class ModelClient:
         if not own_key and self.pool_rate_limits is not None:
             self.pool_rate_limits(model, rate_limit_headers(headers))
 
-    def _client(self, api_key: str) -> Any:
+    def sdk(self, api_key: str) -> Any:
+        """The SDK's client for `api_key`, built once per key (anthropic is imported here, on first use)."""
         if not api_key:
             raise ConfigurationError("No Anthropic key is available for this request.")
         digest = hashlib.sha256(api_key.encode()).hexdigest()
@@ -223,7 +224,8 @@ class ModelClient:
         return {**required, "extra_body": body, "extra_headers": call.headers()}
 
     @contextlib.contextmanager
-    def _upstream_errors(self, own_key: bool) -> Iterator[None]:
+    def upstream_errors(self, own_key: bool) -> Iterator[None]:
+        """The SDK's errors, raised inside, as domain errors (retryable where another attempt may answer)."""
         import anthropic
 
         try:
@@ -245,11 +247,11 @@ class ModelClient:
         """`timeout`: this attempt's, when less than the client's (what is left of the call's deadline)."""
         # The client is built (on an instance's first call, the SDK imported: seconds) before the clock
         # starts: latency_ms is the model's, in the usage event and the upstream_latency metric alike.
-        messages, request = self._client(api_key).messages, self._request(call)
+        messages, request = self.sdk(api_key).messages, self._request(call)
         if timeout is not None:
             request["timeout"] = timeout
         started = time.perf_counter()
-        with self._upstream_errors(own_key):
+        with self.upstream_errors(own_key):
             response = messages.with_raw_response.create(**request)
             message = response.parse()
         self._heard_rate_limits(call.model, own_key, response.headers)
@@ -268,8 +270,8 @@ class ModelClient:
         """Upstream's count of the call's input tokens (a free endpoint, not billed as a message)."""
         body = call.count_body()
         required = {name: body.pop(name) for name in ("model", "messages")}
-        with self._upstream_errors(own_key):
-            counted = self._client(api_key).messages.count_tokens(**required, extra_body=body,
+        with self.upstream_errors(own_key):
+            counted = self.sdk(api_key).messages.count_tokens(**required, extra_body=body,
                                                                   extra_headers=call.headers())
         return int(counted.input_tokens)
 
@@ -282,8 +284,8 @@ class ModelClient:
         request = self._request(call)
         if timeout is not None:
             request["timeout"] = timeout
-        with self._upstream_errors(own_key):
-            opened = self._client(api_key).messages.with_streaming_response.create(**request, stream=True)
+        with self.upstream_errors(own_key):
+            opened = self.sdk(api_key).messages.with_streaming_response.create(**request, stream=True)
             response = opened.__enter__()
         self._heard_rate_limits(call.model, own_key, response.headers)
         try:

@@ -35,7 +35,7 @@ from chalicelib.errors import BadRequest, NotFound, TesseraError
 from chalicelib.ids import new_request_id
 from chalicelib.logs import get_logger
 from chalicelib.budget_models import PrincipalBudget
-from chalicelib.metering import admission, ledger, pool, principal_admission, refusals
+from chalicelib.metering import admission, counter_keys, ledger, pool, principal_admission, refusals
 from chalicelib.metering.pool_leases import PoolLeases, PoolTicket, parse_ceilings
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, AIConfig, Reconciliation, Tenant, tenant_pk
@@ -313,7 +313,9 @@ class Gateway:
         return ModelCall(model=model, max_tokens=max_tokens, temperature=temperature, messages=call.messages,
                          system=tenant_system_prompt(state, call.system), params=call.params, betas=call.betas)
 
-    def _api_key(self, state: TenantAI) -> Tuple[str, bool]:
+    def api_key_for(self, state: TenantAI) -> Tuple[str, bool]:
+        """The key a tenant's calls use, and whether it is the tenant's own (decrypted, then kept for the tenant
+        cache's time) or one of the platform pool's (chosen by the tenant id, so always the same one)."""
         ciphertext = state.config.api_key_ciphertext
         if ciphertext is None:
             pool = platform_api_keys()
@@ -337,7 +339,7 @@ class Gateway:
         except TesseraError as error:
             raise refusals.counted(ctx.tenant_id, error)
         model_call = self.build_call(state, call, feature)
-        api_key, own_key = self._api_key(state)
+        api_key, own_key = self.api_key_for(state)
         counted = (self.model_client.count_tokens(model_call, api_key, own_key)
                    if bounds.needs_upstream_count(model_call) else None)
         return PreparedCall(ctx=ctx, feature=feature, request_id=new_request_id(), model_call=model_call,
@@ -495,7 +497,7 @@ class Gateway:
         """Upstream's token count for the call as the tenant's settings shape it: not admitted, not billed."""
         state = self.require_feature(self.tenant_state(ctx.tenant_id, ctx.plan), feature)
         model_call = self.build_call(state, call)
-        api_key, own_key = self._api_key(state)
+        api_key, own_key = self.api_key_for(state)
         return self.model_client.count_tokens(model_call, api_key, own_key)
 
 
@@ -506,7 +508,7 @@ def served_model(state: TenantAI, feature: str, requested: str, plan: Plan) -> s
     if not state.config.brownout or limits.budget_micros is None or state.view is None:
         return requested
     period = admission.Moment.of(datetime.now(timezone.utc)).period
-    spent = state.view.counters.get(admission.committed_key(period), 0) - state.returns.refunded(period)
+    spent = state.view.counters.get(counter_keys.committed_key(period), 0) - state.returns.refunded(period)
     served = brownout.served_model(state.config.brownout, feature, requested, limits.budget_micros, spent)
     return served if plan.allows_model(served) else requested
 

@@ -44,67 +44,28 @@ compares them with what was settled). Stale keys are removed by later writes.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
 from chalicelib.errors import PaymentRequired, TesseraError, TooManyRequests
 from chalicelib.metering import principal_admission
+from chalicelib.metering import counter_keys as keys
+from chalicelib.metering.counter_keys import (admitted_key, bucket_count_key, bucket_worst_key, committed_key,
+                                              minute_key, refunded_key, released_key, slot_key)
 from chalicelib.metering.limits import AdmissionLimits, TenantLimits
 from chalicelib.models import Admission, Reconciliation, tenant_pk
 from chalicelib.periods import isoformat, period_end, period_of
-from chalicelib.plans import FEATURE_BY_CODE, FEATURES, Plan
-from chalicelib.store import UpdateText, update_or_explain, write_conflicted
+from chalicelib.plans import FEATURES, Plan
+from chalicelib.store import RETRY, UpdateText, conflicted, retry_conflicts, update_or_explain
 
 SLOT_SECONDS = 5
 SLOTS_PER_MINUTE = 60 // SLOT_SECONDS
 BUCKET_SECONDS = 600
 KEEP_BUCKETS = 144  # a day of sweep buckets; the sweeper clears resolved ones long before
-ATTEMPTS = 6
-
-
-def admitted_key(period: str, feature: str) -> str:
-    return f"a:{period}:{FEATURES[feature].code}"
-
-
-def committed_key(period: str) -> str:
-    return f"w:{period}"
-
-
-def minute_key(minute: int) -> str:
-    return f"m:{minute}"
-
-
-def slot_key(minute: int, slot: int) -> str:
-    return f"s:{minute}:{slot}"
-
-
-def bucket_count_key(bucket: int, feature: str) -> str:
-    return f"n:{bucket}:{FEATURES[feature].code}"
-
-
-def bucket_worst_key(bucket: int, feature: str) -> str:
-    return f"v:{bucket}:{FEATURES[feature].code}"
-
-
-# On the reconciliation item:
-def refunded_key(period: str) -> str:
-    return f"r:{period}"
-
-
-def released_key(period: str, feature: str) -> str:
-    return f"q:{period}:{FEATURES[feature].code}"
-
-
-def reclaimed_key(bucket: int, feature: str) -> str:
-    return f"x:{bucket}:{FEATURES[feature].code}"
-
-
-def bucket_features(counters: Dict[str, int], bucket: int) -> List[str]:
-    """The features with reservations counted in a sweep bucket."""
-    prefix = f"n:{bucket}:"
-    return sorted(FEATURE_BY_CODE[k[len(prefix):]] for k in counters if k.startswith(prefix))
+# Writes, re-reads and re-decisions in all (chalicelib/store.py RETRY): a lost race (the item changed since it
+# was read) decides again at once on the item as the failed write returned it; a conflict pauses first.
+ATTEMPTS = RETRY.attempts
 
 
 def bucket_of(epoch: float) -> int:
@@ -289,11 +250,10 @@ def stale_keys(counters: Dict[str, int], at: Moment, most: int = 16) -> List[str
     the rate tails (`t:`) of the 15-second scheme this one replaced."""
     stale = []
     for key in counters:
-        kind, _, rest = key.partition(":")
-        mark = rest.split(":", 1)[0]
-        if (kind in ("a", "w") and mark < at.period) or kind == "t" or (
-                kind in ("m", "s") and int(mark) < at.minute - 1) or (
-                kind in ("n", "v") and int(mark) < at.bucket - KEEP_BUCKETS):
+        kind, mark, _ = keys.parse(key)
+        if (kind in (keys.ADMITTED, keys.COMMITTED) and mark < at.period) or kind == keys.RETIRED_TAIL or (
+                kind in (keys.MINUTE, keys.SLOT) and int(mark) < at.minute - 1) or (
+                kind in (keys.BUCKET_COUNT, keys.BUCKET_WORST) and int(mark) < at.bucket - KEEP_BUCKETS):
             stale.append(key)
     return stale[:most]
 
@@ -307,10 +267,9 @@ def rate_slots(counters: Dict[str, int], at: Moment) -> Dict[int, int]:
     first, end = now - (SLOTS_PER_MINUTE - 1), (at.minute + 1) * SLOTS_PER_MINUTE
     slots: Dict[int, int] = {}
     for key, calls in counters.items():
-        kind, _, rest = key.partition(":")
-        if kind == "s" and calls:
-            minute, _, slot = rest.partition(":")
-            number = int(minute) * SLOTS_PER_MINUTE + int(slot)
+        slot = keys.slot_of(key)
+        if slot is not None and calls:
+            number = slot[0] * SLOTS_PER_MINUTE + slot[1]
             if first <= number < end:
                 slots[number] = calls
     return slots
@@ -360,7 +319,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
     now = now or datetime.now(timezone.utc)
     at = Moment.of(now)
     confirmed = set()
-    for _ in range(ATTEMPTS):
+    for attempt in range(1, ATTEMPTS + 1):
         if view is None or view.limits is None:
             view = load_view() or ensure_admission(tenant_id)
             confirmed.add(VIEW)
@@ -394,7 +353,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                                                         principal_admission.write(terms, at.period,
                                                                                   worst_case_micros, count))
             if outcome == "conflict":
-                time.sleep(0.005)
+                RETRY.wait(attempt)
                 continue
             if outcome == "principal":
                 if principal.confirmed:
@@ -406,9 +365,9 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
             try:
                 ok, raw = update_or_explain(Admission, tenant_pk(tenant_id), Admission.SK, update)
             except Exception as error:
-                if not write_conflicted(error):
+                if not conflicted(error):
                     raise
-                time.sleep(0.005)  # a limits change's transaction held the item for a moment
+                RETRY.wait(attempt)  # a limits change's transaction held the item for a moment
                 continue
         if ok:
             reservation = Reservation(tenant_id, request_id, feature, at.period, at.bucket, worst_case_micros, now,
@@ -452,16 +411,9 @@ def give_back(reservation: Reservation) -> Optional[AdmissionView]:
     update.add(counter(committed_key(reservation.period)), -reservation.worst_case_micros)
     update.add(count, -1)
     update.add(counter(bucket_worst_key(reservation.bucket, reservation.feature)), -reservation.worst_case_micros)
-    for attempt in range(ATTEMPTS):
-        try:
-            ok, raw = update_or_explain(Admission, tenant_pk(reservation.tenant_id), Admission.SK, update)
-        except Exception as error:
-            if not write_conflicted(error) or attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(0.005)
-            continue
-        return AdmissionView.from_raw(raw) if ok else None
-    return None
+    ok, raw = retry_conflicts(lambda: update_or_explain(Admission, tenant_pk(reservation.tenant_id), Admission.SK,
+                                                        update))
+    return AdmissionView.from_raw(raw) if ok else None
 
 
 def ensure_admission(tenant_id: str) -> AdmissionView:

@@ -25,7 +25,6 @@ bucket, so the sweeper reads only those.
 """
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -33,16 +32,19 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib.metering import admission as keys
+from chalicelib.metering import counter_keys as keys
 from chalicelib.metering.ledger import ABANDONED, CHARGED, FAILED, INDETERMINATE
 from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, PlatformUsage,
                                Reconciliation, SweepMark, Tenant, UsageEvent, UsagePeriod, spend_partition,
                                spend_sort_key)
-from chalicelib.store import cancelled_because, conflicted, get_items, transaction
+from chalicelib.store import RETRY, cancelled_because, conflicted, get_items, transaction
 
 CHUNK = 80  # events per transaction at most; fewer when their counter items would pass DynamoDB's 100
 TRANSACTION_ITEMS = 100
-ATTEMPTS = 8
+# Writes of a chunk in all (chalicelib/store.py RETRY): without the events found already folded it is written
+# again at once; after a conflict, or a reconciliation item changed meanwhile, after RETRY's pause. Past the
+# last, the stream hands the batch over again.
+ATTEMPTS = RETRY.attempts
 KEEP_RECONCILED_BUCKETS = 288  # two days of buckets: a settle later than that is not possible
 
 
@@ -145,7 +147,7 @@ def chunks(pk: str, plan: str, events: List[UsageEvent]) -> List[List[UsageEvent
 def _new_buckets(new_image: dict, old_image: dict) -> Set[Tuple[int, str]]:
     def buckets(image: dict) -> Set[int]:
         counters = image.get("counters", {}).get("M", {})
-        return {int(k.split(":")[1]) for k in counters if k.startswith("n:")}
+        return keys.counted_buckets(counters)
 
     pk = new_image["pk"]["S"]
     return {(b, pk) for b in buckets(new_image) - buckets(old_image)}
@@ -174,11 +176,11 @@ def _stale(known: Dict[str, int], events: List[UsageEvent]) -> List[str]:
     periods = sorted({e.period for e in events})
     stale = []
     for key in known:
-        kind, _, rest = key.partition(":")
-        mark = rest.split(":", 1)[0]
-        if kind in ("n", "v", "x") and int(mark) < newest - KEEP_RECONCILED_BUCKETS:
+        kind, mark, _ = keys.parse(key)
+        if kind in (keys.BUCKET_COUNT, keys.BUCKET_WORST, keys.RECLAIMED) and int(
+                mark) < newest - KEEP_RECONCILED_BUCKETS:
             stale.append(key)
-        elif kind in ("r", "q") and mark < _months_before(periods[0], 2):
+        elif kind in (keys.REFUNDED, keys.RELEASED) and mark < _months_before(periods[0], 2):
             stale.append(key)
     return stale[:32]
 
@@ -192,7 +194,7 @@ def _months_before(period: str, months: int) -> str:
 def _fold_chunk(pk: str, plan: str, events: List[UsageEvent], now: datetime) -> Tuple[int, int]:
     pending = list(events)
     duplicates = 0
-    for attempt in range(ATTEMPTS):
+    for attempt in range(1, ATTEMPTS + 1):
         if not pending:
             return 0, duplicates
         recon = _reconciliation(pk)
@@ -206,7 +208,7 @@ def _fold_chunk(pk: str, plan: str, events: List[UsageEvent], now: datetime) -> 
                 pending = [e for i, e in enumerate(pending) if i not in done]
                 continue
             if cancelled_because(error, len(pending)) or conflicted(error):
-                time.sleep(0.01 * (attempt + 1))
+                RETRY.wait(attempt)
                 continue
             raise
     raise RuntimeError(f"usage events of {pk} could not be aggregated after {ATTEMPTS} attempts")

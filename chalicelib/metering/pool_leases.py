@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +33,13 @@ from chalicelib.metering import pool
 from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
 from chalicelib.observability import PoolStanding
 from chalicelib.plan_models import PLAN_PARTITION, POOL_SHARES_SK
+from chalicelib.store import RETRY
 
 log = get_logger("pool")
 
 LEASE_SHARE = Decimal("0.05")  # the most a renewal takes of each ceiling: 20 renewals a minute at full use
-TAKE_ATTEMPTS = 8  # another instance's renewal in between: wait a jittered moment, read again, decide again
-BACKOFF_SECONDS = 0.01
+# Another instance's renewal in between: wait RETRY's jittered pause, read again, decide again (chalicelib/store.py).
+TAKE_ATTEMPTS = RETRY.attempts
 SUFFIXES = {f"_{d}": d for d in DIMENSIONS}  # the minute item's counters: `<plan>_<dimension>`
 
 
@@ -131,13 +131,13 @@ class PoolStore:
         dynamodb, table = self._table()
         minute, summary = self._key(model, start), {"pk": {"S": PLAN_PARTITION}, "sk": {"S": POOL_SHARES_SK}}
         wanted, found = [minute, summary], []
-        for _ in range(TAKE_ATTEMPTS):  # keys DynamoDB left unprocessed (throttled) are asked again
+        for attempt in range(1, TAKE_ATTEMPTS + 1):  # keys DynamoDB left unprocessed (throttled) are asked again
             answer = dynamodb.batch_get_item(RequestItems={table: {"Keys": wanted, "ConsistentRead": True}})
             found += answer.get("Responses", {}).get(table, [])
             wanted = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             if not wanted:
                 break
-            time.sleep(random.uniform(0, BACKOFF_SECONDS))
+            RETRY.wait(attempt)
         else:
             raise RuntimeError("pool minute not read: DynamoDB left keys unprocessed")
         item = next((i for i in found if i["sk"]["S"] == minute["sk"]["S"]), {})
@@ -255,7 +255,7 @@ class PoolLeases:
         ticket = self._from_lease(model, plan, ask, now)  # the renewal waited for may cover it
         if ticket is not None:
             return ticket
-        for attempt in range(TAKE_ATTEMPTS):
+        for attempt in range(1, TAKE_ATTEMPTS + 1):
             with self._lock:
                 granted, used = self._current(model, now)
                 available = granted.of(plan).minus(used.of(plan))
@@ -280,7 +280,7 @@ class PoolLeases:
                 if ticket is not None:
                     return ticket
             # else another instance renewed first (or this one's threads used the renewal): read again
-            time.sleep(random.uniform(0, BACKOFF_SECONDS * (attempt + 1)))
+            RETRY.wait(attempt)
         # Other instances renewed between each read and write: the pool is busy, not necessarily full
         raise exhausted(model, plan, pool.Decision(False, retry_after=1),
                         "The shared model capacity is busy renewing. Retry after 1 s.")

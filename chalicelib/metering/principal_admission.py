@@ -11,7 +11,6 @@ abandoned keeps its worst case on the principal's budget until the month ends: t
 """
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
@@ -21,7 +20,8 @@ from chalicelib.models import Admission, tenant_pk
 from chalicelib.periods import current_period, period_end
 from chalicelib.budget_models import PrincipalBudget
 from chalicelib.logs import get_logger
-from chalicelib.store import CONFLICT_ATTEMPTS, UpdateText
+from chalicelib.metering.counter_keys import principal_admitted_key, principal_committed_key
+from chalicelib.store import UpdateText, conflicted, retry_conflicts
 
 log = get_logger("principal_admission")
 
@@ -52,14 +52,6 @@ def load_terms(tenant_id: str, principal_id: str) -> Optional[BudgetTerms]:
                                                          consistent_read=True))
     except PrincipalBudget.DoesNotExist:
         return None
-
-
-def admitted_key(period: str) -> str:
-    return f"a:{period}"
-
-
-def committed_key(period: str) -> str:
-    return f"w:{period}"
 
 
 @dataclass
@@ -111,8 +103,8 @@ def check(terms, worst: int, count: int) -> None:
 
 def write(terms, period: str, worst: int, count: int) -> UpdateText:
     update = UpdateText()
-    admitted = update.name("counters", admitted_key(period))
-    committed = update.name("counters", committed_key(period))
+    admitted = update.name("counters", principal_admitted_key(period))
+    committed = update.name("counters", principal_committed_key(period))
     update.require(f"{update.name('version')} = {update.number(terms.version)}")
     if terms.requests is not None:
         update.require(f"attribute_not_exists({admitted}) OR {admitted} <= {update.number(terms.requests - count)}")
@@ -127,7 +119,7 @@ def write(terms, period: str, worst: int, count: int) -> UpdateText:
 def refusal(terms, item: Optional[dict], period: str, worst: int, count: int) -> Exception:
     """Which of the principal's limits the budget item (as the failed transaction saw it) refused."""
     counters = {k: int(v["N"]) for k, v in ((item or {}).get("counters", {}).get("M", {})).items()}
-    if terms.requests is not None and counters.get(admitted_key(period), 0) + count > terms.requests:
+    if terms.requests is not None and counters.get(principal_admitted_key(period), 0) + count > terms.requests:
         return limit_error(terms.principal_id)
     return budget_error(terms.principal_id)
 
@@ -181,14 +173,15 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
     table = Admission._get_connection()
     update = UpdateText()
     update.require(f"attribute_exists({update.name('principal_id')})")
-    update.add(update.name("counters", committed_key(period)), -refund)
-    update.add(update.name("counters", admitted_key(period)), -released)
+    update.add(update.name("counters", principal_committed_key(period)), -refund)
+    update.add(update.name("counters", principal_admitted_key(period)), -released)
     items = [{"Put": {"TableName": table.table_name, "Item": event, "ConditionExpression": "attribute_not_exists(#pk)",
                       "ExpressionAttributeNames": {"#pk": "pk"}}},
              {"Update": {"TableName": table.table_name,
                          "Key": {"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": PrincipalBudget.sk_for(principal_id)}},
                          **update.request()}}]
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+
+    def write() -> Optional[bool]:
         try:
             table.connection.client.transact_write_items(TransactItems=items)
             return True
@@ -198,10 +191,13 @@ def record_with_budget(event: dict, tenant_id: str, principal_id: str, period: s
                 return False  # this attempt's or an earlier one's write landed: the event is recorded
             if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 return None
-            if "TransactionConflict" not in codes:
-                raise
-        if attempt < CONFLICT_ATTEMPTS:
-            time.sleep(random.uniform(0.01, 0.05) * attempt)
+            raise
+
+    try:
+        return retry_conflicts(write)
+    except ClientError as error:
+        if not conflicted(error):
+            raise
     log.warning("budget give-back not applied", extra={"fields": {"principal_id": principal_id,
                                                                    "refund_micros": refund, "released": released}})
     return None

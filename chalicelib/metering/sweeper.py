@@ -21,7 +21,8 @@ from typing import Dict, List, Optional
 from pynamodb.exceptions import PutError
 
 from chalicelib.logs import get_logger
-from chalicelib.metering import admission as keys
+from chalicelib.metering import counter_keys as keys
+from chalicelib.metering.admission import BUCKET_SECONDS, bucket_of
 from chalicelib.metering.ledger import ABANDONED
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent
 from chalicelib.periods import period_of
@@ -44,7 +45,7 @@ class Report:
 
 def sweepable(now: datetime) -> List[int]:
     """Buckets whose every call has ended (newest last)."""
-    last = keys.bucket_of(now.timestamp() - GRACE_SECONDS) - 1
+    last = bucket_of(now.timestamp() - GRACE_SECONDS) - 1
     return list(range(last - LOOKBACK_BUCKETS + 1, last + 1))
 
 
@@ -97,13 +98,13 @@ def _sweep_tenant(mark: SweepMark, bucket: int, admitted: Optional[Admission], r
 
 def reclaim_request_id(bucket: int, feature: str) -> str:
     """Sorts with the bucket's own requests (the bucket's last millisecond) and is the same on every run."""
-    last_ms = (bucket + 1) * keys.BUCKET_SECONDS * 1000 - 1
+    last_ms = (bucket + 1) * BUCKET_SECONDS * 1000 - 1
     return f"req_{last_ms:012x}reclaim{feature}"
 
 
 def _write_reclaim(mark: SweepMark, bucket: int, feature: str, reserved: Dict[str, int], now: datetime) -> bool:
     request_id = reclaim_request_id(bucket, feature)
-    started = datetime.fromtimestamp(bucket * keys.BUCKET_SECONDS, tz=timezone.utc)
+    started = datetime.fromtimestamp(bucket * BUCKET_SECONDS, tz=timezone.utc)
     event = UsageEvent(
         mark.sk, UsageEvent.sk_for(request_id), request_id=request_id, principal_id="sweeper",
         principal_type="system", feature=feature, model="unknown", status=ABANDONED, period=period_of(started),

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 from chalicelib import pricing
 from chalicelib.budget_models import PrincipalBudget
 from chalicelib.errors import BadRequest
-from chalicelib.metering import admission, refusals
+from chalicelib.metering import admission, counter_keys, refusals
 from chalicelib.models import (Admission, DayUsage, FeatureUsage, KeyUsage, ModelUsage, Reconciliation, RefusalCount,
                                Tenant, UsageCounter, UsageEvent, UsagePeriod, tenant_pk)
 from chalicelib.periods import isoformat, parse_period, period_end, period_start, utcnow
@@ -147,7 +147,7 @@ def summary(tenant: Tenant, period_param: Optional[str], now: Optional[datetime]
     view, returns = admission_state(tenant.tenant_id)
     spent = int(aggregate.cost_micros) if aggregate else 0
     # Committed = worst case of calls not yet settled + cost of settled ones; the rest is in flight.
-    committed = view.counters.get(admission.committed_key(period), 0) - returns.refunded(period)
+    committed = view.counters.get(counter_keys.committed_key(period), 0) - returns.refunded(period)
     reserved = max(0, committed - spent)
     budget = tenant.monthly_budget_micros
     input_tokens = int(aggregate.input_tokens) if aggregate else 0
@@ -224,7 +224,7 @@ def feature_standing(tenant: Tenant, period: str) -> dict:
     for name, feature in FEATURES.items():
         enabled = plan.includes(name)
         limit = feature_limit(plan, name, overrides) if enabled else None
-        used = view.counters.get(admission.admitted_key(period, name), 0) - returns.released(period, name)
+        used = view.counters.get(counter_keys.admitted_key(period, name), 0) - returns.released(period, name)
         out[name] = {
             "enabled": enabled,
             "required_plan": feature.introduced,

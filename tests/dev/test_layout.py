@@ -1,5 +1,6 @@
 """The tooling's rooms: every folder of dev/ is a package that says what it is for, imported by name from the
-project's root, never put on sys.path, and no module of dev/ or tests/ passes 600 lines."""
+project's root, never put on sys.path; no module of the product (app.py, chalicelib/), dev/ or tests/ passes
+600 lines; and app.py, the table of contents, registers every route family of chalicelib/routes/."""
 from __future__ import annotations
 
 import ast
@@ -59,7 +60,32 @@ def test_every_folder_of_dev_is_a_package_saying_what_it_is_for():
         assert (ast.get_docstring(ast.parse(init.read_text())) or "").strip(), f"{init.relative_to(ROOT)} says nothing"
 
 
-def test_no_module_of_dev_or_tests_passes_the_limit():
-    long = {str(p.relative_to(ROOT)): n for p in python_files("dev", "tests")
+def test_no_module_of_the_product_dev_or_tests_passes_the_limit():
+    long = {str(p.relative_to(ROOT)): n for p in python_files("app.py", "chalicelib", "dev", "tests")
             if (n := len(p.read_text().splitlines())) > LIMIT}
     assert long == {}, f"over {LIMIT} lines: split by section or concern"
+
+
+def test_app_registers_every_route_family():
+    """A family module app.py does not register would leave its routes out of the API without an error."""
+    from app import app
+
+    families = {p.stem for p in (ROOT / "chalicelib" / "routes").glob("*.py")
+                if p.stem not in ("__init__", "authorizers")}
+    registered = {entry.view_function.__module__.rsplit(".", 1)[-1] for methods in app.routes.values()
+                  for entry in methods.values()}
+    assert families and registered == families, f"registered {sorted(registered)} of {sorted(families)}"
+
+
+def test_every_lambda_handler_of_the_app_is_found_in_app_py():
+    """Lambda runs each function as `app.<name>` (the template's handlers): the authorizers, defined on a
+    blueprint in chalicelib/routes/authorizers.py, are found there because app.py names them."""
+    import app as app_module
+
+    app = app_module.app
+    handlers = [a.handler_string for a in app.builtin_auth_handlers] + [
+        f.handler_string for f in app.pure_lambda_functions] + [e.handler_string for e in app.event_sources]
+    assert {"app.tenant_auth", "app.operator_auth", "app.tenant_request_auth"} <= set(handlers)
+    for handler in handlers:
+        module, name = handler.split(".")
+        assert module == "app" and callable(getattr(app_module, name, None)), handler

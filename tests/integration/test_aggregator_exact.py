@@ -18,7 +18,7 @@ import pytest
 import conftest
 from chalicelib import operators, tenants
 from chalicelib.ids import new_request_id
-from chalicelib.metering import admission, aggregator, ledger, sweeper
+from chalicelib.metering import admission, aggregator, counter_keys, ledger, sweeper
 from chalicelib.models import (Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod,
                                tenant_pk)
 from conftest import own_bucket_start, random_slug, settle_usage
@@ -279,8 +279,8 @@ def test_a_late_answer_after_the_reclaim_is_charged_once_and_takes_its_admission
                                               pool_requests=1, pool_cost_micros=cost, abandoned_requests=1,
                                               exposure_micros=9_000)
     view, returns = admission.load_view(tenant_id), admission.load_returns(tenant_id)
-    assert view.counters[admission.committed_key(period)] - returns.refunded(period) == cost
-    assert view.counters[admission.admitted_key(period, "basic_chat")] - returns.released(period, "basic_chat") == 1
+    assert view.counters[counter_keys.committed_key(period)] - returns.refunded(period) == cost
+    assert view.counters[counter_keys.admitted_key(period, "basic_chat")] - returns.released(period, "basic_chat") == 1
 
 
 def test_a_late_failure_after_the_reclaim_gives_back_nothing_more():

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.ai import batches
 from chalicelib.ai.client import Usage
 from chalicelib.errors import TooManyRequests
-from chalicelib.metering import admission, batch_ledger, sweeper
+from chalicelib.metering import admission, batch_ledger, counter_keys, sweeper
 from chalicelib.models import Reconciliation, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.records import MessageBatch, OpenBatch
 from chalicelib.periods import period_of
@@ -39,8 +39,8 @@ def test_a_batch_is_admitted_only_if_all_its_requests_fit_the_monthly_limit():
     assert refused.value.code == "feature_limit_reached"
     reserve_batch(tenant_id, 2, 20)  # exactly at the limit
     period = period_of(datetime.now(timezone.utc))
-    assert counters(tenant_id)[admission.admitted_key(period, "basic_chat")] == 5
-    assert counters(tenant_id)[admission.committed_key(period)] == 50
+    assert counters(tenant_id)[counter_keys.admitted_key(period, "basic_chat")] == 5
+    assert counters(tenant_id)[counter_keys.committed_key(period)] == 50
 
 
 def test_a_batch_reservation_has_no_sweep_bucket_so_the_sweeper_never_reclaims_it():
@@ -95,8 +95,8 @@ def test_concurrent_settles_write_each_event_once_and_give_back_exactly_the_unus
     totals = UsagePeriod.get(tenant_pk(tenant_id), UsagePeriod.sk_for(period))
     assert (int(totals.cost_micros), int(totals.requests), int(totals.failed_requests)) == (cost, 1, 1)
     returned = Reconciliation.get(tenant_pk(tenant_id), Reconciliation.SK).counters.as_dict()
-    assert int(returned[admission.refunded_key(period)]) == 8_000 - cost
-    assert int(returned[admission.released_key(period, "basic_chat")]) == 1
+    assert int(returned[counter_keys.refunded_key(period)]) == 8_000 - cost
+    assert int(returned[counter_keys.released_key(period, "basic_chat")]) == 1
     assert not [k for k in returned if k.startswith(("n:", "v:"))]
     settled = MessageBatch.get(item.pk, item.sk, consistent_read=True)
     assert (settled.status, int(settled.cost_micros)) == ("ended", cost)

@@ -13,7 +13,7 @@ from chalicelib.ai.gateway import FeatureCall, Gateway
 from chalicelib.errors import TooManyRequests, UpstreamError
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
-from chalicelib.metering.admission import admitted_key, bucket_count_key, bucket_worst_key, committed_key
+from chalicelib.metering.counter_keys import admitted_key, bucket_count_key, bucket_worst_key, committed_key
 from chalicelib.models import Admission, Reconciliation, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period
 from conftest import settle_usage

@@ -19,7 +19,7 @@ from chalicelib import operators, pricing, tenants
 from chalicelib.ai.gateway import FeatureCall, Gateway
 from chalicelib.errors import Forbidden, PaymentRequired, TooManyRequests
 from chalicelib.ids import new_request_id
-from chalicelib.metering import admission, aggregator, ledger, sweeper, usage
+from chalicelib.metering import admission, aggregator, counter_keys, ledger, sweeper, usage
 from chalicelib.models import Admission, SweepMark, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period, period_of
 from chalicelib.tenancy import TenantContext
@@ -78,8 +78,8 @@ def standing(tenant_id, period=None, feature="basic_chat"):
     settle_usage()
     period = period or current_period()
     view, returns = usage.admission_state(tenant_id)
-    used = view.counters.get(admission.admitted_key(period, feature), 0) - returns.released(period, feature)
-    committed = view.counters.get(admission.committed_key(period), 0) - returns.refunded(period)
+    used = view.counters.get(counter_keys.admitted_key(period, feature), 0) - returns.released(period, feature)
+    committed = view.counters.get(counter_keys.committed_key(period), 0) - returns.refunded(period)
     try:
         aggregate = UsagePeriod.get(tenant_pk(tenant_id), UsagePeriod.sk_for(period), consistent_read=True)
         spent, requests = int(aggregate.cost_micros), int(aggregate.requests)
