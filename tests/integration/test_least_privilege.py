@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 import boto3
 import pytest
 
+from chalicelib.ai.gateway import default_gateway
 from conftest import settle_usage
 
 from dev.deploy import permissions
@@ -414,7 +415,7 @@ def test_the_api_handler_calls_exactly_what_its_entry_lists(deployed_secrets, re
     chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
     call(app_module, "POST", "/ai/chat", chat, owner)
     call(app_module, "PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-least-privilege"}, owner)
-    app_module.default_gateway().settings_changed(tenant_id)
+    default_gateway().settings_changed(tenant_id)
     call(app_module, "POST", "/ai/chat", chat, owner)
     prompt = call(app_module, "POST", "/prompts", {"name": "p", "template": "Say {{x}}."}, owner, status=201)
     call(app_module, "DELETE", f"/prompts/{prompt['prompt_id']}", authorizer=owner, resource="/prompts/{prompt_id}",
@@ -480,7 +481,7 @@ def test_the_batch_sweep_calls_exactly_what_its_entry_lists(signed_up, recorder,
                                                         "messages": [{"role": "user", "content": "hi"}]}}]}
     call(app_module, "POST", "/v1/messages/batches", batch, owner)
     call(app_module, "PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-least-privilege"}, owner)
-    gateway = app_module.default_gateway()
+    gateway = default_gateway()
     gateway.settings_changed(tenant_id)
     call(app_module, "POST", "/v1/messages/batches", batch, owner)
     from chalicelib.secrets import _cache
@@ -533,11 +534,11 @@ def test_the_streaming_function_calls_exactly_what_its_entry_lists(signed_up, re
         with recorder.paused():
             call(app_module, "PUT", "/tenant/ai-config/api-key", {"api_key": "sk-ant-own-key-for-least-privilege"},
                  owner)
-            app_module.default_gateway().settings_changed(created["tenant_id"])
+            default_gateway().settings_changed(created["tenant_id"])
         assert json.loads(b"".join(invoke("/ai/chat", chat, "lp-own-key")))["content"]
         with recorder.paused():
             call(app_module, "DELETE", "/tenant/ai-config/api-key", authorizer=owner)
-            app_module.default_gateway().settings_changed(created["tenant_id"])
+            default_gateway().settings_changed(created["tenant_id"])
         # A pool call Anthropic refuses fails over to Bedrock: streamed upstream even for a whole answer.
         marker = f"lp-failover-{uuid.uuid4().hex[:8]}"
         with forgotten_breaker("claude-sonnet-4-6"):

@@ -6,6 +6,7 @@ meet the shared test server's. moto's gaps are worked around in dev/deploy/rehea
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -131,6 +132,11 @@ def test_every_handler_exists_in_the_zip_the_stack_points_at(deployed, expanded,
         module, _, attribute = handler.partition(".")
         with zipfile.ZipFile(archive) as unzipped:
             source = unzipped.read(f"{module}.py").decode()
+            # app.py defines the app and imports the authorizers it re-exports: follow such an import into the zip
+            imported = [node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)
+                        and any(alias.name == attribute and alias.asname is None for alias in node.names)]
+            if imported:
+                source = unzipped.read(imported[0].replace(".", "/") + ".py").decode()
         assert f"def {attribute}(" in source or f"{attribute} = Chalice(" in source, name
 
 
