@@ -33,6 +33,11 @@ STREAM_ERRORS: Dict[str, str] = {
     "modelTimeoutException": "api_error",
     "validationException": "invalid_request_error",
 }
+# Anthropic's own error types (its Messages API's `error.type`): a Bedrock chunk that already carries one (the
+# model's own error event, relayed) passes as it came.
+ANTHROPIC_ERROR_TYPES = frozenset({
+    "invalid_request_error", "authentication_error", "permission_error", "not_found_error", "request_too_large",
+    "rate_limit_error", "api_error", "overloaded_error", "billing_error", "timeout_error"})
 STREAM_ERROR_MESSAGES = {
     "overloaded_error": "Overloaded",
     "api_error": "The model service failed while answering.",
@@ -98,6 +103,8 @@ def as_anthropic_error(event: StreamEvent) -> StreamEvent:
         code = str(json.loads(event.data)["error"]["type"])
     except (ValueError, KeyError, TypeError):
         code = "unknown"
+    if code in ANTHROPIC_ERROR_TYPES:
+        return event
     kind = STREAM_ERRORS.get(code[:1].lower() + code[1:], "api_error")
     log.warning("bedrock stream failed", extra={"fields": {"bedrock_error": code[:80], "sent_as": kind}})
     return StreamEvent("error", json.dumps({"type": "error", "error": {"type": kind,

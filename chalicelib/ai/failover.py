@@ -25,11 +25,12 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from chalicelib import pricing
 from chalicelib.ai import bedrock, breaker
-from chalicelib.ai.client import ModelCall, ModelClient, ModelReply, StreamEvent, retryable as marked_retryable
+from chalicelib.ai.client import (ModelCall, ModelClient, ModelReply, StreamEvent, UpstreamNoAnswer,
+                                  retryable as marked_retryable)
 from chalicelib.errors import TesseraError, UpstreamError
 from chalicelib.logs import get_logger
 from chalicelib.settings import get_settings
@@ -181,20 +182,23 @@ class Failover:
                         lambda client, timeout: client.complete(call, api_key, own_key, timeout))
 
     def stream(self, call: ModelCall, api_key: str, own_key: bool, deadline_seconds: Optional[float] = None
-               ) -> Tuple[Tuple[Any, Optional[str], Any], Served]:
-        """Open the call's stream: returns ((the open context, upstream request id, events), served)."""
-        def open_one(client: ModelClient, timeout: Optional[float]) -> Tuple[Any, Optional[str], Any]:
+               ) -> Tuple[Tuple[Any, Optional[str], Any, float], Served]:
+        """Open the call's stream up to its first event: returns ((the open context, upstream request id, the
+        events from the first, when the answering attempt began by time.monotonic), served)."""
+        def open_one(client: ModelClient, timeout: Optional[float]) -> Tuple[Any, Optional[str], Any, float]:
+            started = time.monotonic()
             upstream = client.stream(call, api_key, own_key, timeout)
             request_id, events = upstream.__enter__()
             try:
                 first = next(events, None)
-            except UpstreamError as broken:  # as before: the caller's stream ends with an error event
-                return upstream, request_id, _raising(broken)
-            refused = refused_at_first_event(first)
+            except UpstreamError:  # the connection broke or timed out before the stream's first event
+                first, refused = None, unanswered()
+            else:
+                refused = unanswered() if first is None else refused_at_first_event(first)
             if refused is not None:
                 upstream.__exit__(None, None, None)
                 raise refused
-            return upstream, request_id, itertools.chain([first] if first is not None else [], events)
+            return upstream, request_id, itertools.chain([first], events), started
 
         return self.run(call, own_key, deadline_seconds, open_one)
 
@@ -219,6 +223,9 @@ def refused_at_first_event(first: Optional[StreamEvent]) -> Optional[UpstreamErr
                                           else "The model service failed. Try again.", status=status, code=code))
 
 
-def _raising(error: BaseException) -> Iterator[StreamEvent]:
-    raise error
-    yield  # a generator: raises when first read
+def unanswered() -> UpstreamError:
+    """A stream that ended, broke or timed out before its first event: nothing reached the caller, and the
+    request was sent, so upstream may have billed it (the ledger counts the attempt's worst case as exposure
+    if no other attempt answers), as for a whole call whose connection dropped."""
+    return marked_retryable(UpstreamNoAnswer("The model service stopped before answering. Try again.", status=503,
+                                             code="upstream_unavailable"))

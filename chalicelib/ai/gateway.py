@@ -458,10 +458,14 @@ class Gateway:
         status = ledger.INDETERMINATE if unanswered else ledger.FAILED
         self._settle_pool(prepared, pool.Amounts() if status == ledger.FAILED else None)
         ctx = prepared.ctx
-        observability.model_call_failed(prepared.state.limits.plan, prepared.feature, prepared.model_call.model,
-                                        "tenant" if prepared.own_key else "platform", status,
-                                        getattr(error, "code", None) or type(error).__name__,
-                                        getattr(error, "upstream_attempts", None))
+        if error is None or getattr(error, "retryable", False) or unanswered:
+            # the model service's failures, which failover is for: not a request upstream refused (a 400,
+            # a 429, a rejected own key), which is the caller's to mend and is counted as its error code
+            observability.model_call_failed(
+                prepared.state.limits.plan, prepared.feature, prepared.model_call.model,
+                "tenant" if prepared.own_key else "platform", status,
+                "stream_ended_early" if error is None else getattr(error, "code", None) or type(error).__name__,
+                getattr(error, "upstream_attempts", None))
         settlement = ledger.Settlement(ctx.principal_id, ctx.principal_type, prepared.model_call.model,
                                        own_key=prepared.own_key, status=status,
                                        upstream_attempts=getattr(error, "upstream_attempts", None),

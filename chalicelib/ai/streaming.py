@@ -76,14 +76,16 @@ class StreamedCall:
     def __init__(self, gateway: Gateway, prepared: PreparedCall, reservation: Reservation,
                  upstream: AbstractContextManager, upstream_request_id: Optional[str],
                  events: Iterator[StreamEvent], deadline_seconds: Optional[float],
-                 assembly: Optional[MessageAssembly] = None, served: Optional[Served] = None) -> None:
+                 assembly: Optional[MessageAssembly] = None, served: Optional[Served] = None,
+                 started_at: Optional[float] = None) -> None:
         self.gateway, self.prepared, self.reservation = gateway, prepared, reservation
         self.served = served  # who answered (chalicelib/ai/failover.py)
         self._upstream, self._events = upstream, events
         self.upstream_request_id = upstream_request_id
         self.tally = StreamTally()
         self.assembly = assembly
-        self.started_at = time.monotonic()
+        # when the answering attempt began (its wait for the first event is the call's, as a whole call's is)
+        self.started_at = time.monotonic() if started_at is None else started_at
         self._deadline = self.started_at + deadline_seconds if deadline_seconds else None
         self.cost_micros: Optional[int] = None
         self._closed = False
@@ -166,7 +168,7 @@ def open_stream(gateway: Gateway, ctx: TenantContext, feature: str, call: Featur
     prepared = gateway.prepare(ctx, feature, call)
     reservation = gateway.admit(prepared)
     try:
-        (upstream, upstream_request_id, events), served = gateway.failover.stream(
+        (upstream, upstream_request_id, events, started_at), served = gateway.failover.stream(
             prepared.model_call, prepared.api_key, prepared.own_key, deadline_seconds)
     except BaseException as error:
         gateway.fail(prepared, reservation, error)
@@ -174,7 +176,7 @@ def open_stream(gateway: Gateway, ctx: TenantContext, feature: str, call: Featur
             log.error("upstream stream failed to open", extra={"fields": {"error": type(error).__name__}})
         raise
     return StreamedCall(gateway, prepared, reservation, upstream, upstream_request_id, events, deadline_seconds,
-                        MessageAssembly() if assemble else None, served)
+                        MessageAssembly() if assemble else None, served, started_at)
 
 
 def run_whole(gateway: Gateway, ctx: TenantContext, feature: str, call: FeatureCall) -> Tuple[str, StreamedCall]:

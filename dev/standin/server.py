@@ -51,6 +51,7 @@ Magic text anywhere in the last user message:
 * ``[[standin:stream_cut]]``   -> a stream closes the connection after its first delta
 * ``[[standin:stream_overloaded_first]]`` -> a 200 whose stream's only event is an overloaded_error (before
   message_start), as Anthropic refuses a call it cannot take once its stream is open
+* ``[[standin:stream_empty]]`` -> a 200 whose stream ends before any event
 
 Organisation limits: with STANDIN_ORG_LIMITS=``model=requests/input/output;...`` (``*`` for the
 rest) each model's minute is limited (output reserved at max_tokens, then trued up to the answer's, as
@@ -115,9 +116,10 @@ class JsonLines:
 class StreamedReply:
     """A message to send as an event stream, with its stream faults."""
 
-    def __init__(self, message: dict, event_delay: float, error: bool, cut: bool, error_first: bool = False) -> None:
+    def __init__(self, message: dict, event_delay: float, error: bool, cut: bool, error_first: bool = False,
+                 empty: bool = False) -> None:
         self.message, self.event_delay, self.error, self.cut = message, event_delay, error, cut
-        self.error_first = error_first
+        self.error_first, self.empty = error_first, empty
 
 
 def model_info(model: str) -> dict:
@@ -299,7 +301,8 @@ class StandinHandler(BaseHTTPRequestHandler):
         if body.get("stream"):
             return 200, StreamedReply(message, delay, "[[standin:stream_error]]" in text,
                                       "[[standin:stream_cut]]" in text,
-                                      "[[standin:stream_overloaded_first]]" in text), limits
+                                      "[[standin:stream_overloaded_first]]" in text,
+                                      "[[standin:stream_empty]]" in text), limits
         if delay:  # a whole reply takes as long to generate as its stream would
             time.sleep(delay * (sum(1 for _ in stream_events(message)) - 1))
         return 200, message, limits
@@ -492,7 +495,7 @@ class StandinHandler(BaseHTTPRequestHandler):
             deltas = 0
             if reply.error_first:
                 self.write_chunk(sse("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}))
-            for event, data in () if reply.error_first else stream_events(reply.message):
+            for event, data in () if reply.error_first or reply.empty else stream_events(reply.message):
                 if event != "message_start" and reply.event_delay:
                     time.sleep(reply.event_delay)
                 self.write_chunk(sse(event, data))

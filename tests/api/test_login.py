@@ -125,9 +125,11 @@ def test_deleted_user_cannot_log_in(module_api, acme):
 
 # --- throttle -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def guessing_address(module_api, acme):
-    """One address that guessed one member's password until it was stopped: (user, answers, address)."""
+    """One address that guessed one member's password until it was stopped: (user, answers, address). Made
+    for each test: failures count in fixed 15-minute windows, and a burst made for the module would be
+    forgotten by a test that pytest-xdist runs in the next window (a run lasts about that long)."""
     from chalicelib.identity.login import DEFAULT_THROTTLE
 
     user, _ = module_api.add_user(acme)

@@ -97,6 +97,13 @@ def test_a_call_every_attempt_failed_is_one_record_with_its_retries_and_failover
     assert "requests" not in record  # answered calls only: `requests` / (`requests` + `failed_calls`) is success
 
 
+def test_a_call_upstream_refused_is_not_a_failed_call(api, records):
+    tenant = api.signup()
+    refused = {"messages": [{"role": "user", "content": "limited [[standin:429]]"}], "max_tokens": 32}
+    assert api.call("POST", "/ai/chat", refused, token=tenant.token).status_code == 429
+    assert [r for r in records() if r.get("message") == "model call failed"] == []
+
+
 def test_a_plan_gate_refusal_is_counted_by_reason_and_plan(api, records):
     tenant = api.signup()
     response = api.call("POST", "/ai/code-review", {"code": "x = 1", "language": "python"}, token=tenant.token)

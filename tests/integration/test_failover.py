@@ -229,6 +229,20 @@ def test_an_overload_sent_as_a_streams_first_event_is_retried_then_failed_over_l
     assert event["cost_usd"] == usd(micros(bedrock_call["usage"]))
 
 
+def test_a_stream_that_ends_before_its_first_event_is_an_unanswered_attempt_and_fails_over(standin):
+    tenant_id, ctx = new_tenant()
+    route, text = Route(), marked("[[standin:stream_empty]]")
+    body = b"".join(streaming.open_stream(route.gateway, ctx, "basic_chat", chat(text, max_tokens=77))).decode()
+    assert body.rstrip().splitlines()[-2] == "event: message_stop"
+    to_anthropic, [bedrock_call] = heard(standin, text)
+    assert len(to_anthropic) == 2
+    event = the_event(tenant_id)
+    assert (event["status"], event["provider"], event["upstream_attempts"]) == (
+        "ok", "bedrock", "anthropic:no_answer,anthropic:no_answer,bedrock:ok")
+    assert event["cost_usd"] == usd(micros(bedrock_call["usage"]))  # charged: what served; the two unanswered
+    assert event["cost_bound_usd"] != event["cost_usd"]               # attempts' worst case is its exposure
+
+
 def test_an_own_key_stream_whose_first_event_is_an_overload_is_retried_once_and_ends_with_it(standin):
     tenant_id, ctx = new_tenant()
     set_own_key(tenant_id, {"api_key": "sk-ant-own-key-failover-0001"})
