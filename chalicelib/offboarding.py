@@ -32,7 +32,7 @@ from chalicelib.models import table_connection, tenant_pk
 from chalicelib.records import TenantDeletion, TenantExport
 from chalicelib.periods import isoformat, utcnow
 from chalicelib.settings import get_settings
-from chalicelib.store import RETRY
+from chalicelib.store import THROTTLED
 
 log = get_logger("offboarding")
 
@@ -167,7 +167,13 @@ def purge_due(time_left_ms: Callable[[], int], now: Optional[datetime] = None) -
         if deletion.purge_after > now or time_left_ms() < PURGE_RESERVE_MS:
             continue
         report["tenants"] += 1
-        deleted, done = purge_tenant(deletion, time_left_ms)
+        try:
+            deleted, done = purge_tenant(deletion, time_left_ms)
+        except Exception as error:  # this tenant only: the others' purges go on, and the next run resumes it
+            log.error("tenant purge failed", extra={"fields": {"tenant_id": deletion.tenant_id,
+                                                               "error": type(error).__name__}})
+            report["failed"] = report.get("failed", 0) + 1
+            continue
         report["deleted"] += deleted
         report["done"] += int(done)
     return report
@@ -200,22 +206,21 @@ def _billing_copy(raw: Mapping[str, Any], tenant_id: str) -> dict:
 
 
 def _batch_write(requests: List[dict]) -> None:
-    """BatchWriteItem in pages of 25, sending back what DynamoDB left unprocessed after the one retry policy's
-    pause (chalicelib/store.py RETRY). Still unprocessed after its attempts: the run stops there, and the next
-    one carries on (every write here can be made again)."""
+    """BatchWriteItem in pages of 25, sending back what DynamoDB left unprocessed (throttled) after the retry
+    policy's pause for throttling (chalicelib/store.py THROTTLED). Still unprocessed after its attempts: this
+    tenant's purge stops there, and the next run carries on (every write here can be made again)."""
     connection = table_connection()
     table = connection.table_name
     for start in range(0, len(requests), BATCH_WRITE_ITEMS):
         pending = requests[start:start + BATCH_WRITE_ITEMS]
-        for attempt in range(1, RETRY.attempts + 1):
+        for attempt in range(1, THROTTLED.attempts + 1):
             answer = connection.connection.client.batch_write_item(RequestItems={table: pending})
             pending = answer.get("UnprocessedItems", {}).get(table, [])
             if not pending:
                 break
-            if attempt < RETRY.attempts:
-                RETRY.wait(attempt)
+            THROTTLED.wait(attempt)
         else:
-            raise RuntimeError(f"DynamoDB left {len(pending)} writes unprocessed after {RETRY.attempts} attempts")
+            raise RuntimeError(f"DynamoDB left {len(pending)} writes unprocessed after {THROTTLED.attempts} attempts")
 
 
 def _finish(deletion: TenantDeletion) -> None:

@@ -36,7 +36,7 @@ from chalicelib.logs import get_logger
 from chalicelib.models import AlertClaim, Tenant, UsagePeriod, User, budget_segments, tenant_pk
 from chalicelib.notify import Notifier
 from chalicelib.periods import period_of
-from chalicelib.store import RETRY, condition_failed, retry_conflicts, transaction
+from chalicelib.store import THROTTLED, condition_failed, retry_conflicts, transaction
 from chalicelib.tenants import DEFAULT_THRESHOLDS
 
 log = get_logger("budget-check")
@@ -44,9 +44,9 @@ LEASE_SECONDS = 600
 LATE_SPEND_HOURS = 2
 BATCH = 100  # BatchGetItem reads at most 100 keys per call
 WORKERS = len(budget_segments())
-# A segment that fails for any reason (after botocore's own retries) is checked again, with the one retry
-# policy's attempts and pauses (chalicelib/store.py RETRY); the others go on meanwhile.
-SEGMENT_ATTEMPTS = RETRY.attempts
+# A segment that fails for any reason (after botocore's own retries: throttling that outlasts them, mostly)
+# is checked again with the backoff for throttling (chalicelib/store.py THROTTLED); the others go on meanwhile.
+SEGMENT_ATTEMPTS = THROTTLED.attempts
 
 
 class IncompleteRun(RuntimeError):
@@ -116,8 +116,7 @@ def _check_with_retries(segment: str, periods: List[str], notifier: Notifier) ->
         except Exception as error:  # this segment only: the others go on
             log.error("budget segment failed", extra={"fields": {"segment": segment, "attempt": attempt,
                                                                  "error": type(error).__name__}})
-            if attempt < SEGMENT_ATTEMPTS:
-                RETRY.wait(attempt)
+            THROTTLED.wait(attempt)
     return part, False
 
 

@@ -200,15 +200,40 @@ def test_a_purge_that_crashes_mid_page_loses_nothing_on_the_next_run(api, operat
 
     client.meta.events.register("before-call.dynamodb.BatchWriteItem", fail_third)
     try:
-        with pytest.raises(ConnectionError):
-            _purge(now=utcnow() + timedelta(days=8))
+        first = _purge(now=utcnow() + timedelta(days=8))  # the tenant's purge fails; the run carries on
     finally:
         client.meta.events.unregister("before-call.dynamodb.BatchWriteItem", fail_third)
-    assert 0 < len(stored_items(acme.id))
+    assert first["failed"] >= 1 and 0 < len(stored_items(acme.id))
+    assert TenantDeletion.get(TenantDeletion.PK, acme.id).state == "pending"
     _purge(now=utcnow() + timedelta(days=8))
     assert stored_items(acme.id) == []
     assert TenantDeletion.get(TenantDeletion.PK, acme.id).state == "done"
     assert _partition(f"BILLING#{acme.id}")
+
+
+def test_a_tenant_whose_purge_fails_does_not_stop_the_others_in_the_same_run(api, operator):
+    from chalicelib.models import table_connection
+    from chalicelib.periods import utcnow
+    from chalicelib.records import TenantDeletion
+
+    stuck, _ = busy_tenant(api)
+    other, _ = busy_tenant(api)
+    _deleted(api, operator, stuck)
+    _deleted(api, operator, other)
+    client = table_connection().connection.client
+
+    def refuse_stuck(params, **kwargs):  # every write of the stuck tenant's partition fails at the edge
+        if f"TENANT#{stuck.id}" in json.dumps(params.get("RequestItems", {})):
+            raise ConnectionError("connection reset")
+
+    client.meta.events.register("provide-client-params.dynamodb.BatchWriteItem", refuse_stuck)
+    try:
+        report = _purge(now=utcnow() + timedelta(days=8))
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.BatchWriteItem", refuse_stuck)
+    assert report["failed"] >= 1
+    assert TenantDeletion.get(TenantDeletion.PK, stuck.id).state == "pending" and stored_items(stuck.id)
+    assert TenantDeletion.get(TenantDeletion.PK, other.id).state == "done" and stored_items(other.id) == []
 
 
 def _partition(pk):

@@ -107,3 +107,17 @@ def test_pauses_are_spread_over_the_whole_interval_so_that_rivals_do_not_retry_i
     assert len(set(pauses)) == len(pauses)
     default = {RETRY.pause(1) for _ in range(50)}  # the process's own random draws
     assert len(default) == 50 and all(0 <= p < 0.025 for p in default)
+
+
+def test_no_pause_follows_the_last_attempt():
+    slept = []
+    for attempt in range(1, RETRY.attempts + 1):
+        RETRY.wait(attempt, sleep=slept.append)
+    assert len(slept) == RETRY.attempts - 1 and all(0 <= pause < 0.2 for pause in slept)
+
+
+def test_throttled_work_backs_off_for_seconds_not_milliseconds():
+    from chalicelib.store import THROTTLED
+
+    highest = [THROTTLED.pause(attempt, draw=lambda: 1.0) for attempt in range(1, THROTTLED.attempts)]
+    assert highest == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2] and round(sum(highest), 9) == 6.35
