@@ -256,7 +256,13 @@ def save(name: str, body: Mapping[str, Any], actor: audit.Actor, create: bool) -
                 condition=(PoolSharesRecord.version == summary.version) if summary
                 else PoolSharesRecord.sk.does_not_exist())
     except TransactWriteError as error:
-        if conflicted(error) or getattr(error, "cancellation_reasons", None):
+        reasons = [getattr(reason, "code", None) if reason else None
+                   for reason in getattr(error, "cancellation_reasons", None) or []]
+        if len(reasons) == 4 and reasons[3] == "ConditionalCheckFailed" and reasons[1] != "ConditionalCheckFailed":
+            # only the pool shares' summary moved: another plan's edit landed, this plan did not change
+            raise Conflict("Another plan's edit landed while this one ran (every edit writes the plans' pool "
+                           "shares together); try again.", code="conflict") from None
+        if conflicted(error) or reasons:
             raise Conflict(f"Plan '{name}' changed while this edit ran; read it and try again.",
                            code="conflict") from None
         raise

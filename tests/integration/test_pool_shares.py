@@ -68,3 +68,27 @@ def test_a_renewal_decides_with_the_catalogs_shares():
     leases.reserve(MODEL, shared_plan, ask_of(10, 300))  # inside its 30 %
     with pytest.raises(TooManyRequests):
         leases.reserve(MODEL, create(), ask_of(10, 20))  # another best-effort plan: nothing left to borrow
+
+
+def test_an_edit_that_meets_another_plans_edit_is_told_so_and_the_other_plan_stands():
+    from chalicelib.models import table_connection
+
+    mine, theirs = create(), create()
+    client = table_connection().connection.client
+    started = []
+
+    def other_edit_first(**kwargs):  # another operator's edit of another plan lands just before ours is sent
+        if not started:
+            started.append(theirs)
+            plan_catalog.save(theirs, {"requests_per_minute": 77}, OPERATOR, create=False)
+
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", other_edit_first)
+    try:
+        with pytest.raises(Conflict) as refused:
+            plan_catalog.save(mine, {"requests_per_minute": 55}, OPERATOR, create=False)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", other_edit_first)
+    assert refused.value.message.startswith("Another plan's edit landed while this one ran")
+    plans = plan_catalog.all_plans()
+    assert (plans[theirs].requests_per_minute, plans[mine].requests_per_minute) == (77, 100)
+    assert plan_catalog.save(mine, {"requests_per_minute": 55}, OPERATOR, create=False)["requests_per_minute"] == 55
