@@ -127,6 +127,8 @@ class StreamPump:
                     print(f"stream worker: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
                     self._stop.wait(1.0)
 
+        from chalicelib.metering import aggregator  # noqa: F401 (imported here, before the thread: a first import
+        # racing another thread's through Powertools' circular imports can meet a half-initialised module)
         from dev.bench.probes import STREAM_THREAD
 
         self._thread = threading.Thread(target=loop, name=STREAM_THREAD, daemon=True)
