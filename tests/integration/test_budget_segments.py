@@ -19,7 +19,7 @@ from chalicelib.jobs.budget_check import (LEASE_SECONDS, SEGMENT_ATTEMPTS, Incom
 from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod, budget_segment, budget_segments,
                                tenant_pk)
 from chalicelib.notify import Notifier
-from chalicelib.store import RETRY
+from chalicelib.store import THROTTLED
 from chalicelib.table import BUDGET_INDEX
 from conftest import ROOT, DynamoOutage, tessera_log
 from dev.bench.budget_job import seed_tenants, tenant_ids
@@ -194,7 +194,7 @@ def test_an_empty_report_summarises_to_zeros_and_an_incomplete_one_names_its_fai
     assert Report("2031-05").raise_if_incomplete() is None
     with pytest.raises(IncompleteRun) as caught:
         Report("2031-05", segments_failed=["BUDGETED#1", "BUDGETED#4"]).raise_if_incomplete()
-    assert str(caught.value) == "Budget segments failed after 6 attempts: BUDGETED#1, BUDGETED#4."
+    assert str(caught.value) == "Budget segments failed after 8 attempts: BUDGETED#1, BUDGETED#4."
 
 
 def test_the_run_summary_counts_segments_tenants_alerts_and_skips(own_table, alert_queue):
@@ -320,8 +320,7 @@ class TimedOutage(IndexOutage):
         return answer
 
 
-def test_a_failing_segment_is_retried_with_the_retry_policys_attempts_and_pauses_and_logged_each_time(own_table,
-                                                                                                   caplog):
+def test_a_failing_segment_is_retried_with_the_throttling_backoff_and_logged_each_time(own_table, caplog):
     broken, healthy = budget_segments()[9], budget_segments()[10]
     seeded(segment=broken)
     seeded(segment=healthy, count=2)
@@ -329,13 +328,13 @@ def test_a_failing_segment_is_retried_with_the_retry_policys_attempts_and_pauses
         report = check_budgets(now=MID_MONTH)
         ended = time.monotonic()
     assert report.segments_failed == [broken] and report.tenants_checked == 2 and len(report.alerts_sent) == 2
-    assert len(outage.at) == SEGMENT_ATTEMPTS == RETRY.attempts == 6
+    assert len(outage.at) == SEGMENT_ATTEMPTS == THROTTLED.attempts == 8
     gaps = [b - a for a, b in zip(outage.at, outage.at[1:])]
-    # each pause under RETRY's bound (25, 50, 100, 200, 200 ms), plus the refused Query itself
-    assert all(gap < bound + 0.5 for gap, bound in zip(gaps, (0.025, 0.05, 0.1, 0.2, 0.2))), gaps
+    # each pause under THROTTLED's bound (50 ms doubling to 3.2 s), plus the refused Query itself
+    assert all(gap < bound + 0.5 for gap, bound in zip(gaps, (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2))), gaps
     assert ended - outage.at[-1] < 1.0  # no pause after the last attempt
     failed = lines(caplog, "budget segment failed")
-    assert [(r.segment, r.attempt) for r in failed] == [(broken, n) for n in range(1, 7)]
+    assert [(r.segment, r.attempt) for r in failed] == [(broken, n) for n in range(1, 9)]
     assert all(r.logger == "tessera.budget-check" and r.levelname == "ERROR" and r.error for r in failed)
 
 
