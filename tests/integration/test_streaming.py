@@ -66,8 +66,10 @@ def test_a_broken_upstream_stream_ends_with_an_error_event_and_settles_at_the_ou
 
 def test_a_stream_past_the_hosts_deadline_is_cut_and_settled_at_the_output_bound(standin):
     tenant_id, ctx = new_tenant()
-    text = "[[standin:event_delay=0.05]] deadline " + "words " * 40
-    streamed = streaming.open_stream(Gateway(), ctx, "basic_chat", chat(text, max_tokens=300), deadline_seconds=0.1)
+    # The deadline bounds each read too (an attempt's timeout is what is left of it): events 0.3 s apart against
+    # 1.5 s leave every read five times its wait, so only the deadline, never a read's timeout, ends the stream.
+    text = "[[standin:event_delay=0.3]] deadline " + "words " * 20
+    streamed = streaming.open_stream(Gateway(), ctx, "basic_chat", chat(text, max_tokens=300), deadline_seconds=1.5)
     body = b"".join(streamed).decode()
     assert "event: message_stop" not in body and "longer than this endpoint allows" in body
     [event] = events_of(tenant_id)
