@@ -1,6 +1,8 @@
 """The authorizer's resolve(): a credential and the stored state (read once, consistently) make the context."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from chalicelib import keys, operators, tenants
@@ -48,18 +50,20 @@ def refused(header, message=None):
 
 
 class ReadRecorder:
-    """The parameters of every DynamoDB call made on the shared connection while it is open."""
+    """The parameters of every DynamoDB call this thread makes on the shared connection while it is open (the
+    usage stream's pump, on a thread of its own, reads through the same connection)."""
 
     def __enter__(self):
         from chalicelib.models import table_connection
 
-        self.calls = []
+        self.calls, self.thread = [], threading.get_ident()
         self.events = table_connection().connection.client.meta.events
         self.events.register("provide-client-params.dynamodb", self.record)
         return self
 
     def record(self, params, model, **kwargs):
-        self.calls.append((model.name, params))
+        if threading.get_ident() == self.thread:
+            self.calls.append((model.name, params))
 
     def __exit__(self, *exc):
         self.events.unregister("provide-client-params.dynamodb", self.record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -273,10 +274,11 @@ class Requests:
     """The parameters of every DynamoDB request this thread sends, as the SDK hands them over."""
 
     def __init__(self):
-        self.sent = []
+        self.sent, self.thread = [], threading.get_ident()
 
     def _remember(self, params=None, model=None, **kwargs):
-        self.sent.append((kwargs.get("event_name", "").rsplit(".", 1)[-1], dict(params or {})))
+        if threading.get_ident() == self.thread:  # not the usage stream's pump, which shares the connection
+            self.sent.append((kwargs.get("event_name", "").rsplit(".", 1)[-1], dict(params or {})))
 
     def __enter__(self):
         self.client = table_connection().connection.client
