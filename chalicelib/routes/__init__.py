@@ -26,9 +26,9 @@ _request: contextvars.ContextVar[Request] = contextvars.ContextVar("request")
 
 
 def request_scope(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """The app's middleware that tells the families which request they serve. A blueprint's own
-    `current_request` is that of the last app it was registered with: the bench drives one copy of app.py
-    per thread, all sharing these blueprints (dev/bench/harness.py)."""
+    """The app's middleware that tells the families which request they serve. chalice's own
+    `current_request` is one attribute of the app, which `chalice local`'s threads (one per connection)
+    would overwrite under one another; a context variable is each request's own."""
     token = _request.set(event)
     try:
         return get_response(event)
@@ -60,18 +60,6 @@ class Routes(Blueprint):
     def public(self, path: str, **kwargs: Any):
         register = super().route
         return lambda view: register(path, **kwargs)(translated(view))
-
-    def _register_handler(self, handler_type, name, user_handler, wrapped_handler, kwargs, options=None):
-        """chalice's deferred registration, but each app registers a route from a copy of its options:
-        chalice pops `methods` out of them as it registers one, so a second app (the bench's copies of app.py)
-        would get every route as GET."""
-        if handler_type != "route":
-            return super()._register_handler(handler_type, name, user_handler, wrapped_handler, kwargs, options)
-
-        def register(app, options):
-            app._register_handler(handler_type, name, user_handler, wrapped_handler,
-                                  {**kwargs, "kwargs": dict(kwargs["kwargs"])}, options)
-        self._deferred_registrations.append(register)
 
     # --- what a view reads of its request ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 import sysconfig
 import tempfile
 import time
@@ -240,10 +241,27 @@ def _silence_app_output() -> None:
                 handler.setStream(NullStream())
 
 
-def _load_app_copy(index: int) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_bench_app_{index}", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def load_app_copy(index: int) -> Any:
+    """Another Lambda instance's app.py in this process: its own Chalice app with route families of its own.
+    A chalice Blueprint belongs to the one app it is registered with (registering pops each route's
+    options), so the copy imports chalicelib/routes afresh; the rest of chalicelib is shared, as the
+    bench's threads share one process."""
+    import chalicelib
+
+    def families() -> list:
+        return [name for name in sys.modules if name == "chalicelib.routes" or name.startswith("chalicelib.routes.")]
+
+    kept = {name: sys.modules.pop(name) for name in families()}
+    try:
+        spec = importlib.util.spec_from_file_location(f"_bench_app_{index}", ROOT / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        for name in families():
+            del sys.modules[name]
+        sys.modules.update(kept)
+        if "chalicelib.routes" in kept:
+            chalicelib.routes = kept["chalicelib.routes"]
     _silence_app_output()
     return module
 
