@@ -1,7 +1,7 @@
 """PynamoDB models: every item type that lives in the one table.
 
 Tenant-owned items have `pk = TENANT#<tenant_id>`; the few global lookups
-(slug claims, sign-up idempotency records, login throttles) have their own
+(slug claims, sign-ups' Idempotency-Key records, login throttles) have their own
 partitions and point at a tenant. Key builders live next to the models so
 the key layout is written down once. The table name and region are read from
 settings on first use, never at import.
@@ -278,17 +278,6 @@ class ApiKey(_Item):
         return f"APIKEY#{key_id}"
 
 
-class IdempotencyRecord(_Item):
-    """pk=IDEMPOTENCY#<scope>#<digest of key> sk=RECORD: replays a sign-up retried with the same key."""
-
-    fingerprint = UnicodeAttribute()
-    tenant_id = UnicodeAttribute()
-    response = UnicodeAttribute()
-    expires_at = TTLAttribute()
-
-    SK = "RECORD"
-
-
 class LoginThrottle(_Item):
     """pk=LOGIN#<digest of tenant+email> sk=WINDOW#<epoch start>: failed logins in one window."""
 
@@ -528,8 +517,9 @@ class SweepMark(_Item):
 
 
 class IdempotentCall(_Item):
-    """pk=TENANT#<id> sk=IDEMPOTENCY#<digest of key>: an AI call made with an Idempotency-Key, replayed
-    for 24 hours. `state` is running until the first call ends, then done with its response."""
+    """sk=IDEMPOTENCY#<digest of key>: a request made with an Idempotency-Key, replayed for 24 hours
+    (chalicelib/idempotency.py). pk=TENANT#<id> for an AI call, SIGNUP#<digest of key> for a sign-up.
+    `state` is running until the first request ends, then done with its response."""
 
     fingerprint = UnicodeAttribute()
     state = UnicodeAttribute()
@@ -542,6 +532,10 @@ class IdempotentCall(_Item):
     @staticmethod
     def sk_for(digest: str) -> str:
         return f"IDEMPOTENCY#{digest}"
+
+    @staticmethod
+    def signup_pk(digest: str) -> str:
+        return f"SIGNUP#{digest}"
 
 
 class AlertClaim(_Item):

@@ -5,12 +5,11 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import timedelta
 from typing import Any, Callable, Mapping, Optional
 
 from pynamodb.exceptions import TransactWriteError
 
-from chalicelib import pricing, validation
+from chalicelib import idempotency, pricing, validation
 from chalicelib.errors import BadRequest, Conflict, NotFound
 from chalicelib.identity.passwords import MAX_LENGTH, MIN_LENGTH, hash_password, visible_characters
 from chalicelib.ids import new_id
@@ -21,7 +20,6 @@ from chalicelib.models import (
     TENANT_LIST_PARTITION,
     Admission,
     AIConfig,
-    IdempotencyRecord,
     SlugClaim,
     Tenant,
     User,
@@ -51,7 +49,6 @@ RESERVED_SLUGS = frozenset({
 # 10-1-2-3, and full IPv6 addresses such as 0-0-0-0-0-0-0-1.
 ADDRESS_LIKE_SLUG = re.compile(r"[0-9]{1,3}(?:-[0-9]{1,3}){3}|[0-9a-f]{1,4}(?:-[0-9a-f]{1,4}){7}")
 DEFAULT_THRESHOLDS = (50, 80, 100)
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DEFAULT_AI_SETTINGS = {"max_tokens": 1024, "temperature": 0.7}
 
 
@@ -80,22 +77,31 @@ def _signup_fingerprint(idempotency_key: str, name: str, slug: str, email: str, 
     return hmac.new(idempotency_key.encode(), message, hashlib.sha256).hexdigest()
 
 
-def _idempotency_pk(key: str) -> str:
-    return f"IDEMPOTENCY#signup#{hashlib.sha256(key.encode()).hexdigest()}"
-
-
 def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
             notifier: Optional[Notifier] = None) -> dict:
     """Create tenant, slug claim, owner and AI config in one transaction: all or nothing."""
+    return sign_up_once(body, idempotency_key, notifier)[1]
+
+
+def sign_up_once(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
+                 notifier: Optional[Notifier] = None) -> idempotency.Response:
+    """`sign_up` as POST /tenants answers it: 201 and the new tenant, or, for a retry with the same
+    Idempotency-Key and body, the first sign-up's 201 again (chalicelib/idempotency.py). The body is checked
+    before the key is claimed, so bad input writes nothing; a sign-up that fails (a taken slug) releases
+    the claim, so its retry runs anew."""
     validation.fields(body, {"company_name", "slug", "email", "password"},
                       required=("company_name", "slug", "email", "password"))
     name = validation.display_name(body, "company_name", max_len=120)
     slug = validate_slug(body["slug"])
     email = validation.email(body)
     password = validate_password(body)
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
-        raise BadRequest("Idempotency-Key must be 1 to 200 characters.", code="invalid_idempotency_key")
+    key = idempotency.check_key(idempotency_key)
+    fingerprint = _signup_fingerprint(key, name, slug, email, password) if key is not None else ""
+    return idempotency.run_once(idempotency.signup_scope, key, fingerprint,
+                                lambda: (201, _create(name, slug, email, password, notifier), {}))
 
+
+def _create(name: str, slug: str, email: str, password: str, notifier: Optional[Notifier]) -> dict:
     now = utcnow()
     tenant_id, user_id = new_id("ten"), new_id("usr")
     pk = tenant_pk(tenant_id)
@@ -106,11 +112,6 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
                     gsi3pk=SLUG_LIST_PARTITION, gsi3sk=slug)
     owner = User(pk, User.sk_for(user_id), user_id=user_id, email=email,
                  password_hash=hash_password(password), role="owner", status="active", created_at=now)
-    response = {
-        "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
-        "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
-    }
-    fingerprint = _signup_fingerprint(idempotency_key or "", name, slug, email, password)
     try:
         with transaction(client_request_token=tenant_id) as tx:
             tx.save(SlugClaim(*SlugClaim.key(slug), tenant_id=tenant_id), condition=SlugClaim.pk.does_not_exist())
@@ -121,28 +122,16 @@ def sign_up(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
                              inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
             tx.save(Admission(pk, Admission.SK, version=0, limits=TenantLimits.of(tenant).to_json(),
                               counters={}))
-            if idempotency_key is not None:
-                tx.save(IdempotencyRecord(_idempotency_pk(idempotency_key), IdempotencyRecord.SK,
-                                          fingerprint=fingerprint, tenant_id=tenant_id,
-                                          response=json.dumps(response),
-                                          expires_at=timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)),
-                        condition=IdempotencyRecord.pk.does_not_exist())
     except TransactWriteError as error:
-        if idempotency_key is not None and cancelled_because(error, 6):
-            return _replay(idempotency_key, fingerprint)
         if cancelled_because(error, 0):
             raise Conflict(f"The slug '{slug}' is already taken.", code="slug_taken") from None
         raise
     log.info("tenant created", extra={"fields": {"tenant_id": tenant_id}})
     _send_welcome(notifier or Notifier(), email, slug)
-    return response
-
-
-def _replay(idempotency_key: str, fingerprint: str) -> dict:
-    record = IdempotencyRecord.get(_idempotency_pk(idempotency_key), IdempotencyRecord.SK, consistent_read=True)
-    if record.fingerprint != fingerprint:
-        raise Conflict("This Idempotency-Key was used for a different sign-up.", code="idempotency_key_reused")
-    return json.loads(record.response)
+    return {
+        "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
+        "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
+    }
 
 
 def _send_welcome(notifier: Notifier, email: str, slug: str) -> None:

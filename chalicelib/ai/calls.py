@@ -21,7 +21,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from chalice.app import Request, Response
 
-from chalicelib.ai import features, idempotency, messages_api, streaming
+from chalicelib import idempotency
+from chalicelib.ai import features, messages_api, streaming
 from chalicelib.ai.gateway import FeatureCall, Gateway, GatewayResult
 from chalicelib.errors import TesseraError
 from chalicelib.tenancy import TenantContext
@@ -120,8 +121,9 @@ def respond_once(request: Request, tenant_id: str, respond: Callable[[], Any],
             return result.status_code, result.body, dict(result.headers or {})
         return 200, result, {}
 
-    status, body, headers = idempotency.run_once(tenant_id, request.headers.get("idempotency-key"), fingerprint,
-                                                 call, lease_seconds)
+    status, body, headers = idempotency.run_once(idempotency.tenant_scope(tenant_id),
+                                                 request.headers.get("idempotency-key"), fingerprint, call,
+                                                 lease_seconds)
     return Response(body=body, status_code=status, headers=headers)
 
 

@@ -31,8 +31,9 @@ def static_file(name):
 
 @routes.public("/tenants", methods=["POST"])
 def sign_up():
-    created = tenants.sign_up(routes.body(), routes.current_request.headers.get("idempotency-key"))
-    return Response(body=created, status_code=201)
+    status, created, headers = tenants.sign_up_once(routes.body(),
+                                                    routes.current_request.headers.get("idempotency-key"))
+    return Response(body=created, status_code=status, headers=headers)
 
 
 @routes.public("/auth/login", methods=["POST"])

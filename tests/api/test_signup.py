@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import WritesNothing, random_slug, tessera_log
+from conftest import ClientHook, WritesNothing, random_slug, tessera_log
 
 PASSWORD = "correct-horse-battery"
 
@@ -326,21 +326,73 @@ def test_idempotency_key_reused_with_another_password_is_409_and_creates_nothing
     assert [t.tenant_id for t in tenants_with_slug(body["slug"])] == [first.json["tenant_id"]]
 
 
-def test_the_idempotency_record_holds_no_plain_hash_of_the_password(module_api):
-    from chalicelib.models import IdempotencyRecord
+def signup_record(key):
+    """The sign-up's Idempotency-Key record, in the key's own partition (None once released)."""
+    from chalicelib.models import IdempotentCall
 
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    try:
+        return IdempotentCall.get(f"SIGNUP#{digest}", f"IDEMPOTENCY#{digest}", consistent_read=True)
+    except IdempotentCall.DoesNotExist:
+        return None
+
+
+def test_the_idempotency_record_holds_no_plain_hash_of_the_password(module_api):
     key, body = secrets.token_hex(8), signup_body()
     module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
-    record = IdempotencyRecord.get(f"IDEMPOTENCY#signup#{hashlib.sha256(key.encode()).hexdigest()}",
-                                   IdempotencyRecord.SK, consistent_read=True)
+    record = signup_record(key)
     unkeyed = hashlib.sha256(json.dumps([body["company_name"], body["slug"], body["email"],
                                          body["password"]]).encode()).hexdigest()
-    assert record.fingerprint != unkeyed and body["password"] not in json.dumps(record.attribute_values, default=str)
+    assert record.state == "done" and record.fingerprint != unkeyed
+    assert body["password"] not in json.dumps(record.attribute_values, default=str)
 
 
-def test_overlong_idempotency_key_is_rejected_and_nothing_is_written(module_api):
+def test_a_replayed_signup_says_so_and_the_first_does_not(module_api):
+    body, key = signup_body(), secrets.token_hex(8)
+    first = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    retry = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert "Idempotent-Replayed" not in first.headers
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true")
+
+
+def test_a_failed_signup_releases_its_key_so_a_retry_runs_anew(module_api):
+    taken = module_api.call("POST", "/tenants", signup_body()).json["slug"]
+    key, body = secrets.token_hex(8), signup_body(slug=taken)
+    failed = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert (failed.status_code, failed.json["error"]["code"]) == (409, "slug_taken")
+    assert signup_record(key) is None
+    fixed = module_api.call("POST", "/tenants", {**body, "slug": random_slug("su")},
+                            headers={"Idempotency-Key": key})
+    assert fixed.status_code == 201, fixed.body
+
+
+class DynamoCalls(ClientHook):
+    """The DynamoDB operations the app's own client makes in the block."""
+
+    event = "before-call.dynamodb"
+
+    def __init__(self):
+        self.names = []
+
+    def _before(self, model, **kwargs):
+        self.names.append(model.name)
+
+
+@pytest.mark.parametrize("bad", [{"slug": "Not A Slug"}, {"password": "short"}, {"email": "nobody"}])
+def test_a_keyed_signup_with_bad_input_is_400_before_its_key_is_claimed(module_api, bad):
+    key = secrets.token_hex(8)
+    with DynamoCalls() as calls:
+        response = module_api.call("POST", "/tenants", signup_body(**bad), headers={"Idempotency-Key": key})
+    assert response.status_code == 400, response.body
+    assert calls.names == []
+    assert signup_record(key) is None
+
+
+@pytest.mark.parametrize("key", ["k" * 201, "bell\x07key"])
+def test_overlong_or_unprintable_idempotency_key_is_rejected_and_nothing_is_written(module_api, key):
+    """The AI routes' one rule for a key (chalicelib/idempotency.py check_key)."""
     with WritesNothing():
-        response = module_api.call("POST", "/tenants", signup_body(), headers={"Idempotency-Key": "k" * 201})
+        response = module_api.call("POST", "/tenants", signup_body(), headers={"Idempotency-Key": key})
     assert response.status_code == 400
     assert response.json["error"]["code"] == "invalid_idempotency_key"
 

@@ -91,16 +91,21 @@ def test_the_winners_owner_and_ai_config_were_all_written(slug_race):
     assert login({"tenant": slug, "email": winner["owner"]["email"], "password": PASSWORD})["access_token"]
 
 
-def test_concurrent_retries_with_one_idempotency_key_all_get_the_same_tenant(environment):
+def test_concurrent_signups_with_one_idempotency_key_make_one_tenant_and_the_rest_wait_or_replay(environment):
+    """One claims the key and signs up; each other one, while it runs, is told to retry
+    (idempotency_in_progress), and after it, gets its answer again. None is slug_taken."""
     from chalicelib import tenants
 
     body = {"company_name": "Retry Co", "slug": random_slug("idem"), "email": "owner@retry.example.com",
             "password": PASSWORD}
     key = secrets.token_hex(8)
     results = race([lambda: tenants.sign_up(body, key) for _ in range(8)])
-    assert all(isinstance(r, dict) for r in results), results
-    assert len({r["tenant_id"] for r in results}) == 1
-    assert [t.tenant_id for t in stored_tenants_with_slug(body["slug"])] == [results[0]["tenant_id"]]
+    created = [r for r in results if isinstance(r, dict)]
+    assert created and len({r["tenant_id"] for r in created}) == 1, results
+    assert all(getattr(r, "code", None) == "idempotency_in_progress" and r.headers == {"Retry-After": "1"}
+               for r in results if not isinstance(r, dict)), results
+    assert [t.tenant_id for t in stored_tenants_with_slug(body["slug"])] == [created[0]["tenant_id"]]
+    assert tenants.sign_up(body, key) == created[0]
 
 
 # --- owners ------------------------------------------------------------------------------------------

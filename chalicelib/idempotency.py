@@ -1,12 +1,18 @@
-"""Idempotency-Key on AI routes: a client's retry of the same call is admitted and billed once.
+"""Idempotency-Key: a client's retry of the same request runs it once and answers with its first response.
 
-The first request with a key claims it (a conditional put of a record in the tenant's partition); the
-call runs; its response is stored on the record. For 24 hours the same key from the same tenant with the
-same request answers with that stored response (`Idempotent-Replayed: true`), without calling the model
-or touching quota. While the first is still running the retry gets 409 `idempotency_in_progress` (retry
-after a second); the same key with a different request gets 409 `idempotency_key_reused`. A first call
-that failed stores nothing, so its retry runs anew; a claim whose handler died is taken over once its
+Used by the AI routes (a retried call is admitted and billed once) and by sign-up (a retried sign-up makes
+one tenant). The first request with a key claims it (a conditional put of a record in the key's scope: the
+tenant's partition for an AI call, a partition of its own per key for a sign-up, which has no tenant yet);
+the request runs; its response is stored on the record. For 24 hours the same key in the same scope with
+the same request answers with that stored response (`Idempotent-Replayed: true`) without running it again.
+While the first is still running the retry gets 409 `idempotency_in_progress` (retry after a second); the
+same key with a different request gets 409 `idempotency_key_reused`. A first request that failed stores
+nothing (its claim is released), so its retry runs anew; a claim whose handler died is taken over once its
 lease (the handler's timeout) has passed. Keyed requests pay two more DynamoDB writes than unkeyed ones.
+
+What counts as "the same request" is the caller's fingerprint: a digest of the AI call's method, route and
+body (`fingerprint`), an HMAC keyed by the Idempotency-Key for a sign-up (chalicelib/tenants.py), whose body
+holds a password.
 
 A streamed answer (the streaming function writes it as produced) is stored once it has been sent whole;
 a client that leaves before its end stores nothing, and its retry runs anew.
@@ -34,15 +40,26 @@ MAX_KEY_LENGTH = 200
 MAX_STORED_BYTES = 350_000  # DynamoDB items hold 400 KB
 
 Response = Tuple[int, Any, Dict[str, str]]
+Scope = Callable[[str], str]  # the digest of a key -> the partition its record lives in
+
+
+def tenant_scope(tenant_id: str) -> Scope:
+    """An AI call's key belongs to its tenant: its record lives in the tenant's partition."""
+    return lambda _digest: tenant_pk(tenant_id)
+
+
+def signup_scope(digest: str) -> str:
+    """A sign-up has no tenant yet: each key gets a partition of its own, so sign-ups share no hot one."""
+    return IdempotentCall.signup_pk(digest)
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(b"\0".join([method.encode(), path.encode(), body or b""])).hexdigest()
 
 
-def _record(tenant_id: str, key: str) -> IdempotentCall:
+def _record(scope: Scope, key: str) -> IdempotentCall:
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return IdempotentCall(tenant_pk(tenant_id), IdempotentCall.sk_for(digest))
+    return IdempotentCall(scope(digest), IdempotentCall.sk_for(digest))
 
 
 def check_key(key: Optional[str]) -> Optional[str]:
@@ -54,27 +71,28 @@ def check_key(key: Optional[str]) -> Optional[str]:
     return key
 
 
-def run_once(tenant_id: str, key: Optional[str], request_fingerprint: str, call: Callable[[], Response],
+def run_once(scope: Scope, key: Optional[str], request_fingerprint: str, call: Callable[[], Response],
              lease_seconds: int = LEASE_SECONDS) -> Response:
-    """Run `call` once per (tenant, key); a repeat answers with the first response. A body that is an
-    iterator of bytes (a streamed answer) is stored when it has been iterated to its end."""
+    """Run `call` once per (scope, key); a repeat answers with the first response. A body that is an
+    iterator of bytes (a streamed answer) is stored when it has been iterated to its end. A call that
+    raises releases the claim. Validate the request before: what fails here is run again on a retry."""
     if check_key(key) is None:
         return call()
-    replay = _claim(tenant_id, key, request_fingerprint, lease_seconds)
+    replay = _claim(scope, key, request_fingerprint, lease_seconds)
     if replay is not None:
         return replay
     try:
         status, body, headers = call()
     except BaseException:
-        _release(tenant_id, key)
+        _release(scope, key)
         raise
     if isinstance(body, Iterator):
-        return status, _stored_when_sent(tenant_id, key, status, body, headers), headers
-    _store(tenant_id, key, status, body, headers)
+        return status, _stored_when_sent(scope, key, status, body, headers), headers
+    _store(scope, key, status, body, headers)
     return status, body, headers
 
 
-def _stored_when_sent(tenant_id: str, key: str, status: int, chunks: Iterator[bytes],
+def _stored_when_sent(scope: Scope, key: str, status: int, chunks: Iterator[bytes],
                       headers: Dict[str, str]) -> Iterator[bytes]:
     sent: List[bytes] = []
     whole = False
@@ -88,14 +106,14 @@ def _stored_when_sent(tenant_id: str, key: str, status: int, chunks: Iterator[by
         if close is not None:
             close()  # a client gone mid-stream: the call drains upstream and settles (chalicelib/ai/streaming.py)
         if whole:
-            _store(tenant_id, key, status, b"".join(sent).decode("utf-8"), headers)
+            _store(scope, key, status, b"".join(sent).decode("utf-8"), headers)
         else:
-            _release(tenant_id, key)
+            _release(scope, key)
 
 
-def _claim(tenant_id: str, key: str, request_fingerprint: str, lease_seconds: int) -> Optional[Response]:
+def _claim(scope: Scope, key: str, request_fingerprint: str, lease_seconds: int) -> Optional[Response]:
     now = datetime.now(timezone.utc)
-    record = _record(tenant_id, key)
+    record = _record(scope, key)
     record.fingerprint, record.state = request_fingerprint, "running"
     record.lease_until, record.expires_at = int(time.time()) + lease_seconds, TTL
     free = (IdempotentCall.pk.does_not_exist() | (IdempotentCall.expires_at < now)
@@ -121,8 +139,8 @@ def _claim(tenant_id: str, key: str, request_fingerprint: str, lease_seconds: in
     return int(existing.status_code), json.loads(existing.response), headers
 
 
-def _store(tenant_id: str, key: str, status: int, body: Any, headers: Dict[str, str]) -> None:
-    record = _record(tenant_id, key)
+def _store(scope: Scope, key: str, status: int, body: Any, headers: Dict[str, str]) -> None:
+    record = _record(scope, key)
     text = json.dumps(body, separators=(",", ":"))
     stored = text if len(text.encode()) <= MAX_STORED_BYTES else None
     actions = [IdempotentCall.state.set("done"), IdempotentCall.status_code.set(status),
@@ -135,8 +153,8 @@ def _store(tenant_id: str, key: str, status: int, body: Any, headers: Dict[str, 
         log.error("idempotent response not stored", extra={"fields": {"error": type(error).__name__}})
 
 
-def _release(tenant_id: str, key: str) -> None:
+def _release(scope: Scope, key: str) -> None:
     try:
-        _record(tenant_id, key).delete(condition=IdempotentCall.state == "running")
+        _record(scope, key).delete(condition=IdempotentCall.state == "running")
     except Exception as error:
         log.warning("idempotency claim not released", extra={"fields": {"error": type(error).__name__}})
