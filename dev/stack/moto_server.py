@@ -65,6 +65,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
+from dev.stack import moto_speed
+
 
 class OneRequestAtATime:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
@@ -305,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, lambda *_: os._exit(0))
     per_item_rollback()
+    moto_speed.install()
     if args.deploy_gaps:
         from dev.stack import moto_gaps 
 

@@ -1,0 +1,168 @@
+"""moto's DynamoDB with the same answers at the speed a test suite needs.
+
+Three costs of moto 5.2's DynamoDB server dominate a run of the suite (its two moto servers used about half
+of the run's CPU, more than the tests themselves), and two of them grow with everything written before:
+
+- **Query on the table's key** sorts every item of the table, then keeps the queried partition's
+  (`Table.query` over `Table.all_items()`): a query's cost grows with the table, not with its answer.
+  `partition_queries` hands such a query its partition's items alone; what follows in moto (the sort by
+  range key, conditions, filters, pages, projections) is moto's own. A query on an index is left as it is.
+- **Answers are serialized by walking the operation's botocore output shape**, asking an attribute
+  picker for every member of every shape: each attribute value of each item tries all ten members of
+  `AttributeValue` (S, N, B, ...) under two spellings. For the item operations (and the stream's
+  GetRecords) moto's result is already the JSON document the shape describes, so `plain_item_answers`
+  writes it as it is (bytes as base64 and times as epoch seconds, as moto's JSON serializer writes them,
+  and absent members left out).
+- **Each request lists its handler's methods** with `inspect.getmembers`; `cached_method_names` lists a
+  class's once.
+
+`TESSERA_MOTO_CHECK=<file>` makes the server answer every item operation both ways and append any
+difference to that file (which starts with a line saying checking is on); that is how these were checked
+against the whole suite (docs/testing.md).
+"""
+from __future__ import annotations
+
+import base64
+import calendar
+import functools
+import json
+import os
+from datetime import datetime
+from typing import Any, Optional
+
+ITEM_OPERATIONS = {
+    "DynamoHandler": frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
+                                "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}),
+    "DynamoDBStreamsHandler": frozenset({"GetRecords"}),  # the usage stream's pump asks four times a second
+}
+_EVERY_ITEM: Any = object()
+
+
+def install() -> None:
+    check_file = os.environ.get("TESSERA_MOTO_CHECK") or None
+    partition_queries(check_file)
+    plain_item_answers(check_file)
+    cached_method_names()
+
+
+def partition_queries(check_file: Optional[str] = None) -> None:
+    from moto.dynamodb.models.table import Table
+
+    query, all_items = Table.query, Table.all_items
+
+    def partition_items(self: Any) -> list:
+        partition = self.__dict__.get("_tessera_partition", _EVERY_ITEM)
+        if partition is _EVERY_ITEM:
+            return all_items(self)
+        found = self.items.get(partition)  # a defaultdict: .get adds no empty partition
+        if found is None:
+            return []
+        return list(found.values()) if self.range_key_attr else [found]
+
+    def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name or hash_key is None:
+            return query(self, hash_key, *args, **kwargs)
+        self._tessera_partition = hash_key  # requests run one at a time (dev/stack/moto_server.py)
+        try:
+            found = query(self, hash_key, *args, **kwargs)
+        finally:
+            del self._tessera_partition
+        if check_file:
+            every = query(self, hash_key, *args, **kwargs)
+            if _query_answer(found) != _query_answer(every):
+                _note(check_file, f"Query of {hash_key!r} answered differently:\n  moto: {_query_answer(every)}\n"
+                                  f"  ours: {_query_answer(found)}")
+        return found
+
+    Table.all_items = partition_items
+    Table.query = partition_query
+
+
+def _query_answer(answer: tuple) -> tuple:
+    items, scanned, last_key = answer
+    return [item.to_json() for item in items], scanned, last_key
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value (or a map or list of them) as JSON: moto holds these as the API writes them."""
+    if isinstance(value, dict):
+        return {key: _plain(member) for key, member in value.items() if member is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(member) for member in value]
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _shaped(value: Any, shape: Any) -> Any:
+    """`value` as the JSON protocol writes it for `shape`: a structure keeps only its shape's members (moto's
+    results carry a few more, such as ConsumedCapacityUnits), and an attribute value is written as it is."""
+    kind = shape.type_name
+    if shape.name == "AttributeValue":
+        return _plain(value)
+    if kind == "structure":
+        return {name: _shaped(value[name], member) for name, member in shape.members.items()
+                if value.get(name) is not None}
+    if kind == "list":
+        return [_shaped(member, shape.member) for member in value]
+    if kind == "map":
+        return {key: _shaped(member, shape.value) for key, member in value.items() if member is not None}
+    if kind == "blob" and isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if kind == "timestamp" and isinstance(value, datetime):  # epoch seconds to the millisecond, as moto writes
+        seconds = calendar.timegm(value.timetuple())
+        return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
+    return value
+
+
+def plain_item_answers(check_file: Optional[str] = None) -> None:
+    from moto.core.responses import ActionResult, BaseResponse
+    from moto.dynamodb.responses import DynamoResult
+
+    serialized = BaseResponse.serialized
+    if check_file:
+        _note(check_file, f"moto_speed: process {os.getpid()} compares every item operation's answer with moto's")
+
+    def plain(self: Any, action_result: Any) -> Any:
+        result = action_result.result
+        if (type(action_result) not in (ActionResult, DynamoResult) or not isinstance(result, dict)
+                or self._get_action() not in ITEM_OPERATIONS.get(type(self).__name__, ())):
+            return serialized(self, action_result)
+        body = json.dumps(_shaped(result, _output_shape(self.boto3_service_name, self._get_action())),
+                          separators=(",", ":"))
+        headers = {"Content-Type": "application/x-amz-json-1.0", **self.response_headers}
+        if check_file:
+            _compare(check_file, self._get_action(), (200, headers, body), serialized(self, action_result))
+        return 200, headers, body
+
+    BaseResponse.serialized = plain
+
+
+@functools.lru_cache(maxsize=None)
+def _output_shape(service: str, operation: str) -> Any:
+    from moto.core.utils import get_service_model
+
+    return get_service_model(service).operation_model(operation).output_shape
+
+
+def _compare(check_file: str, operation: str, ours: tuple, moto: tuple) -> None:
+    status, headers, body = moto
+    same = (ours[0] == status and json.loads(ours[2]) == json.loads(body)
+            and ours[1].get("Content-Type") == headers.get("Content-Type"))
+    if not same:
+        _note(check_file, f"{operation} answered differently:\n  moto: {status} {headers} {body[:2000]}\n"
+                          f"  ours: {ours[0]} {ours[1]} {ours[2][:2000]}")
+
+
+def _note(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(text + "\n")
+
+
+def cached_method_names() -> None:
+    from moto.core import responses, utils
+
+    cached = functools.lru_cache(maxsize=None)(utils.method_names_from_class)
+    utils.method_names_from_class = cached
+    responses.method_names_from_class = cached
