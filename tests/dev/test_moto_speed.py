@@ -1,0 +1,144 @@
+"""dev/stack/moto_speed.py: the local DynamoDB's shortcuts answer what moto itself answers.
+
+A moto server of this module's own runs with TESSERA_MOTO_CHECK, so it also answers every item call and
+every Query moto's own way and writes any difference to a file; each test reads the answers it expects
+(written out here, not asked of moto) and finds that file holding its first line alone."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import boto3
+import pytest
+
+from dev.stack import local_stack as stack
+from dev.stack import moto_speed
+
+TABLE = "moto-speed"
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """(client, stream client, check file) of a moto server that checks itself."""
+    check_file = tmp_path_factory.mktemp("moto-speed") / "differences.txt"
+    port = stack.free_port()
+    saved = os.environ.get("TESSERA_MOTO_CHECK")
+    os.environ["TESSERA_MOTO_CHECK"] = str(check_file)
+    try:
+        process = stack.start_moto(port)
+    finally:
+        os.environ.pop("TESSERA_MOTO_CHECK")
+        if saved is not None:
+            os.environ["TESSERA_MOTO_CHECK"] = saved
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "g")],
+        GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                 "Projection": {"ProjectionType": "ALL"}}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name="us-east-1")
+    yield client, streams, check_file
+    os.killpg(process.pid, 15)
+    process.wait(timeout=10)
+
+
+def differences(check_file: Path) -> list:
+    lines = check_file.read_text().splitlines()
+    assert lines and "compares every item operation's answer" in lines[0], lines[:1]
+    return lines[1:]
+
+
+def item(pk: str, sk: str, **more) -> dict:
+    return {"pk": {"S": pk}, "sk": {"S": sk}, **more}
+
+
+def test_a_query_on_the_tables_key_reads_its_partition_as_moto_does(checked):
+    client, _, check_file = checked
+    run = secrets.token_hex(4)
+    for p in range(12):  # other partitions, before and after the one queried, in the same table
+        for s in range(5):
+            client.put_item(TableName=TABLE, Item=item(f"{run}#{p}", f"s{s}", n={"N": str(p * 10 + s)}))
+    mine = f"{run}#5"
+
+    def sks(**query) -> list:
+        pages, start = [], None
+        while True:
+            page = client.query(TableName=TABLE, KeyConditionExpression="pk = :p",
+                                ExpressionAttributeValues={":p": {"S": mine}, **query.pop("values", {})},
+                                **query, **({"ExclusiveStartKey": start} if start else {}))
+            pages.append([found["sk"]["S"] for found in page["Items"]])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return pages
+
+    assert sks() == [["s0", "s1", "s2", "s3", "s4"]]
+    assert sks(ScanIndexForward=False, Limit=2) == [["s4", "s3"], ["s2", "s1"], ["s0"]]
+    assert sks(FilterExpression="n > :low", values={":low": {"N": "52"}}) == [["s3", "s4"]]
+    between = client.query(TableName=TABLE, KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+                           ExpressionAttributeValues={":p": {"S": mine}, ":a": {"S": "s1"}, ":b": {"S": "s3"}},
+                           ProjectionExpression="sk")
+    assert between["Items"] == [{"sk": {"S": "s1"}}, {"sk": {"S": "s2"}}, {"sk": {"S": "s3"}}]
+    assert client.query(TableName=TABLE, KeyConditionExpression="pk = :p",
+                        ExpressionAttributeValues={":p": {"S": f"{run}#none"}})["Items"] == []
+    assert differences(check_file) == []
+
+
+def test_an_index_query_and_every_kind_of_attribute_come_back_as_written(checked):
+    client, _, check_file = checked
+    run = secrets.token_hex(4)
+    attributes = {"b": {"B": b"\x00\xffbytes"}, "bs": {"BS": [b"a", b"\x01"]}, "n": {"N": "-12.5"},
+                  "ns": {"NS": ["1", "2"]}, "ss": {"SS": ["x", "y"]}, "t": {"BOOL": True}, "z": {"NULL": True},
+                  "l": {"L": [{"S": "a"}, {"N": "1"}, {"M": {"deep": {"B": b"\x02"}}}]},
+                  "m": {"M": {"k": {"S": "v"}, "e": {"M": {}}}}}
+    client.put_item(TableName=TABLE, Item=item(f"{run}#a", "x", g={"S": run}, **attributes))
+    got = client.get_item(TableName=TABLE, Key={"pk": {"S": f"{run}#a"}, "sk": {"S": "x"}})["Item"]
+    sets = ("bs", "ns", "ss")  # a set comes back in any order
+    assert {name: got[name] for name in attributes if name not in sets} == {
+        name: value for name, value in attributes.items() if name not in sets}
+    assert {name: sorted(next(iter(got[name].values()))) for name in sets} == {
+        name: sorted(next(iter(attributes[name].values()))) for name in sets}
+    by_index = client.query(TableName=TABLE, IndexName="by-g", KeyConditionExpression="g = :g",
+                            ExpressionAttributeValues={":g": {"S": run}})["Items"]
+    assert [found["pk"]["S"] for found in by_index] == [f"{run}#a"]
+    old = client.update_item(TableName=TABLE, Key={"pk": {"S": f"{run}#a"}, "sk": {"S": "x"}},
+                             UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": {"N": "3"}},
+                             ReturnValues="UPDATED_OLD")["Attributes"]
+    assert old == {"n": {"N": "-12.5"}}
+    batch = client.batch_get_item(RequestItems={TABLE: {"Keys": [{"pk": {"S": f"{run}#a"}, "sk": {"S": "x"}},
+                                                                 {"pk": {"S": f"{run}#b"}, "sk": {"S": "x"}}]}})
+    assert [found["n"] for found in batch["Responses"][TABLE]] == [{"N": "3"}]
+    deleted = client.delete_item(TableName=TABLE, Key={"pk": {"S": f"{run}#a"}, "sk": {"S": "x"}},
+                                 ReturnValues="ALL_OLD")["Attributes"]
+    assert deleted["b"] == {"B": b"\x00\xffbytes"}
+    assert differences(check_file) == []
+
+
+def test_the_streams_records_carry_their_images_and_times(checked):
+    client, streams, check_file = checked
+    run = secrets.token_hex(4)
+    client.put_item(TableName=TABLE, Item=item(f"{run}#s", "x", b={"B": b"\x07"}))
+    arn = client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    mine = [r for r in records if r["dynamodb"]["Keys"]["pk"] == {"S": f"{run}#s"}]
+    assert [r["eventName"] for r in mine] == ["INSERT"]
+    assert mine[0]["dynamodb"]["NewImage"]["b"] == {"B": b"\x07"}
+    assert mine[0]["dynamodb"]["ApproximateCreationDateTime"].year >= 2024  # a time, parsed as one by botocore
+    assert differences(check_file) == []
+
+
+def test_a_difference_from_motos_answer_is_written_down(tmp_path):
+    check_file = tmp_path / "differences.txt"
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    moto_speed._compare(str(check_file), "GetItem", (200, headers, '{"Item":{"a":{"S":"1"}}}'),
+                        (200, headers, '{"Item": {"a": {"S": "1"}}}'))
+    assert not check_file.exists()
+    moto_speed._compare(str(check_file), "GetItem", (200, headers, '{"Item":{"a":{"S":"1"}},"Extra":1}'),
+                        (200, headers, '{"Item": {"a": {"S": "1"}}}'))
+    assert "GetItem answered differently" in check_file.read_text()
