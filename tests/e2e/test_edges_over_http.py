@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import pytest
@@ -149,25 +150,35 @@ class HeardSDK(CountingSDK):
         self.heard.append((response.status_code, response.headers.get("retry-after"), time.monotonic()))
 
 
-@pytest.mark.parametrize("rpm", [1, 10])
-def test_a_default_sdk_client_waits_the_retry_after_and_is_admitted(local_stack, tenant, operator, rpm):
-    tenant_id, _, key = tenant
-    status, _ = call("PUT", f"{local_stack.api_url}/admin/tenants/{tenant_id}/limits",
-                     {"requests_per_minute": rpm}, token=operator)
+def retried_after_refusal(api_url: str, operator: str, rpm: int) -> tuple:
+    """A new tenant limited to `rpm` calls a minute makes them, then one more with a default SDK client:
+    refused once, then admitted on the SDK's own retry. What the SDK heard, and when the last call began."""
+    tenant_id, _, key = new_tenant(api_url)
+    status, _ = call("PUT", f"{api_url}/admin/tenants/{tenant_id}/limits", {"requests_per_minute": rpm},
+                     token=operator)
     assert status == 200
-    sdk = HeardSDK(local_stack.api_url, key)  # max_retries=2, the SDK's default
+    sdk = HeardSDK(api_url, key)  # max_retries=2, the SDK's default
     for _ in range(rpm):
         sdk.client.messages.create(**MESSAGE)
     sdk.heard.clear()
     started = time.monotonic()
-    message = sdk.client.messages.create(**MESSAGE)  # refused once, then admitted on the SDK's own retry
+    message = sdk.client.messages.create(**MESSAGE)
     assert message.content and message._request_id
-    (refused, retry_after, refused_at), (admitted, _, admitted_at) = sdk.heard
-    print(f"rpm {rpm}: Retry-After {retry_after} s; admitted {admitted_at - refused_at:.2f} s after the "
-          f"refusal, {admitted_at - started:.2f} s after the call began")
-    assert (refused, admitted) == (429, 200)
-    assert 1 <= int(retry_after) <= 60
-    assert int(retry_after) <= admitted_at - refused_at < int(retry_after) + 2
+    return list(sdk.heard), started
+
+
+def test_a_default_sdk_client_waits_the_retry_after_and_is_admitted(local_stack, operator):
+    # Both limits at once, each on a tenant of its own: each waits out up to a minute of its rate window.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {rpm: pool.submit(retried_after_refusal, local_stack.api_url, operator, rpm) for rpm in (1, 10)}
+        heard = {rpm: run.result() for rpm, run in runs.items()}
+    for rpm, (answers, started) in heard.items():
+        (refused, retry_after, refused_at), (admitted, _, admitted_at) = answers
+        print(f"rpm {rpm}: Retry-After {retry_after} s; admitted {admitted_at - refused_at:.2f} s after the "
+              f"refusal, {admitted_at - started:.2f} s after the call began")
+        assert (refused, admitted) == (429, 200)
+        assert 1 <= int(retry_after) <= 60
+        assert int(retry_after) <= admitted_at - refused_at < int(retry_after) + 2
 
 
 def test_the_sdks_request_id_is_the_answers_own_on_success_and_on_refusal(local_stack, tenant, operator):
