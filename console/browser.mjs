@@ -161,7 +161,11 @@ try {
   await visit(operator, opSeen, "operator_tenants", "#/op/tenants?sort=spend", "#tenants-table");
   await operator.fill("#tenant-search", slug.slice(0, 14));
   await operator.click("form[role=search] button");
-  await operator.waitForSelector(`#tenants-table >> text=Console Test Co`);
+  // The search's answer, not the list before it (which, on a stack with other tenants, also shows this one).
+  await operator.waitForFunction((prefix) => {
+    const rows = [...document.querySelectorAll("#tenants-table tbody tr")];
+    return rows.length > 0 && rows.every((r) => r.textContent.includes(prefix));
+  }, slug.slice(0, 14));
   const found = await operator.$$eval("#tenants-table tbody tr", (rows) => rows.map((r) => r.textContent));
   step("operator found tenant", { rows: found.length, row: found[0] });
   const tenantId = (await call("GET", "/me", key)).json.tenant_id;

@@ -23,7 +23,7 @@ import pytest
 from dev.clients import install as clients 
 from dev.stack import local_stack as stack
 from published import PUBLISHED
-from test_local_stack import call, local_stack, sign_up  # noqa: F401  (the module's own stack)
+from test_local_stack import call, local_stack, sign_up  # noqa: F401  (the test process's shared stack)
 
 pytestmark = pytest.mark.e2e
 

@@ -21,9 +21,18 @@ import yaml
 
 from dev.stack import local_stack as stack 
 from test_edges_over_http import new_tenant
-from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
+from test_local_stack import call, started_stack
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    """A stack of this module's own: editing the plan catalog through the operator routes changes what every
+    tenant of a stack meets."""
+    with started_stack() as running:
+        yield running
+
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")

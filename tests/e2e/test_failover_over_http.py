@@ -13,9 +13,18 @@ import boto3
 import pytest
 
 from test_edges_over_http import new_tenant
-from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
+from test_local_stack import call, started_stack
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    """A stack of this module's own: opening the pool's breakers in the table changes what every tenant of
+    a stack meets."""
+    with started_stack() as running:
+        yield running
+
 
 MODEL = "claude-haiku-4-5"  # Bedrock: global.anthropic.claude-haiku-4-5-20251001-v1:0
 HAIKU_INPUT, HAIKU_OUTPUT = 1, 5  # $ per million tokens, Anthropic's and Bedrock's global profile alike

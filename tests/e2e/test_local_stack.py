@@ -108,10 +108,9 @@ def developer_shell():
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="module")
-def local_stack():
-    """One stack per test module (other modules import this fixture): moto server, the stand-in and
-    chalice local as real processes, started as `make run` starts them."""
+@contextlib.contextmanager
+def started_stack():
+    """moto server, the stand-in and chalice local as real processes, started as `make run` starts them."""
     started = time.monotonic()
     with developer_shell():
         running = stack.LocalStack(*free_ports(3)).start()
@@ -120,6 +119,23 @@ def local_stack():
         yield running
     finally:
         running.stop()
+
+
+_shared: Optional[Any] = None
+
+
+@pytest.fixture(scope="module")
+def local_stack(request):
+    """One stack per test process, shared by every end-to-end module that imports this fixture: they only
+    add tenants of their own. A module that changes what every tenant meets (a plan in the catalog, the
+    pool's breakers) starts its own with `started_stack()`. Started on first use, stopped as the session
+    ends."""
+    global _shared
+    if _shared is None:
+        context = started_stack()
+        _shared = context.__enter__()
+        request.config.add_cleanup(lambda: context.__exit__(None, None, None))
+    return _shared
 
 
 def sign_up(api_url: str, company: str = "E2E Inc", prefix: str = "e2e") -> Tuple[dict, str, str]:
