@@ -7,7 +7,7 @@ from collections import Counter
 from decimal import Decimal
 from typing import Any, List, Tuple
 
-from dev.bench.harness import ApiGateway, load_app_copy, BenchBase
+from dev.bench.harness import ApiGateway, BenchBase, _silence_app_output, load_app_copy
 from dev.bench.report import percentile, section
 
 
@@ -24,6 +24,7 @@ class Concurrency(BenchBase):
         # (as in Lambda). Each thread therefore drives its own instance of app.py; chalicelib (the
         # gateway, its caches and the one DynamoDB client) is shared, as in one warm process.
         apps = [ApiGateway(load_app_copy(i)) for i in range(s.threads)]
+        _silence_app_output()
         throughput, p50s, p95s, exact = [], [], [], []
         for round_no in range(s.concurrency_rounds):
             tenant = self.new_tenant(f"bench-concurrency-{round_no}")

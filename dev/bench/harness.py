@@ -262,7 +262,6 @@ def load_app_copy(index: int) -> Any:
         sys.modules.update(kept)
         if "chalicelib.routes" in kept:
             chalicelib.routes = kept["chalicelib.routes"]
-    _silence_app_output()
     return module
 
 

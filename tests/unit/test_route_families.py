@@ -1,21 +1,16 @@
-"""The route families (chalicelib/routes/) serve the request of the app that called them, wherever the same
-blueprints are registered more than once: the bench drives one copy of app.py per thread, all sharing the
-families (dev/bench/harness.py), and a blueprint's own `current_request` is only its last app's."""
-import importlib.util
+"""The route families (chalicelib/routes/) serve the request they were called for: when one app serves
+several at once on threads, as `chalice local` does (one thread per connection, and chalice keeps one
+`current_request` per app), and in each of the bench's copies of app.py (dev/bench/harness.py), whose
+route families are their own."""
 import json
 import threading
-from pathlib import Path
 
 from chalicelib.tenancy import TenantContext
+from dev.bench.harness import load_app_copy
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def app_copy(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.app
+def app_copy(index):
+    return load_app_copy(index).app
 
 
 def get_me(app, tenant_id):
@@ -31,19 +26,22 @@ def get_me(app, tenant_id):
     return json.loads(response["body"])["tenant_id"]
 
 
-def test_each_copy_of_the_app_answers_from_its_own_request():
-    first, last = app_copy("_families_first"), app_copy("_families_last")  # the blueprints' last app: `last`
+def test_each_copy_of_the_app_answers_from_its_own_request_with_every_route_as_declared():
+    first, last = app_copy(0), app_copy(1)
     assert get_me(first, "ten_first") == "ten_first"
     assert get_me(last, "ten_last") == "ten_last"
+    for app in (first, last):  # chalice takes a route's methods out of its options as it registers it
+        assert sorted(app.routes["/tenants"]) == ["POST"] and sorted(app.routes["/v1/messages"]) == ["POST"]
+        assert sorted(app.routes["/tenant"]) == ["GET", "PATCH"]
 
 
-def test_copies_serving_at_once_on_threads_each_see_their_own_tenant():
-    apps = [app_copy(f"_families_{i}") for i in range(4)]
+def test_requests_served_at_once_on_threads_of_one_app_each_see_their_own_tenant():
+    app = app_copy(2)
     seen, errors = {}, []
 
     def serve(i):
         try:
-            seen[i] = [get_me(apps[i], f"ten_{i}") for _ in range(25)]
+            seen[i] = [get_me(app, f"ten_{i}") for _ in range(25)]
         except Exception as error:  # reported below, with the thread's index
             errors.append((i, error))
 
