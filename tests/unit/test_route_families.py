@@ -39,6 +39,13 @@ def test_each_copy_of_the_app_answers_from_its_own_request_with_every_route_as_d
 
 def test_requests_served_at_once_on_threads_of_one_app_each_see_their_own_tenant():
     app = app_copy(2)
+    together = threading.Barrier(4)
+
+    def all_at_once(event, get_response):  # every thread's request is under way before any is served
+        together.wait(timeout=10)
+        return get_response(event)
+
+    app.register_middleware(all_at_once, "http")
     seen, errors = {}, []
 
     def serve(i):
