@@ -42,7 +42,7 @@ def install() -> None:
     check_file = os.environ.get("TESSERA_MOTO_CHECK") or None
     partition_queries(check_file)
     plain_item_answers(check_file)
-    cached_method_names()
+    cached_listings()
 
 
 def partition_queries(check_file: Optional[str] = None) -> None:
@@ -160,9 +160,12 @@ def _note(path: str, text: str) -> None:
         out.write(text + "\n")
 
 
-def cached_method_names() -> None:
+def cached_listings() -> None:
+    from moto import backends
     from moto.core import responses, utils
 
-    cached = functools.lru_cache(maxsize=None)(utils.method_names_from_class)
-    utils.method_names_from_class = cached
-    responses.method_names_from_class = cached
+    methods = functools.lru_cache(maxsize=None)(utils.method_names_from_class)
+    utils.method_names_from_class = methods
+    responses.method_names_from_class = methods
+    modules = tuple(backends.list_of_moto_modules())  # the installed package's folders: fixed while it runs
+    backends.list_of_moto_modules = lambda: modules
