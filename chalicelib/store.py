@@ -20,21 +20,36 @@ BATCH_GET_KEYS = 100  # DynamoDB's most keys per BatchGetItem
 
 
 def get_items(refs: Sequence[ItemRef], consistent: bool = False) -> List[Optional[Model]]:
-    """Fetch items of different models in one round trip (more only if DynamoDB defers keys)."""
+    """Fetch items of different models in one round trip (more only past 100 keys, or if DynamoDB defers keys)."""
     wanted = {(pk, sk): model for model, pk, sk in refs}
-    found = {}
-    pending = [{"pk": pk, "sk": sk} for pk, sk in wanted]
     connection = _Item._get_connection()
-    table_name = _Item.Meta.table_name
-    while pending:
-        keys, pending = pending[:BATCH_GET_KEYS], pending[BATCH_GET_KEYS:]
-        data = connection.batch_get_item(keys, consistent_read=consistent or None)
-        for raw in data.get("Responses", {}).get(table_name, []):
-            key = (raw["pk"]["S"], raw["sk"]["S"])
-            found[key] = wanted[key].from_raw_data(raw)
-        unprocessed = data.get("UnprocessedKeys", {}).get(table_name, {}).get("Keys", [])
-        pending += [{"pk": k["pk"]["S"], "sk": k["sk"]["S"]} for k in unprocessed]
+    keys = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in wanted]
+    found = {}
+    for raw in batch_get(connection.connection.client, connection.table_name, keys, consistent):
+        key = (raw["pk"]["S"], raw["sk"]["S"])
+        found[key] = wanted[key].from_raw_data(raw)
     return [found.get((pk, sk)) for _, pk, sk in refs]
+
+
+def batch_get(client: Any, table: str, keys: Sequence[Dict[str, Any]], consistent: bool = False) -> List[dict]:
+    """The items of `keys` that exist, as DynamoDB's attribute maps, asked 100 keys at a time. Keys DynamoDB
+    leaves unprocessed (a partition past its read capacity) are asked again after RETRY's pause; after RETRY's
+    attempts with keys still left, RuntimeError: an answer with items missing would read as items absent."""
+    found: List[dict] = []
+    pending, deferred = list(keys), 0
+    while pending:
+        batch, pending = pending[:BATCH_GET_KEYS], pending[BATCH_GET_KEYS:]
+        request = {"Keys": batch, **({"ConsistentRead": True} if consistent else {})}
+        answer = client.batch_get_item(RequestItems={table: request})
+        found += answer.get("Responses", {}).get(table, [])
+        unprocessed = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        if unprocessed:
+            deferred += 1
+            if deferred >= RETRY.attempts:
+                raise RuntimeError(f"DynamoDB left {len(unprocessed)} keys unprocessed {deferred} times")
+            RETRY.wait(deferred)
+            pending += unprocessed
+    return found
 
 
 def transaction(client_request_token: Optional[str] = None):

@@ -33,7 +33,7 @@ from chalicelib.metering import pool
 from chalicelib.metering.pool import DIMENSIONS, Amounts, Window
 from chalicelib.observability import PoolStanding
 from chalicelib.plan_models import PLAN_PARTITION, POOL_SHARES_SK
-from chalicelib.store import RETRY
+from chalicelib.store import RETRY, batch_get
 
 log = get_logger("pool")
 
@@ -130,16 +130,7 @@ class PoolStore:
         none (the built-in plans' shares hold)."""
         dynamodb, table = self._table()
         minute, summary = self._key(model, start), {"pk": {"S": PLAN_PARTITION}, "sk": {"S": POOL_SHARES_SK}}
-        wanted, found = [minute, summary], []
-        for attempt in range(1, TAKE_ATTEMPTS + 1):  # keys DynamoDB left unprocessed (throttled) are asked again
-            answer = dynamodb.batch_get_item(RequestItems={table: {"Keys": wanted, "ConsistentRead": True}})
-            found += answer.get("Responses", {}).get(table, [])
-            wanted = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-            if not wanted:
-                break
-            RETRY.wait(attempt)
-        else:
-            raise RuntimeError("pool minute not read: DynamoDB left keys unprocessed")
+        found = batch_get(dynamodb, table, [minute, summary], consistent=True)
         item = next((i for i in found if i["sk"]["S"] == minute["sk"]["S"]), {})
         shares = next((_shares(i) for i in found if i["sk"]["S"] == POOL_SHARES_SK), None)
         return Window(start, _by_plan(item)), int(item.get("version", {}).get("N", 0)), shares
