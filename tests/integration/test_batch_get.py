@@ -4,6 +4,7 @@ DynamoDB's throttling is played at the network edge: a botocore hook answers as 
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -15,12 +16,16 @@ from conftest import random_slug
 
 
 class Throttle:
-    """Answers the first `times` BatchGetItem calls with every key unprocessed and nothing read."""
+    """Answers the test thread's first `times` BatchGetItem calls with every key unprocessed and nothing read
+    (the usage stream's pump reads through the same client on its own thread)."""
 
     def __init__(self, times: int) -> None:
         self.times, self.calls, self.keys_asked = times, 0, []
+        self.thread = threading.get_ident()
 
     def __call__(self, params, **kwargs):
+        if threading.get_ident() != self.thread:
+            return None
         asked = json.loads(params["body"])["RequestItems"]
         self.calls += 1
         self.keys_asked.append(sum(len(request["Keys"]) for request in asked.values()))
