@@ -139,16 +139,28 @@ def _claim(scope: Scope, key: str, request_fingerprint: str, lease_seconds: int)
     return int(existing.status_code), json.loads(existing.response), headers
 
 
-def _store(scope: Scope, key: str, status: int, body: Any, headers: Dict[str, str]) -> None:
-    record = _record(scope, key)
+def _done(status: int, body: Any, headers: Dict[str, str]) -> list:
     text = json.dumps(body, separators=(",", ":"))
-    stored = text if len(text.encode()) <= MAX_STORED_BYTES else None
     actions = [IdempotentCall.state.set("done"), IdempotentCall.status_code.set(status),
                IdempotentCall.headers.set(json.dumps(headers))]
-    if stored is not None:
-        actions.append(IdempotentCall.response.set(stored))
+    if len(text.encode()) <= MAX_STORED_BYTES:
+        actions.append(IdempotentCall.response.set(text))
+    return actions
+
+
+def store_in(tx: Any, scope: Scope, key: str, request_fingerprint: str, status: int, body: Any,
+             headers: Dict[str, str]) -> None:
+    """Store the response inside the caller's transaction, for work that is one transaction (a sign-up): the
+    record is done exactly when the work is, so a retry replays even if the handler dies before `run_once`
+    stores it, or the commit's answer is lost after DynamoDB applied it. The claim must still be this one's."""
+    tx.update(_record(scope, key), actions=_done(status, body, headers),
+              condition=(IdempotentCall.state == "running") & (IdempotentCall.fingerprint == request_fingerprint))
+
+
+def _store(scope: Scope, key: str, status: int, body: Any, headers: Dict[str, str]) -> None:
+    record = _record(scope, key)
     try:
-        record.update(actions=actions)
+        record.update(actions=_done(status, body, headers))
     except Exception as error:  # the call is billed once either way; a retry would then run it again
         log.error("idempotent response not stored", extra={"fields": {"error": type(error).__name__}})
 

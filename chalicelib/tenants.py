@@ -98,10 +98,11 @@ def sign_up_once(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
     key = idempotency.check_key(idempotency_key)
     fingerprint = _signup_fingerprint(key, name, slug, email, password) if key is not None else ""
     return idempotency.run_once(idempotency.signup_scope, key, fingerprint,
-                                lambda: (201, _create(name, slug, email, password, notifier), {}))
+                                lambda: (201, _create(name, slug, email, password, notifier, key, fingerprint), {}))
 
 
-def _create(name: str, slug: str, email: str, password: str, notifier: Optional[Notifier]) -> dict:
+def _create(name: str, slug: str, email: str, password: str, notifier: Optional[Notifier],
+            idempotency_key: Optional[str], fingerprint: str) -> dict:
     now = utcnow()
     tenant_id, user_id = new_id("ten"), new_id("usr")
     pk = tenant_pk(tenant_id)
@@ -112,6 +113,10 @@ def _create(name: str, slug: str, email: str, password: str, notifier: Optional[
                     gsi3pk=SLUG_LIST_PARTITION, gsi3sk=slug)
     owner = User(pk, User.sk_for(user_id), user_id=user_id, email=email,
                  password_hash=hash_password(password), role="owner", status="active", created_at=now)
+    response = {
+        "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
+        "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
+    }
     try:
         with transaction(client_request_token=tenant_id) as tx:
             tx.save(SlugClaim(*SlugClaim.key(slug), tenant_id=tenant_id), condition=SlugClaim.pk.does_not_exist())
@@ -122,16 +127,15 @@ def _create(name: str, slug: str, email: str, password: str, notifier: Optional[
                              inject_context=True, updated_at=now, **DEFAULT_AI_SETTINGS))
             tx.save(Admission(pk, Admission.SK, version=0, limits=TenantLimits.of(tenant).to_json(),
                               counters={}))
+            if idempotency_key is not None:  # the replay is written with the tenant (chalicelib/idempotency.py)
+                idempotency.store_in(tx, idempotency.signup_scope, idempotency_key, fingerprint, 201, response, {})
     except TransactWriteError as error:
         if cancelled_because(error, 0):
             raise Conflict(f"The slug '{slug}' is already taken.", code="slug_taken") from None
         raise
     log.info("tenant created", extra={"fields": {"tenant_id": tenant_id}})
     _send_welcome(notifier or Notifier(), email, slug)
-    return {
-        "tenant_id": tenant_id, "slug": slug, "name": name, "plan": DEFAULT_PLAN, "status": "active",
-        "created_at": isoformat(now), "owner": {"user_id": user_id, "email": email, "role": "owner"},
-    }
+    return response
 
 
 def _send_welcome(notifier: Notifier, email: str, slug: str) -> None:

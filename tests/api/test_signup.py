@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import urllib.request
 
 import pytest
@@ -355,6 +356,35 @@ def test_a_replayed_signup_says_so_and_the_first_does_not(module_api):
     assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (201, "true")
 
 
+class LostAnswers(ClientHook):
+    """Every UpdateItem the test's own thread makes outside a transaction fails at the client's edge: the
+    store `run_once` makes after a sign-up's transaction never reaches DynamoDB (as when the handler dies)."""
+
+    event = "before-call.dynamodb.UpdateItem"
+
+    def __init__(self):
+        self.lost, self.thread = 0, threading.get_ident()
+
+    def _before(self, params, **kwargs):
+        if threading.get_ident() != self.thread:
+            return None
+        self.lost += 1
+        from botocore.awsrequest import AWSResponse
+
+        return AWSResponse(params["url"], 500, {}, None), {
+            "Error": {"Code": "InternalServerError", "Message": "lost"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+
+
+def test_a_signup_whose_handler_never_stored_its_answer_is_replayed_from_its_transaction(module_api):
+    body, key = signup_body(), secrets.token_hex(8)
+    with LostAnswers() as lost:
+        first = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201 and lost.lost >= 1
+    retry = module_api.call("POST", "/tenants", body, headers={"Idempotency-Key": key})
+    assert (retry.status_code, retry.json) == (201, first.json)
+    assert [t.tenant_id for t in tenants_with_slug(body["slug"])] == [first.json["tenant_id"]]
+
+
 def test_a_failed_signup_releases_its_key_so_a_retry_runs_anew(module_api):
     taken = module_api.call("POST", "/tenants", signup_body()).json["slug"]
     key, body = secrets.token_hex(8), signup_body(slug=taken)
@@ -372,10 +402,11 @@ class DynamoCalls(ClientHook):
     event = "before-call.dynamodb"
 
     def __init__(self):
-        self.names = []
+        self.names, self.thread = [], threading.get_ident()
 
     def _before(self, model, **kwargs):
-        self.names.append(model.name)
+        if threading.get_ident() == self.thread:  # not the usage stream's pump, which shares the client
+            self.names.append(model.name)
 
 
 @pytest.mark.parametrize("bad", [{"slug": "Not A Slug"}, {"password": "short"}, {"email": "nobody"}])
