@@ -31,10 +31,13 @@ def get_items(refs: Sequence[ItemRef], consistent: bool = False) -> List[Optiona
     return [found.get((pk, sk)) for _, pk, sk in refs]
 
 
-def batch_get(client: Any, table: str, keys: Sequence[Dict[str, Any]], consistent: bool = False) -> List[dict]:
+def batch_get(client: Any, table: str, keys: Sequence[Dict[str, Any]], consistent: bool = False,
+              policy: Optional["RetryPolicy"] = None) -> List[dict]:
     """The items of `keys` that exist, as DynamoDB's attribute maps, asked 100 keys at a time. Keys DynamoDB
-    leaves unprocessed (a partition past its read capacity) are asked again after RETRY's pause; after RETRY's
-    attempts with keys still left, RuntimeError: an answer with items missing would read as items absent."""
+    leaves unprocessed (a partition past its read capacity: throttling) are asked again after THROTTLED's pause
+    (or `policy`'s); once its attempts are spent with keys still left, RuntimeError: an answer with items
+    missing would read as items absent."""
+    policy = policy or THROTTLED
     found: List[dict] = []
     pending, deferred = list(keys), 0
     while pending:
@@ -45,9 +48,9 @@ def batch_get(client: Any, table: str, keys: Sequence[Dict[str, Any]], consisten
         unprocessed = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
         if unprocessed:
             deferred += 1
-            if deferred >= RETRY.attempts:
+            if deferred >= policy.attempts:
                 raise RuntimeError(f"DynamoDB left {len(unprocessed)} keys unprocessed {deferred} times")
-            RETRY.wait(deferred)
+            policy.wait(deferred)
             pending += unprocessed
     return found
 
@@ -88,7 +91,8 @@ class RetryPolicy:
 
 RETRY = RetryPolicy(attempts=6, base_seconds=0.025, cap_seconds=0.2)
 # The same backoff for work DynamoDB throttled rather than raced: items a BatchWriteItem left unprocessed (a
-# partition past its 1,000 writes a second) and a budget-job segment that failed whole. Throttling lasts as long
+# partition past its 1,000 writes a second), keys a BatchGetItem left unprocessed (`batch_get`) and a
+# budget-job segment that failed whole. Throttling lasts as long
 # as the load does, not one round trip: 50 ms doubling to a 5 s cap, 8 attempts, at most 6.35 s of pauses.
 THROTTLED = RetryPolicy(attempts=8, base_seconds=0.05, cap_seconds=5.0)
 

@@ -20,6 +20,11 @@ def standin_requests(url):
         return json.loads(response.read())
 
 
+def forget_standin_requests(url):
+    """Empty the stand-in's log (it keeps the last 100): what a test reads after this is its own."""
+    urllib.request.urlopen(urllib.request.Request(f"{url}/_standin/requests", method="DELETE")).close()
+
+
 def fingerprint(key):
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import WritesNothing
 from content_blocks import WEATHER_TOOL, image, png
-from test_ai_gateway import last_request_for, standin_requests
+from test_ai_gateway import forget_standin_requests, last_request_for, standin_requests
 
 SONNET = "claude-sonnet-4-6"
 
@@ -81,14 +81,14 @@ def test_max_tokens_is_served_as_asked_up_to_the_plans_cap(sdk, standin):
 
 def test_max_tokens_above_the_plans_cap_is_refused_naming_the_cap(client, tenant_key, standin):
     tenant, key = tenant_key
-    before = len(standin_requests(standin))
+    forget_standin_requests(standin)
     with WritesNothing(tenant.id), pytest.raises(anthropic.BadRequestError) as caught:
         sdk_for(client, key).messages.create(model=SONNET, max_tokens=2049,
                                              messages=[{"role": "user", "content": "hi"}])
     error = caught.value.body["error"]
     assert (error["code"], error["max_tokens_cap"]) == ("max_tokens_above_cap", 2048)
     assert error["message"] == "max_tokens: 2049 is above the free plan's cap of 2048. Ask for 2048 or fewer."
-    assert len(standin_requests(standin)) == before
+    assert standin_requests(standin) == []  # nothing reached upstream
 
 
 def test_an_omitted_temperature_takes_anthropics_default_not_the_tenants(sdk, standin):
@@ -109,14 +109,14 @@ def test_an_omitted_temperature_takes_the_one_an_admin_chose(api, sdk, tenant_ke
 @pytest.mark.parametrize("model", ["claude-2.1", "claude-opus-4-6"])  # unknown; Opus needs the pro plan
 def test_model_outside_the_allow_list_is_a_404_not_found_that_writes_nothing(client, tenant_key, standin, model):
     tenant, key = tenant_key
-    before = len(standin_requests(standin))
+    forget_standin_requests(standin)
     with WritesNothing(tenant.id), pytest.raises(anthropic.NotFoundError) as caught:
         sdk_for(client, key).messages.create(model=model, max_tokens=10,
                                              messages=[{"role": "user", "content": "hi"}])
     error = caught.value.response.json()["error"]
     assert (error["type"], error["code"]) == ("not_found_error", "model_not_found")
     assert error["message"].startswith(f"model: {model} ")
-    assert len(standin_requests(standin)) == before
+    assert standin_requests(standin) == []  # nothing reached upstream
 
 
 def test_bad_key_raises_the_sdks_auth_error_in_anthropics_shape(client):
@@ -208,13 +208,13 @@ def test_extended_thinking_works_on_a_new_tenant(sdk, standin):
 
 
 def test_a_thinking_budget_at_or_above_max_tokens_is_refused_naming_both(sdk, standin):
-    before = len(standin_requests(standin))
+    forget_standin_requests(standin)
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.create(model=SONNET, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 2000},
                             messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["error"]["message"] == (
         "thinking.budget_tokens (2000) must be less than max_tokens (2000).")
-    assert len(standin_requests(standin)) == before
+    assert standin_requests(standin) == []  # nothing reached upstream
 
 
 @pytest.mark.parametrize("extra,code", [
@@ -232,7 +232,7 @@ def test_a_thinking_budget_at_or_above_max_tokens_is_refused_naming_both(sdk, st
     ({"stream": 0}, "invalid_field"),
 ])
 def test_what_a_budget_cannot_bound_is_refused_before_anything_is_sent(client, tenant_key, standin, extra, code):
-    before = len(standin_requests(standin))
+    forget_standin_requests(standin)
     body = {"model": SONNET, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}], **extra}
     response = client.http.request("POST", "/v1/messages", body=json.dumps(body).encode(),
                                    headers={"Authorization": f"Bearer {tenant_key[1]}",
@@ -242,7 +242,7 @@ def test_what_a_budget_cannot_bound_is_refused_before_anything_is_sent(client, t
     assert (error["type"], error["code"]) == ("invalid_request_error", code)
     named = next(iter(extra))
     assert named in error["message"] or code in ("unsupported_tool", "unsupported_block", "invalid_field")
-    assert len(standin_requests(standin)) == before
+    assert standin_requests(standin) == []  # nothing reached upstream
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
@@ -255,7 +255,7 @@ def test_what_a_budget_cannot_bound_is_refused_before_anything_is_sent(client, t
      "invalid_field"),
 ])
 def test_a_type_that_is_not_a_string_is_a_400_not_a_500(client, tenant_key, standin, path, extra, code):
-    before = len(standin_requests(standin))
+    forget_standin_requests(standin)
     body = {"model": SONNET, "messages": [{"role": "user", "content": "hi"}], **extra}
     if path == "/v1/messages":
         body["max_tokens"] = 16
@@ -265,7 +265,7 @@ def test_a_type_that_is_not_a_string_is_a_400_not_a_500(client, tenant_key, stan
     assert response.status_code == 400, response.body
     error = json.loads(response.body)["error"]
     assert (error["type"], error["code"]) == ("invalid_request_error", code)
-    assert len(standin_requests(standin)) == before
+    assert standin_requests(standin) == []  # nothing reached upstream
 
 
 # --- streaming ----------------------------------------------------------------------------------
@@ -410,12 +410,12 @@ def test_a_claude_code_shaped_request_passes_with_its_betas_forwarded(sdk, stand
 
 @pytest.mark.parametrize("beta", ["files-api-2025-04-14", "mcp-client-2025-11-20", "code-execution-2025-08-25"])
 def test_a_beta_the_table_refuses_is_refused_by_name_before_anything_is_sent(sdk, standin, beta):
-    before = len(standin_requests(standin))
+    forget_standin_requests(standin)
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.create(model=SONNET, max_tokens=16, extra_headers={"anthropic-beta": f"effort-2025-11-24,{beta}"},
                             messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["error"]["code"] == "unsupported_beta" and beta in caught.value.body["error"]["message"]
-    assert len(standin_requests(standin)) == before
+    assert standin_requests(standin) == []  # nothing reached upstream
 
 
 def test_an_unknown_beta_is_forwarded(sdk, standin):

@@ -59,7 +59,9 @@ def run_claude(claude, local_stack, key, variable, prompt, workdir):  # noqa: F8
     home.mkdir(exist_ok=True)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_BASE_URL": local_stack.api_url, variable: key,
            "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    before = len(standin_requests(local_stack))
+    # The stand-in keeps its last 100 requests, and the stack serves this process's other modules too.
+    urllib.request.urlopen(urllib.request.Request(local_stack.standin_url + "/_standin/requests",
+                                                  method="DELETE")).close()
     started = time.monotonic()
     done = subprocess.run([str(claude), "-p", prompt, "--output-format", "json"], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -67,7 +69,7 @@ def run_claude(claude, local_stack, key, variable, prompt, workdir):  # noqa: F8
     if done.returncode != 0:
         pytest.fail(f"claude exited {done.returncode}: {done.stdout[:3000]} {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
-    seen = standin_requests(local_stack)[before:]
+    seen = standin_requests(local_stack)
     print(f"claude -p {prompt[:30]!r} ({variable}): {len(seen)} requests in {seconds:.1f} s")
     return result, seen
 

@@ -1,5 +1,6 @@
 """chalicelib/store.py `batch_get` and `get_items`, the one way the product reads several items at once: 100 keys
-a request, keys DynamoDB leaves unprocessed asked again, and never an answer with items silently missing.
+a request, keys DynamoDB leaves unprocessed asked again on the throttling policy, and never an answer with
+items silently missing.
 DynamoDB's throttling is played at the network edge: a botocore hook answers as a throttled table does."""
 from __future__ import annotations
 
@@ -80,7 +81,18 @@ def test_keys_left_unprocessed_are_asked_again_and_found(throttled):
 
 def test_keys_still_unprocessed_after_every_attempt_are_an_error_not_items_absent(throttled):
     made = tenants(1)
-    counted = throttled(store.RETRY.attempts)
+    quick = store.RetryPolicy(attempts=4, base_seconds=0.001, cap_seconds=0.001)  # THROTTLED's pauses add to 6 s
+    counted = throttled(quick.attempts)
+    connection = table_connection()
     with pytest.raises(RuntimeError, match="unprocessed"):
-        store.get_items([(Tenant, tenant_pk(made[0]), Tenant.SK)])
-    assert counted.calls == store.RETRY.attempts
+        store.batch_get(connection.connection.client, connection.table_name,
+                        [{"pk": {"S": tenant_pk(made[0])}, "sk": {"S": Tenant.SK}}], policy=quick)
+    assert counted.calls == quick.attempts
+
+
+def test_throttled_keys_are_asked_again_on_the_throttling_policy(throttled):
+    """Unprocessed keys are throttling: THROTTLED's attempts and pauses, not RETRY's (sized for a conflict)."""
+    made = tenants(1)
+    counted = throttled(store.RETRY.attempts)  # more than RETRY would allow, fewer than THROTTLED's
+    found = store.get_items([(Tenant, tenant_pk(made[0]), Tenant.SK)])
+    assert [t.tenant_id for t in found] == made and counted.calls == store.RETRY.attempts + 1
