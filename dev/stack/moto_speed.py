@@ -18,7 +18,7 @@ of the run's CPU, more than the tests themselves), and two of them grow with eve
 
 `TESSERA_MOTO_CHECK=<file>` makes the server answer every item operation both ways and append any
 difference to that file (which starts with a line saying checking is on); that is how these were checked
-against the whole suite (docs/testing.md).
+against the whole suite (docs/local-dynamodb.md).
 """
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def item(pk: str, sk: str, **more) -> dict:
     return {"pk": {"S": pk}, "sk": {"S": sk}, **more}
 
 
-def test_a_query_on_the_tables_key_reads_its_partition_as_moto_does(checked):
+def test_a_query_on_the_tables_key_answers_as_moto_does_among_other_partitions(checked):
     client, _, check_file = checked
     run = secrets.token_hex(4)
     for p in range(12):  # other partitions, before and after the one queried, in the same table
