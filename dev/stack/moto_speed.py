@@ -11,10 +11,11 @@ of the run's CPU, more than the tests themselves), and two of them grow with eve
   picker for every member of every shape: each attribute value of each item tries all ten members of
   `AttributeValue` (S, N, B, ...) under two spellings. For the item operations (and the stream's
   GetRecords) moto's result is already the JSON document the shape describes, so `plain_item_answers`
-  writes it as it is (bytes as base64 and times as epoch seconds, as moto's JSON serializer writes them,
-  and absent members left out).
-- **Each request lists its handler's methods** with `inspect.getmembers`; `cached_method_names` lists a
-  class's once.
+  writes it as it is, keeping each structure's own members (moto's results carry a few more, such as
+  ConsumedCapacityUnits), bytes as base64 and times as epoch seconds, as moto's JSON serializer writes them.
+- **Each request lists its handler's methods** (`inspect.getmembers`) and **moto's own package folder** (a
+  `stat` of each of its two hundred entries, to tell a service's name from a host); `cached_listings`
+  makes each list once.
 
 `TESSERA_MOTO_CHECK=<file>` makes the server answer every item operation both ways and append any
 difference to that file (which starts with a line saying checking is on); that is how these were checked
