@@ -42,8 +42,14 @@ def test_the_model_table_is_exactly_the_published_one():
 
 
 def test_prices_cannot_be_changed_at_run_time():
+    from chalicelib import pricing
+
     with pytest.raises(dataclasses.FrozenInstanceError):
         MODELS["claude-haiku-4-5"].output = Decimal("0")
+    with pytest.raises(dataclasses.FrozenInstanceError):  # the long-context premium
+        pricing.LONG_CONTEXT.output = Decimal("1")
+    with pytest.raises(dataclasses.FrozenInstanceError):  # where a pool call fails over, and at what price
+        next(iter(pricing.BEDROCK.values())).price = MODELS["claude-haiku-4-5"]
 
 
 @pytest.mark.parametrize("model", PUBLISHED)
