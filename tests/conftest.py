@@ -16,6 +16,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -494,22 +495,30 @@ def tessera_log(caplog):
 
 class ClientHook:
     """`with` a subclass: its `_before` handles botocore's `event` (e.g. "before-call.dynamodb.PutItem") on
-    the app's own DynamoDB client for the block."""
+    the app's own DynamoDB client for the block. With `own_thread_only`, only calls made on the thread that
+    entered the block: the usage stream's pump calls through the same client on a thread of its own."""
 
     event = ""
+    own_thread_only = False
 
     def _before(self, **kwargs):
         raise NotImplementedError
 
+    def _heard(self, **kwargs):
+        if self.own_thread_only and threading.get_ident() != self.thread:
+            return None
+        return self._before(**kwargs)
+
     def __enter__(self):
         from chalicelib.models import table_connection
 
+        self.thread = threading.get_ident()
         self.client = table_connection().connection.client
-        self.client.meta.events.register(self.event, self._before)
+        self.client.meta.events.register(self.event, self._heard)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.meta.events.unregister(self.event, self._before)
+        self.client.meta.events.unregister(self.event, self._heard)
 
 
 class DynamoOutage(ClientHook):

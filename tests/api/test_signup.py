@@ -3,7 +3,6 @@ import hashlib
 import json
 import os
 import secrets
-import threading
 import urllib.request
 
 import pytest
@@ -361,13 +360,12 @@ class LostAnswers(ClientHook):
     store `run_once` makes after a sign-up's transaction never reaches DynamoDB (as when the handler dies)."""
 
     event = "before-call.dynamodb.UpdateItem"
+    own_thread_only = True
 
     def __init__(self):
-        self.lost, self.thread = 0, threading.get_ident()
+        self.lost = 0
 
     def _before(self, params, **kwargs):
-        if threading.get_ident() != self.thread:
-            return None
         self.lost += 1
         from botocore.awsrequest import AWSResponse
 
@@ -400,13 +398,13 @@ class DynamoCalls(ClientHook):
     """The DynamoDB operations the app's own client makes in the block."""
 
     event = "before-call.dynamodb"
+    own_thread_only = True
 
     def __init__(self):
-        self.names, self.thread = [], threading.get_ident()
+        self.names = []
 
     def _before(self, model, **kwargs):
-        if threading.get_ident() == self.thread:  # not the usage stream's pump, which shares the client
-            self.names.append(model.name)
+        self.names.append(model.name)
 
 
 @pytest.mark.parametrize("bad", [{"slug": "Not A Slug"}, {"password": "short"}, {"email": "nobody"}])

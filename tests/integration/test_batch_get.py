@@ -5,7 +5,6 @@ DynamoDB's throttling is played at the network edge: a botocore hook answers as 
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -13,42 +12,25 @@ from botocore.awsrequest import AWSResponse
 from chalicelib import store
 from chalicelib.models import Tenant, table_connection, tenant_pk
 from chalicelib.periods import utcnow
-from conftest import random_slug
+from conftest import ClientHook, random_slug
 
 
-class Throttle:
-    """Answers the test thread's first `times` BatchGetItem calls with every key unprocessed and nothing read
-    (the usage stream's pump reads through the same client on its own thread)."""
+class Throttle(ClientHook):
+    """Answers the test thread's first `times` BatchGetItem calls with every key unprocessed and nothing read."""
+
+    event = "before-call.dynamodb.BatchGetItem"
+    own_thread_only = True
 
     def __init__(self, times: int) -> None:
         self.times, self.calls, self.keys_asked = times, 0, []
-        self.thread = threading.get_ident()
 
-    def __call__(self, params, **kwargs):
-        if threading.get_ident() != self.thread:
-            return None
+    def _before(self, params, **kwargs):
         asked = json.loads(params["body"])["RequestItems"]
         self.calls += 1
         self.keys_asked.append(sum(len(request["Keys"]) for request in asked.values()))
         if self.calls <= self.times:
             return AWSResponse(params["url"], 200, {}, None), {"Responses": {}, "UnprocessedKeys": asked}
         return None
-
-
-@pytest.fixture
-def throttled(environment):
-    client = table_connection().connection.client
-    hooks = []
-
-    def install(times):
-        hook = Throttle(times)
-        hooks.append(hook)
-        client.meta.events.register("before-call.dynamodb.BatchGetItem", hook)
-        return hook
-
-    yield install
-    for hook in hooks:
-        client.meta.events.unregister("before-call.dynamodb.BatchGetItem", hook)
 
 
 def tenants(count):
@@ -61,38 +43,37 @@ def tenants(count):
     return made
 
 
-def test_more_than_100_keys_are_read_100_at_a_time_in_the_order_asked(throttled):
+def test_more_than_100_keys_are_read_100_at_a_time_in_the_order_asked(environment):
     made = tenants(3)
     refs = [(Tenant, tenant_pk(t), Tenant.SK) for t in made] + [(Tenant, tenant_pk(f"ten_none{n}"), Tenant.SK)
                                                                 for n in range(120)]
-    counted = throttled(0)
-    found = store.get_items(list(reversed(refs)))
+    with Throttle(0) as counted:
+        found = store.get_items(list(reversed(refs)))
     assert counted.keys_asked == [100, 23]
     assert [t.tenant_id if t else None for t in found] == [None] * 120 + list(reversed(made))
 
 
-def test_keys_left_unprocessed_are_asked_again_and_found(throttled):
+def test_keys_left_unprocessed_are_asked_again_and_found(environment):
     made = tenants(2)
-    counted = throttled(2)
-    found = store.get_items([(Tenant, tenant_pk(t), Tenant.SK) for t in made], consistent=True)
+    with Throttle(2) as counted:
+        found = store.get_items([(Tenant, tenant_pk(t), Tenant.SK) for t in made], consistent=True)
     assert [t.tenant_id for t in found] == made
     assert counted.keys_asked == [2, 2, 2]
 
 
-def test_keys_still_unprocessed_after_every_attempt_are_an_error_not_items_absent(throttled):
+def test_keys_still_unprocessed_after_every_attempt_are_an_error_not_items_absent(environment):
     made = tenants(1)
     quick = store.RetryPolicy(attempts=4, base_seconds=0.001, cap_seconds=0.001)  # THROTTLED's pauses add to 6 s
-    counted = throttled(quick.attempts)
     connection = table_connection()
-    with pytest.raises(RuntimeError, match="unprocessed"):
+    with Throttle(quick.attempts) as counted, pytest.raises(RuntimeError, match="unprocessed"):
         store.batch_get(connection.connection.client, connection.table_name,
                         [{"pk": {"S": tenant_pk(made[0])}, "sk": {"S": Tenant.SK}}], policy=quick)
     assert counted.calls == quick.attempts
 
 
-def test_throttled_keys_are_asked_again_on_the_throttling_policy(throttled):
+def test_throttled_keys_are_asked_again_on_the_throttling_policy(environment):
     """Unprocessed keys are throttling: THROTTLED's attempts and pauses, not RETRY's (sized for a conflict)."""
     made = tenants(1)
-    counted = throttled(store.RETRY.attempts)  # more than RETRY would allow, fewer than THROTTLED's
-    found = store.get_items([(Tenant, tenant_pk(made[0]), Tenant.SK)])
+    with Throttle(store.RETRY.attempts) as counted:  # more than RETRY would allow, fewer than THROTTLED's
+        found = store.get_items([(Tenant, tenant_pk(made[0]), Tenant.SK)])
     assert [t.tenant_id for t in found] == made and counted.calls == store.RETRY.attempts + 1
