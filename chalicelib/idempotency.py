@@ -72,10 +72,11 @@ def check_key(key: Optional[str]) -> Optional[str]:
 
 
 def run_once(scope: Scope, key: Optional[str], request_fingerprint: str, call: Callable[[], Response],
-             lease_seconds: int = LEASE_SECONDS) -> Response:
+             lease_seconds: int = LEASE_SECONDS, stores_itself: bool = False) -> Response:
     """Run `call` once per (scope, key); a repeat answers with the first response. A body that is an
     iterator of bytes (a streamed answer) is stored when it has been iterated to its end. A call that
-    raises releases the claim. Validate the request before: what fails here is run again on a retry."""
+    raises releases the claim. Validate the request before: what fails here is run again on a retry.
+    `stores_itself`: the call stores its response in its own transaction (`store_in`), so none is stored after."""
     if check_key(key) is None:
         return call()
     replay = _claim(scope, key, request_fingerprint, lease_seconds)
@@ -88,7 +89,8 @@ def run_once(scope: Scope, key: Optional[str], request_fingerprint: str, call: C
         raise
     if isinstance(body, Iterator):
         return status, _stored_when_sent(scope, key, status, body, headers), headers
-    _store(scope, key, status, body, headers)
+    if not stores_itself:
+        _store(scope, key, status, body, headers)
     return status, body, headers
 
 
@@ -150,9 +152,10 @@ def _done(status: int, body: Any, headers: Dict[str, str]) -> list:
 
 def store_in(tx: Any, scope: Scope, key: str, request_fingerprint: str, status: int, body: Any,
              headers: Dict[str, str]) -> None:
-    """Store the response inside the caller's transaction, for work that is one transaction (a sign-up): the
-    record is done exactly when the work is, so a retry replays even if the handler dies before `run_once`
-    stores it, or the commit's answer is lost after DynamoDB applied it. The claim must still be this one's."""
+    """Store the response inside the caller's transaction, for work that is one transaction (a sign-up, run with
+    `run_once(..., stores_itself=True)`): the record is done exactly when the work is, so a retry replays even
+    if the handler dies right after, or the commit's answer is lost after DynamoDB applied it. The claim must
+    still be this one's."""
     tx.update(_record(scope, key), actions=_done(status, body, headers),
               condition=(IdempotentCall.state == "running") & (IdempotentCall.fingerprint == request_fingerprint))
 

@@ -98,7 +98,8 @@ def sign_up_once(body: Mapping[str, Any], idempotency_key: Optional[str] = None,
     key = idempotency.check_key(idempotency_key)
     fingerprint = _signup_fingerprint(key, name, slug, email, password) if key is not None else ""
     return idempotency.run_once(idempotency.signup_scope, key, fingerprint,
-                                lambda: (201, _create(name, slug, email, password, notifier, key, fingerprint), {}))
+                                lambda: (201, _create(name, slug, email, password, notifier, key, fingerprint), {}),
+                                stores_itself=True)
 
 
 def _create(name: str, slug: str, email: str, password: str, notifier: Optional[Notifier],
