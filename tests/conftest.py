@@ -105,6 +105,18 @@ def breakers_counted_per_test():
         gateway._default.failover.breakers.forget()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Settings cached again as each test ends, from the session's environment: a test that changed the
+    environment resets them on its way out, and left empty they would be read next by whoever comes
+    first, perhaps the stream pump's thread while the next test has its own environment in place (a shell
+    without the stage's variables, other AWS credentials), and kept for the rest of the session."""
+    yield
+    from chalicelib.settings import get_settings
+
+    get_settings()
+
+
 def settle_usage() -> None:
     """Wait until the usage aggregator has folded every call made so far (in AWS: the stream's delay)."""
     _pump.drain()

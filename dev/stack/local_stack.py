@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,19 +155,23 @@ def _ready(process: subprocess.Popen, url: str, timeout: float = 30.0) -> subpro
     return process
 
 
-def _inherited_environment() -> Dict[str, str]:
-    """The caller's environment without its AWS and Anthropic settings: a developer's real profile,
-    session token or per-service endpoint (AWS_ENDPOINT_URL_DYNAMODB, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS),
-    or a test session's endpoints, must never reach a stack that starts its own moto. (With
-    AWS_ENDPOINT_URL, `caller_aws_environment` passes a chosen few on, on purpose.)"""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANTHROPIC_"))}
+def _inherited_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The caller's environment (`environ`, os.environ by default) without its AWS and Anthropic settings:
+    a developer's real profile, session token or per-service endpoint (AWS_ENDPOINT_URL_DYNAMODB,
+    AWS_IGNORE_CONFIGURED_ENDPOINT_URLS), or a test session's endpoints, must never reach a stack that
+    starts its own moto. (With AWS_ENDPOINT_URL, `caller_aws_environment` passes a chosen few on, on
+    purpose.)"""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if not k.startswith(("AWS_", "ANTHROPIC_"))}
 
 
 def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = None,
-               latency_ms: Optional[Dict[str, float]] = None, deploy_gaps: bool = False) -> subprocess.Popen:
+               latency_ms: Optional[Dict[str, float]] = None, deploy_gaps: bool = False,
+               environ: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
     """Start dev/stack/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
     TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact");
-    `deploy_gaps` adds what `chalice deploy` needs (dev/stack/moto_gaps.py)."""
+    `deploy_gaps` adds what `chalice deploy` needs (dev/stack/moto_gaps.py); `environ` is the caller's
+    environment (os.environ by default)."""
     args = [sys.executable, "-m", "dev.stack.moto_server", "-H", "127.0.0.1", "-p", str(port)]
     if deploy_gaps:
         args.append("--deploy-gaps")
@@ -175,13 +179,13 @@ def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = No
         args.append("--contention" if contention else "--no-contention")
     for kind, ms in (latency_ms or {}).items():
         args += [f"--latency-ms-{kind}", str(ms)]
-    process = _spawn(args, {**_inherited_environment(), "MOTO_ALLOW_NONEXISTENT_REGION": "true"}, quiet)
+    process = _spawn(args, {**_inherited_environment(environ), "MOTO_ALLOW_NONEXISTENT_REGION": "true"}, quiet)
     return _ready(process, f"http://127.0.0.1:{port}/moto-api/")
 
 
-def start_standin(port: int, quiet: bool = True) -> subprocess.Popen:
+def start_standin(port: int, quiet: bool = True, environ: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
     process = _spawn([sys.executable, "-m", "dev.standin", "--port", str(port)],
-                     _inherited_environment(), quiet)
+                     _inherited_environment(environ), quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health")
 
 
@@ -300,18 +304,21 @@ def use_endpoint(endpoint: str) -> Dict[str, str]:
     return {**aws, **found}
 
 
-def local_signing_secrets() -> Dict[str, str]:
+def local_signing_secrets(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     """The keyrings when the stack starts its own moto: the caller's, or the documented local-only ones."""
-    return {"TESSERA_JWT_SECRET": os.environ.get("TESSERA_JWT_SECRET", LOCAL_JWT_SECRET),
-            "TESSERA_OPERATOR_SECRET": os.environ.get("TESSERA_OPERATOR_SECRET", LOCAL_OPERATOR_SECRET)}
+    environ = os.environ if environ is None else environ
+    return {"TESSERA_JWT_SECRET": environ.get("TESSERA_JWT_SECRET", LOCAL_JWT_SECRET),
+            "TESSERA_OPERATOR_SECRET": environ.get("TESSERA_OPERATOR_SECRET", LOCAL_OPERATOR_SECRET)}
 
 
-def app_environment(aws: Dict[str, str], anthropic_base_url: Optional[str], platform_keys: str) -> Dict[str, str]:
-    """The app's environment: the caller's without its AWS and Anthropic settings, then the local stage's
-    variables from .chalice/config.json (in the process from its start, as Lambda sets a function's), then
-    `aws` (where AWS is, its keyrings and what bootstrap found there), the platform key pool and the model
-    upstream."""
-    env = {**_inherited_environment(), **stage_environment("local"), **aws, "TESSERA_PLATFORM_KEYS": platform_keys}
+def app_environment(aws: Dict[str, str], anthropic_base_url: Optional[str], platform_keys: str,
+                    environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The app's environment: the caller's (`environ`, os.environ by default) without its AWS and Anthropic
+    settings, then the local stage's variables from .chalice/config.json (in the process from its start, as
+    Lambda sets a function's), then `aws` (where AWS is, its keyrings and what bootstrap found there), the
+    platform key pool and the model upstream."""
+    env = {**_inherited_environment(environ), **stage_environment("local"), **aws,
+           "TESSERA_PLATFORM_KEYS": platform_keys}
     if anthropic_base_url:
         env["ANTHROPIC_BASE_URL"] = anthropic_base_url
     return env
@@ -346,12 +353,16 @@ def run_app_in_process(moto_port: int, standin_url: str, jwt_secret: str, operat
 
 class LocalStack:
     """Start and stop the local stack; usable as a context manager. With `aws_endpoint` (the caller's
-    AWS_ENDPOINT_URL) it starts no moto and uses that endpoint, with the caller's credentials."""
+    AWS_ENDPOINT_URL) it starts no moto and uses that endpoint, with the caller's credentials. `environ` is
+    the environment the stack's processes inherit from (os.environ by default): a caller that wants them to
+    see another one passes it here rather than changing its own process's, which its threads may read.
+    (With `aws_endpoint`, the caller's AWS credentials are still os.environ's, where boto3 reads them.)"""
 
     def __init__(self, api_port: int, moto_port: Optional[int], standin_port: Optional[int], quiet: bool = True,
-                 aws_endpoint: Optional[str] = None) -> None:
+                 aws_endpoint: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> None:
         self.api_port, self.moto_port, self.standin_port, self.quiet = api_port, moto_port, standin_port, quiet
         self.aws_endpoint = aws_endpoint
+        self.environ: Optional[Mapping[str, str]] = environ
         self.processes: List[subprocess.Popen] = []
         self.env: Dict[str, str] = {}
 
@@ -372,17 +383,19 @@ class LocalStack:
             if self.aws_endpoint:
                 aws = use_endpoint(self.aws_endpoint)
             else:
-                self.processes.append(start_moto(self.moto_port, self.quiet))
+                self.processes.append(start_moto(self.moto_port, self.quiet, environ=self.environ))
                 bootstrap(self.aws_url, stage_environment())
-                aws = {**aws_environment(self.moto_port), **local_signing_secrets()}
+                aws = {**aws_environment(self.moto_port), **local_signing_secrets(self.environ)}
             if self.standin_port:
-                self.processes.append(start_standin(self.standin_port, self.quiet))
+                self.processes.append(start_standin(self.standin_port, self.quiet, self.environ))
                 # the stand-in answers Bedrock's runtime API too (dev/standin/bedrock.py): pool calls fail over there
-                self.env = {**app_environment(aws, self.standin_url, STANDIN_POOL_KEY),
+                self.env = {**app_environment(aws, self.standin_url, STANDIN_POOL_KEY, self.environ),
                             "TESSERA_BEDROCK_BASE_URL": self.standin_url}
             else:  # with a real Anthropic key and local AWS, no Bedrock is reachable: failover off unless asked
+                caller = os.environ if self.environ is None else self.environ
                 self.env = {"TESSERA_BEDROCK_FAILOVER": "off",
-                            **app_environment(aws, os.environ.get("ANTHROPIC_BASE_URL"), os.environ["ANTHROPIC_API_KEY"])}
+                            **app_environment(aws, caller.get("ANTHROPIC_BASE_URL"), caller["ANTHROPIC_API_KEY"],
+                                              self.environ)}
             self.processes.append(start_stream_worker(self.env, self.quiet))
             self.processes.extend(start_api(self.api_port, self.env, self.quiet))
         except BaseException:

@@ -96,24 +96,50 @@ def child_environment(pid: int) -> Dict[str, str]:
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
 
 
+def developer_shell(**extra: str) -> Dict[str, str]:
+    """The environment a developer's shell has when typing `make run` (with `extra` exported): the session's,
+    without the local stage's settings that tests/conftest.py put there for the in-process app. Started from
+    the session's environment, the stack's app inherited them, and a stack that never applied its stage
+    passed the tests. Handed to the stack, never put in os.environ: this process's stream pump reads the
+    settings from os.environ on its own thread, and a read while a stack starts would keep them."""
+    stage = stack.stage_environment("local")
+    return {**{k: v for k, v in os.environ.items() if k not in stage}, **extra}
+
+
 @contextlib.contextmanager
-def developer_shell():
-    """os.environ as a developer's shell has it when typing `make run`: without the local stage's settings
-    that tests/conftest.py put there for the in-process app. Started from the session's environment, the
-    stack's app inherited them, and a stack that never applied its stage passed the tests."""
-    saved = {name: os.environ.pop(name) for name in stack.stage_environment("local") if name in os.environ}
+def environment_watched(changed: List[str]):
+    """Look at os.environ on a thread while the block runs, as the stream pump's thread may read it, and add
+    to `changed` each variable found different from before the block (or gone); then once more at the end."""
+    before, done = dict(os.environ), threading.Event()
+
+    def differences() -> List[str]:
+        now = dict(os.environ)
+        return sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+
+    def watch() -> None:
+        while not done.wait(0.002):
+            changed.extend(k for k in differences() if k not in changed)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        os.environ.update(saved)
+        done.set()
+        watcher.join()
+        changed.extend(k for k in differences() if k not in changed)
+
+
+# Variables found changed in this process while a stack started (see environment_watched).
+CHANGED_WHILE_STARTING: List[str] = []
 
 
 @contextlib.contextmanager
 def started_stack():
     """moto server, the stand-in and chalice local as real processes, started as `make run` starts them."""
     started = time.monotonic()
-    with developer_shell():
-        running = stack.LocalStack(*free_ports(3)).start()
+    with environment_watched(CHANGED_WHILE_STARTING):
+        running = stack.LocalStack(*free_ports(3), environ=developer_shell()).start()
     print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
     try:
         yield running
@@ -156,6 +182,13 @@ def tenant(local_stack):
 
 
 # --- over HTTP ------------------------------------------------------------------
+
+def test_starting_a_stack_leaves_this_process_environment_as_it_was(local_stack):
+    """The stack gets a developer's shell as an argument: were it made by taking the stage's variables out
+    of os.environ for the start, this process's stream pump could read the settings then (no base domain,
+    the stage's default table) and keep them, and later in-process tests would run on them."""
+    assert CHANGED_WHILE_STARTING == []
+
 
 def test_health_answers_ok(local_stack):
     assert call("GET", local_stack.api_url + "/health") == (200, {"status": "ok"})

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 import urllib.request
@@ -38,17 +37,8 @@ FLOOD_MAX_TOKENS, MAX_TOKENS = 50, 200
 @pytest.fixture(scope="module")
 def pool_stack():
     # the app and the stand-in inherit these, as from a developer's shell
-    settings = {"TESSERA_POOL_CEILINGS": CEILINGS, "STANDIN_ORG_LIMITS": ORG_LIMITS}
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        with developer_shell():
-            running = stack.LocalStack(*free_ports(3)).start()
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name)
-            if value is not None:
-                os.environ[name] = value
+    shell = developer_shell(TESSERA_POOL_CEILINGS=CEILINGS, STANDIN_ORG_LIMITS=ORG_LIMITS)
+    running = stack.LocalStack(*free_ports(3), environ=shell).start()
     try:
         yield running
     finally:
