@@ -337,30 +337,19 @@ class MakeRun:
         return "".join(self.output)
 
 
-def test_make_run_serves_until_ctrl_c_then_leaves_nothing_behind():
-    ports = free_ports(3)
-    run = MakeRun(ports)
-    try:
-        line = run.wait_for(READY_LINE)
-        print(f"make run became ready in {time.monotonic() - run.started:.1f} s ({line.strip()})")
-        assert call("GET", f"http://127.0.0.1:{ports[0]}/health") == (200, {"status": "ok"})
-        assert run.ctrl_c() == 0, run.text
-    finally:
-        run.close()
-    assert "Stopped." in run.text
-    assert all(stack.port_is_free(p) for p in ports)
-    if Path("/proc").exists():
-        assert processes_using(ports) == {}
-
-
-def test_budget_check_finds_the_ports_make_run_serves_on_and_the_record_goes_with_it():
+def test_make_run_serves_the_budget_check_its_ports_until_ctrl_c_then_leaves_nothing_behind():
+    """One `make run` from start to Ctrl-C: it serves, records its ports for `make budget-check` (which finds
+    this stack's own moto through the record), and on Ctrl-C stops every process, frees every port and takes
+    the record with it."""
     ports = free_ports(3)
     env = make_run_environment(ports)
     run = MakeRun(ports)
     try:
-        run.wait_for(READY_LINE)
-        assert json.loads(Path(env[stack.STATE_FILE_VARIABLE]).read_text())["MOTO_PORT"] == ports[1]
+        line = run.wait_for(READY_LINE)
+        print(f"make run became ready in {time.monotonic() - run.started:.1f} s ({line.strip()})")
         api = f"http://127.0.0.1:{ports[0]}"
+        assert call("GET", api + "/health") == (200, {"status": "ok"})
+        assert json.loads(Path(env[stack.STATE_FILE_VARIABLE]).read_text())["MOTO_PORT"] == ports[1]
         body = {"company_name": "Budget Co", "slug": "budget-co", "email": "o@budget.example.com",
                 "password": "correct-horse-battery"}
         assert call("POST", api + "/tenants", body)[0] == 201
@@ -375,6 +364,10 @@ def test_budget_check_finds_the_ports_make_run_serves_on_and_the_record_goes_wit
         assert run.ctrl_c() == 0, run.text
     finally:
         run.close()
+    assert "Stopped." in run.text
+    assert all(stack.port_is_free(p) for p in ports)
+    if Path("/proc").exists():
+        assert processes_using(ports) == {}
     assert not Path(env[stack.STATE_FILE_VARIABLE]).exists()
 
 
