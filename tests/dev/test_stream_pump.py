@@ -47,14 +47,15 @@ def test_a_table_of_its_own_points_back_at_the_table_before_even_when_its_last_f
     settle_usage()  # the unreadable event stayed in the dropped table's stream, which is no longer read
 
 
-def test_the_stream_is_described_once_a_second_at_most_and_at_once_for_a_new_table():
+def test_the_stream_is_described_once_in_its_refresh_time_at_most_and_at_once_for_a_new_table():
     """Every poll used to describe the table and its stream again (three calls where one reads the records);
     at the pump's rate that alone kept a third of a core busy. (Fresh tables: this pump reads from the
     stream's start, and the module's own table holds an event no fold can read.)"""
     from dev.stack import stream_worker
     from conftest import table_of_its_own
 
-    pump = stream_worker.StreamPump()
+    now = [1000.0]
+    pump = stream_worker.StreamPump(clock=lambda: now[0])
     described = []
     pump.dynamodb.meta.events.register("before-parameter-build.dynamodb.DescribeTable",
                                        lambda params, **_: described.append(params["TableName"]))
@@ -67,7 +68,34 @@ def test_the_stream_is_described_once_a_second_at_most_and_at_once_for_a_new_tab
             assert described == [first, second]  # a new table's stream is read from the first poll
         pump.poll_once()
         assert described == [first, second, first]
-        time.sleep(stream_worker.SHARD_REFRESH_SECONDS)  # new shards are found within the second
+        now[0] += stream_worker.SHARD_REFRESH_SECONDS - 0.001
+        pump.poll_once()
+        assert described == [first, second, first]
+        now[0] += 0.001  # new shards are found within the refresh time
         pump.poll_once()
         assert described == [first, second, first, first]
-    assert stream_worker.POLL_SECONDS == 0.25  # Lambda's documented 4 polls a second
+
+
+def test_the_pump_polls_at_lambdas_rate_and_once_a_second_after_a_quiet_spell():
+    from dev.stack.stream_worker import IDLE_AFTER_SECONDS, pause_after_empty_read
+
+    assert pause_after_empty_read(0) == 0.25  # Lambda's documented 4 polls a second
+    assert pause_after_empty_read(IDLE_AFTER_SECONDS - 0.01) == 0.25
+    assert pause_after_empty_read(IDLE_AFTER_SECONDS) == pause_after_empty_read(3600) == 1.0
+
+
+def test_a_running_pump_slows_to_the_idle_rate_once_the_stream_stays_empty():
+    from dev.stack import stream_worker
+    from conftest import table_of_its_own
+
+    ticks = iter(range(0, 10**6, 10))  # ten seconds pass at each look at the clock: idle from the second read
+    pump = stream_worker.StreamPump(clock=lambda: float(next(ticks)))
+    reads = []
+    pump.streams.meta.events.register("before-call.dynamodbstreams.GetRecords", lambda **_: reads.append(1))
+    with table_of_its_own():
+        pump.start()
+        try:
+            time.sleep(1.6)  # reads at 0, 0.25 and 1.25 s; at Lambda's rate alone it would be 7
+        finally:
+            pump.stop()
+    assert 2 <= len(reads) <= 4, len(reads)
