@@ -165,6 +165,8 @@ class Rivals(ClientHook):
     changes the item (a new limits version, as an operator's change writes it), so the write's condition
     fails; before the last of them, the rivals also commit `spend_last` micro-dollars."""
 
+    own_thread_only = True  # not the usage stream pump's writes
+
     def __init__(self, tenant_id, spend_last):
         import boto3
 

@@ -87,6 +87,7 @@ class Conflicted(ClientHook):
     item (a concurrent admission of the same key), as it does: TransactionConflict at the budget's index."""
 
     event = "before-call.dynamodb.TransactWriteItems"
+    own_thread_only = True  # not the usage stream pump's transactions
 
     def __init__(self, times):
         self.left = times
@@ -177,6 +178,7 @@ class AnotherEditFirst(ClientHook):
     """Another edit of the same budget lands between this edit's read and its transaction."""
 
     event = "before-call.dynamodb.TransactWriteItems"
+    own_thread_only = True  # not the usage stream pump's transactions
 
     def __init__(self, tenant_id, key_id):
         self.key, self.done = (tenant_pk(tenant_id), PrincipalBudget.sk_for(key_id)), False
