@@ -533,6 +533,56 @@ class ClientHook:
         self.client.meta.events.unregister(self.event, self._heard)
 
 
+class DynamoCalls(ClientHook):
+    """Every DynamoDB call this thread makes on the app's own client in the block, in order, as `calls` of
+    [operation name, parameters as the SDK hands them over, parsed answer (None until it is back)].
+    `answered` is a subclass's turn to act on an answer before the app sees it."""
+
+    event = "provide-client-params.dynamodb"
+    own_thread_only = True
+
+    def __init__(self):
+        self.calls = []
+
+    @property
+    def names(self):
+        return [name for name, _, _ in self.calls]
+
+    @property
+    def params(self):
+        return [params for _, params, _ in self.calls]
+
+    @property
+    def answers(self):
+        return [answer for _, _, answer in self.calls]
+
+    def params_of(self, name):
+        return [params for called, params, _ in self.calls if called == name]
+
+    def answered(self, name, params, answer):
+        pass
+
+    def _before(self, params, model, context, **kwargs):
+        call = [model.name, params, None]
+        self.calls.append(call)
+        context[self] = call  # botocore hands the call's own context to after-call: its answer finds it
+
+    def _after(self, parsed, context, **kwargs):
+        call = context.pop(self, None)  # None: a call this block did not record (another thread's)
+        if call is not None:
+            call[2] = parsed
+            self.answered(*call)
+
+    def __enter__(self):
+        super().__enter__()
+        self.client.meta.events.register("after-call.dynamodb", self._after)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.meta.events.unregister("after-call.dynamodb", self._after)
+        super().__exit__(*exc)
+
+
 class DynamoOutage(ClientHook):
     """DynamoDB answering one operation (`"PutItem"`, `"Query"`, ...) with a 500 at the client's edge, through
     a botocore before-call hook on the app's own client, for the requests `refuses` picks (all, unless a

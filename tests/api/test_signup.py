@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ClientHook, WritesNothing, random_slug, tessera_log
+from conftest import ClientHook, DynamoCalls, WritesNothing, random_slug, tessera_log
 
 PASSWORD = "correct-horse-battery"
 
@@ -392,19 +392,6 @@ def test_a_failed_signup_releases_its_key_so_a_retry_runs_anew(module_api):
     fixed = module_api.call("POST", "/tenants", {**body, "slug": random_slug("su")},
                             headers={"Idempotency-Key": key})
     assert fixed.status_code == 201, fixed.body
-
-
-class DynamoCalls(ClientHook):
-    """The DynamoDB operations the app's own client makes in the block."""
-
-    event = "before-call.dynamodb"
-    own_thread_only = True
-
-    def __init__(self):
-        self.names = []
-
-    def _before(self, model, **kwargs):
-        self.names.append(model.name)
 
 
 @pytest.mark.parametrize("bad", [{"slug": "Not A Slug"}, {"password": "short"}, {"email": "nobody"}])

@@ -5,7 +5,6 @@ models on the moto server; micro-dollars are computed here from the published pr
 from __future__ import annotations
 
 import dataclasses
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -17,7 +16,7 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger
 from chalicelib.models import Admission, tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
-from conftest import WritesNothing, random_slug, settle_usage
+from conftest import DynamoCalls, WritesNothing, random_slug, settle_usage
 from published import PUBLISHED
 
 pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small
@@ -88,27 +87,6 @@ def minute_of(moment):
 
 def bucket_of(moment):
     return int(moment.timestamp()) // 600
-
-
-class DynamoCalls:
-    """The DynamoDB calls this thread makes on the shared connection while it is open (the stream pump's
-    thread uses the same connection)."""
-
-    def __enter__(self):
-        from chalicelib.models import table_connection
-
-        self.names, self.params, self.thread = [], [], threading.get_ident()
-        self.events = table_connection().connection.client.meta.events
-        self.events.register("provide-client-params.dynamodb", self.record)
-        return self
-
-    def record(self, params, model, **kwargs):
-        if threading.get_ident() == self.thread:
-            self.names.append(model.name)
-            self.params.append(params)
-
-    def __exit__(self, *exc):
-        self.events.unregister("provide-client-params.dynamodb", self.record)
 
 
 T = datetime(2026, 11, 17, 9, 41, 23, tzinfo=timezone.utc)  # second 23: the minute's fifth 5-second slot

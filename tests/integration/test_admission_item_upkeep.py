@@ -12,9 +12,9 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, sweeper
 from chalicelib.models import Admission, Reconciliation, UsageEvent, tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
-from conftest import ClientHook, settle_usage
+from conftest import ClientHook, DynamoCalls, settle_usage
 from test_admission_exact import (
-    BUDGET_MESSAGE, DynamoCalls, Reads, T, bucket_of, counters, hard_budget, minute_of, new_tenant, reserve)
+    BUDGET_MESSAGE, Reads, T, bucket_of, counters, hard_budget, minute_of, new_tenant, reserve)
 
 
 # --- keys nobody reads again --------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_making_the_item_never_overwrites_one_that_exists():
         view = admission.ensure_admission(tenant_id)
     assert view.counters == before == counters(tenant_id)
     # the profile and the existing item are read consistently
-    reads = [p for n, p in zip(calls.names, calls.params) if n == "GetItem"]
+    reads = calls.params_of("GetItem")
     assert len(reads) == 2 and all(p.get("ConsistentRead") is True for p in reads)
 
 
@@ -164,6 +164,8 @@ class Rivals(ClientHook):
     """Other instances winning every race: before each of this instance's admission writes, another one
     changes the item (a new limits version, as an operator's change writes it), so the write's condition
     fails; before the last of them, the rivals also commit `spend_last` micro-dollars."""
+
+    own_thread_only = True  # not the usage stream pump's writes
 
     def __init__(self, tenant_id, spend_last):
         import boto3

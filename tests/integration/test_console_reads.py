@@ -216,7 +216,7 @@ def test_the_platforms_month_by_plan_and_model_is_the_sum_of_its_tenants():
 def test_a_page_of_tenants_by_spend_reads_that_page_only_whatever_the_number_of_tenants():
     """150 tenants with spend this month (profiles and aggregates written directly: the read is under test);
     a page of 50 is one index Query returning 50 items and one BatchGetItem of 100 keys."""
-    from test_usage_reads import SentRequests
+    from conftest import DynamoCalls
 
     from chalicelib.models import Tenant, UsagePeriod, spend_partition, spend_sort_key
     from chalicelib.periods import current_period, utcnow
@@ -232,12 +232,12 @@ def test_a_page_of_tenants_by_spend_reads_that_page_only_whatever_the_number_of_
         UsagePeriod(pk, UsagePeriod.sk_for(period), period=period, requests=n, cost_micros=spends[tenant_id],
                     gsi3pk=spend_partition(period), gsi3sk=spend_sort_key(spends[tenant_id], tenant_id)).save()
 
-    with SentRequests() as sent:
+    with DynamoCalls() as sent:
         page = operators.list_tenants("50", None, "spend", None, None)
 
-    assert [name for name, _, _ in sent.calls] == ["Query", "BatchGetItem"]
-    assert sent.calls[0][2]["Count"] == 50
-    [batch] = sent.calls[1][1]["RequestItems"].values()
+    assert sent.names == ["Query", "BatchGetItem"]
+    assert sent.answers[0]["Count"] == 50
+    [batch] = sent.params[1]["RequestItems"].values()
     assert len(batch["Keys"]) == 100
     biggest = sorted(spends, key=spends.get, reverse=True)[:50]
     assert [t["tenant_id"] for t in page["tenants"]] == biggest

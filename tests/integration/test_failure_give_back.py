@@ -16,8 +16,7 @@ from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.metering.counter_keys import admitted_key, bucket_count_key, bucket_worst_key, committed_key
 from chalicelib.models import Admission, Reconciliation, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period
-from conftest import settle_usage
-from test_admission_exact import DynamoCalls
+from conftest import DynamoCalls, settle_usage
 from test_metering_concurrency import new_tenant
 
 pytestmark = pytest.mark.usefixtures("own_table")

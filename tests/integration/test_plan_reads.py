@@ -13,7 +13,7 @@ from chalicelib.errors import TooManyRequests
 from chalicelib.operators import set_plan
 from chalicelib.tenancy import TenantContext
 from test_metering_concurrency import new_tenant
-from test_usage_reads import SentRequests
+from conftest import DynamoCalls
 
 OPERATOR = Actor("operator", "op-test")
 
@@ -36,18 +36,18 @@ def test_a_cold_call_reads_the_plan_in_the_tenants_batch_and_makes_no_other_read
     set_plan(tenant_id, {"plan": plan})
     ctx = TenantContext(**{**ctx.__dict__, "plan": plan})  # as the authorizer hands it over
     gateway = Gateway(cache=TenantCache())
-    with SentRequests() as sent:
+    with DynamoCalls() as sent:
         gateway.run(ctx, "basic_chat", call())
-    names = [name for name, _, _ in sent.calls]
+    names = sent.names
     # A new instance also takes a lease of the model's pool minute (a read of the minute with the plans'
     # pool shares and a conditional write, then none while the lease lasts: chalicelib/metering/
     # pool_leases.py) and reads the model's breaker once (then at most every 2 s: chalicelib/ai/breaker.py).
     assert names == ["BatchGetItem", "BatchGetItem", "UpdateItem", "UpdateItem", "GetItem", "PutItem"], names
-    [lease_read] = sent.calls[1][1]["RequestItems"].values()
+    [lease_read] = sent.params[1]["RequestItems"].values()
     assert [key["pk"]["S"] for key in lease_read["Keys"]] == ["POOL#claude-sonnet-4-6", "PLANS"]
-    assert sent.calls[2][1]["Key"]["pk"]["S"] == "POOL#claude-sonnet-4-6"
-    assert sent.calls[4][1]["Key"]["sk"] == {"S": "BREAKER#claude-sonnet-4-6"}
-    [batch] = sent.calls[0][1]["RequestItems"].values()
+    assert sent.params[2]["Key"]["pk"]["S"] == "POOL#claude-sonnet-4-6"
+    assert sent.params[4]["Key"]["sk"] == {"S": "BREAKER#claude-sonnet-4-6"}
+    [batch] = sent.params[0]["RequestItems"].values()
     assert {"pk": {"S": "PLANS"}, "sk": {"S": f"CURRENT#{plan}"}} in batch["Keys"]
 
 
@@ -58,10 +58,10 @@ def test_a_refusal_is_confirmed_against_the_plan_and_the_admission_item_in_one_r
     ctx = TenantContext(**{**ctx.__dict__, "plan": plan})
     gateway = Gateway(cache=TenantCache())
     gateway.run(ctx, "basic_chat", call())
-    with SentRequests() as sent, pytest.raises(TooManyRequests):
+    with DynamoCalls() as sent, pytest.raises(TooManyRequests):
         gateway.run(ctx, "basic_chat", call())
-    names = [name for name, _, _ in sent.calls]
+    names = sent.names
     # the plan read afresh together with the admission item; the returns; the refusal counted
     assert names[:2] == ["BatchGetItem", "GetItem"], names
-    [batch] = sent.calls[0][1]["RequestItems"].values()
+    [batch] = sent.params[0]["RequestItems"].values()
     assert batch["ConsistentRead"] is True and len(batch["Keys"]) == 2

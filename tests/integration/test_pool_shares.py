@@ -6,7 +6,6 @@ every other test's pool."""
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +16,7 @@ from chalicelib.audit import Actor
 from chalicelib.errors import BadRequest, Conflict, TooManyRequests
 from chalicelib.metering.pool import Amounts, ask_of
 from chalicelib.metering.pool_leases import PoolLeases, PoolStore
+from conftest import ClientHook
 
 OPERATOR = Actor("operator", "op-test")
 MODEL = "claude-haiku-4-5"
@@ -71,24 +71,25 @@ def test_a_renewal_decides_with_the_catalogs_shares():
         leases.reserve(MODEL, create(), ask_of(10, 20))  # another best-effort plan: nothing left to borrow
 
 
+class AnotherEditFirst(ClientHook):
+    """Another operator's edit of another plan lands just before this thread's transaction is sent."""
+
+    event = "before-call.dynamodb.TransactWriteItems"
+    own_thread_only = True  # not the usage stream's pump's transactions
+
+    def __init__(self, plan):
+        self.plan, self.done = plan, False
+
+    def _before(self, **kwargs):
+        if not self.done:
+            self.done = True
+            plan_catalog.save(self.plan, {"requests_per_minute": 77}, OPERATOR, create=False)
+
+
 def test_an_edit_that_meets_another_plans_edit_is_told_so_and_the_other_plan_stands():
-    from chalicelib.models import table_connection
-
     mine, theirs = create(), create()
-    client = table_connection().connection.client
-    started, ours = [], threading.get_ident()
-
-    def other_edit_first(**kwargs):  # another operator's edit of another plan lands just before ours is sent
-        if not started and threading.get_ident() == ours:  # not the usage stream's pump's transactions
-            started.append(theirs)
-            plan_catalog.save(theirs, {"requests_per_minute": 77}, OPERATOR, create=False)
-
-    client.meta.events.register("before-call.dynamodb.TransactWriteItems", other_edit_first)
-    try:
-        with pytest.raises(Conflict) as refused:
-            plan_catalog.save(mine, {"requests_per_minute": 55}, OPERATOR, create=False)
-    finally:
-        client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", other_edit_first)
+    with AnotherEditFirst(theirs), pytest.raises(Conflict) as refused:
+        plan_catalog.save(mine, {"requests_per_minute": 55}, OPERATOR, create=False)
     assert refused.value.message.startswith("Another plan's edit landed while this one ran")
     plans = plan_catalog.all_plans()
     assert (plans[theirs].requests_per_minute, plans[mine].requests_per_minute) == (77, 100)

@@ -18,9 +18,8 @@ from chalicelib.tenancy import TenantContext
 from chalicelib.models import tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
 from test_metering_concurrency import burst, new_tenant
-from conftest import ClientHook
+from conftest import ClientHook, DynamoCalls
 from test_streaming import events_of
-from test_usage_reads import SentRequests
 
 PERIOD = datetime.now(timezone.utc).strftime("%Y-%m")
 
@@ -88,6 +87,7 @@ class Conflicted(ClientHook):
     item (a concurrent admission of the same key), as it does: TransactionConflict at the budget's index."""
 
     event = "before-call.dynamodb.TransactWriteItems"
+    own_thread_only = True  # not the usage stream pump's transactions
 
     def __init__(self, times):
         self.left = times
@@ -133,12 +133,12 @@ def test_a_soft_budget_holds_nothing_back_and_writes_no_transaction():
     tenant_id, key_id = tenant_with_key(monthly_requests=1, hard_limit=False)
     reserve(tenant_id, key_id, 10)
     view = admission.load_view(tenant_id)
-    with SentRequests() as sent:
+    with DynamoCalls() as sent:
         admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
                           load_view=lambda: admission.load_view(tenant_id),
                           load_returns=lambda: admission.load_returns(tenant_id), plan_of=DEFAULT_PLANS.__getitem__,
                           principal=PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id)))
-    assert [name for name, _, _ in sent.calls] == ["UpdateItem"]
+    assert sent.names == ["UpdateItem"]
 
 
 def test_a_budgeted_keys_warm_call_is_one_transaction_and_another_keys_one_update():
@@ -153,12 +153,12 @@ def test_a_budgeted_keys_warm_call_is_one_transaction_and_another_keys_one_updat
     for principal_id, charge_terms, expected in cases:
         charge = PrincipalCharge(principal_id, load=lambda: load_terms(tenant_id, principal_id), terms=charge_terms,
                                  loaded=True)
-        with SentRequests() as sent:
+        with DynamoCalls() as sent:
             _, view = admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
                                         load_view=lambda: admission.load_view(tenant_id),
                                         load_returns=lambda: admission.load_returns(tenant_id),
                                         plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
-        assert [name for name, _, _ in sent.calls] == expected
+        assert sent.names == expected
 
 
 def test_a_budget_set_holds_for_the_next_call_of_an_instance_that_read_none():
@@ -178,6 +178,7 @@ class AnotherEditFirst(ClientHook):
     """Another edit of the same budget lands between this edit's read and its transaction."""
 
     event = "before-call.dynamodb.TransactWriteItems"
+    own_thread_only = True  # not the usage stream pump's transactions
 
     def __init__(self, tenant_id, key_id):
         self.key, self.done = (tenant_pk(tenant_id), PrincipalBudget.sk_for(key_id)), False

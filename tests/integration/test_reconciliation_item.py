@@ -8,9 +8,9 @@ import pytest
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.metering import aggregator, ledger
-from chalicelib.models import Reconciliation, UsagePeriod, table_connection, tenant_pk
+from chalicelib.models import Reconciliation, UsagePeriod, tenant_pk
 from chalicelib.store import RETRY
-from conftest import DynamoOutage, own_bucket_start, settle_usage
+from conftest import DynamoCalls, DynamoOutage, own_bucket_start, settle_usage
 from test_aggregator_exact import (
     BUCKET, PERIOD_FIELDS, SONNET, _died, answered, event_of, insert_record, month, new_tenant,
     reconciliation, reserve, stream_paused)
@@ -18,36 +18,27 @@ from test_aggregator_exact import (
 
 # --- the reconciliation item: versions, races, what it forgets ------------------------------------------------
 
-class ReconciliationRace:
+class ReconciliationRace(DynamoCalls):
     """At the DynamoDB client's edge: right after the aggregator reads (or fails to find) this tenant's
-    reconciliation item, another writer changes it, as a second aggregator would (the first `times` reads)."""
+    reconciliation item, another writer changes it, as a second aggregator would (the first `times` reads).
+    Only this thread's reads: the usage stream's pump folds through the same client on a thread of its own."""
 
     def __init__(self, tenant_id, write, times=1):
-        self.tenant_id, self.write, self.times, self.raced, self.reads = tenant_id, write, times, 0, []
-        self._params, self.at = None, []
+        super().__init__()
+        self.item, self.write, self.times, self.raced = (tenant_pk(tenant_id), Reconciliation.SK), write, times, 0
 
-    def _remember(self, params=None, **kwargs):
-        self._params = dict(params or {})
+    def _of_the_item(self, params):
+        key = params.get("Key", {})
+        return (key.get("pk", {}).get("S"), key.get("sk", {}).get("S")) == self.item
 
-    def _after(self, parsed=None, **kwargs):
-        key = (self._params or {}).get("Key", {})
-        if key.get("sk", {}).get("S") != Reconciliation.SK or key.get("pk", {}).get("S") != tenant_pk(self.tenant_id):
-            return
-        self.reads.append(self._params)
-        self.at.append(time.monotonic())
-        if self.raced < self.times:
+    @property
+    def reads(self):
+        return [params for params in self.params_of("GetItem") if self._of_the_item(params)]
+
+    def answered(self, name, params, answer):
+        if name == "GetItem" and self._of_the_item(params) and self.raced < self.times:
             self.raced += 1
-            self.write(found="Item" in (parsed or {}))
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("provide-client-params.dynamodb.GetItem", self._remember)
-        self.client.meta.events.register("after-call.dynamodb.GetItem", self._after)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("provide-client-params.dynamodb.GetItem", self._remember)
-        self.client.meta.events.unregister("after-call.dynamodb.GetItem", self._after)
+            self.write(found="Item" in answer)
 
 
 def _other_writer(tenant_id):

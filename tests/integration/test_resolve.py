@@ -1,8 +1,6 @@
 """The authorizer's resolve(): a credential and the stored state (read once, consistently) make the context."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from chalicelib import keys, operators, tenants
@@ -11,7 +9,7 @@ from chalicelib.identity import apikeys
 from chalicelib.identity.resolve import ResolvedCache, bearer_token, credential_header, resolve, resolve_operator
 from chalicelib.identity.tokens import issue_access_token, issue_operator_token
 from chalicelib.tenancy import TenantContext
-from conftest import random_slug
+from conftest import DynamoCalls, random_slug
 
 
 def sign_up(name):
@@ -49,26 +47,6 @@ def refused(header, message=None):
     return caught.value
 
 
-class ReadRecorder:
-    """The parameters of every DynamoDB call this thread makes on the shared connection while it is open (the
-    usage stream's pump, on a thread of its own, reads through the same connection)."""
-
-    def __enter__(self):
-        from chalicelib.models import table_connection
-
-        self.calls, self.thread = [], threading.get_ident()
-        self.events = table_connection().connection.client.meta.events
-        self.events.register("provide-client-params.dynamodb", self.record)
-        return self
-
-    def record(self, params, model, **kwargs):
-        if threading.get_ident() == self.thread:
-            self.calls.append((model.name, params))
-
-    def __exit__(self, *exc):
-        self.events.unregister("provide-client-params.dynamodb", self.record)
-
-
 # --- the Authorization header ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("header, token", [("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER abc", "abc"),
@@ -100,10 +78,10 @@ def test_the_role_is_the_stored_one_not_the_tokens(tenant):
 
 def test_resolving_reads_the_tenant_and_the_principal_in_one_consistent_batch(tenant, key):
     for header in (f"Bearer {owner_token(tenant)}", f"Bearer {key['key']}"):
-        with ReadRecorder() as recorder:
+        with DynamoCalls() as calls:
             resolve(header)
-        assert [name for name, _ in recorder.calls] == ["BatchGetItem"]
-        [request] = recorder.calls[0][1]["RequestItems"].values()
+        assert calls.names == ["BatchGetItem"]
+        [request] = calls.params[0]["RequestItems"].values()
         assert request["ConsistentRead"] is True
         assert len(request["Keys"]) == 2
 
@@ -203,9 +181,9 @@ def test_a_kept_decision_is_answered_until_its_ttl_has_passed_and_read_again_at_
     cache.resolve(header)
     for now, reads in ((1029.999, []), (1030.0, ["BatchGetItem"])):
         clock.now = now
-        with ReadRecorder() as recorder:
+        with DynamoCalls() as calls:
             assert cache.resolve(header).tenant_id == tenant["tenant_id"]
-        assert [name for name, _ in recorder.calls] == reads
+        assert calls.names == reads
 
 
 def test_expired_decisions_are_dropped_when_a_new_one_is_kept(tenant, key):

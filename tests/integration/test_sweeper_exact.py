@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,9 +21,9 @@ import conftest
 from chalicelib import operators, tenants
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
-from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, table_connection, tenant_pk
+from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, tenant_pk
 from chalicelib.settings import get_settings
-from conftest import DynamoOutage, own_bucket_start, own_month, random_slug, settle_usage, tessera_log
+from conftest import DynamoCalls, DynamoOutage, own_bucket_start, own_month, random_slug, settle_usage, tessera_log
 from dev.bench.probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS
@@ -270,33 +269,13 @@ def test_a_mark_delivered_again_after_its_bucket_was_resolved_is_removed_without
     assert not mark_exists(tenant_id, reservation.bucket)
 
 
-class Requests:
-    """The parameters of every DynamoDB request this thread sends, as the SDK hands them over."""
-
-    def __init__(self):
-        self.sent, self.thread = [], threading.get_ident()
-
-    def _remember(self, params=None, model=None, **kwargs):
-        if threading.get_ident() == self.thread:  # not the usage stream's pump, which shares the connection
-            self.sent.append((kwargs.get("event_name", "").rsplit(".", 1)[-1], dict(params or {})))
-
-    def __enter__(self):
-        self.client = table_connection().connection.client
-        self.client.meta.events.register("provide-client-params.dynamodb", self._remember)
-        return self
-
-    def __exit__(self, *exc):
-        self.client.meta.events.unregister("provide-client-params.dynamodb", self._remember)
-
-
 def test_the_sweeper_reads_marks_and_tenants_consistently():
     tenant_id = new_tenant()
     reservation = reserve(tenant_id, 600, now=own_bucket_start())
     settle_usage()
-    with stream_paused(), Requests() as requests:
+    with stream_paused(), DynamoCalls() as calls:
         sweeper.sweep(now=reclaim_time(reservation.bucket))
-    queries = [p for op, p in requests.sent if op == "Query"]
-    batches = [p for op, p in requests.sent if op == "BatchGetItem"]
+    queries, batches = calls.params_of("Query"), calls.params_of("BatchGetItem")
     assert len(queries) == 144 and all(q.get("ConsistentRead") is True for q in queries)
     assert batches and all(table.get("ConsistentRead") is True for b in batches for table in b["RequestItems"].values())
     settle_usage()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_CEILING, Decimal
 
@@ -19,9 +18,9 @@ from chalicelib import operators, tenants
 from chalicelib.errors import BadRequest
 from chalicelib.jobs.budget_check import Report, _check_tenant
 from chalicelib.metering import ledger, usage
-from chalicelib.models import UsagePeriod, table_connection, tenant_pk
+from chalicelib.models import UsagePeriod, tenant_pk
 from chalicelib.notify import Notifier
-from conftest import settle_usage
+from conftest import DynamoCalls, settle_usage
 from published import PUBLISHED
 from test_metering_concurrency import new_tenant, reserve
 
@@ -333,29 +332,6 @@ def test_a_past_months_standing_counts_that_month(months):
 
 # --- what a read costs ----------------------------------------------------------------------------------------
 
-class SentRequests:
-    """The DynamoDB requests this thread sends, and what came back: read at the SDK edge."""
-
-    def __enter__(self):
-        self.thread, self.calls = threading.get_ident(), []
-        self.events = table_connection().connection.client.meta.events
-        self.events.register("provide-client-params.dynamodb", self.request)
-        self.events.register("after-call.dynamodb", self.response)
-        return self
-
-    def request(self, params, model, **kwargs):
-        if threading.get_ident() == self.thread:
-            self.calls.append([model.name, params, None])
-
-    def response(self, parsed, model, **kwargs):
-        if threading.get_ident() == self.thread and self.calls and self.calls[-1][2] is None:
-            self.calls[-1][2] = parsed
-
-    def __exit__(self, *exc):
-        self.events.unregister("provide-client-params.dynamodb", self.request)
-        self.events.unregister("after-call.dynamodb", self.response)
-
-
 def test_a_summary_is_a_query_of_the_months_counters_one_of_its_days_and_one_consistent_batch_read():
     tenant_id, _ = new_tenant()
     operators.set_plan(tenant_id, {"plan": "pro"})
@@ -363,24 +339,24 @@ def test_a_summary_is_a_query_of_the_months_counters_one_of_its_days_and_one_con
         settled(tenant_id, 100, feature=feature, input_tokens=1)
     settle_usage()
     period, _ = this_month()
-    with SentRequests() as sent:
+    with DynamoCalls() as sent:
         usage.summary(profile(tenant_id), period)
-    assert [name for name, _, _ in sent.calls] == ["GetItem", "Query", "BatchGetItem", "Query"]
-    query = sent.calls[1][2]
+    assert sent.names == ["GetItem", "Query", "BatchGetItem", "Query"]
+    query = sent.answers[1]
     # The month's item, its two features', its one model's and its one principal's items; none of the events.
     assert query["Count"] == 5
-    [batch] = sent.calls[2][1]["RequestItems"].values()
+    [batch] = sent.params[2]["RequestItems"].values()
     assert batch["ConsistentRead"] is True and len(batch["Keys"]) == 2
-    assert sent.calls[3][2]["Count"] == 1  # today's counter, the only day with calls
+    assert sent.answers[3]["Count"] == 1  # today's counter, the only day with calls
 
 
 def test_a_features_standing_reads_admission_consistently():
     tenant_id, _ = new_tenant()
     period, _ = this_month()
-    with SentRequests() as sent:
+    with DynamoCalls() as sent:
         usage.feature_standing(profile(tenant_id), period)
-    assert [name for name, _, _ in sent.calls] == ["GetItem", "BatchGetItem"]  # the plan in the same batch
-    [batch] = sent.calls[1][1]["RequestItems"].values()
+    assert sent.names == ["GetItem", "BatchGetItem"]  # the plan in the same batch
+    [batch] = sent.params[1]["RequestItems"].values()
     assert batch["ConsistentRead"] is True and len(batch["Keys"]) == 3
 
 
