@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from conftest import ClientHook, DynamoCalls, WritesNothing, random_slug, tessera_log
+from conftest import WritesNothing, random_slug, tessera_log
+from dynamo_hooks import ClientHook, DynamoCalls
 
 PASSWORD = "correct-horse-battery"
 

@@ -1,4 +1,4 @@
-"""The tests' recorder of the app's DynamoDB calls (conftest.DynamoCalls): the calls of the thread that entered
+"""The tests' recorder of the app's DynamoDB calls (dynamo_hooks.DynamoCalls): the calls of the thread that entered
 the block, each with its own answer; the usage stream's pump calls through the same client on a thread of its
 own, and its calls are not the test's."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from chalicelib.models import table_connection
-from conftest import DynamoCalls
+from dynamo_hooks import DynamoCalls
 
 pytestmark = pytest.mark.usefixtures("environment")
 

@@ -16,7 +16,8 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger
 from chalicelib.models import Admission, tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
-from conftest import DynamoCalls, WritesNothing, random_slug, settle_usage
+from conftest import WritesNothing, random_slug, settle_usage
+from dynamo_hooks import DynamoCalls
 from published import PUBLISHED
 
 pytestmark = pytest.mark.usefixtures("own_table")  # moto's Query reads a whole table: keep it small

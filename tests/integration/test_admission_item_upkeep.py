@@ -12,7 +12,8 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, sweeper
 from chalicelib.models import Admission, Reconciliation, UsageEvent, tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
-from conftest import ClientHook, DynamoCalls, settle_usage
+from conftest import settle_usage
+from dynamo_hooks import ClientHook, DynamoCalls
 from test_admission_exact import (
     BUDGET_MESSAGE, Reads, T, bucket_of, counters, hard_budget, minute_of, new_tenant, reserve)
 

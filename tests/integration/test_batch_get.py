@@ -12,7 +12,8 @@ from botocore.awsrequest import AWSResponse
 from chalicelib import store
 from chalicelib.models import Tenant, table_connection, tenant_pk
 from chalicelib.periods import utcnow
-from conftest import ClientHook, random_slug
+from conftest import random_slug
+from dynamo_hooks import ClientHook
 
 
 class Throttle(ClientHook):

@@ -21,7 +21,8 @@ from chalicelib.models import (BUDGET_SEGMENTS, AlertClaim, Tenant, UsagePeriod,
 from chalicelib.notify import Notifier
 from chalicelib.store import THROTTLED
 from chalicelib.table import BUDGET_INDEX
-from conftest import ROOT, DynamoOutage, tessera_log
+from conftest import ROOT, tessera_log
+from dynamo_hooks import DynamoOutage
 from dev.bench.budget_job import seed_tenants, tenant_ids
 from dev.bench.probes import DynamoProbe
 

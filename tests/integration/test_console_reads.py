@@ -216,7 +216,7 @@ def test_the_platforms_month_by_plan_and_model_is_the_sum_of_its_tenants():
 def test_a_page_of_tenants_by_spend_reads_that_page_only_whatever_the_number_of_tenants():
     """150 tenants with spend this month (profiles and aggregates written directly: the read is under test);
     a page of 50 is one index Query returning 50 items and one BatchGetItem of 100 keys."""
-    from conftest import DynamoCalls
+    from dynamo_hooks import DynamoCalls
 
     from chalicelib.models import Tenant, UsagePeriod, spend_partition, spend_sort_key
     from chalicelib.periods import current_period, utcnow

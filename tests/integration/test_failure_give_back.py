@@ -16,7 +16,8 @@ from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.metering.counter_keys import admitted_key, bucket_count_key, bucket_worst_key, committed_key
 from chalicelib.models import Admission, Reconciliation, UsageEvent, UsagePeriod, tenant_pk
 from chalicelib.periods import current_period
-from conftest import DynamoCalls, settle_usage
+from conftest import settle_usage
+from dynamo_hooks import DynamoCalls
 from test_metering_concurrency import new_tenant
 
 pytestmark = pytest.mark.usefixtures("own_table")

@@ -13,7 +13,7 @@ from chalicelib.errors import TooManyRequests
 from chalicelib.operators import set_plan
 from chalicelib.tenancy import TenantContext
 from test_metering_concurrency import new_tenant
-from conftest import DynamoCalls
+from dynamo_hooks import DynamoCalls
 
 OPERATOR = Actor("operator", "op-test")
 

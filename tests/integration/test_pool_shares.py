@@ -16,7 +16,7 @@ from chalicelib.audit import Actor
 from chalicelib.errors import BadRequest, Conflict, TooManyRequests
 from chalicelib.metering.pool import Amounts, ask_of
 from chalicelib.metering.pool_leases import PoolLeases, PoolStore
-from conftest import ClientHook
+from dynamo_hooks import ClientHook
 
 OPERATOR = Actor("operator", "op-test")
 MODEL = "claude-haiku-4-5"

@@ -18,7 +18,7 @@ from chalicelib.tenancy import TenantContext
 from chalicelib.models import tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
 from test_metering_concurrency import burst, new_tenant
-from conftest import ClientHook, DynamoCalls
+from dynamo_hooks import ClientHook, DynamoCalls
 from test_streaming import events_of
 
 PERIOD = datetime.now(timezone.utc).strftime("%Y-%m")

@@ -9,7 +9,8 @@ from chalicelib.identity import apikeys
 from chalicelib.identity.resolve import ResolvedCache, bearer_token, credential_header, resolve, resolve_operator
 from chalicelib.identity.tokens import issue_access_token, issue_operator_token
 from chalicelib.tenancy import TenantContext
-from conftest import DynamoCalls, random_slug
+from conftest import random_slug
+from dynamo_hooks import DynamoCalls
 
 
 def sign_up(name):

@@ -23,7 +23,8 @@ from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, tenant_pk
 from chalicelib.settings import get_settings
-from conftest import DynamoCalls, DynamoOutage, own_bucket_start, own_month, random_slug, settle_usage, tessera_log
+from conftest import own_bucket_start, own_month, random_slug, settle_usage, tessera_log
+from dynamo_hooks import DynamoCalls, DynamoOutage
 from dev.bench.probes import DynamoProbe
 
 BUCKET = admission.BUCKET_SECONDS

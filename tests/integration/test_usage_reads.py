@@ -20,7 +20,8 @@ from chalicelib.jobs.budget_check import Report, _check_tenant
 from chalicelib.metering import ledger, usage
 from chalicelib.models import UsagePeriod, tenant_pk
 from chalicelib.notify import Notifier
-from conftest import DynamoCalls, settle_usage
+from conftest import settle_usage
+from dynamo_hooks import DynamoCalls
 from published import PUBLISHED
 from test_metering_concurrency import new_tenant, reserve
 
