@@ -106,14 +106,16 @@ def breakers_counted_per_test():
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """Settings cached again as each test ends, from the session's environment: a test that changed the
-    environment resets them on its way out, and left empty they would be read next by whoever comes
-    first, perhaps the stream pump's thread while the next test has its own environment in place (a shell
-    without the stage's variables, other AWS credentials), and kept for the rest of the session."""
+    """Settings read again as each test ends, from the session's environment, under the stream pump's lock
+    (its thread reads them only inside a poll, under that lock): whatever a test's environment put in the
+    cache, through the test or through the pump's thread while the test ran, goes with it, and is not kept
+    for the rest of the session."""
     yield
-    from chalicelib.settings import get_settings
+    from chalicelib.settings import get_settings, reset_settings
 
-    get_settings()
+    with _pump.lock if _pump is not None else contextlib.nullcontext():
+        reset_settings()
+        get_settings()
 
 
 def settle_usage() -> None:

@@ -34,7 +34,7 @@ from typing import Any, Optional
 ITEM_OPERATIONS = {
     "DynamoHandler": frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "BatchGetItem",
                                 "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}),
-    "DynamoDBStreamsHandler": frozenset({"GetRecords"}),  # the usage stream's pump asks four times a second
+    "DynamoDBStreamsHandler": frozenset({"GetRecords"}),  # each usage stream pump asks up to four times a second
 }
 _EVERY_ITEM: Any = object()
 

@@ -86,15 +86,16 @@ class StreamPump:
         self._described = (table, arn, now)
         return arn
 
-    def poll_once(self) -> int:
+    def poll_once(self, describe: bool = False) -> int:
         """Read every shard of the current table's stream once and fold what it holds (the aggregator writes
         to the current table, so another table's records wait until it is current again; switch tables
-        while holding `lock`). Returns the number of records read."""
+        while holding `lock`); with `describe`, describe the stream first whenever it was last described.
+        Returns the number of records read."""
         from chalicelib.metering import aggregator
 
         with self.lock:
             try:
-                arn = self._refresh_shards()
+                arn = self._refresh_shards(force=describe)
                 read = 0
                 for shard, iterator in list(self.iterators.items()):
                     if iterator is None or shard[0] != arn:
@@ -124,13 +125,20 @@ class StreamPump:
         """Wait until the stream holds nothing unread (what the aggregator writes comes back once, as
         records it skips, so two empty reads in a row mean everything written so far is folded)."""
         deadline = time.monotonic() + timeout
-        empty = 0
+        empty, first = 0, True
         while empty < 2:
             if time.monotonic() > deadline:
                 raise TimeoutError("the usage stream did not drain")
-            empty = empty + 1 if self.poll_once() == 0 else 0
+            # described afresh first: a table made again under the same name has a new stream, whose
+            # records an old iterator would never show
+            empty = empty + 1 if self.poll_once(describe=first) == 0 else 0
+            first = False
 
-    def start(self) -> "StreamPump":
+    def start(self, wait: Optional[Callable[[float], object]] = None) -> "StreamPump":
+        """Poll on a thread of its own until `stop()`; `wait(seconds)` is the pause between polls (the stop
+        event's wait, which `stop()` cuts short)."""
+        wait = wait or self._stop.wait
+
         def loop() -> None:
             empty_since: Optional[float] = None
             while not self._stop.is_set():
@@ -140,7 +148,7 @@ class StreamPump:
                         continue
                     now = self._clock()
                     empty_since = now if empty_since is None else empty_since
-                    self._stop.wait(pause_after_empty_read(now - empty_since))
+                    wait(pause_after_empty_read(now - empty_since))
                 except Exception as error:  # a failed batch is read again, like Lambda's retry
                     print(f"stream worker: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
                     self._stop.wait(1.0)

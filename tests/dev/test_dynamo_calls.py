@@ -24,15 +24,27 @@ def on_another_thread(call, *args):
     thread.join()
 
 
-def test_a_call_made_on_another_thread_inside_the_block_is_not_recorded():
+def test_a_call_made_on_another_thread_inside_the_block_is_not_recorded_nor_given_its_answer():
     here, elsewhere = f"REC#{secrets.token_hex(4)}", f"REC#{secrets.token_hex(4)}"
-    with DynamoCalls() as calls:
-        on_another_thread(read, elsewhere)
-        read(here)
-        on_another_thread(read, elsewhere)
-    assert calls.names == ["GetItem"]
+    write(here)
+    client, ours, sent = table_connection().connection.client, threading.get_ident(), []
+
+    def another_read_while_ours_waits(**kwargs):  # its answer comes back while this thread's is awaited
+        if threading.get_ident() == ours and not sent:
+            sent.append(1)
+            on_another_thread(read, elsewhere)
+
+    client.meta.events.register("before-send.dynamodb.GetItem", another_read_while_ours_waits)
+    try:
+        with DynamoCalls() as calls:
+            on_another_thread(read, elsewhere)
+            read(here)
+            on_another_thread(read, elsewhere)
+    finally:
+        client.meta.events.unregister("before-send.dynamodb.GetItem", another_read_while_ours_waits)
+    assert sent and calls.names == ["GetItem"]
     assert calls.params[0]["Key"] == {"pk": {"S": here}, "sk": {"S": "RECORDER"}}
-    assert "Item" not in calls.answers[0] and calls.answers[0]["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert calls.answers[0]["Item"]["pk"] == {"S": here}  # not the other thread's answer (no item)
 
 
 def write(pk):

@@ -3,6 +3,7 @@ fails every drain, as Lambda retries a failed batch, until the pump is told to s
 (the mutation runner does, between mutants)."""
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -88,14 +89,19 @@ def test_a_running_pump_slows_to_the_idle_rate_once_the_stream_stays_empty():
     from dev.stack import stream_worker
     from conftest import table_of_its_own
 
-    ticks = iter(range(0, 10**6, 10))  # ten seconds pass at each look at the clock: idle from the second read
-    pump = stream_worker.StreamPump(clock=lambda: float(next(ticks)))
-    reads = []
-    pump.streams.meta.events.register("before-call.dynamodbstreams.GetRecords", lambda **_: reads.append(1))
+    now = [0.0]  # the pump's clock moves only by the pauses it asks for
+    pump = stream_worker.StreamPump(clock=lambda: now[0])
+    pauses, done = [], threading.Event()
+
+    def wait(seconds):
+        pauses.append(seconds)
+        now[0] += seconds
+        if len(pauses) == 22:
+            done.set()
+            pump._stop.set()
+
     with table_of_its_own():
-        pump.start()
-        try:
-            time.sleep(1.6)  # reads at 0, 0.25 and 1.25 s; at Lambda's rate alone it would be 7
-        finally:
-            pump.stop()
-    assert 2 <= len(reads) <= 4, len(reads)
+        pump.start(wait=wait)
+        assert done.wait(60)
+        pump.stop()
+    assert pauses == [0.25] * 20 + [1.0, 1.0]  # Lambda's rate for five empty seconds, then once a second

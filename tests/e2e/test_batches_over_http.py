@@ -3,7 +3,6 @@ server, the stand-in, chalice local and the stream worker): create, wait for the
 and find the batch settled at the published batch prices in GET /usage and the usage events."""
 from __future__ import annotations
 
-import os
 import time
 from decimal import ROUND_CEILING, Decimal
 
@@ -12,7 +11,7 @@ import pytest
 
 from dev.stack import local_stack as stack
 from published import PUBLISHED_BATCH
-from test_local_stack import call, free_ports
+from test_local_stack import call, developer_shell, free_ports
 
 pytestmark = pytest.mark.e2e
 SONNET = "claude-sonnet-4-6"
@@ -23,19 +22,12 @@ BATCH_SECONDS = "1.0"
 def batch_stack():
     # The stand-in and the stream worker inherit these: batches end after a second, and the worker sweeps
     # (reservations and batches) every two seconds instead of every minute.
-    settings = {"STANDIN_BATCH_SECONDS": BATCH_SECONDS, "TESSERA_SWEEP_SECONDS": "2"}
-    before = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    running = stack.LocalStack(*free_ports(3)).start()
+    shell = developer_shell(STANDIN_BATCH_SECONDS=BATCH_SECONDS, TESSERA_SWEEP_SECONDS="2")
+    running = stack.LocalStack(*free_ports(3), environ=shell).start()
     try:
         yield running
     finally:
         running.stop()
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def new_tenant(api_url):

@@ -105,9 +105,9 @@ class Conflicted(ClientHook):
 def test_a_settlement_that_meets_a_concurrent_admission_is_recorded_and_given_back():
     tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)
     call = reserve(tenant_id, key_id, 60)
-    with Conflicted(2):
+    with Conflicted(2) as conflicted:
         assert ledger.record(call, settlement(13)) is True
-    assert counters(tenant_id, key_id) == (1, 13)
+    assert conflicted.left == 0 and counters(tenant_id, key_id) == (1, 13)
 
 
 def test_a_settlement_that_keeps_conflicting_is_still_in_the_ledger():
