@@ -12,12 +12,14 @@ Two modes, chosen by environment variables:
   (nothing is written to disk), and the test modules' globals that pointed at the old objects are rebound
   to the new ones. Then only the mutant's covering tests run, one by one, stopping at the first failure;
   module-scoped fixtures are torn down after each mutant, so no state built under one mutant serves the
-  next, and what an earlier mutant left unfolded in the usage stream is skipped. A killing test is re-run
+  next, each mutant's tests write to a table of their own, dropped after them, and what an earlier mutant
+  left unfolded in the usage stream is skipped. A killing test is re-run
   once on the original code: a test that fails there too is set aside as broken and does not count as a
   kill. One JSON line per event goes to the plan's results file.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -45,6 +47,14 @@ def _forget_stream() -> None:
     pump = getattr(sys.modules.get("conftest"), "_pump", None)
     if pump is not None:
         pump.skip_unread()
+
+
+def _table_for_one_mutant():
+    """A table of its own for one mutant's tests, dropped after them (`table_of_its_own` in tests/conftest.py):
+    in one table for a whole module, every mutant's tests added to what the next one's queries, sweeps and
+    counts read, and the session's moto server grew past 1.7 GB within 45 minutes of one module."""
+    conftest = sys.modules.get("conftest")
+    return conftest.table_of_its_own("tessera-mutant") if conftest is not None else contextlib.nullcontext()
 
 
 def dotted(module: str) -> str:
@@ -252,6 +262,8 @@ class MutantRunner:
                                      spec["col"])
         self.emit(event="start", key=mutant.key)
         _forget_stream()
+        table = _table_for_one_mutant()
+        table.__enter__()
         started = time.monotonic()
         status, by, detail = "survived", None, None
         signal.setitimer(signal.ITIMER_REAL, spec["timeout"])
@@ -282,8 +294,13 @@ class MutantRunner:
             status = "timeout"
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        if not self.timed_out:
+        if not self.timed_out:  # (after a timeout the process ends, its fixtures and this table with it)
             self.reset_scopes(session)
+            _forget_stream()  # nothing of this table's stream is worth folding: the table goes
+            try:
+                table.__exit__(None, None, None)
+            except Exception:  # a fold that fails under the mutant; the table is dropped all the same
+                pass
         self.emit(event="done", key=mutant.key, status=status, by=by, detail=detail,
                   seconds=round(time.monotonic() - started, 2), broken=sorted(self.broken))
 
