@@ -4,6 +4,7 @@ aggregator, folding that event, gives back nothing more. The model service is th
 `[[standin:529]]` fault), reached through the real SDK; the store is moto."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -60,6 +61,12 @@ def test_a_529_gives_back_its_quota_and_worst_case_before_the_answer():
     assert reservation_keys(tenant_id) == before and before[admitted_key(period, "basic_chat")] == 1
 
 
+def not_the_pools(calls):
+    """The calls' names, leaving out the platform pool's minute items: a call renews its lease there when a
+    minute has turned since the last, whatever the call (a slow run, under coverage say, meets that)."""
+    return [name for name, params, _ in calls.calls if '"POOL#' not in json.dumps(params)]
+
+
 def test_the_failure_path_makes_exactly_one_write_more_than_an_answer():
     tenant_id, ctx = new_tenant()
     gateway = Gateway()
@@ -68,12 +75,12 @@ def test_the_failure_path_makes_exactly_one_write_more_than_an_answer():
         gateway.run(ctx, "basic_chat", ANSWERED)
     with DynamoCalls() as failed, pytest.raises(UpstreamError):
         gateway.run(ctx, "basic_chat", OVERLOADED)
-    answer_writes = [name for name in answered.names if name in WRITES]
-    failure_writes = [name for name in failed.names if name in WRITES]
+    answer_writes = [name for name in not_the_pools(answered) if name in WRITES]
+    failure_writes = [name for name in not_the_pools(failed) if name in WRITES]
     print(f"writes: answered {answer_writes}, failed {failure_writes}")
     assert answer_writes == ["UpdateItem", "PutItem"]
     assert failure_writes == ["UpdateItem", "PutItem", "UpdateItem"]
-    assert failed.names == failure_writes  # and no read
+    assert not_the_pools(failed) == failure_writes  # and no read
 
 
 def test_at_the_edge_of_the_quota_an_immediate_retry_after_a_529_is_admitted():
