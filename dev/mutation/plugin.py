@@ -54,7 +54,9 @@ def _table_for_one_mutant():
     in one table for a whole module, every mutant's tests added to what the next one's queries, sweeps and
     counts read, and the session's moto server grew past 1.7 GB within 45 minutes of one module."""
     conftest = sys.modules.get("conftest")
-    return conftest.table_of_its_own("tessera-mutant") if conftest is not None else contextlib.nullcontext()
+    if getattr(conftest, "_pump", None) is None:  # the session's servers are not up yet (the first mutant)
+        return contextlib.nullcontext()
+    return conftest.table_of_its_own("tessera-mutant")
 
 
 def dotted(module: str) -> str:
