@@ -18,6 +18,7 @@ from chalicelib.tenancy import TenantContext
 from chalicelib.models import tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
 from test_metering_concurrency import burst, new_tenant
+from conftest import tessera_log
 from dynamo_hooks import ClientHook, DynamoCalls
 from test_streaming import events_of
 
@@ -108,6 +109,18 @@ def test_a_settlement_that_meets_a_concurrent_admission_is_recorded_and_given_ba
     with Conflicted(2) as conflicted:
         assert ledger.record(call, settlement(13)) is True
     assert conflicted.left == 0 and counters(tenant_id, key_id) == (1, 13)
+
+
+def test_a_budgeted_keys_settlement_recorded_twice_counts_once_and_says_so_the_second_time(caplog):
+    tenant_id, key_id = tenant_with_key(monthly_budget_usd="1", hard_limit=True)
+    call = reserve(tenant_id, key_id, 60)
+    with tessera_log(caplog):
+        assert ledger.record(call, settlement(13)) is True
+        assert [r for r in caplog.records if r.getMessage() == "usage already recorded"] == []
+        assert ledger.record(call, settlement(13)) is False
+    [line] = [r for r in caplog.records if r.getMessage() == "usage already recorded"]
+    assert (line.logger, line.request_id) == ("tessera.metering", call.request_id)
+    assert counters(tenant_id, key_id) == (1, 13)
 
 
 def test_a_settlement_that_keeps_conflicting_is_still_in_the_ledger():
