@@ -44,6 +44,8 @@ def test_free_offers_sonnet_and_haiku_and_the_paid_plans_every_model(plan, model
 def test_plan_rows_cannot_be_changed_at_run_time():
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT_PLANS["free"].requests_per_minute = 1_000
+    with pytest.raises(dataclasses.FrozenInstanceError):  # nor a feature's counter-key letter or lowest plan
+        FEATURES["basic_chat"].code = "x"
 
 
 @pytest.mark.parametrize("plan", list(PUBLISHED_PLANS))
