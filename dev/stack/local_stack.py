@@ -155,19 +155,18 @@ def _ready(process: subprocess.Popen, url: str, timeout: float = 30.0) -> subpro
     return process
 
 
-def _inherited_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def _inherited_environment(environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
     """The caller's environment (`environ`, os.environ by default) without its AWS and Anthropic settings:
     a developer's real profile, session token or per-service endpoint (AWS_ENDPOINT_URL_DYNAMODB,
     AWS_IGNORE_CONFIGURED_ENDPOINT_URLS), or a test session's endpoints, must never reach a stack that
     starts its own moto. (With AWS_ENDPOINT_URL, `caller_aws_environment` passes a chosen few on, on
     purpose.)"""
-    environ = os.environ if environ is None else environ
     return {k: v for k, v in environ.items() if not k.startswith(("AWS_", "ANTHROPIC_"))}
 
 
 def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = None,
                latency_ms: Optional[Dict[str, float]] = None, deploy_gaps: bool = False,
-               environ: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
+               environ: Mapping[str, str] = os.environ) -> subprocess.Popen:
     """Start dev/stack/moto_server.py. `contention` turns DynamoDB's conflict simulation on or off (None: as
     TESSERA_DDB_CONTENTION says); `latency_ms` sets its latency per kind ("read", "write", "transact");
     `deploy_gaps` adds what `chalice deploy` needs (dev/stack/moto_gaps.py); `environ` is the caller's
@@ -183,7 +182,7 @@ def start_moto(port: int, quiet: bool = True, *, contention: Optional[bool] = No
     return _ready(process, f"http://127.0.0.1:{port}/moto-api/")
 
 
-def start_standin(port: int, quiet: bool = True, environ: Optional[Mapping[str, str]] = None) -> subprocess.Popen:
+def start_standin(port: int, quiet: bool = True, environ: Mapping[str, str] = os.environ) -> subprocess.Popen:
     process = _spawn([sys.executable, "-m", "dev.standin", "--port", str(port)],
                      _inherited_environment(environ), quiet)
     return _ready(process, f"http://127.0.0.1:{port}/health")
@@ -304,15 +303,14 @@ def use_endpoint(endpoint: str) -> Dict[str, str]:
     return {**aws, **found}
 
 
-def local_signing_secrets(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def local_signing_secrets(environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
     """The keyrings when the stack starts its own moto: the caller's, or the documented local-only ones."""
-    environ = os.environ if environ is None else environ
     return {"TESSERA_JWT_SECRET": environ.get("TESSERA_JWT_SECRET", LOCAL_JWT_SECRET),
             "TESSERA_OPERATOR_SECRET": environ.get("TESSERA_OPERATOR_SECRET", LOCAL_OPERATOR_SECRET)}
 
 
 def app_environment(aws: Dict[str, str], anthropic_base_url: Optional[str], platform_keys: str,
-                    environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+                    environ: Mapping[str, str] = os.environ) -> Dict[str, str]:
     """The app's environment: the caller's (`environ`, os.environ by default) without its AWS and Anthropic
     settings, then the local stage's variables from .chalice/config.json (in the process from its start, as
     Lambda sets a function's), then `aws` (where AWS is, its keyrings and what bootstrap found there), the
@@ -359,10 +357,10 @@ class LocalStack:
     (With `aws_endpoint`, the caller's AWS credentials are still os.environ's, where boto3 reads them.)"""
 
     def __init__(self, api_port: int, moto_port: Optional[int], standin_port: Optional[int], quiet: bool = True,
-                 aws_endpoint: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> None:
+                 aws_endpoint: Optional[str] = None, environ: Mapping[str, str] = os.environ) -> None:
         self.api_port, self.moto_port, self.standin_port, self.quiet = api_port, moto_port, standin_port, quiet
         self.aws_endpoint = aws_endpoint
-        self.environ: Optional[Mapping[str, str]] = environ
+        self.environ = environ
         self.processes: List[subprocess.Popen] = []
         self.env: Dict[str, str] = {}
 
@@ -392,10 +390,9 @@ class LocalStack:
                 self.env = {**app_environment(aws, self.standin_url, STANDIN_POOL_KEY, self.environ),
                             "TESSERA_BEDROCK_BASE_URL": self.standin_url}
             else:  # with a real Anthropic key and local AWS, no Bedrock is reachable: failover off unless asked
-                caller = os.environ if self.environ is None else self.environ
                 self.env = {"TESSERA_BEDROCK_FAILOVER": "off",
-                            **app_environment(aws, caller.get("ANTHROPIC_BASE_URL"), caller["ANTHROPIC_API_KEY"],
-                                              self.environ)}
+                            **app_environment(aws, self.environ.get("ANTHROPIC_BASE_URL"),
+                                              self.environ["ANTHROPIC_API_KEY"], self.environ)}
             self.processes.append(start_stream_worker(self.env, self.quiet))
             self.processes.extend(start_api(self.api_port, self.env, self.quiet))
         except BaseException:
