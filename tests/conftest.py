@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import argon2
 import pytest
 
 from dev.deploy import gateway_responses
@@ -102,6 +103,30 @@ def breakers_counted_per_test():
 
     if gateway._default is not None:
         gateway._default.failover.breakers.forget()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def least_argon2_cost(request):
+    """In-process tests hash and verify passwords with argon2id at its least cost (1 pass over 8 KiB): at
+    OWASP's cost each hash or verification is about 44 ms of CPU, a minute of a run's CPU over 1,364 of them.
+    The hashing code is the product's; only the hasher's parameters differ, and each hash carries its own, so
+    a hash made at either cost verifies. What production runs is tested where it is run: the modules marked
+    `owasp_argon2` (the parameters, the dummy verification's time) and every end-to-end test, whose
+    `make run` processes hash at the real cost. Module-scoped, so module-scoped tenants are cheap too."""
+    if request.node.get_closest_marker("owasp_argon2") is not None:
+        yield
+        return
+    from chalicelib.identity import passwords  # the module as imported now (mutation testing imports it again)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", lambda: _LEAST_COST)
+        patch.setattr(passwords, "_dummy_hash", lambda: _LEAST_COST_DUMMY)
+        yield
+
+
+_LEAST_COST = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=32, salt_len=16,
+                                    type=argon2.Type.ID)
+_LEAST_COST_DUMMY = _LEAST_COST.hash("tessera-timing-equaliser")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -234,6 +234,21 @@ def test_app_writes_to_the_stacks_own_moto_not_the_test_sessions(local_stack, te
     assert not slug_claim_in(os.environ["AWS_ENDPOINT_URL"], slug)
 
 
+def test_make_runs_app_hashes_passwords_at_owasps_argon2_cost(local_stack, tenant):
+    """In-process tests hash at argon2's least cost (tests/conftest.py: least_argon2_cost); `make run`'s app
+    must not: the owner signed up over HTTP is stored with 19 MiB, two passes, one lane."""
+    import boto3
+
+    created, _, _ = tenant
+    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{local_stack.moto_port}",
+                          region_name=stack.REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    users = client.query(TableName=stack.stage_environment()["TESSERA_TABLE_NAME"], ConsistentRead=True,
+                         KeyConditionExpression="pk = :pk AND begins_with(sk, :user)",
+                         ExpressionAttributeValues={":pk": {"S": f"TENANT#{created['tenant_id']}"},
+                                                    ":user": {"S": "USER#"}})["Items"]
+    assert [u["password_hash"]["S"].split("$")[1:4] for u in users] == [["argon2id", "v=19", "m=19456,t=2,p=1"]]
+
+
 @needs_proc
 def test_app_process_gets_the_stacks_endpoints_not_the_test_sessions(local_stack):
     app_process = local_stack.processes[-1]

@@ -9,6 +9,8 @@ import pytest
 
 from chalicelib.identity.passwords import burn_verification_time, hash_password, verify_password
 
+pytestmark = pytest.mark.owasp_argon2  # the parameters production hashes with (tests/conftest.py: least_argon2_cost)
+
 
 def decoded(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
