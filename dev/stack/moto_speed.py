@@ -1,6 +1,6 @@
 """moto's DynamoDB with the same answers at the speed a test suite needs.
 
-Three costs of moto 5.2's DynamoDB server dominate a run of the suite (its two moto servers used about half
+Four costs of moto 5.2's DynamoDB server dominate a run of the suite (its two moto servers used about half
 of the run's CPU, more than the tests themselves), and two of them grow with everything written before:
 
 - **Query on the table's key** sorts every item of the table, then keeps the queried partition's
@@ -16,6 +16,15 @@ of the run's CPU, more than the tests themselves), and two of them grow with eve
 - **Each request lists its handler's methods** (`inspect.getmembers`) and **moto's own package folder** (a
   `stat` of each of its two hundred entries, to tell a service's name from a host); `cached_listings`
   makes each list once.
+- **An update expression is parsed twice per UpdateItem** (once to list its names and values, once to run
+  it), and a transaction's updates once more, then **copied with `copy.deepcopy`** before each validation,
+  and **walked ten times** by validators whose node classes are abstract base classes (every `isinstance`
+  on them goes through `ABCMeta.__instancecheck__`) and which rebuild their table of node types at every
+  node. Together about half of an UpdateItem's time. `parsed_update_expressions` keeps the tree parsed from
+  each expression's text (moto never changes it: its validator works on a copy); `plain_node_copies` copies
+  a tree node by node as `deepcopy` would, without pickling's protocol; `plain_node_classes` gives the
+  parser's classes `type`'s own instance checks (none has a registered virtual subclass, checked when
+  installed); `processed_types_once` reads a validator's node types once.
 
 `TESSERA_MOTO_CHECK=<file>` makes the server answer every item operation both ways and append any
 difference to that file (which starts with a line saying checking is on); that is how these were checked
@@ -44,6 +53,10 @@ def install() -> None:
     partition_queries(check_file)
     plain_item_answers(check_file)
     cached_listings()
+    parsed_update_expressions(check_file)
+    plain_node_copies(check_file)
+    plain_node_classes()
+    processed_types_once()
 
 
 def partition_queries(check_file: Optional[str] = None) -> None:
@@ -170,3 +183,94 @@ def cached_listings() -> None:
     responses.method_names_from_class = methods
     modules = tuple(backends.list_of_moto_modules())  # the installed package's folders: fixed while it runs
     backends.list_of_moto_modules = lambda: modules
+
+
+def _tree(node: Any) -> Any:
+    """A parse tree as plain values, with a mark wherever a child's parent is not the node that holds it."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    if not isinstance(node, Node):
+        return repr(node)
+    children = [(_tree(child), "" if not isinstance(child, Node) or child.parent is node else "PARENT?")
+                for child in node.children or []]
+    return type(node).__name__, node.type, children
+
+
+def parsed_update_expressions(check_file: Optional[str] = None) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    make = UpdateExpressionParser.make.__func__
+    parsed = functools.lru_cache(maxsize=4096)(lambda cls, text: make(cls, text))
+
+    def cached_make(cls: Any, text: str) -> Any:
+        tree = parsed(cls, text)
+        if check_file and _tree(tree) != _tree(make(cls, text)):
+            _note(check_file, f"UpdateExpression {text!r} parsed differently from the cache")
+        return tree
+
+    UpdateExpressionParser.make = classmethod(cached_make)
+
+
+_ATOMIC = frozenset({type(None), str, int, float, bool})
+
+
+def plain_node_copies(check_file: Optional[str] = None) -> None:
+    import copy
+
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    def node_copy(self: Any, memo: dict) -> Any:
+        """What `copy.deepcopy` makes of a node (a new object of its class, then its attributes copied with
+        the same memo, so a copied child's parent is the copied parent), without `__reduce_ex__`."""
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update({name: value if type(value) in _ATOMIC else copy.deepcopy(value, memo)
+                             for name, value in self.__dict__.items()})
+        return new
+
+    if check_file:
+        def checked_copy(self: Any, memo: dict) -> Any:
+            new = node_copy(self, memo)
+            del Node.__deepcopy__
+            try:
+                theirs = copy.deepcopy(self)
+            finally:
+                Node.__deepcopy__ = checked_copy
+            if _tree(new) != _tree(theirs) or _tree(new) != _tree(self):
+                _note(check_file, f"a parse tree copied differently: {_tree(self)!r}")
+            return new
+
+        Node.__deepcopy__ = checked_copy
+    else:
+        Node.__deepcopy__ = node_copy
+
+
+def plain_node_classes() -> None:
+    import abc
+    import inspect
+
+    from moto.dynamodb.parsing import ast_nodes, executors, expressions, validators
+
+    class PlainChecks(abc.ABCMeta):
+        __instancecheck__ = type.__instancecheck__
+        __subclasscheck__ = type.__subclasscheck__
+
+    for module in (ast_nodes, executors, expressions, validators):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if type(cls) is abc.ABCMeta and cls.__module__ == module.__name__:
+                if abc._get_dump(cls)[0]:  # a registered virtual subclass: only ABCMeta's check finds it
+                    raise RuntimeError(f"{cls.__qualname__} has virtual subclasses; moto_speed needs a look")
+                cls.__class__ = PlainChecks
+
+
+def processed_types_once() -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser
+
+    def nodes_to_be_processed(self: Any) -> tuple:
+        """moto's: the node types of the traverser's processing table, made once per traverser, not per node."""
+        types = self.__dict__.get("_tessera_node_types")
+        if types is None:
+            types = self.__dict__["_tessera_node_types"] = tuple(self._processing_map())
+        return types
+
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed

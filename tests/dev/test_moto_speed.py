@@ -117,6 +117,59 @@ def test_an_index_query_and_every_kind_of_attribute_come_back_as_written(checked
     assert differences(check_file) == []
 
 
+def test_an_update_expression_parsed_once_runs_with_each_calls_own_values_and_names(checked):
+    """The parse tree of an expression's text is kept (`parsed_update_expressions`) and copied node by node
+    for each validation (`plain_node_copies`): the same text with other values, other names and another item
+    must update as a first parse would, in UpdateItem and in a transaction, and the checking server finds
+    no difference from a fresh parse or from `copy.deepcopy`."""
+    client, _, check_file = checked
+    run = secrets.token_hex(4)
+    text = "SET #c = if_not_exists(#c, :zero) + :n, tags = list_append(if_not_exists(tags, :none), :tag) ADD hits :one"
+
+    def update(sk: str, counter: str, n: int, tag: str) -> dict:
+        return dict(TableName=TABLE, Key=item(f"{run}#u", sk), UpdateExpression=text,
+                    ExpressionAttributeNames={"#c": counter},
+                    ExpressionAttributeValues={":zero": {"N": "0"}, ":n": {"N": str(n)}, ":one": {"N": "1"},
+                                               ":none": {"L": []}, ":tag": {"L": [{"S": tag}]}})
+
+    client.update_item(**update("a", "spent", 5, "x"))
+    client.update_item(**update("a", "spent", 7, "y"))
+    client.update_item(**update("b", "calls", 2, "z"))
+    client.transact_write_items(TransactItems=[{"Update": update("a", "calls", 1, "t")},
+                                               {"Update": update("b", "calls", 3, "u")}])
+    with pytest.raises(client.exceptions.TransactionCanceledException):
+        client.transact_write_items(TransactItems=[
+            {"Update": {**update("a", "spent", 100, "never"), "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Update": update("b", "calls", 100, "never")}])
+    with pytest.raises(client.exceptions.ClientError, match="attribute value is not defined|value used in expression is not defined"):
+        client.update_item(**{**update("a", "spent", 1, "never"), "ExpressionAttributeValues": {":n": {"N": "1"}}})
+
+    def stored(sk: str) -> dict:
+        found = client.get_item(TableName=TABLE, Key=item(f"{run}#u", sk), ConsistentRead=True)["Item"]
+        return {name: found[name] for name in found if name not in ("pk", "sk")}
+
+    assert stored("a") == {"spent": {"N": "12"}, "calls": {"N": "1"}, "hits": {"N": "3"},
+                           "tags": {"L": [{"S": "x"}, {"S": "y"}, {"S": "t"}]}}
+    assert stored("b") == {"calls": {"N": "5"}, "hits": {"N": "2"}, "tags": {"L": [{"S": "z"}, {"S": "u"}]}}
+    assert differences(check_file) == []
+
+
+def test_a_parse_tree_copied_or_parsed_wrongly_is_written_down(tmp_path):
+    """The checks behind the update shortcuts compare trees with `_tree`, which must see a wrong parent
+    link, a wrong child and a wrong node type."""
+    import copy
+
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    tree = UpdateExpressionParser.make("SET a = :v REMOVE b")
+    assert moto_speed._tree(copy.deepcopy(tree)) == moto_speed._tree(tree)
+    orphaned = copy.deepcopy(tree)
+    orphaned.children[0].parent = None
+    assert "PARENT?" in repr(moto_speed._tree(orphaned)) and moto_speed._tree(orphaned) != moto_speed._tree(tree)
+    assert moto_speed._tree(UpdateExpressionParser.make("SET a = :w REMOVE b")) != moto_speed._tree(tree)
+    assert moto_speed._tree(UpdateExpressionParser.make("SET a = :v ADD b :v")) != moto_speed._tree(tree)
+
+
 def test_the_streams_records_carry_their_images_and_times(checked):
     client, streams, check_file = checked
     run = secrets.token_hex(4)
