@@ -140,6 +140,9 @@ def test_limits_are_immutable_and_default_to_nothing_enforced():
     with pytest.raises(dataclasses.FrozenInstanceError):
         limits.plan = "enterprise"
     assert AdmissionLimits(plan="free", status="active").features is not limits.features  # no shared default
+    own = TenantLimits(plan="free", status="active")
+    with pytest.raises(dataclasses.FrozenInstanceError):  # nor a tenant's own numbers, as its admission item holds them
+        own.budget_micros = 0
 
 
 @pytest.mark.parametrize("feature,plan", [("basic_chat", "free"), ("code_review", "pro"),
