@@ -433,13 +433,14 @@ def pytest_terminal_summary(terminalreporter, config):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end tests first, still in their random order among themselves (this runs after
-    pytest-randomly has shuffled). They start processes and take about a third of the suite's time, the
-    contract fuzzer 3-4 minutes of it alone: begun last, such a test kept one worker busy long after the
-    other had run out of tests, and the suite's time varied by minutes with the seed. Begun first, the
-    short tests fill in around them (pytest-xdist hands out the rest as workers run low)."""
+    """The end-to-end tests first, then the in-process tests marked `long`, each group still in its random
+    order (this runs after pytest-randomly has shuffled). The end-to-end tests start processes and take about
+    a third of the suite's time, the contract fuzzer 3-4 minutes of it alone: begun last, such a test kept
+    one worker busy long after the other had run out of tests, and the suite's time varied by minutes with
+    the seed. Begun first, the short tests fill in around them (pytest-xdist hands out the rest as workers
+    run low); a `long` test's half minute likewise."""
     refuse_servers_in_fast_tier(items)
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None, item.get_closest_marker("long") is None))
 
 
 def refuse_servers_in_fast_tier(items) -> None:

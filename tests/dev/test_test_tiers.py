@@ -74,3 +74,11 @@ def test_a_fast_tier_test_asking_for_a_server_stops_the_run_naming_it(tmp_path):
     assert result.returncode == 4, output  # pytest's usage error: nothing ran
     assert "tests/unit is the fast tier and starts no server" in output
     assert "test_probe.py::test_reads_the_table asks for moto_server" in output
+
+
+def test_every_end_to_end_module_is_marked_e2e_so_it_starts_first():
+    """`pytest_collection_modifyitems` starts the tests marked `e2e` first: an unmarked module of tests/e2e ran
+    wherever the shuffle put it, its half-minute test at the end of a run among them."""
+    unmarked = [path.name for path in sorted((ROOT / "tests" / "e2e").glob("test_*.py"))
+                if "pytestmark = pytest.mark.e2e" not in path.read_text()]
+    assert unmarked == []

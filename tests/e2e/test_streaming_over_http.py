@@ -10,6 +10,8 @@ import pytest
 
 from test_local_stack import call, local_stack  # noqa: F401 (local_stack is a fixture)
 
+pytestmark = pytest.mark.e2e
+
 PACING = 0.4
 
 

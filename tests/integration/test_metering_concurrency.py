@@ -450,6 +450,7 @@ def test_a_reservation_whose_handler_died_is_given_back_once_and_a_late_settle_c
 
 # --- the admission item stays one write unit ------------------------------------------------
 
+@pytest.mark.long  # about 30 s of concurrent admissions
 def test_the_admission_item_stays_under_one_kilobyte_at_its_busiest():
     from chalicelib import keys, principal_budgets
 

@@ -151,6 +151,7 @@ def test_a_tenant_hint_naming_another_tenant_is_refused_as_app_py_refuses_it(app
     assert events_of(tenant_id) == []
 
 
+@pytest.mark.long  # 32 to 45 s of upstream pacing
 def test_calls_longer_than_the_buffered_limit_complete_and_settle_exactly(app_url, standin):
     """Upstream takes over 30 s (the buffered handler read for 24 s at most, API Gateway's limit was 29 s): a
     streamed and a whole call, side by side, both end and both are billed what upstream billed."""
