@@ -33,10 +33,12 @@ run: $(STAMP)
 
 # Three pytest workers (pytest-xdist) on the 2-core CI machine: a worker spends much of its time waiting (on its
 # moto server, the stand-in's paced answers, a rate window), so two left the cores a quarter idle; four contend
-# (docs/testing.md has the figures). TEST_WORKERS=0 runs in one process.
+# (docs/testing.md has the figures). TEST_WORKERS=0 runs in one process. Whole modules go to a worker, in the
+# order collected (the end-to-end ones first): xdist's default hands each worker its first quarter of tests
+# at once, and the first worker got every end-to-end test and finished minutes after the others.
 TEST_WORKERS ?= 3
 test: $(STAMP) console
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The fast tier (tests/unit: logic over plain values, no server started), what to run on every change; one
 # process, in random order, as `make test` runs it. docs/testing.md has its figures.

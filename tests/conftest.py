@@ -437,8 +437,8 @@ def pytest_collection_modifyitems(config, items):
     order (this runs after pytest-randomly has shuffled). The end-to-end tests start processes and take about
     a third of the suite's time, the contract fuzzer 3-4 minutes of it alone: begun last, such a test kept
     one worker busy long after the other had run out of tests, and the suite's time varied by minutes with
-    the seed. Begun first, the short tests fill in around them (pytest-xdist hands out the rest as workers
-    run low); a `long` test's half minute likewise."""
+    the seed. Begun first, the short tests fill in around them (`make test` hands whole modules to the
+    workers in this order, the next to the first worker free); a `long` test's module likewise."""
     refuse_servers_in_fast_tier(items)
     items.sort(key=lambda item: (item.get_closest_marker("e2e") is None, item.get_closest_marker("long") is None))
 
