@@ -263,14 +263,13 @@ _DYNAMODB_CLIENTS: Dict[tuple, Any] = {}
 
 
 def _dynamodb():
-    """A DynamoDB client for the environment as it is now (endpoint, region, credentials), made once for each:
+    """A DynamoDB client for the environment as it is now (every AWS_ variable), made once for each:
     `WritesNothing` reads the table before and after every block it guards, and a new client for each read
     (about 5 ms of CPU, and a new connection and a new thread in the moto server) was over a thousand clients
     in three API test modules."""
     import boto3
 
-    key = tuple(os.environ.get(name) for name in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION",
-                                                  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"))
+    key = tuple(sorted((name, value) for name, value in os.environ.items() if name.startswith("AWS_")))
     client = _DYNAMODB_CLIENTS.get(key)
     if client is None:
         client = _DYNAMODB_CLIENTS[key] = boto3.client("dynamodb")
@@ -433,14 +432,16 @@ def pytest_terminal_summary(terminalreporter, config):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """The end-to-end tests first, then the in-process tests marked `long`, each group still in its random
-    order (this runs after pytest-randomly has shuffled). The end-to-end tests start processes and take about
-    a third of the suite's time, the contract fuzzer 3-4 minutes of it alone: begun last, such a test kept
-    one worker busy long after the other had run out of tests, and the suite's time varied by minutes with
-    the seed. Begun first, the short tests fill in around them (`make test` hands whole modules to the
-    workers in this order, the next to the first worker free); a `long` test's module likewise."""
+    """The end-to-end tests first, then the modules with an in-process test marked `long` (whole, so their
+    module fixtures are made once), each group still in its random order (this runs after pytest-randomly
+    has shuffled). The end-to-end tests start processes and take about a third of the suite's time, the
+    contract fuzzer one to three minutes of it alone: begun last, such a test kept one worker busy long after
+    the others had run out of tests, and the suite's time varied by minutes with the seed. Begun first, the
+    short tests fill in around them (`make test` hands whole modules to the workers in this order, the next
+    to the first worker free); a `long` test's half minute likewise."""
     refuse_servers_in_fast_tier(items)
-    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None, item.get_closest_marker("long") is None))
+    long_modules = {item.path for item in items if item.get_closest_marker("long") is not None}
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is None, item.path not in long_modules))
 
 
 def refuse_servers_in_fast_tier(items) -> None:

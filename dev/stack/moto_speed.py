@@ -28,7 +28,9 @@ of the run's CPU, more than the tests themselves), and two of them grow with eve
 
 `TESSERA_MOTO_CHECK=<file>` makes the server answer every item operation both ways and append any
 difference to that file (which starts with a line saying checking is on); that is how these were checked
-against the whole suite (docs/local-dynamodb.md).
+against the suite (docs/local-dynamodb.md). `plain_node_classes` and `processed_types_once` are not compared
+(moto's own answer runs with them too): one changes how `isinstance` is computed for classes without virtual
+subclasses, the other keeps a tuple that moto rebuilt identically at every node.
 """
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ def test_an_update_expression_parsed_once_runs_with_each_calls_own_values_and_na
 
 def test_a_parse_tree_copied_or_parsed_wrongly_is_written_down(tmp_path):
     """The checks behind the update shortcuts compare trees with `_tree`, which must see a wrong parent
-    link, a wrong child and a wrong node type."""
+    link, a wrong child, a node of another class and a node whose `type` names another."""
     import copy
 
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
@@ -168,6 +168,12 @@ def test_a_parse_tree_copied_or_parsed_wrongly_is_written_down(tmp_path):
     assert "PARENT?" in repr(moto_speed._tree(orphaned)) and moto_speed._tree(orphaned) != moto_speed._tree(tree)
     assert moto_speed._tree(UpdateExpressionParser.make("SET a = :w REMOVE b")) != moto_speed._tree(tree)
     assert moto_speed._tree(UpdateExpressionParser.make("SET a = :v ADD b :v")) != moto_speed._tree(tree)
+    retyped = copy.deepcopy(tree)  # the same shape and children, one node of another class
+    retyped.children[1].__class__ = type(tree.children[0])
+    assert moto_speed._tree(retyped) != moto_speed._tree(tree)
+    renamed = copy.deepcopy(tree)  # the same classes, one node's `type` changed
+    renamed.children[1].type = tree.children[0].type
+    assert moto_speed._tree(renamed) != moto_speed._tree(tree)
 
 
 def test_the_streams_records_carry_their_images_and_times(checked):
