@@ -31,7 +31,6 @@ class AdmissionLimits:
     requests_per_minute: int = 0
     budget_micros: Optional[int] = None
     hard_limit: bool = False
-    max_tokens_cap: int = 0
 
     def required_plan(self, feature: str) -> str:
         return FEATURES[feature].introduced
@@ -83,7 +82,7 @@ class TenantLimits:
             plan=self.plan, status=self.status,
             features={name: feature_limit(plan, name, self.overrides) for name in FEATURES if plan.includes(name)},
             requests_per_minute=requests_per_minute(plan, self.overrides), budget_micros=self.budget_micros,
-            hard_limit=self.hard_limit, max_tokens_cap=plan.max_tokens_cap)
+            hard_limit=self.hard_limit)
 
     def to_json(self) -> str:
         """Compact: the admission item must stay under 1 KB (features by their one-letter codes)."""

@@ -26,7 +26,7 @@ def stored(tenant_id):
 def test_a_new_tenant_gets_the_free_plans_numbers():
     tenant_id, _ = new_tenant()
     expected = AdmissionLimits(plan="free", status="active", features={"basic_chat": 300}, requests_per_minute=10,
-                               budget_micros=None, hard_limit=False, max_tokens_cap=2048)
+                               budget_micros=None, hard_limit=False)
     assert TenantLimits.of(stored(tenant_id)).under(DEFAULT_PLANS["free"]) == expected
     # the copy sign-up wrote for admission holds the tenant's own numbers, none of the plan's
     assert admission.load_view(tenant_id).limits == TenantLimits(plan="free", status="active")
@@ -39,8 +39,7 @@ def test_overrides_plan_and_a_hard_budget_are_all_carried():
     tenants.update_tenant(tenant_id, {"monthly_budget_usd": "5.25", "budget_hard_limit": True})
     expected = AdmissionLimits(plan="pro", status="active",
                                features={"basic_chat": 3, "code_review": 7, "document_analysis": 1_000},
-                               requests_per_minute=99, budget_micros=5_250_000, hard_limit=True,
-                               max_tokens_cap=128_000)
+                               requests_per_minute=99, budget_micros=5_250_000, hard_limit=True)
     limits = TenantLimits.of(stored(tenant_id)).under(DEFAULT_PLANS["pro"])  # overrides as the stored map
     assert limits == expected
     assert type(limits.budget_micros) is int and type(limits.requests_per_minute) is int
@@ -61,7 +60,6 @@ def test_an_enterprise_tenant_has_every_feature_unlimited():
     assert limits.features == {"basic_chat": None, "code_review": None, "document_analysis": None,
                                "custom_prompts": None}
     assert limits.requests_per_minute == 600
-    assert limits.max_tokens_cap == 128000
 
 
 def test_a_suspended_tenants_status_is_carried():
@@ -149,8 +147,3 @@ def test_limits_are_immutable_and_default_to_nothing_enforced():
                                           ("document_analysis", "pro"), ("custom_prompts", "enterprise")])
 def test_the_plan_a_feature_needs(feature, plan):
     assert AdmissionLimits(plan="free", status="active").required_plan(feature) == plan
-
-
-@pytest.mark.parametrize("plan,cap", [("free", 2048), ("pro", 128000), ("enterprise", 128000)])
-def test_the_max_tokens_cap_is_the_plans(plan, cap):
-    assert TenantLimits(plan=plan, status="active").under(DEFAULT_PLANS[plan]).max_tokens_cap == cap
