@@ -6,6 +6,7 @@ is only asserted as a lower bound, or against a serial run many times slower.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -328,10 +329,11 @@ def test_without_contention_mode_overlapping_transactions_never_conflict(unconte
     assert counter(ddb, shared) == threads * each
 
 
-def test_contention_mode_and_its_latency_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("TESSERA_DDB_CONTENTION", "1")
-    monkeypatch.setenv("TESSERA_DDB_LATENCY_MS_TRANSACT", "800")
-    process, endpoint = start_server()  # neither on nor off: as `make run` starts it
+def test_contention_mode_and_its_latency_come_from_the_environment():
+    # The server's environment is handed over, not set in os.environ: chalice's test client swaps os.environ
+    # for a copy during each request, and a variable set meanwhile would be lost with the copy.
+    shell = {**os.environ, "TESSERA_DDB_CONTENTION": "1", "TESSERA_DDB_LATENCY_MS_TRANSACT": "800"}
+    process, endpoint = start_server(environ=shell)  # neither on nor off: as `make run` starts it
     try:
         ddb = connect(endpoint)
         shared = fresh()
