@@ -202,7 +202,7 @@ def parsed_update_expressions(check_file: Optional[str] = None) -> None:
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     make = UpdateExpressionParser.make.__func__
-    parsed = functools.lru_cache(maxsize=4096)(lambda cls, text: make(cls, text))
+    parsed = functools.lru_cache(maxsize=4096)(make)
 
     def cached_make(cls: Any, text: str) -> Any:
         tree = parsed(cls, text)
@@ -238,7 +238,8 @@ def plain_node_copies(check_file: Optional[str] = None) -> None:
                 theirs = copy.deepcopy(self)
             finally:
                 Node.__deepcopy__ = checked_copy
-            if _tree(new) != _tree(theirs) or _tree(new) != _tree(self):
+            ours = _tree(new)
+            if ours != _tree(theirs) or ours != _tree(self):
                 _note(check_file, f"a parse tree copied differently: {_tree(self)!r}")
             return new
 

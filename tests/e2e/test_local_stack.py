@@ -218,14 +218,17 @@ def test_me_without_credentials_is_refused(local_stack):
 
 # --- isolation from the test session ---------------------------------------------
 
-def slug_claim_in(endpoint: str, slug: str) -> bool:
+def dynamodb_at(endpoint: str):
     import boto3
 
-    client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=stack.REGION,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=stack.REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def slug_claim_in(endpoint: str, slug: str) -> bool:
     table = stack.stage_environment()["TESSERA_TABLE_NAME"]
-    return "Item" in client.get_item(TableName=table, Key={"pk": {"S": f"SLUG#{slug}"}, "sk": {"S": "CLAIM"}},
-                                     ConsistentRead=True)
+    return "Item" in dynamodb_at(endpoint).get_item(
+        TableName=table, Key={"pk": {"S": f"SLUG#{slug}"}, "sk": {"S": "CLAIM"}}, ConsistentRead=True)
 
 
 def test_app_writes_to_the_stacks_own_moto_not_the_test_sessions(local_stack, tenant):
@@ -237,15 +240,11 @@ def test_app_writes_to_the_stacks_own_moto_not_the_test_sessions(local_stack, te
 def test_make_runs_app_hashes_passwords_at_owasps_argon2_cost(local_stack, tenant):
     """In-process tests hash at argon2's least cost (tests/conftest.py: least_argon2_cost); `make run`'s app
     must not: the owner signed up over HTTP is stored with 19 MiB, two passes, one lane."""
-    import boto3
-
     created, _, _ = tenant
-    client = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{local_stack.moto_port}",
-                          region_name=stack.REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-    users = client.query(TableName=stack.stage_environment()["TESSERA_TABLE_NAME"], ConsistentRead=True,
-                         KeyConditionExpression="pk = :pk AND begins_with(sk, :user)",
-                         ExpressionAttributeValues={":pk": {"S": f"TENANT#{created['tenant_id']}"},
-                                                    ":user": {"S": "USER#"}})["Items"]
+    users = dynamodb_at(f"http://127.0.0.1:{local_stack.moto_port}").query(
+        TableName=stack.stage_environment()["TESSERA_TABLE_NAME"], ConsistentRead=True,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :user)",
+        ExpressionAttributeValues={":pk": {"S": f"TENANT#{created['tenant_id']}"}, ":user": {"S": "USER#"}})["Items"]
     assert [u["password_hash"]["S"].split("$")[1:4] for u in users] == [["argon2id", "v=19", "m=19456,t=2,p=1"]]
 
 
