@@ -16,6 +16,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -56,6 +57,50 @@ NOWHERE = 9  # the discard port: nothing listens on it here, so a call to it is 
 
 def in_fast_tier(path) -> bool:
     return Path(path).resolve().is_relative_to(FAST_TIER)
+
+
+def _requests_share_one_environment() -> None:
+    """chalice's test client puts its stage's variables in `os.environ` for each request by swapping in a
+    patched copy, a plain dict, and putting back the object it found. Two requests that overlap on threads
+    each put back what they found, so when the second to start is the last to end it leaves the first one's
+    copy as `os.environ` for the rest of the worker: a variable set after that reaches neither a child
+    process nor `environ=os.environ` defaults (the moto-speed check server then started without its check
+    file), and one set during another thread's request was lost with that request's copy.
+
+    Here the real `os.environ` is kept: the first request in sets the stage's variables and remembers what
+    they replaced, later ones share them, and the last one out puts back those variables alone, so what
+    another thread sets meanwhile stays. The stage's variables are the in-process app's already
+    (`stack.run_app_in_process`), so a request sees what chalice would give it."""
+    from chalice.test import BaseClient
+
+    lock = threading.Lock()
+    state: Dict[str, Any] = {"requests": 0, "replaced": {}}
+
+    @contextlib.contextmanager
+    def stage_variables(client, variables):
+        with lock:
+            if state["requests"] == 0:
+                state["replaced"] = {name: os.environ.get(name) for name in variables}
+            for name, value in variables.items():
+                state["replaced"].setdefault(name, os.environ.get(name))
+                os.environ[name] = value
+            state["requests"] += 1
+        try:
+            yield
+        finally:
+            with lock:
+                state["requests"] -= 1
+                if state["requests"] == 0:
+                    for name, value in state["replaced"].items():
+                        if value is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = value
+
+    BaseClient._patched_env_vars = stage_variables
+
+
+_requests_share_one_environment()
 
 
 @pytest.fixture(scope="session", autouse=True)
