@@ -7,7 +7,7 @@ PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/$(PYTHON_WANTED).*/bin/
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
-UV := $(VENV)/bin/uv pip install --quiet --python $(PY)
+UV := $(VENV)/bin/uv pip install --quiet --system-certs --python $(PY)
 REQUIREMENTS := requirements.txt requirements.lock requirements-dev.txt requirements-uv.txt
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 comma := ,
@@ -17,15 +17,17 @@ PACKAGE_DIR ?= build/$(STAGE)
 .PHONY: run test test-fast console mutation package deploy-dev lock bench budget-check clients clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds. uv installs the
-# packages pip would, in a third of pip's time; pip installs uv itself (pinned, hash-checked). The bytecode is
-# compiled once, with the last install, on every core, so no process compiles what it imports from source
-# (where PYTHONDONTWRITEBYTECODE is set, each one would). docs/testing.md has the figures.
+# packages pip would, 20 s sooner (docs/testing.md has the figures); pip installs uv itself (pinned,
+# hash-checked). Each uv step compiles the bytecode of what it installs on every core, so no process compiles
+# what it imports from source (where PYTHONDONTWRITEBYTECODE is set, each one would). uv reads no pip
+# configuration: it trusts the system's certificates (--system-certs, as pip does), and a mirror is named to
+# it with UV_DEFAULT_INDEX or UV_FIND_LINKS.
 $(STAMP): $(REQUIREMENTS)
 	@test -n "$(PYTHON)" || { echo "make: Python $(PYTHON_WANTED) not found (pyenv install $(PYTHON_WANTED), or PYTHON=/path/to/python$(PYTHON_WANTED))" >&2; exit 1; }
 	@test ! -x $(PY) || $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_WANTED))))' \
 		|| { echo "make: $(VENV) is not Python $(PYTHON_WANTED); rebuilding it" >&2; rm -rf $(VENV); }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) --no-compile --require-hashes --no-deps -r requirements-uv.txt
+	$(PIP) --require-hashes --no-deps -r requirements-uv.txt
 	$(UV) --compile-bytecode --require-hashes --no-deps -r requirements.lock
 	$(UV) --compile-bytecode -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*

@@ -68,22 +68,22 @@ def _requests_share_one_environment() -> None:
     file), and one set during another thread's request was lost with that request's copy.
 
     Here the real `os.environ` is kept: the first request in sets the stage's variables and remembers what
-    they replaced, later ones share them, and the last one out puts back those variables alone, so what
-    another thread sets meanwhile stays. The stage's variables are the in-process app's already
-    (`stack.run_app_in_process`), so a request sees what chalice would give it."""
+    they replaced, later ones share them, and the last one out puts back each variable that still holds the
+    stage's value, so what another thread sets meanwhile stays (a stage variable included). The stage's
+    variables are the in-process app's already (`stack.run_app_in_process`), so a request sees what chalice
+    would give it. Installed with the servers: only tests outside the fast tier use the client."""
     from chalice.test import BaseClient
 
     lock = threading.Lock()
-    state: Dict[str, Any] = {"requests": 0, "replaced": {}}
+    state: Dict[str, Any] = {"requests": 0, "replaced": {}, "set": {}}
 
     @contextlib.contextmanager
     def stage_variables(client, variables):
         with lock:
-            if state["requests"] == 0:
-                state["replaced"] = {name: os.environ.get(name) for name in variables}
             for name, value in variables.items():
-                state["replaced"].setdefault(name, os.environ.get(name))
-                os.environ[name] = value
+                if name not in state["set"]:
+                    state["replaced"][name] = os.environ.get(name)
+                os.environ[name] = state["set"][name] = str(value)
             state["requests"] += 1
         try:
             yield
@@ -92,15 +92,15 @@ def _requests_share_one_environment() -> None:
                 state["requests"] -= 1
                 if state["requests"] == 0:
                     for name, value in state["replaced"].items():
+                        if os.environ.get(name) != state["set"][name]:
+                            continue  # set again meanwhile: that value stays
                         if value is None:
                             os.environ.pop(name, None)
                         else:
                             os.environ[name] = value
+                    state["replaced"], state["set"] = {}, {}
 
     BaseClient._patched_env_vars = stage_variables
-
-
-_requests_share_one_environment()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,6 +124,7 @@ def servers(request):
 
 @pytest.fixture(scope="session")
 def environment(local_stage, moto_server, standin):
+    _requests_share_one_environment()
     endpoint, port = moto_server
     stack.bootstrap(endpoint, stack.stage_environment("local"))
     stack.run_app_in_process(port, standin, TEST_JWT_SECRET, TEST_OPERATOR_SECRET, POOL_KEY)

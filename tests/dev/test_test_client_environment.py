@@ -5,13 +5,16 @@ import json
 import os
 import threading
 
+import pytest
 from chalice import Chalice
 from chalice.test import Client
+
+STAGE_VARIABLE = "TESSERA_TEST_STAGE_VARIABLE"
 
 
 def project_with_stage_variable(tmp_path, app_name: str) -> str:
     config = {"version": "2.0", "app_name": app_name,
-              "stages": {"dev": {"environment_variables": {"TESSERA_TEST_STAGE_VARIABLE": "from-the-stage"}}}}
+              "stages": {"dev": {"environment_variables": {STAGE_VARIABLE: "from-the-stage"}}}}
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / "config.json").write_text(json.dumps(config))
     return str(tmp_path)
@@ -29,14 +32,14 @@ def overlapping_requests(tmp_path, while_both_run=lambda: None) -> dict:
         first_in.set()
         assert second_in.wait(5)
         assert both_seen.wait(5)
-        seen["first"] = os.environ.get("TESSERA_TEST_STAGE_VARIABLE")
+        seen["first"] = os.environ.get(STAGE_VARIABLE)
         return {}
 
     @app.route("/second")
     def second():
         second_in.set()
         assert first_out.wait(5)
-        seen["second"] = os.environ.get("TESSERA_TEST_STAGE_VARIABLE")
+        seen["second"] = os.environ.get(STAGE_VARIABLE)
         return {}
 
     with Client(app, stage_name="dev", project_dir=project_with_stage_variable(tmp_path, "overlap")) as client:
@@ -56,18 +59,38 @@ def overlapping_requests(tmp_path, while_both_run=lambda: None) -> dict:
     return seen
 
 
-def test_overlapping_requests_put_back_the_processs_own_environment(tmp_path):
+@pytest.fixture
+def process_environment(environment, monkeypatch):
+    """The process's own os.environ, put back after the test whatever happened, so a broken patch fails this
+    test alone and not every later one in the worker."""
     original = os.environ
+    monkeypatch.delenv(STAGE_VARIABLE, raising=False)
+    monkeypatch.delenv("TESSERA_TEST_SET_MEANWHILE", raising=False)
+    yield original
+    os.environ = original
+    for name in (STAGE_VARIABLE, "TESSERA_TEST_SET_MEANWHILE"):
+        os.environ.pop(name, None)
+
+
+def test_overlapping_requests_put_back_the_processs_own_environment(tmp_path, process_environment):
+    seen = overlapping_requests(tmp_path)
+    assert os.environ is process_environment
+    assert seen == {"first": "from-the-stage", "second": "from-the-stage"}
+    assert STAGE_VARIABLE not in os.environ
+
+
+def test_a_stage_variable_the_process_had_gets_its_value_back(tmp_path, process_environment):
+    os.environ[STAGE_VARIABLE] = "the-process's"
     seen = overlapping_requests(tmp_path)
     assert seen == {"first": "from-the-stage", "second": "from-the-stage"}
-    assert os.environ is original
-    assert "TESSERA_TEST_STAGE_VARIABLE" not in os.environ
+    assert os.environ.get(STAGE_VARIABLE) == "the-process's"
 
 
-def test_a_variable_set_during_another_threads_request_stays(tmp_path, monkeypatch):
-    monkeypatch.delenv("TESSERA_TEST_SET_MEANWHILE", raising=False)
-    overlapping_requests(tmp_path, lambda: os.environ.__setitem__("TESSERA_TEST_SET_MEANWHILE", "kept"))
-    try:
-        assert os.environ.get("TESSERA_TEST_SET_MEANWHILE") == "kept"
-    finally:
-        os.environ.pop("TESSERA_TEST_SET_MEANWHILE", None)
+def test_a_variable_set_during_another_threads_request_stays(tmp_path, process_environment):
+    def meanwhile():
+        os.environ["TESSERA_TEST_SET_MEANWHILE"] = "kept"
+        os.environ[STAGE_VARIABLE] = "set meanwhile"
+
+    overlapping_requests(tmp_path, meanwhile)
+    assert os.environ.get("TESSERA_TEST_SET_MEANWHILE") == "kept"
+    assert os.environ.get(STAGE_VARIABLE) == "set meanwhile"
