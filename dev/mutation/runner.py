@@ -216,7 +216,10 @@ def load_equivalents() -> Dict[str, str]:
         for raw in EQUIVALENT_FILE.read_text().splitlines():
             if raw.strip() and not raw.lstrip().startswith("#"):
                 module, line, col, op, reason = raw.split(":", 4)
-                found[f"{module.strip()}:{line.strip()}:{col.strip()}:{op.strip()}"] = reason.strip()
+                key = f"{module.strip()}:{line.strip()}:{col.strip()}:{op.strip()}"
+                if key in found:  # a second reason for one mutant: one of the two names a line that moved
+                    raise SystemExit(f"{EQUIVALENT_FILE.relative_to(ROOT)} lists {key} twice")
+                found[key] = reason.strip()
     return found
 
 

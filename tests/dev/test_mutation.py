@@ -90,6 +90,15 @@ def test_every_equivalent_mutant_listed_is_a_real_mutant():
     assert set(mutation.load_equivalents()) <= keys
 
 
+def test_a_mutant_listed_as_equivalent_twice_is_refused(tmp_path, monkeypatch):
+    listed = tmp_path / "equivalent.txt"
+    listed.write_text("a.py:3:4:0 -> 1: one reason\na.py:3:4:0 -> 1: another\n")
+    monkeypatch.setattr(mutation, "EQUIVALENT_FILE", listed)
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    with pytest.raises(SystemExit, match="lists a.py:3:4:0 -> 1 twice"):
+        mutation.load_equivalents()
+
+
 def test_a_line_run_at_import_is_covered_by_every_test_of_the_module():
     mutant = mutation_ops.Mutant("m.py", 0, "10 -> 11", 2, 2, 8)
     lines = {"2": [""], "7": ["t::a"], "10": ["t::b"]}

@@ -40,11 +40,17 @@ def module_table(environment):
 
 @pytest.fixture(scope="module")
 def alert_queue(environment):
+    """A queue of the module's own on the alert topic, taken off it afterwards: moto delivers a topic's
+    messages to its first 100 subscriptions only, so queues left subscribed by earlier modules (or by the
+    mutation runner's hundreds of rounds) would leave a later one's empty."""
     sqs, sns = boto3.client("sqs"), boto3.client("sns")
     queue_url = sqs.create_queue(QueueName=f"alerts-{random_slug('q')}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=os.environ["TESSERA_ALERT_TOPIC_ARN"], Protocol="sqs", Endpoint=queue_arn)
-    return queue_url
+    subscription = sns.subscribe(TopicArn=os.environ["TESSERA_ALERT_TOPIC_ARN"], Protocol="sqs",
+                                 Endpoint=queue_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    yield queue_url
+    sns.unsubscribe(SubscriptionArn=subscription)
+    sqs.delete_queue(QueueUrl=queue_url)
 
 
 def drain(queue_url):

@@ -194,9 +194,13 @@ def test_a_bucket_whose_every_reservation_was_settled_is_resolved_without_a_recl
     assert bucket_keys(tenant_id, reservation.bucket) == {} and not mark_exists(tenant_id, reservation.bucket)
 
 
-def test_tenants_sharing_a_bucket_are_each_judged_on_their_own_items():
+@pytest.mark.parametrize("settled_first", [True, False], ids=["settled-tenant-first", "dead-tenant-first"])
+def test_tenants_sharing_a_bucket_are_each_judged_on_their_own_items(settled_first):
     start = own_bucket_start()
-    settled, dead = new_tenant(), new_tenant()
+    # The sweeper reads a bucket's marks in the order of their tenants' ids, and each tenant's items by its
+    # place in that order: both orders, so neither tenant is read at a place the other's items also fit.
+    first, second = sorted([new_tenant(), new_tenant()])
+    settled, dead = (first, second) if settled_first else (second, first)
     kept = reserve(settled, 1_500, now=start)
     ledger.record(kept, answered(400))
     # Worst cases that differ, so judging either tenant on the other's items would show.
