@@ -276,6 +276,11 @@ class MutantRunner:
                     self.install(mutant)
                 except Exception as error:
                     status, by, detail = "killed", "import", f"{type(error).__name__}: {error}"[:300]
+                    # The original back at once: the import stopped half-way, with the mutant's code still
+                    # the finder's, and the next import of a module of ours (the stream pump's, as the next
+                    # mutant's table is set up) raised the same error and ended the worker, which counted
+                    # the next mutant as crashed, never run.
+                    self.install(None)
                     break
                 while remaining:
                     nodeid = remaining.pop(0)
