@@ -333,13 +333,18 @@ def test_a_past_months_standing_counts_that_month(months):
 
 # --- what a read costs ----------------------------------------------------------------------------------------
 
-def test_a_summary_is_a_query_of_the_months_counters_one_of_its_days_and_one_consistent_batch_read():
+def three_calls_on_two_features():
+    """A pro tenant's month: two chat calls and a code review, folded; (tenant id, this month)."""
     tenant_id, _ = new_tenant()
     operators.set_plan(tenant_id, {"plan": "pro"})
     for feature in ("basic_chat", "basic_chat", "code_review"):
         settled(tenant_id, 100, feature=feature, input_tokens=1)
     settle_usage()
-    period, _ = this_month()
+    return tenant_id, this_month()[0]
+
+
+def test_a_summary_is_a_query_of_the_months_counters_one_of_its_days_and_one_consistent_batch_read():
+    tenant_id, period = three_calls_on_two_features()
     with DynamoCalls() as sent:
         usage.summary(profile(tenant_id), period)
     assert sent.names == ["GetItem", "Query", "BatchGetItem", "Query"]
@@ -349,6 +354,25 @@ def test_a_summary_is_a_query_of_the_months_counters_one_of_its_days_and_one_con
     [batch] = sent.params[2]["RequestItems"].values()
     assert batch["ConsistentRead"] is True and len(batch["Keys"]) == 2
     assert sent.answers[3]["Count"] == 1  # today's counter, the only day with calls
+
+
+def test_a_months_items_past_the_first_page_are_read(monkeypatch):
+    """Past 1 MB DynamoDB answers a query in pages; here the month's query comes back two items a page, and
+    the summary reads every page: the same figures as in one."""
+    tenant_id, period = three_calls_on_two_features()
+    now = datetime.now(timezone.utc)
+    in_one_page = usage.summary(profile(tenant_id), period, now=now)
+    connection, pages = UsagePeriod._get_connection(), []
+    query = connection.query
+
+    def two_items_a_page(*args, **kwargs):
+        pages.append(query(*args, **{"limit": 2, **kwargs}))
+        return pages[-1]
+
+    monkeypatch.setattr(connection, "query", two_items_a_page)
+    assert usage.summary(profile(tenant_id), period, now=now) == in_one_page
+    assert [page["Count"] for page in pages[:3]] == [2, 2, 1]  # the month's item and four counters
+    assert in_one_page["by_feature"]["code_review"]["requests"] == 1
 
 
 def test_a_features_standing_reads_admission_consistently():
