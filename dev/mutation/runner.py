@@ -120,9 +120,15 @@ def _pytest_command(*extra: str) -> List[str]:
             "--tb=line", *extra]
 
 
+# The plugin's modes: a worker gets its own only, never one it inherits (the runner's own tests start a
+# worker, and under the coverage run that worker measured coverage instead of running its plan).
+_MODES = ("TESSERA_MUTATION_COVERAGE", "TESSERA_MUTATION_TARGETS", "TESSERA_MUTATION_PLAN")
+
+
 def _environment(**variables: str) -> Dict[str, str]:
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return {**os.environ, "PYTHONPATH": path, **variables}
+    inherited = {name: value for name, value in os.environ.items() if name not in _MODES}
+    return {**inherited, "PYTHONPATH": path, **variables}
 
 
 def _measure(targets: List[str], paths: List[str]) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import sys
 import types
 from pathlib import Path
@@ -162,6 +163,15 @@ def test_docs_list_every_equivalent_mutant_of_the_metering_bound_and_budget_modu
         if module.startswith(("chalicelib/metering", "chalicelib/ai", "chalicelib/jobs")):
             short = module.replace("chalicelib/", "")
             assert f"| `{short}:{line}:{col}` | `{op.replace('|', chr(92) + '|')}` |" in docs, key
+
+
+def test_a_worker_gets_its_own_mode_and_not_one_it_inherits(monkeypatch):
+    monkeypatch.setenv("TESSERA_MUTATION_COVERAGE", "/tmp/out.json")
+    monkeypatch.setenv("TESSERA_MUTATION_TARGETS", "chalicelib/plans.py")
+    environment = mutation._environment(TESSERA_MUTATION_PLAN="/tmp/plan.json")
+    assert environment["TESSERA_MUTATION_PLAN"] == "/tmp/plan.json"
+    assert "TESSERA_MUTATION_COVERAGE" not in environment and "TESSERA_MUTATION_TARGETS" not in environment
+    assert environment["PATH"] == os.environ["PATH"]
 
 
 def breaks_its_import(module: str, mutant) -> bool:
