@@ -117,6 +117,12 @@ def test_the_forecast_extends_the_months_rate_to_its_end():
     assert usage.forecast_micros(1_000_000, "2101-04", start + timedelta(days=15)) == 2_000_000
     assert usage.forecast_micros(999, "2101-04", start + timedelta(days=45)) == 999  # the month is over
     assert usage.forecast_micros(999, "2101-04", start - timedelta(days=1)) == 0
+    # At the edges: the month's first instant has no rate yet; its first second (and less) counts as one.
+    whole = 30 * 86_400
+    assert usage.forecast_micros(999, "2101-04", start) == 0
+    assert usage.forecast_micros(7, "2101-04", start + timedelta(seconds=1)) == 7 * whole
+    assert usage.forecast_micros(7, "2101-04", start + timedelta(milliseconds=500)) == 7 * whole
+    assert usage.forecast_micros(999, "2101-04", start + timedelta(days=30)) == 999  # its end
 
 
 def test_refusals_are_counted_by_reason_and_other_errors_are_not():
