@@ -13,7 +13,7 @@ the admission item, which must stay under 1 KB. The default numbers and why: doc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from chalicelib.pricing import MICROS_PER_USD, MODELS
@@ -44,8 +44,8 @@ class Plan:
     models: Tuple[str, ...]
     monthly_price_micros: int
     version: int = 0  # 0: the built-in default, never edited
-    changed_by: Optional[str] = field(default=None, compare=False)
-    changed_at: Optional[str] = field(default=None, compare=False)
+    changed_by: Optional[str] = None
+    changed_at: Optional[str] = None
     pool_share_percent: int = 0  # 0: best effort in the shared pool
     pool_reserved_percent: int = 0  # of pool_share_percent, held back from other plans' borrowing
 
