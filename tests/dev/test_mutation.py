@@ -175,14 +175,14 @@ def test_a_worker_gets_its_own_mode_and_not_one_it_inherits(monkeypatch):
 
 
 def breaks_its_import(module: str, mutant) -> bool:
-    """Whether the module's code with `mutant` applied raises as it is imported (a dataclass field's
-    default dropped before one that has one, say)."""
+    """Whether the module's code with `mutant` applied raises as it is imported (a required argument of a
+    module-level call dropped, say)."""
     code = mutation_ops.mutated_code((ROOT / module).read_text(), mutant, str(ROOT / module))
     probe = types.ModuleType("mutant_probe")
     sys.modules[probe.__name__] = probe  # where dataclasses look up the module of a class
     try:
         exec(code, probe.__dict__)
-    except TypeError:
+    except Exception:
         return True
     finally:
         del sys.modules[probe.__name__]
@@ -195,12 +195,12 @@ def test_a_mutant_killed_at_import_leaves_the_next_one_to_run(tmp_path, monkeypa
     place that import ended the worker and the next mutant counted as crashed, never run."""
     module = "chalicelib/plans.py"
     found = mutation_ops.mutants(module, (ROOT / module).read_text())
-    at_import = next(m for m in found if m.op.startswith("drop arg default=") and breaks_its_import(module, m))
+    at_import = next(m for m in found if breaks_its_import(module, m))
     before, after = [m for m in found if m.op == "drop statement" and not breaks_its_import(module, m)][:2]
     # A test outside the fast tier: the first mutant's run starts the session's servers and the stream pump.
     test = "tests/integration/test_limits.py::test_a_new_tenant_gets_the_free_plans_numbers"
     specs = [{"key": m.key, "index": m.index, "position": n, "op": m.op, "line": m.line, "end_line": m.end_line,
-              "col": m.col, "tests": [test], "timeout": 120.0} for n, m in enumerate([before, at_import, after])]
+              "col": m.col, "tests": [test], "timeout": 300.0} for n, m in enumerate([before, at_import, after])]
     monkeypatch.setattr(mutation, "STATE", tmp_path)
     journal = mutation.Journal(tmp_path / "plans.journal.jsonl", {"code": "c", "files": {}})
     results = mutation.run_mutants(module, specs, tmp_path / "plans.log", journal)
