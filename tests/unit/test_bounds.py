@@ -230,6 +230,16 @@ def test_tool_choice_adds_its_json_bytes():
     assert bounds.input_token_bound(alone) == 16 + nbytes('{"type":"none"}') + 8 + 8 + 2
 
 
+@pytest.mark.parametrize("name, value", [
+    ("output_config", {"effort": "high", "format": {"type": "json_schema", "schema": {"type": "object"}}}),
+    ("output_format", {"type": "json_schema", "schema": {"type": "object", "description": "€"}}),
+])
+def test_output_settings_add_their_json_bytes(name, value):
+    given = user_call([{"role": "user", "content": "hi"}], **{name: value})
+    assert bounds.input_token_bound(given) == 16 + nbytes(json.dumps(value, ensure_ascii=False,
+                                                                      separators=(",", ":"))) + 8 + 8 + 2
+
+
 def test_an_empty_tools_list_adds_no_tool_prompt():
     assert bounds.input_token_bound(user_call([{"role": "user", "content": "hi"}], tools=[])) == 16 + 8 + 8 + 2
 
@@ -275,6 +285,37 @@ def test_text_images_and_documents_without_pdfs_need_no_upstream_count():
         image(png(10, 10)), {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "a"}},
         {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "b"}]}}]}])
     assert bounds.needs_upstream_count(call) is False
+
+
+# --- counted upstream: documents and search results with citations -----------------------------------------
+
+TEXT_DOCUMENT = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "a"}}
+SEARCH_RESULT = {"type": "search_result", "source": "https://example.com/a", "title": "A",
+                 "content": [{"type": "text", "text": "b"}]}
+
+
+@pytest.mark.parametrize("block", [TEXT_DOCUMENT, SEARCH_RESULT], ids=["text-document", "search-result"])
+def test_a_document_or_search_result_with_citations_enabled_must_be_counted_upstream(block):
+    cited = {**block, "citations": {"enabled": True}}
+    for call in (user_call([{"role": "user", "content": [cited]}]),
+                 user_call([{"role": "user", "content": [
+                     {"type": "tool_result", "tool_use_id": "t1", "content": [cited]}]}])):
+        assert bounds.needs_upstream_count(call) is True
+        with pytest.raises(ValueError, match="count it upstream first"):
+            bounds.input_token_bound(call)
+
+
+@pytest.mark.parametrize("citations", [{"enabled": False}, {}, {"enabled": "true"}, True, None],
+                         ids=["disabled", "empty", "enabled-as-text", "not-an-object", "null"])
+def test_citations_not_enabled_leave_documents_and_search_results_bounded_by_their_bytes(citations):
+    for block in (TEXT_DOCUMENT, SEARCH_RESULT):
+        assert bounds.needs_upstream_count(user_call([{"role": "user", "content": [
+            {**block, "citations": citations}]}])) is False
+
+
+def test_citations_enabled_on_a_block_that_is_no_document_need_no_upstream_count():
+    text = {"type": "text", "text": "a", "citations": {"enabled": True}}
+    assert bounds.needs_upstream_count(user_call([{"role": "user", "content": [text]}])) is False
 
 
 @pytest.mark.parametrize("counted,tokens", [(1013, 1013 + 50 + 64), (0, 64), (19, 19 + 0 + 64), (20, 20 + 1 + 64)])
