@@ -129,6 +129,12 @@ def test_a_copy_written_before_plans_were_data_keeps_its_overrides_and_follows_t
                         "budget": None, "hard": False})
     assert TenantLimits.from_json(plain).under(DEFAULT_PLANS["free"]) == \
         TenantLimits(plan="free", status="active").under(DEFAULT_PLANS["free"])
+    # document_analysis 500 and pro's 60 a minute were old defaults as well: they follow the plan now.
+    old_defaults = json.dumps({"plan": "pro", "status": "active", "features": {"document_analysis": 500},
+                               "rpm": "60", "budget": None, "hard": False})
+    assert DEFAULT_PLANS["pro"].features["document_analysis"] != 500
+    assert TenantLimits.from_json(old_defaults).under(DEFAULT_PLANS["pro"]) == \
+        TenantLimits(plan="pro", status="active").under(DEFAULT_PLANS["pro"])
 
 
 def test_limits_are_immutable_and_default_to_nothing_enforced():
