@@ -129,12 +129,15 @@ def test_a_copy_written_before_plans_were_data_keeps_its_overrides_and_follows_t
                         "budget": None, "hard": False})
     assert TenantLimits.from_json(plain).under(DEFAULT_PLANS["free"]) == \
         TenantLimits(plan="free", status="active").under(DEFAULT_PLANS["free"])
-    # document_analysis 500 and pro's 60 a minute were old defaults as well: they follow the plan now.
-    old_defaults = json.dumps({"plan": "pro", "status": "active", "features": {"document_analysis": 500},
-                               "rpm": "60", "budget": None, "hard": False})
-    assert DEFAULT_PLANS["pro"].features["document_analysis"] != 500
-    assert TenantLimits.from_json(old_defaults).under(DEFAULT_PLANS["pro"]) == \
-        TenantLimits(plan="pro", status="active").under(DEFAULT_PLANS["pro"])
+    # Every old default follows the plan as it stands now, an edited one included (document_analysis 500 and
+    # each plan's old rate).
+    for plan, rpm, features in (("free", 10, {"basic_chat": 100}), ("pro", 60, {"document_analysis": 500}),
+                                ("enterprise", 600, {"custom_prompts": None})):
+        edited = dataclasses.replace(DEFAULT_PLANS[plan], requests_per_minute=rpm + 7,
+                                     features={**DEFAULT_PLANS[plan].features, **{f: 1_234 for f in features}})
+        old_copy = json.dumps({"plan": plan, "status": "active", "features": features, "rpm": str(rpm),
+                               "budget": None, "hard": False})
+        assert TenantLimits.from_json(old_copy).under(edited) == TenantLimits(plan=plan, status="active").under(edited)
 
 
 def test_limits_are_immutable_and_default_to_nothing_enforced():
