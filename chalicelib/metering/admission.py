@@ -192,11 +192,10 @@ def _check(view: AdmissionView, limits: AdmissionLimits, returns: Returns, featu
 
 
 def _write(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
-           count: int = 1, swept: bool = True, adds: Optional[Dict[str, int]] = None) -> UpdateText:
+           count: int, swept: bool, adds: Dict[str, int]) -> UpdateText:
     """The admission write; `adds` collects what it adds to each counter (the item after a transaction,
     which returns nothing, is this view plus these)."""
     update = UpdateText()
-    adds = {} if adds is None else adds
 
     def counter(key: str) -> str:
         return update.name("counters", key)
