@@ -170,7 +170,7 @@ class Refusal(Exception):
 
 
 def _check(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
-           count: int = 1) -> None:
+           count: int) -> None:
     """Refuse, from what this instance knows, a call the write's condition would refuse anyway."""
     gated = limits.gate(feature)
     if gated is not None:
