@@ -230,14 +230,15 @@ def test_tool_choice_adds_its_json_bytes():
     assert bounds.input_token_bound(alone) == 16 + nbytes('{"type":"none"}') + 8 + 8 + 2
 
 
-@pytest.mark.parametrize("name, value", [
-    ("output_config", {"effort": "high", "format": {"type": "json_schema", "schema": {"type": "object"}}}),
-    ("output_format", {"type": "json_schema", "schema": {"type": "object", "description": "€"}}),
+@pytest.mark.parametrize("name, value, compact_json", [
+    ("output_config", {"effort": "high", "format": {"type": "json_schema", "schema": {"type": "object"}}},
+     '{"effort":"high","format":{"type":"json_schema","schema":{"type":"object"}}}'),
+    ("output_format", {"type": "json_schema", "schema": {"type": "object", "description": "€"}},
+     '{"type":"json_schema","schema":{"type":"object","description":"€"}}'),
 ])
-def test_output_settings_add_their_json_bytes(name, value):
+def test_output_settings_add_their_json_bytes(name, value, compact_json):
     given = user_call([{"role": "user", "content": "hi"}], **{name: value})
-    assert bounds.input_token_bound(given) == 16 + nbytes(json.dumps(value, ensure_ascii=False,
-                                                                      separators=(",", ":"))) + 8 + 8 + 2
+    assert bounds.input_token_bound(given) == 16 + nbytes(compact_json) + 8 + 8 + 2
 
 
 def test_an_empty_tools_list_adds_no_tool_prompt():
