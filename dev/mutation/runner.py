@@ -383,6 +383,13 @@ def _watch(process: subprocess.Popen, results_path: Path, budget: Dict[str, floa
         time.sleep(0.2)
 
 
+def spec_of(mutant: Mutant, position: int, tests: List[str], timeout: float) -> dict:
+    """What the worker is handed for one mutant (and the journal stamps): the mutant, its place in the
+    module's list, its covering tests in the order they run, and its time budget in seconds."""
+    return {"key": mutant.key, "index": mutant.index, "position": position, "op": mutant.op, "line": mutant.line,
+            "end_line": mutant.end_line, "col": mutant.col, "tests": tests, "timeout": timeout}
+
+
 def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -> List[Outcome]:
     source = (ROOT / module).read_text()
     found = mutants(module, source)
@@ -402,10 +409,8 @@ def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -
             outcomes[mutant.key] = Outcome(mutant, "uncovered")
             continue
         outcomes[mutant.key] = Outcome(mutant, "pending", tests=len(tests))
-        specs.append({"key": mutant.key, "index": mutant.index, "position": position, "op": mutant.op,
-                      "line": mutant.line,
-                      "end_line": mutant.end_line, "col": mutant.col, "tests": tests,
-                      "timeout": round(args.timeout + args.factor * sum(durations.get(t, 0) for t in tests), 1)})
+        specs.append(spec_of(mutant, position, tests,
+                             round(args.timeout + args.factor * sum(durations.get(t, 0) for t in tests), 1)))
     if args.list:
         for outcome in outcomes.values():
             print(f"{outcome.mutant.key}  [{outcome.status}, {outcome.tests} tests]")

@@ -199,8 +199,7 @@ def test_a_mutant_killed_at_import_leaves_the_next_one_to_run(tmp_path, monkeypa
     before, after = [m for m in found if m.op == "drop statement" and not breaks_its_import(module, m)][:2]
     # A test outside the fast tier: the first mutant's run starts the session's servers and the stream pump.
     test = "tests/integration/test_limits.py::test_a_new_tenant_gets_the_free_plans_numbers"
-    specs = [{"key": m.key, "index": m.index, "position": n, "op": m.op, "line": m.line, "end_line": m.end_line,
-              "col": m.col, "tests": [test], "timeout": 300.0} for n, m in enumerate([before, at_import, after])]
+    specs = [mutation.spec_of(m, n, [test], 300.0) for n, m in enumerate([before, at_import, after])]
     monkeypatch.setattr(mutation, "STATE", tmp_path)
     journal = mutation.Journal(tmp_path / "plans.journal.jsonl", {"code": "c", "files": {}})
     results = mutation.run_mutants(module, specs, tmp_path / "plans.log", journal)
