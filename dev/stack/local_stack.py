@@ -6,6 +6,7 @@ stopped with it, so Ctrl-C leaves nothing running.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import secrets
@@ -18,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Deque, Dict, List, Mapping, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,10 +93,27 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+# Ports handed out by `free_port`, each still bound here so that no other process is given it meanwhile.
+_RESERVED: Deque[socket.socket] = collections.deque(maxlen=256)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port on 127.0.0.1 that nothing listens on, held for the process that will listen on it.
+
+    The port stays bound here (with SO_REUSEADDR, not listening) after it is returned. The kernel then gives
+    it to no other socket that asks for any port: another test worker's `free_port`, or its server started
+    on port 0. Only a server started on this very port with SO_REUSEADDR (every `http.server` server: moto,
+    the stand-in, the streaming function, the gateway, chalice local) can listen on it. Were the port closed
+    at once, another worker's short-lived stack could take it before this one's server bound it, answer
+    this one's readiness check, and serve this stack's requests from its own moto until it stopped.
+    The newest 256 are held; a connection to a held port is refused as to any port nothing listens on."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    if len(_RESERVED) == _RESERVED.maxlen:
+        _RESERVED[0].close()
+    _RESERVED.append(sock)
+    return sock.getsockname()[1]
 
 
 def require_free(port: int, variable: str) -> None:

@@ -35,15 +35,8 @@ READY_LINE = "Tessera is running at"
 
 
 def free_ports(count: int) -> List[int]:
-    """Distinct free ports: all held open at once, so no two are the same."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Distinct free ports (each is held by `stack.free_port` until its server listens)."""
+    return [stack.free_port() for _ in range(count)]
 
 
 def call(method: str, url: str, body: Optional[dict] = None, token: Optional[str] = None) -> Tuple[int, Any]:
@@ -297,6 +290,7 @@ def make_run_environment(ports: List[int]) -> Dict[str, str]:
 def test_make_run_refuses_a_taken_api_port():
     ports = free_ports(3)
     with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server does: the port is held for one
         taken.bind(("127.0.0.1", ports[0]))
         taken.listen()
         result = subprocess.run([sys.executable, "-m", "dev.stack"], cwd=str(ROOT),
