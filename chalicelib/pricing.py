@@ -38,9 +38,9 @@ class ModelPrice:
     cache_write: Decimal
     cache_read: Decimal
     min_plan: str
-    long_context: bool = False  # a 200k window reaching 1M by beta, billed above LONG_CONTEXT_TOKENS at premium
-    fast_mode: bool = False  # offers `speed: "fast"`
-    max_output_tokens: int = 64_000  # the most the model writes in one answer (a plan's cap may not exceed it)
+    long_context: bool  # a 200k window reaching 1M by beta, billed above LONG_CONTEXT_TOKENS at premium
+    fast_mode: bool  # offers `speed: "fast"`
+    max_output_tokens: int  # the most the model writes in one answer (a plan's cap may not exceed it)
 
     @property
     def cache_write_1h(self) -> Decimal:

@@ -26,6 +26,18 @@ PUBLISHED = {
     "claude-haiku-4-5": ("Claude Haiku 4.5", "1", "5", "1.25", "0.10", "free"),
 }
 
+# The most each model writes in one answer ("Max output" on the models overview page the pricing page links
+# to): every Opus model 128k, Sonnet 4.6 and Haiku 4.5 64k.
+MAX_OUTPUT_TOKENS = {
+    "claude-opus-5-5": 128_000,
+    "claude-opus-5": 128_000,
+    "claude-opus-4-8": 128_000,
+    "claude-opus-4-7": 128_000,
+    "claude-opus-4-6": 128_000,
+    "claude-sonnet-4-6": 64_000,
+    "claude-haiku-4-5": 64_000,
+}
+
 # Batch processing (the same page, section "Batch processing"): USD per million tokens, input and output.
 PUBLISHED_BATCH = {
     "claude-opus-5": ("2.50", "12.50"),

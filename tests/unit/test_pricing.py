@@ -12,7 +12,7 @@ from decimal import ROUND_CEILING, Decimal
 import pytest
 
 from chalicelib.pricing import MODELS, cost_micros, micros, to_micros, usd
-from published import FAST_MODE, FAST_MODE_MODELS, LONG_CONTEXT_MODELS, PUBLISHED
+from published import FAST_MODE, FAST_MODE_MODELS, LONG_CONTEXT_MODELS, MAX_OUTPUT_TOKENS, PUBLISHED
 
 
 # A million tokens of one kind, in micro-dollars: input, output, cache write, cache read.
@@ -39,6 +39,12 @@ def test_the_model_table_is_exactly_the_published_one():
              for m, p in MODELS.items()}
     assert table == PUBLISHED
     assert all(p.model == m for m, p in MODELS.items())
+
+
+def test_each_models_most_output_and_premiums_are_the_published_ones():
+    assert {m: p.max_output_tokens for m, p in MODELS.items()} == MAX_OUTPUT_TOKENS
+    assert {m for m, p in MODELS.items() if p.fast_mode} == set(FAST_MODE_MODELS)
+    assert {m for m, p in MODELS.items() if p.long_context} == set(LONG_CONTEXT_MODELS)
 
 
 def test_prices_cannot_be_changed_at_run_time():
