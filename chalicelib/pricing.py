@@ -129,7 +129,7 @@ def micros(tokens: int, usd_per_million: Decimal) -> Decimal:
     return Decimal(tokens) * usd_per_million
 
 
-def rates(model: str, input_tokens: int, fast: bool = False, provider: str = ANTHROPIC) -> ModelPrice:
+def rates(model: str, input_tokens: int, fast: bool, provider: str = ANTHROPIC) -> ModelPrice:
     """The prices a call of `model` is billed at, given its input tokens in all (uncached, cache writes and
     cache reads), whether it ran in fast mode, and which provider served it."""
     price = MODELS[model] if provider == ANTHROPIC else BEDROCK[model].price
