@@ -116,7 +116,8 @@ class BedrockModel:
 # Kept as their own rows so a change of Bedrock's prices is one edit here. Bedrock offers no fast mode.
 BEDROCK: Dict[str, BedrockModel] = {m.price.model: m for m in (
     BedrockModel("global.anthropic.claude-opus-4-6-v1",
-                 _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro", long_context=True)),
+                 _price("claude-opus-4-6", "Claude Opus 4.6", "5", "25", "6.25", "0.50", "pro", long_context=True,
+                        max_output_tokens=128_000)),
     BedrockModel("global.anthropic.claude-sonnet-4-6",
                  _price("claude-sonnet-4-6", "Claude Sonnet 4.6", "3", "15", "3.75", "0.30", long_context=True)),
     BedrockModel("global.anthropic.claude-haiku-4-5-20251001-v1:0",

@@ -47,6 +47,19 @@ def test_each_models_most_output_and_premiums_are_the_published_ones():
     assert {m for m, p in MODELS.items() if p.long_context} == set(LONG_CONTEXT_MODELS)
 
 
+def test_bedrock_bills_the_published_prices_without_fast_mode():
+    """Bedrock's global profiles carry no premium over Anthropic's list prices, and Bedrock has no fast mode."""
+    from chalicelib.pricing import BEDROCK
+
+    assert set(BEDROCK) == {"claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"}
+    for model, row in BEDROCK.items():
+        p = row.price
+        assert (p.display_name, str(p.input), str(p.output), str(p.cache_write), str(p.cache_read),
+                p.min_plan) == PUBLISHED[model]
+        assert (p.model, p.max_output_tokens, p.long_context, p.fast_mode) == \
+               (model, MAX_OUTPUT_TOKENS[model], model in LONG_CONTEXT_MODELS, False)
+
+
 def test_prices_cannot_be_changed_at_run_time():
     from chalicelib import pricing
 
