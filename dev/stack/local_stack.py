@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,27 +94,36 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-# Ports handed out by `free_port`, each still bound here so that no other process is given it meanwhile.
-_RESERVED: Deque[socket.socket] = collections.deque(maxlen=256)
+# Ports handed out by `free_port`, the newest still bound here so that no other process is given one meanwhile.
+_RESERVED: Deque[socket.socket] = collections.deque()
+_RESERVED_MOST = 256
+_RESERVING = threading.Lock()
 
 
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on, held for the process that will listen on it.
+    """A port on 127.0.0.1 that nothing listens on, for a server this process is about to start.
 
-    The port stays bound here (with SO_REUSEADDR, not listening) after it is returned. The kernel then gives
-    it to no other socket that asks for any port: another test worker's `free_port`, or its server started
-    on port 0. Only a server started on this very port with SO_REUSEADDR (every `http.server` server: moto,
-    the stand-in, the streaming function, the gateway, chalice local) can listen on it. Were the port closed
-    at once, another worker's short-lived stack could take it before this one's server bound it, answer
-    this one's readiness check, and serve this stack's requests from its own moto until it stopped.
-    The newest 256 are held; a connection to a held port is refused as to any port nothing listens on."""
+    On Linux the port stays bound here (with SO_REUSEADDR, not listening) after it is returned, until 256
+    newer ones have been handed out. Meanwhile the kernel gives it to no socket that asks for any free port:
+    not another test worker's `free_port`, nor a server started on port 0. A server started on this very port
+    with SO_REUSEADDR (every `http.server` server: moto, the stand-in, the streaming function, the gateway,
+    chalice local) still binds and listens there, and a connection to it before then is refused as to any
+    port nothing listens on. Were the port let go at once, another worker's short-lived stack could be given
+    it before this one's server bound it, answer this one's readiness check, and serve this stack's requests
+    from its own moto until it stopped. (Elsewhere two sockets may share an address only with SO_REUSEPORT
+    on both, so the port is let go at once there, as before.)"""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    if len(_RESERVED) == _RESERVED.maxlen:
-        _RESERVED[0].close()
-    _RESERVED.append(sock)
-    return sock.getsockname()[1]
+    port = sock.getsockname()[1]
+    if not sys.platform.startswith("linux"):
+        sock.close()
+        return port
+    with _RESERVING:
+        while len(_RESERVED) >= _RESERVED_MOST:
+            _RESERVED.popleft().close()
+        _RESERVED.append(sock)
+    return port
 
 
 def require_free(port: int, variable: str) -> None:

@@ -35,7 +35,7 @@ READY_LINE = "Tessera is running at"
 
 
 def free_ports(count: int) -> List[int]:
-    """Distinct free ports (each is held by `stack.free_port` until its server listens)."""
+    """Distinct free ports (on Linux `stack.free_port` keeps each bound, so no other process is given one)."""
     return [stack.free_port() for _ in range(count)]
 
 
