@@ -14,7 +14,8 @@ from chalicelib.errors import BadRequest, TooManyRequests
 from chalicelib.metering import aggregator, ledger, platform, usage
 from chalicelib.metering.refusals import counted
 from chalicelib.models import UsageEvent, tenant_pk
-from conftest import random_slug, settle_usage, table_of_its_own
+import conftest
+from conftest import own_month, random_slug, settle_usage, table_of_its_own
 from published import PUBLISHED
 from test_metering_concurrency import reserve
 
@@ -217,6 +218,22 @@ def test_the_platforms_month_by_plan_and_model_is_the_sum_of_its_tenants():
         "by_model": {HAIKU: row(1, 100, 100, p2), SONNET: row(2, 110, 100, p1 + f1)},
     }
     assert (p1, p2, f1) == (100 * 3 + 100 * 15, 100 * 1 + 100 * 5, 10 * 3)
+
+
+def test_a_call_whose_tenant_is_gone_when_it_is_folded_counts_under_an_unknown_plan():
+    """Purged between its call and the fold: its spend still reaches the platform's month, under "unknown"."""
+    from chalicelib.models import Tenant
+
+    moment = own_month() + timedelta(days=3)
+    tenant_id, _ = new_tenant(plan="pro")
+    with conftest._pump.lock:  # the stream waits until the tenant is gone
+        price = call(tenant_id, SONNET, 100, 10, now=moment)
+        Tenant.get(tenant_pk(tenant_id), Tenant.SK).delete()
+    settle_usage()
+
+    month = platform.totals(moment.strftime("%Y-%m"))
+    assert month["by_plan"] == {"unknown": row(1, 100, 10, price)}
+    assert month["by_model"] == {SONNET: row(1, 100, 10, price)} and price == 100 * 3 + 10 * 15
 
 
 def test_a_page_of_tenants_by_spend_reads_that_page_only_whatever_the_number_of_tenants():
