@@ -149,6 +149,20 @@ def test_an_answered_call_adds_its_exact_tokens_and_cost_to_the_month_and_its_fe
                                              f"v:{bucket}:b": 20_000})
 
 
+def test_the_months_spend_index_key_holds_its_total_after_each_fold():
+    """The operators' list by spend reads gsi3: `SPEND#<month>`, then the month's cost in micro-dollars as 16
+    digits and the tenant id. A later fold adds its cost to what the month held."""
+    tenant_id = new_tenant()
+    first, second = micros(input_tokens=10), micros(input_tokens=100)
+    for cost, tokens in ((first, 10), (second, 100)):
+        reservation = reserve(tenant_id, 20_000)
+        ledger.record(reservation, answered(cost, tokens))
+        settle_usage()
+        item = UsagePeriod.get(tenant_pk(tenant_id), UsagePeriod.sk_for(reservation.period), consistent_read=True)
+    assert (first, second) == (30, 300)
+    assert (item.gsi3pk, item.gsi3sk) == (f"SPEND#{reservation.period}", f"0000000000000330#{tenant_id}")
+
+
 def test_own_key_calls_are_totalled_apart_from_the_pool_and_each_feature_apart():
     tenant_id = new_tenant(plan="enterprise")
     pool_cost = micros(input_tokens=100, output_tokens=10)
