@@ -163,6 +163,24 @@ def test_the_months_spend_index_key_holds_its_total_after_each_fold():
     assert (item.gsi3pk, item.gsi3sk) == (f"SPEND#{reservation.period}", f"0000000000000330#{tenant_id}")
 
 
+def test_a_fold_reads_the_months_total_consistently():
+    """The spend index key is the total read plus the chunk's cost: an eventually consistent read could miss
+    the fold before it and write a total too low."""
+    from dynamo_hooks import DynamoCalls
+
+    tenant_id = new_tenant()
+    reservation = reserve(tenant_id, 20_000)
+    with stream_paused():
+        ledger.record(reservation, answered(micros(input_tokens=10), 10))
+        record = insert_record(event_of(tenant_id, reservation.request_id))
+        with DynamoCalls() as calls:
+            assert aggregator.handle([record]).events == 1
+    month_key = {"pk": {"S": tenant_pk(tenant_id)}, "sk": {"S": UsagePeriod.sk_for(reservation.period)}}
+    reads = [asked for params in calls.params_of("BatchGetItem") for asked in params["RequestItems"].values()
+             if month_key in asked["Keys"]]
+    assert reads and all(asked.get("ConsistentRead") is True for asked in reads)
+
+
 def test_own_key_calls_are_totalled_apart_from_the_pool_and_each_feature_apart():
     tenant_id = new_tenant(plan="enterprise")
     pool_cost = micros(input_tokens=100, output_tokens=10)
