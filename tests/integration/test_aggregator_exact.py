@@ -151,16 +151,21 @@ def test_an_answered_call_adds_its_exact_tokens_and_cost_to_the_month_and_its_fe
 
 def test_the_months_spend_index_key_holds_its_total_after_each_fold():
     """The operators' list by spend reads gsi3: `SPEND#<month>`, then the month's cost in micro-dollars as 16
-    digits and the tenant id. A later fold adds its cost to what the month held."""
+    digits and the tenant id. Each fold adds its cost to what the month held; a failed call adds nothing."""
     tenant_id = new_tenant()
-    first, second = micros(input_tokens=10), micros(input_tokens=100)
-    for cost, tokens in ((first, 10), (second, 100)):
+    assert (micros(input_tokens=10), micros(input_tokens=100)) == (30, 300)
+    calls = [answered(30, 10), answered(300, 100), ledger.Settlement("usr_fold", "user", SONNET, own_key=False,
+                                                                      status=ledger.FAILED)]
+    keys = []
+    for settlement in calls:
         reservation = reserve(tenant_id, 20_000)
-        ledger.record(reservation, answered(cost, tokens))
+        ledger.record(reservation, settlement)
         settle_usage()
         item = UsagePeriod.get(tenant_pk(tenant_id), UsagePeriod.sk_for(reservation.period), consistent_read=True)
-    assert (first, second) == (30, 300)
-    assert (item.gsi3pk, item.gsi3sk) == (f"SPEND#{reservation.period}", f"0000000000000330#{tenant_id}")
+        keys.append((item.gsi3pk, item.gsi3sk))
+    spend = f"SPEND#{reservation.period}"
+    assert keys == [(spend, f"0000000000000030#{tenant_id}"), (spend, f"0000000000000330#{tenant_id}"),
+                    (spend, f"0000000000000330#{tenant_id}")]
 
 
 def test_a_fold_reads_the_months_total_consistently():
