@@ -194,6 +194,15 @@ def settle_usage() -> None:
     _pump.drain()
 
 
+@contextlib.contextmanager
+def stream_paused():
+    """Hold the stream's consumer (dev/stack/stream_worker.py) off: what the test writes meanwhile is folded
+    after it, or handed to the aggregator by the test itself. Inside, nothing may wait for the stream
+    (`settle_usage`)."""
+    with _pump.lock:
+        yield
+
+
 def _point_at(table: Optional[str]) -> None:
     from chalicelib.settings import get_settings, reset_settings
 

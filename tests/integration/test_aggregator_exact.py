@@ -9,19 +9,17 @@ published prices (tests/published.py), never from the code under test.
 from __future__ import annotations
 
 import secrets
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-import conftest
 from chalicelib import operators, tenants
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, aggregator, counter_keys, ledger, sweeper
 from chalicelib.models import (Admission, FeatureUsage, Reconciliation, SweepMark, UsageEvent, UsagePeriod,
                                tenant_pk)
-from conftest import own_bucket_start, random_slug, settle_usage
+from conftest import own_bucket_start, random_slug, settle_usage, stream_paused
 from dev.bench.probes import DynamoProbe
 from published import PUBLISHED
 
@@ -97,14 +95,6 @@ def given_back(tenant_id):
 
 def event_of(tenant_id, request_id):
     return UsageEvent.get(tenant_pk(tenant_id), UsageEvent.sk_for(request_id), consistent_read=True)
-
-
-@contextmanager
-def stream_paused():
-    """Hold the stream's consumer (dev/stack/stream_worker.py) off: the test hands the aggregator the records itself.
-    Inside, nothing may wait for the stream (`settle_usage`)."""
-    with conftest._pump.lock:
-        yield
 
 
 def insert_record(item):

@@ -14,8 +14,7 @@ from chalicelib.errors import BadRequest, TooManyRequests
 from chalicelib.metering import aggregator, ledger, platform, usage
 from chalicelib.metering.refusals import counted
 from chalicelib.models import UsageEvent, tenant_pk
-import conftest
-from conftest import own_month, random_slug, settle_usage, table_of_its_own
+from conftest import own_month, random_slug, settle_usage, stream_paused, table_of_its_own
 from published import PUBLISHED
 from test_metering_concurrency import reserve
 
@@ -226,7 +225,7 @@ def test_a_call_whose_tenant_is_gone_when_it_is_folded_counts_under_an_unknown_p
 
     moment = own_month() + timedelta(days=3)
     tenant_id, _ = new_tenant(plan="pro")
-    with conftest._pump.lock:  # the stream waits until the tenant is gone
+    with stream_paused():  # the stream waits until the tenant is gone
         price = call(tenant_id, SONNET, 100, 10, now=moment)
         Tenant.get(tenant_pk(tenant_id), Tenant.SK).delete()
     settle_usage()

@@ -10,11 +10,11 @@ from pynamodb.exceptions import TransactWriteError
 from chalicelib.metering import aggregator, ledger
 from chalicelib.models import Reconciliation, UsagePeriod, tenant_pk
 from chalicelib.store import RETRY
-from conftest import own_bucket_start, settle_usage
+from conftest import own_bucket_start, settle_usage, stream_paused
 from dynamo_hooks import DynamoCalls, DynamoOutage
 from test_aggregator_exact import (
     BUCKET, PERIOD_FIELDS, SONNET, _died, answered, event_of, insert_record, month, new_tenant,
-    reconciliation, reserve, stream_paused)
+    reconciliation, reserve)
 
 
 # --- the reconciliation item: versions, races, what it forgets ------------------------------------------------

@@ -10,20 +10,18 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from pynamodb.exceptions import PutError
 
-import conftest
 from chalicelib import operators, tenants
 from chalicelib.ids import new_request_id
 from chalicelib.metering import admission, ledger, sweeper
 from chalicelib.models import Admission, Reconciliation, SweepMark, UsageEvent, tenant_pk
 from chalicelib.settings import get_settings
-from conftest import own_bucket_start, own_month, random_slug, settle_usage, tessera_log
+from conftest import own_bucket_start, own_month, random_slug, settle_usage, stream_paused, tessera_log
 from dynamo_hooks import DynamoCalls, DynamoOutage
 from dev.bench.probes import DynamoProbe
 
@@ -80,13 +78,6 @@ def given_back(tenant_id):
 
 def mark_exists(tenant_id, bucket):
     return bool(list(SweepMark.query(f"SWEEP#{bucket}", SweepMark.sk == tenant_pk(tenant_id), consistent_read=True)))
-
-
-@contextmanager
-def stream_paused():
-    """Hold the stream's consumer (dev/stack/stream_worker.py) off, so the sweeper's event is seen before it is folded."""
-    with conftest._pump.lock:
-        yield
 
 
 # --- which buckets ---------------------------------------------------------------------------------------------
