@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from dev.stack import local_stack as stack
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="ports are held on Linux only (dev/stack/local_stack.py)")
-
-from dev.stack import local_stack as stack
 
 
 def test_no_other_socket_can_bind_a_port_it_handed_out():

@@ -34,9 +34,13 @@ def tokens_of(kind: str, count: int) -> dict:
     return {"input_tokens": 0, "output_tokens": 0, arguments[kind]: count}
 
 
+def published_row(p) -> tuple:
+    """A price row as tests/published.py writes it: name, the four rates as written, the lowest plan."""
+    return p.display_name, str(p.input), str(p.output), str(p.cache_write), str(p.cache_read), p.min_plan
+
+
 def test_the_model_table_is_exactly_the_published_one():
-    table = {m: (p.display_name, str(p.input), str(p.output), str(p.cache_write), str(p.cache_read), p.min_plan)
-             for m, p in MODELS.items()}
+    table = {m: published_row(p) for m, p in MODELS.items()}
     assert table == PUBLISHED
     assert all(p.model == m for m, p in MODELS.items())
 
@@ -54,8 +58,7 @@ def test_bedrock_bills_the_published_prices_without_fast_mode():
     assert set(BEDROCK) == {"claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"}
     for model, row in BEDROCK.items():
         p = row.price
-        assert (p.display_name, str(p.input), str(p.output), str(p.cache_write), str(p.cache_read),
-                p.min_plan) == PUBLISHED[model]
+        assert published_row(p) == PUBLISHED[model]
         assert (p.model, p.max_output_tokens, p.long_context, p.fast_mode) == \
                (model, MAX_OUTPUT_TOKENS[model], model in LONG_CONTEXT_MODELS, False)
 
