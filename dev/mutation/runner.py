@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from dev.mutation.ops import Mutant, mutants  # noqa: E402
+from dev.mutation.ops import Mutant, mutants, mutated_code  # noqa: E402
 from dev.mutation.plugin import dotted  # noqa: E402
 
 MODULES = [
@@ -390,9 +390,25 @@ def spec_of(mutant: Mutant, position: int, tests: List[str], timeout: float) -> 
             "end_line": mutant.end_line, "col": mutant.col, "tests": tests, "timeout": timeout}
 
 
+def uncompilable(module: str, source: str, found: List[Mutant]) -> List[str]:
+    """The mutants of `source` that do not compile, each with its error. A worker would count such a mutant
+    killed at import, so a run refuses them (`run_module`) instead of scoring them."""
+    problems = []
+    for mutant in found:
+        try:
+            mutated_code(source, mutant, str(ROOT / module))
+        except (SyntaxError, ValueError, TypeError, LookupError) as error:
+            problems.append(f"{mutant.key}: {type(error).__name__}: {error}")
+    return problems
+
+
 def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -> List[Outcome]:
     source = (ROOT / module).read_text()
     found = mutants(module, source)
+    invalid = uncompilable(module, source, found)
+    if invalid:
+        raise SystemExit(f"dev/mutation/ops.py made mutants of {module} that do not compile:\n  "
+                         + "\n  ".join(invalid))
     lines = coverage["lines"].get(module, {})
     failed = set(coverage["failed"])
     durations = coverage["durations"]

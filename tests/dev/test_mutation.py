@@ -1,8 +1,10 @@
 """dev/mutation/ops.py: which mutants a piece of code gets, and that each one is the change its name says."""
 from __future__ import annotations
 
+import argparse
 import ast
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -77,15 +79,43 @@ def test_every_mutant_has_its_own_key_and_compiles():
         mutation_ops.mutated_code(SOURCE, mutant, "m.py")
 
 
+def kind(mutant) -> str:
+    """A mutant's operator without its values: `10 -> 11` and `3 -> 4` are one kind."""
+    return re.sub(r"'[^']*'|-?\d[\d.]*", "#", mutant.op)
+
+
 @pytest.mark.parametrize("module", mutation.MODULES)
 def test_the_listed_modules_have_mutants_with_unique_keys_and_their_files_stay_untouched(module):
+    """One mutant of each kind is compiled here; a mutation run compiles every one first (`uncompilable`)."""
     path = ROOT / module
     before = path.read_bytes()
     found = mutation_ops.mutants(module, before.decode())
-    for mutant in found:
+    for mutant in {kind(m): m for m in reversed(found)}.values():
         mutation_ops.mutated_code(before.decode(), mutant, str(path))
     assert found and len({m.key for m in found}) == len(found)
     assert path.read_bytes() == before
+
+
+def test_a_mutant_that_does_not_compile_stops_the_run_instead_of_counting_as_killed(tmp_path, monkeypatch):
+    module = "chalicelib/plans.py"
+    source = (ROOT / module).read_text()
+    found = mutation_ops.mutants(module, source)
+    bad = found[len(found) // 2]
+    real = mutation.mutated_code
+
+    def compiles_but_one(text, mutant, filename):
+        if mutant.key == bad.key:
+            raise SyntaxError("invalid syntax")
+        return real(text, mutant, filename)
+
+    monkeypatch.setattr(mutation, "mutated_code", compiles_but_one)
+    monkeypatch.setattr(mutation, "STATE", tmp_path)
+    monkeypatch.setattr(mutation, "run_mutants", lambda *args: {})  # were the check gone, nothing would run
+    args = argparse.Namespace(list=False, timeout=60.0, factor=3.0, fresh=False, shard=None)
+    with pytest.raises(SystemExit) as stopped:
+        mutation.run_module(module, {"lines": {}, "failed": [], "durations": {}, "code": "c", "files": {}}, {}, args)
+    listed = str(stopped.value).splitlines()[1:]
+    assert listed == [f"  {bad.key}: SyntaxError: invalid syntax"]
 
 
 def test_every_equivalent_mutant_listed_is_a_real_mutant():
