@@ -26,6 +26,8 @@ import pytest
 from dev.deploy import gateway_responses
 from dev.stack import local_stack as stack  # the same functions `make run` uses
 
+pytest_plugins = ["scheduling"]  # tests/scheduling.py: the order of a run and its workers' shares
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TEST_JWT_SECRET = "test-jwt-secret-" + "x" * 32
@@ -458,31 +460,6 @@ def acme(module_api):
 def other(module_api):
     """A second tenant of the module, for checks across tenants."""
     return module_api.signup()
-
-
-# --- random order -----------------------------------------------------------------------------------------
-# pytest-randomly shuffles modules, then the tests in each; the seed is printed at the start and the end of
-# a run (pytest's own header, which also names it, is hidden by -q), so a failing order can be replayed
-# with `--randomly-seed=<seed>`; `-p no:randomly` runs in file order.
-
-def _seed_line(config):
-    seed = config.getoption("randomly_seed", None) if config.pluginmanager.has_plugin("randomly") else None
-    if seed is None or hasattr(config, "workerinput"):
-        return None
-    return f"random order: --randomly-seed={seed} (replay: .venv/bin/python -m pytest --randomly-seed={seed})"
-
-
-def pytest_sessionstart(session):
-    line = _seed_line(session.config)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if line and reporter:
-        reporter.write_line(line)
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    line = _seed_line(config)
-    if line:
-        terminalreporter.write_line(line)
 
 
 @pytest.hookimpl(trylast=True)

@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
+import scheduling
 from dev.stack import local_stack as stack 
 
 pytestmark = pytest.mark.e2e
@@ -148,8 +149,12 @@ def local_stack(request):
     """One stack per test process, shared by every end-to-end module that imports this fixture: they only
     add tenants of their own. A module that changes what every tenant meets (a plan in the catalog, the
     pool's breakers) starts its own with `started_stack()`. Started on first use, stopped as the session
-    ends."""
+    ends. `make test` hands the modules that share it to one worker (tests/scheduling.py), so a run starts
+    it once."""
     global _shared
+    if request.node.nodeid not in scheduling.SHARED_STACK_MODULES:
+        pytest.fail(f"{request.node.nodeid} uses the shared local_stack: name it in SHARED_STACK_MODULES "
+                    "(tests/scheduling.py), so the one worker that runs those runs it", pytrace=False)
     if _shared is None:
         context = started_stack()
         _shared = context.__enter__()

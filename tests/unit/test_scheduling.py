@@ -1,0 +1,37 @@
+"""tests/scheduling.py: the modules that share one stack go to a worker together; every other module alone."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import scheduling
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_modules_sharing_the_stack_are_one_unit_and_every_other_module_its_own(monkeypatch, pytestconfig):
+    monkeypatch.setattr(pytestconfig.option, "dist", "loadfile", raising=False)  # also under -p no:xdist
+    monkeypatch.setattr(pytestconfig.option, "tx", ["3*popen"], raising=False)
+    scheduler = scheduling.pytest_xdist_make_scheduler(pytestconfig, None)
+    units = {scheduler._split_scope(f"{module}::test_a[x@y]") for module in scheduling.SHARED_STACK_MODULES}
+    assert units == {scheduling.SHARED_STACK}
+    assert scheduler._split_scope("tests/e2e/test_contract_fuzz.py::test_b") == "tests/e2e/test_contract_fuzz.py"
+    assert scheduler._split_scope("tests/unit/test_plans.py::test_c[a::b]") == "tests/unit/test_plans.py"
+    monkeypatch.setattr(pytestconfig.option, "dist", "load")
+    assert scheduling.pytest_xdist_make_scheduler(pytestconfig, None) is None  # xdist's own then
+
+
+def uses_the_shared_stack(path: Path) -> bool:
+    """Whether a module takes `local_stack` from tests/e2e/test_local_stack.py (or is that module)."""
+    if path.name == "test_local_stack.py":
+        return True
+    return any(isinstance(node, ast.ImportFrom) and node.module == "test_local_stack"
+               and "local_stack" in {alias.name for alias in node.names}
+               for node in ast.walk(ast.parse(path.read_text())))
+
+
+def test_the_modules_named_as_sharing_the_stack_are_those_that_use_it():
+    """The fixture refuses a module not named; a name left after its module stopped sharing is caught here."""
+    using = {path.relative_to(ROOT).as_posix() for path in (ROOT / "tests" / "e2e").glob("test_*.py")
+             if uses_the_shared_stack(path)}
+    assert using == scheduling.SHARED_STACK_MODULES
