@@ -10,7 +10,8 @@ order collected, as xdist's does, except that the modules named in SHARED_STACK_
 unit: they share the test process's stack of `make run`'s processes (`local_stack` in
 tests/e2e/test_local_stack.py, which refuses a module not named here), so one worker runs them all and a run
 starts that stack once, not once per worker. (xdist's own `loadgroup` would say this with a mark, but under
-pytest 9.2 it groups nothing: it renames each marked test's `_nodeid`, which pytest no longer reads.)
+pytest 9.2 it groups nothing: it renames each marked test's `_nodeid`, which pytest no longer reads;
+pytest-dev/pytest-xdist#1386, open.)
 """
 from __future__ import annotations
 
