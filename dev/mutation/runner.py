@@ -390,25 +390,23 @@ def spec_of(mutant: Mutant, position: int, tests: List[str], timeout: float) -> 
             "end_line": mutant.end_line, "col": mutant.col, "tests": tests, "timeout": timeout}
 
 
-def uncompilable(module: str, source: str, found: List[Mutant]) -> List[str]:
-    """The mutants of `source` that do not compile, each with its error. A worker would count such a mutant
-    killed at import, so a run refuses them (`run_module`) instead of scoring them."""
+def uncompilable(modules: List[str]) -> List[str]:
+    """The mutants of `modules` that do not compile, each with its error. A worker would count such a mutant
+    killed at import, so a run refuses them (`main`, before anything is measured) instead of scoring them."""
     problems = []
-    for mutant in found:
-        try:
-            mutated_code(source, mutant, str(ROOT / module))
-        except (SyntaxError, ValueError, TypeError, LookupError) as error:
-            problems.append(f"{mutant.key}: {type(error).__name__}: {error}")
+    for module in modules:
+        source = (ROOT / module).read_text()
+        for mutant in mutants(module, source):
+            try:
+                mutated_code(source, mutant, str(ROOT / module))
+            except (SyntaxError, ValueError, TypeError, LookupError) as error:
+                problems.append(f"{mutant.key}: {type(error).__name__}: {error}")
     return problems
 
 
 def run_module(module: str, coverage: dict, equivalents: Dict[str, str], args) -> List[Outcome]:
     source = (ROOT / module).read_text()
     found = mutants(module, source)
-    invalid = uncompilable(module, source, found)
-    if invalid:
-        raise SystemExit(f"dev/mutation/ops.py made mutants of {module} that do not compile:\n  "
-                         + "\n  ".join(invalid))
     lines = coverage["lines"].get(module, {})
     failed = set(coverage["failed"])
     durations = coverage["durations"]
@@ -509,6 +507,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown = [m for m in selected if not (ROOT / m).is_file()]
     if unknown:
         parser.error(f"no such module: {', '.join(unknown)}")
+    invalid = uncompilable(selected)
+    if invalid:
+        raise SystemExit("dev/mutation/ops.py made mutants that do not compile:\n  " + "\n  ".join(invalid))
     targets = sorted(set(MODULES) | set(selected))
     coverage = coverage_map(targets, args.refresh_coverage)
     equivalents = load_equivalents()

@@ -1,7 +1,6 @@
 """dev/mutation/ops.py: which mutants a piece of code gets, and that each one is the change its name says."""
 from __future__ import annotations
 
-import argparse
 import ast
 import os
 import re
@@ -96,10 +95,9 @@ def test_the_listed_modules_have_mutants_with_unique_keys_and_their_files_stay_u
     assert path.read_bytes() == before
 
 
-def test_a_mutant_that_does_not_compile_stops_the_run_instead_of_counting_as_killed(tmp_path, monkeypatch):
+def test_a_mutant_that_does_not_compile_stops_the_run_before_anything_is_measured(monkeypatch):
     module = "chalicelib/plans.py"
-    source = (ROOT / module).read_text()
-    found = mutation_ops.mutants(module, source)
+    found = mutation_ops.mutants(module, (ROOT / module).read_text())
     bad = found[len(found) // 2]
     real = mutation.mutated_code
 
@@ -109,13 +107,10 @@ def test_a_mutant_that_does_not_compile_stops_the_run_instead_of_counting_as_kil
         return real(text, mutant, filename)
 
     monkeypatch.setattr(mutation, "mutated_code", compiles_but_one)
-    monkeypatch.setattr(mutation, "STATE", tmp_path)
-    monkeypatch.setattr(mutation, "run_mutants", lambda *args: {})  # were the check gone, nothing would run
-    args = argparse.Namespace(list=False, timeout=60.0, factor=3.0, fresh=False, shard=None)
+    monkeypatch.setattr(mutation, "coverage_map", lambda *args: pytest.fail("went on to measure coverage"))
     with pytest.raises(SystemExit) as stopped:
-        mutation.run_module(module, {"lines": {}, "failed": [], "durations": {}, "code": "c", "files": {}}, {}, args)
-    listed = str(stopped.value).splitlines()[1:]
-    assert listed == [f"  {bad.key}: SyntaxError: invalid syntax"]
+        mutation.main([module])
+    assert str(stopped.value).splitlines()[1:] == [f"  {bad.key}: SyntaxError: invalid syntax"]
 
 
 def test_every_equivalent_mutant_listed_is_a_real_mutant():
