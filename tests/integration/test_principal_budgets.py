@@ -174,6 +174,23 @@ def test_a_budgeted_keys_warm_call_is_one_transaction_and_another_keys_one_updat
         assert sent.names == expected
 
 
+def test_a_budgeted_keys_transaction_leaves_its_instance_the_item_as_it_was_written():
+    """A transaction returns no item, so the instance adds what it wrote to its own view: the next call's
+    checks read that view, and a stale one admits locally what the item then refuses, a round trip later."""
+    tenant_id, key_id = tenant_with_key(monthly_requests=100, hard_limit=True)
+    view = admission.load_view(tenant_id)
+    for _ in range(2):
+        charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id))
+        with DynamoCalls() as sent:
+            _, view = admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
+                                        load_view=lambda: admission.load_view(tenant_id),
+                                        load_returns=lambda: admission.load_returns(tenant_id),
+                                        plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+        assert "TransactWriteItems" in sent.names
+        stored = admission.load_view(tenant_id)
+        assert (view.version, view.counters) == (stored.version, stored.counters)
+
+
 def test_a_budget_set_holds_for_the_next_call_of_an_instance_that_read_none():
     tenant_id, key_id = tenant_with_key()
     view = admission.load_view(tenant_id)  # this instance's view: no budgets
