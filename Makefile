@@ -40,7 +40,8 @@ run: $(STAMP)
 # moto server, the stand-in's paced answers, a rate window), so two left the cores a quarter idle; four contend
 # (docs/testing.md has the figures). TEST_WORKERS=0 runs in one process. Whole modules go to a worker, in the
 # order collected (the end-to-end ones first): xdist's default hands each worker its first quarter of tests
-# at once, and the first worker got every end-to-end test and finished minutes after the others.
+# at once, and the first worker got every end-to-end test and finished minutes after the others. The modules
+# that share one stack of processes go to one worker together (tests/scheduling.py), so a run starts it once.
 TEST_WORKERS ?= 3
 test: $(STAMP) console
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

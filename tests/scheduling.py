@@ -38,7 +38,7 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(line)
 
 
-SHARED_STACK = "tests/e2e/shared stack"  # the unit's name
+SHARED_STACK = "tests/e2e/shared stack"  # the unit's name: no module's path, so it cannot take in another
 SHARED_STACK_MODULES = frozenset(f"tests/e2e/{name}.py" for name in (
     "test_claude_code", "test_console_browser", "test_edges_over_http", "test_local_stack", "test_local_stage",
     "test_offboarding_over_http", "test_streaming_over_http"))

@@ -1,7 +1,7 @@
 """The fast tier (tests/unit) starts nothing: no moto, no stand-in, no stream pump. A test placed there that asks
 for a server stops the run before anything starts, naming the test and where it belongs.
 
-Each check runs pytest in a child process over a copy of the suite's conftest (and its plugin) with one probe
+Each check runs pytest in a child process over a copy of the suite's conftest (and the modules beside it) with one probe
 test in its unit/ folder, so what that session starts (or refuses) is the child's own, whatever this session runs
 beside it."""
 from __future__ import annotations
@@ -54,8 +54,8 @@ def run_fast_tier(tmp_path: Path, probe: str) -> subprocess.CompletedProcess:
     unit = tmp_path / "tests" / "unit"
     unit.mkdir(parents=True)
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    for name in ("conftest.py", "scheduling.py"):  # the conftest and its plugin
-        shutil.copy(ROOT / "tests" / name, tmp_path / "tests" / name)
+    for helper in (ROOT / "tests").glob("*.py"):  # the conftest and the modules beside it that it loads
+        shutil.copy(helper, tmp_path / "tests" / helper.name)
     (unit / "test_probe.py").write_text(textwrap.dedent(probe))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker of this session
     env["PYTHONPATH"] = str(ROOT)

@@ -152,8 +152,9 @@ def local_stack(request):
     ends. `make test` hands the modules that share it to one worker (tests/scheduling.py), so a run starts
     it once."""
     global _shared
-    if request.node.nodeid not in scheduling.SHARED_STACK_MODULES:
-        pytest.fail(f"{request.node.nodeid} uses the shared local_stack: name it in SHARED_STACK_MODULES "
+    module = request.path.relative_to(ROOT).as_posix()  # as SHARED_STACK_MODULES names it, wherever pytest's root is
+    if module not in scheduling.SHARED_STACK_MODULES:
+        pytest.fail(f"{module} uses the shared local_stack: name it in SHARED_STACK_MODULES "
                     "(tests/scheduling.py), so the one worker that runs those runs it", pytrace=False)
     if _shared is None:
         context = started_stack()

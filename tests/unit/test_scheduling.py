@@ -9,6 +9,14 @@ import scheduling
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def test_the_scheduler_is_a_plugin_of_the_suite(pytestconfig):
+    """Loaded by tests/conftest.py (`pytest_plugins`), so `make test`'s xdist asks it for the scheduler."""
+    assert pytestconfig.pluginmanager.get_plugin("scheduling") is scheduling
+    if pytestconfig.pluginmanager.has_plugin("xdist"):
+        implementations = pytestconfig.hook.pytest_xdist_make_scheduler.get_hookimpls()
+        assert scheduling.pytest_xdist_make_scheduler in [hook.function for hook in implementations]
+
+
 def test_the_modules_sharing_the_stack_are_one_unit_and_every_other_module_its_own(monkeypatch, pytestconfig):
     monkeypatch.setattr(pytestconfig.option, "dist", "loadfile", raising=False)  # also under -p no:xdist
     monkeypatch.setattr(pytestconfig.option, "tx", ["3*popen"], raising=False)
@@ -17,8 +25,11 @@ def test_the_modules_sharing_the_stack_are_one_unit_and_every_other_module_its_o
     assert units == {scheduling.SHARED_STACK}
     assert scheduler._split_scope("tests/e2e/test_contract_fuzz.py::test_b") == "tests/e2e/test_contract_fuzz.py"
     assert scheduler._split_scope("tests/unit/test_plans.py::test_c[a::b]") == "tests/unit/test_plans.py"
-    monkeypatch.setattr(pytestconfig.option, "dist", "load")
-    assert scheduling.pytest_xdist_make_scheduler(pytestconfig, None) is None  # xdist's own then
+
+
+def test_another_distribution_is_left_to_xdist(monkeypatch, pytestconfig):
+    monkeypatch.setattr(pytestconfig.option, "dist", "load", raising=False)
+    assert scheduling.pytest_xdist_make_scheduler(pytestconfig, None) is None
 
 
 def uses_the_shared_stack(path: Path) -> bool:
