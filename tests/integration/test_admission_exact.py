@@ -464,6 +464,18 @@ def test_a_worst_case_of_the_whole_budget_is_admitted_and_one_over_it_is_refused
     assert view.counters["w:2026-11"] == 10_000
 
 
+def test_a_worst_case_over_a_warm_views_whole_budget_is_admitted_once_a_read_shows_it_raised():
+    """The view's budget may be out of date: a worst case over the whole of it is refused only after a fresh
+    read confirms that budget, never on the warm instance's word."""
+    tenant_id = new_tenant()
+    hard_budget(tenant_id, "0.01")
+    _, view = reserve(tenant_id, 1, now=T)
+    hard_budget(tenant_id, "0.02")
+    reads = Reads(tenant_id)
+    _, after = reserve(tenant_id, 15_000, now=T, view=view, reads=reads)
+    assert after.counters["w:2026-11"] == 15_001 and reads.views == 1
+
+
 def test_hard_budget_refuses_from_the_items_condition_when_the_view_is_stale():
     tenant_id = new_tenant()
     hard_budget(tenant_id, "0.01")
