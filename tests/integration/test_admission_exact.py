@@ -303,6 +303,16 @@ def test_rate_refuses_from_the_items_condition_when_the_view_is_stale():
     assert reads.views == 1
 
 
+def test_at_a_minutes_eleventh_slot_the_write_proves_the_previous_minutes_last_slot():
+    """At slot 10 the window still holds the previous minute's last slot: a stale view that does not know its
+    calls must not admit over the rate."""
+    tenant_id = new_tenant(rpm=2)
+    last_slot = datetime(2026, 11, 17, 12, 0, 55, tzinfo=timezone.utc)
+    reserve(tenant_id, 1, now=last_slot)
+    reserve(tenant_id, 1, now=last_slot)
+    refused_for_rate(tenant_id, last_slot + timedelta(seconds=55), retry_after=5, view=stale_view(tenant_id))
+
+
 def test_rate_condition_counts_this_minute_from_its_first_slot():
     tenant_id = new_tenant(rpm=2)
     start = datetime(2026, 11, 17, 12, 0, 5, tzinfo=timezone.utc)  # slot 1

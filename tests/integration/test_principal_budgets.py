@@ -191,6 +191,20 @@ def test_a_budgeted_keys_transaction_leaves_its_instance_the_item_as_it_was_writ
         assert (view.version, view.counters) == (stored.version, stored.counters)
 
 
+def test_a_worst_case_over_a_keys_whole_budget_is_refused_by_its_instance_without_a_write():
+    """What no counter can lift is refused on the terms the instance holds: no transaction is tried."""
+    tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)  # 100 micro-dollars
+    view = admission.load_view(tenant_id)
+    charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id))
+    with DynamoCalls() as sent, pytest.raises(TesseraError) as refused:
+        admission.reserve(tenant_id, new_request_id(), "basic_chat", 101, view, admission.Returns(),
+                          load_view=lambda: admission.load_view(tenant_id),
+                          load_returns=lambda: admission.load_returns(tenant_id),
+                          plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+    assert refused.value.code == "principal_budget_exceeded"
+    assert "TransactWriteItems" not in sent.names and "UpdateItem" not in sent.names
+
+
 def test_a_budget_set_holds_for_the_next_call_of_an_instance_that_read_none():
     tenant_id, key_id = tenant_with_key()
     view = admission.load_view(tenant_id)  # this instance's view: no budgets

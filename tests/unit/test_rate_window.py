@@ -64,6 +64,11 @@ def test_calls_older_than_the_previous_minute_are_not_counted():
     assert rate_wait(counters(0, 1, 2), 1, at(125)) == 0
 
 
+def test_calls_in_a_later_minute_are_not_counted():
+    """An instance whose clock runs ahead can write the next minute's first slot before this one ends."""
+    assert rate_wait(counters(60), 1, at(59)) == 0
+
+
 def test_a_limit_of_zero_admits_nothing_and_says_a_minute():
     assert rate_wait({}, 0, at(10)) == 60
 
