@@ -111,6 +111,22 @@ def test_a_settlement_that_meets_a_concurrent_admission_is_recorded_and_given_ba
     assert conflicted.left == 0 and counters(tenant_id, key_id) == (1, 13)
 
 
+def test_an_admission_whose_transaction_meets_a_conflict_tries_again_on_the_view_it_holds():
+    """A conflict says another transaction held an item for a moment, not that this view is out of date: the
+    retry reads nothing (a lost race, by contrast, comes back with the item as it is)."""
+    tenant_id, key_id = tenant_with_key(monthly_requests=100, hard_limit=True)
+    view = admission.load_view(tenant_id)
+    charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id))
+    reads = []
+    with Conflicted(1) as conflicted:
+        admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
+                          load_view=lambda: reads.append("view") or admission.load_view(tenant_id),
+                          load_returns=lambda: reads.append("returns") or admission.load_returns(tenant_id),
+                          plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+    assert conflicted.left == 0 and reads == []
+    assert counters(tenant_id, key_id) == (1, 10)
+
+
 def test_a_budgeted_keys_settlement_recorded_twice_counts_once_and_says_so_the_second_time(caplog):
     tenant_id, key_id = tenant_with_key(monthly_budget_usd="1", hard_limit=True)
     call = reserve(tenant_id, key_id, 60)
