@@ -192,9 +192,9 @@ def _check(view: AdmissionView, limits: AdmissionLimits, returns: Returns, featu
 
 
 def _write(view: AdmissionView, limits: AdmissionLimits, returns: Returns, feature: str, worst: int, at: Moment,
-           count: int, swept: bool, adds: Dict[str, int]) -> UpdateText:
-    """The admission write; `adds` collects what it adds to each counter (the item after a transaction,
-    which returns nothing, is this view plus these)."""
+           count: int, swept: bool, adds: Dict[str, int], removed: List[str]) -> UpdateText:
+    """The admission write; `adds` collects what it adds to each counter and `removed` the stale counters it
+    removes (the item after a transaction, which returns nothing, is this view with these)."""
     update = UpdateText()
 
     def counter(key: str) -> str:
@@ -232,13 +232,15 @@ def _write(view: AdmissionView, limits: AdmissionLimits, returns: Returns, featu
     add(slot_key(at.minute, at.slot), 1)
     for key in stale_keys(view.counters, at):
         update.remove(counter(key))
+        removed.append(key)
     return update
 
 
-def _after(view: AdmissionView, adds: Dict[str, int]) -> AdmissionView:
+def _after(view: AdmissionView, adds: Dict[str, int], removed: List[str]) -> AdmissionView:
     """The item as this instance's transaction left it, as far as it knows (a transaction returns no item;
-    the next write's conditions prove what it needs)."""
-    counters = dict(view.counters)
+    the next write's conditions prove what it needs). Without the removed keys: a view that kept them would
+    name the same dead keys as stale at every write, and newer ones would never leave the item."""
+    counters = {key: value for key, value in view.counters.items() if key not in removed}
     for key, amount in adds.items():
         counters[key] = counters.get(key, 0) + amount
     return AdmissionView(view.version, view.limits, counters)
@@ -346,7 +348,8 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
                 principal.reload()  # the budget may have been raised since it was read
                 continue
         adds: Dict[str, int] = {}
-        update = _write(view, limits, returns, feature, worst_case_micros, at, count, swept, adds)
+        removed: List[str] = []
+        update = _write(view, limits, returns, feature, worst_case_micros, at, count, swept, adds, removed)
         if terms is not None:
             outcome, raw = principal_admission.transact(tenant_id, principal.principal_id, update,
                                                         principal_admission.write(terms, at.period,
@@ -371,7 +374,7 @@ def reserve(tenant_id: str, request_id: str, feature: str, worst_case_micros: in
         if ok:
             reservation = Reservation(tenant_id, request_id, feature, at.period, at.bucket, worst_case_micros, now,
                                       principal.principal_id if terms is not None else None)
-            return reservation, (AdmissionView.from_raw(raw) if raw is not None else _after(view, adds))
+            return reservation, (AdmissionView.from_raw(raw) if raw is not None else _after(view, adds, removed))
         if raw is None:
             view = None
             continue

@@ -3,7 +3,7 @@ concurrency (real threads against the serialising moto server), given back exact
 free for principals without one. Money is compared in exact micro-dollars."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -17,12 +17,14 @@ from chalicelib.metering.principal_admission import PrincipalCharge, load_terms
 from chalicelib.tenancy import TenantContext
 from chalicelib.models import tenant_pk
 from chalicelib.plans import DEFAULT_PLANS
+from test_admission_exact import Reads
 from test_metering_concurrency import burst, new_tenant
 from conftest import tessera_log
 from dynamo_hooks import ClientHook, DynamoCalls
 from test_streaming import events_of
 
 PERIOD = datetime.now(timezone.utc).strftime("%Y-%m")
+CALL = datetime(2026, 11, 17, 9, 41, 23, tzinfo=timezone.utc)  # a fixed moment, for tests that name minutes
 
 
 def tenant_with_key(**budget):
@@ -41,6 +43,16 @@ def reserve(tenant_id, principal_id, worst):
         load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
         plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
     return reservation
+
+
+def reserve_warm(tenant_id, key_id, worst, view, now=None, reads=None):
+    """A call of the key on an instance that holds `view` of the admission item: (reservation, the view it
+    leaves), its consistent reads counted in `reads`."""
+    reads = reads or Reads(tenant_id)
+    return admission.reserve(tenant_id, new_request_id(), "basic_chat", worst, view, admission.Returns(),
+                             load_view=reads.load_view, load_returns=reads.load_returns, now=now,
+                             plan_of=DEFAULT_PLANS.__getitem__,
+                             principal=PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id)))
 
 
 def counters(tenant_id, principal_id):
@@ -84,8 +96,8 @@ def test_settling_gives_the_unused_worst_case_back_to_the_keys_budget_exactly():
 
 
 class Conflicted(ClientHook):
-    """DynamoDB cancelling the settlement's transaction `times` times for a transaction in progress on the budget
-    item (a concurrent admission of the same key), as it does: TransactionConflict at the budget's index."""
+    """DynamoDB cancelling this thread's next `times` transactions (a settlement's or an admission's) for a
+    transaction in progress on the budget item, as it does: TransactionConflict at the budget's index."""
 
     event = "before-call.dynamodb.TransactWriteItems"
     own_thread_only = True  # not the usage stream pump's transactions
@@ -115,15 +127,10 @@ def test_an_admission_whose_transaction_meets_a_conflict_tries_again_on_the_view
     """A conflict says another transaction held an item for a moment, not that this view is out of date: the
     retry reads nothing (a lost race, by contrast, comes back with the item as it is)."""
     tenant_id, key_id = tenant_with_key(monthly_requests=100, hard_limit=True)
-    view = admission.load_view(tenant_id)
-    charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id))
-    reads = []
+    reads = Reads(tenant_id)
     with Conflicted(1) as conflicted:
-        admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
-                          load_view=lambda: reads.append("view") or admission.load_view(tenant_id),
-                          load_returns=lambda: reads.append("returns") or admission.load_returns(tenant_id),
-                          plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
-    assert conflicted.left == 0 and reads == []
+        reserve_warm(tenant_id, key_id, 10, admission.load_view(tenant_id), reads=reads)
+    assert conflicted.left == 0 and (reads.views, reads.returns) == (0, 0)
     assert counters(tenant_id, key_id) == (1, 10)
 
 
@@ -191,32 +198,26 @@ def test_a_budgeted_keys_warm_call_is_one_transaction_and_another_keys_one_updat
 
 
 def test_a_budgeted_keys_transaction_leaves_its_instance_the_item_as_it_was_written():
-    """A transaction returns no item, so the instance adds what it wrote to its own view: the next call's
-    checks read that view, and a stale one admits locally what the item then refuses, a round trip later."""
+    """A transaction returns no item, so the instance applies what it wrote to its own view: what it added,
+    and the stale counters it removed (two minutes on, the first call's minute and slot). The next call's
+    checks and stale keys read that view."""
     tenant_id, key_id = tenant_with_key(monthly_requests=100, hard_limit=True)
     view = admission.load_view(tenant_id)
-    for _ in range(2):
-        charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id))
+    for now in (CALL, CALL + timedelta(minutes=2)):
         with DynamoCalls() as sent:
-            _, view = admission.reserve(tenant_id, new_request_id(), "basic_chat", 10, view, admission.Returns(),
-                                        load_view=lambda: admission.load_view(tenant_id),
-                                        load_returns=lambda: admission.load_returns(tenant_id),
-                                        plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+            _, view = reserve_warm(tenant_id, key_id, 10, view, now=now)
         assert "TransactWriteItems" in sent.names
         stored = admission.load_view(tenant_id)
         assert (view.version, view.counters) == (stored.version, stored.counters)
+    first_minute = int(CALL.timestamp()) // 60
+    assert not [key for key in view.counters if key == f"m:{first_minute}" or key.startswith(f"s:{first_minute}:")]
 
 
-def test_a_worst_case_over_a_keys_whole_budget_is_refused_by_its_instance_without_a_write():
-    """What no counter can lift is refused on the terms the instance holds: no transaction is tried."""
+def test_a_worst_case_over_a_keys_whole_budget_is_refused_without_a_transaction():
+    """What no counter can lift is refused after one fresh read of the key's terms: no transaction is tried."""
     tenant_id, key_id = tenant_with_key(monthly_budget_usd="0.000100", hard_limit=True)  # 100 micro-dollars
-    view = admission.load_view(tenant_id)
-    charge = PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id))
     with DynamoCalls() as sent, pytest.raises(TesseraError) as refused:
-        admission.reserve(tenant_id, new_request_id(), "basic_chat", 101, view, admission.Returns(),
-                          load_view=lambda: admission.load_view(tenant_id),
-                          load_returns=lambda: admission.load_returns(tenant_id),
-                          plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
+        reserve_warm(tenant_id, key_id, 101, admission.load_view(tenant_id))
     assert refused.value.code == "principal_budget_exceeded"
     assert "TransactWriteItems" not in sent.names and "UpdateItem" not in sent.names
 
