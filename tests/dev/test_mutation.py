@@ -108,6 +108,7 @@ def test_a_mutant_that_does_not_compile_stops_the_run_before_anything_is_measure
 
     monkeypatch.setattr(mutation, "mutated_code", compiles_but_one)
     monkeypatch.setattr(mutation, "coverage_map", lambda *args: pytest.fail("went on to measure coverage"))
+    monkeypatch.setattr(mutation.signal, "signal", lambda *args: None)  # main's SIGTERM handler, not this process's
     with pytest.raises(SystemExit) as stopped:
         mutation.main([module])
     assert str(stopped.value).splitlines()[1:] == [f"  {bad.key}: SyntaxError: invalid syntax"]
