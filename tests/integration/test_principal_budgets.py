@@ -36,15 +36,6 @@ def tenant_with_key(**budget):
     return tenant_id, key_id
 
 
-def reserve(tenant_id, principal_id, worst):
-    charge = PrincipalCharge(principal_id, load=lambda: load_terms(tenant_id, principal_id))
-    reservation, _ = admission.reserve(
-        tenant_id, new_request_id(), "basic_chat", worst, None, admission.Returns(),
-        load_view=lambda: admission.load_view(tenant_id), load_returns=lambda: admission.load_returns(tenant_id),
-        plan_of=DEFAULT_PLANS.__getitem__, principal=charge)
-    return reservation
-
-
 def reserve_warm(tenant_id, key_id, worst, view, now=None, reads=None):
     """A call of the key on an instance that holds `view` of the admission item: (reservation, the view it
     leaves), its consistent reads counted in `reads`."""
@@ -53,6 +44,11 @@ def reserve_warm(tenant_id, key_id, worst, view, now=None, reads=None):
                              load_view=reads.load_view, load_returns=reads.load_returns, now=now,
                              plan_of=DEFAULT_PLANS.__getitem__,
                              principal=PrincipalCharge(key_id, load=lambda: load_terms(tenant_id, key_id)))
+
+
+def reserve(tenant_id, principal_id, worst):
+    """A call of the principal on a cold instance (no view yet): its reservation."""
+    return reserve_warm(tenant_id, principal_id, worst, None)[0]
 
 
 def counters(tenant_id, principal_id):
