@@ -33,8 +33,14 @@ $(STAMP): $(REQUIREMENTS)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# Where the shell sets PYTHONDONTWRITEBYTECODE, each Python process of the stack and the suite (the workers, the
+# stacks' servers, the tools the tests run) would compile the project's own modules again, and each pytest process
+# rewrite the test modules again (docs/testing.md has the figures). These commands write that bytecode, in
+# __pycache__ folders: git ignores them and packaging copies the project without them (dev/deploy/package.py).
+WRITE_BYTECODE := env -u PYTHONDONTWRITEBYTECODE
+
 run: $(STAMP)
-	$(PY) -m dev.stack
+	$(WRITE_BYTECODE) $(PY) -m dev.stack
 
 # Three pytest workers (pytest-xdist) on the 2-core CI machine: a worker spends much of its time waiting (on its
 # moto server, the stand-in's paced answers, a rate window), so two left the cores a quarter idle; four contend
@@ -44,12 +50,12 @@ run: $(STAMP)
 # that share one stack of processes go to one worker together (tests/scheduling.py), so a run starts it once.
 TEST_WORKERS ?= 3
 test: $(STAMP) console
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(WRITE_BYTECODE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The fast tier (tests/unit: logic over plain values, no server started), what to run on every change; one
 # process, in random order, as `make test` runs it. docs/testing.md has its figures.
 test-fast: $(STAMP)
-	$(PY) -m pytest tests/unit -n 0
+	$(WRITE_BYTECODE) $(PY) -m pytest tests/unit -n 0
 
 # What the console's browser tests need: Debian's chromium and the npm packages pinned in console/package-lock.json.
 console:
@@ -58,7 +64,7 @@ console:
 # Mutation testing of the modules that decide money, limits and identity (dev/mutation/);
 # MODULE=chalicelib/pricing.py runs one.
 mutation: $(STAMP)
-	$(PY) -m dev.mutation $(MODULE)
+	$(WRITE_BYTECODE) $(PY) -m dev.mutation $(MODULE)
 
 package: $(STAMP)
 	$(PY) -m dev.deploy.package --stage $(STAGE) --out $(PACKAGE_DIR)
