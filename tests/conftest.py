@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import argon2
 import pytest
@@ -294,20 +294,35 @@ def random_slug(prefix: str = "t") -> str:
     return f"{prefix}-{secrets.token_hex(5)}"
 
 
-_MONTHS_PER_WORKER = 4_000  # 16 workers' blocks fit between 2100 and 7433
-_months = iter(range(secrets.randbelow(_MONTHS_PER_WORKER // 2), _MONTHS_PER_WORKER))
+_FIRST_YEAR, _LAST_YEAR = 2100, 2999  # after every real month, within the periods the API accepts (to 2999)
+_months: Optional[Iterator[int]] = None
+
+
+def month_block(worker: int, workers: int) -> range:
+    """The months (counted from January 2100) that worker `worker` of a run's `workers` draws from: the years
+    2100 to 2999 shared out, so any number of workers stays within the periods the API accepts."""
+    size = (_LAST_YEAR - _FIRST_YEAR + 1) * 12 // max(workers, 1)
+    return range(worker * size, (worker + 1) * size)
+
+
+def month_at(index: int):
+    from datetime import datetime, timezone
+
+    return datetime(_FIRST_YEAR + index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
 
 
 def own_month():
-    """The first moment of a month between 2100 and 7433 that no other test of this run shares: each pytest-xdist
-    worker draws from a block of its own, one month after another, from a random start (so a run against the same
-    moto, as the mutation runner's are, gets new ones). For tests whose sweep windows, buckets or month totals must
-    see only their own calls: a random day alone let two tests meet (a sweep of one counted the other's mark)."""
-    from datetime import datetime, timezone
-
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 16
-    index = worker * _MONTHS_PER_WORKER + next(_months)
-    return datetime(2100 + index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
+    """The first moment of a month between 2100 and 2999 that no other test of this run shares: each pytest-xdist
+    worker draws from a block of its own, one month after another, from a random start in its first half (so a
+    run against the same moto, as the mutation runner's are, gets new ones). For tests whose sweep windows,
+    buckets or month totals must see only their own calls: a random day alone let two tests meet (a sweep of
+    one counted the other's mark)."""
+    global _months
+    if _months is None:
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+        block = month_block(worker, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        _months = iter(block[secrets.randbelow(len(block) // 2):])
+    return month_at(next(_months))
 
 
 def own_bucket_start():

@@ -4,7 +4,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import conftest
+import pytest
 import scheduling
+
+from chalicelib.periods import parse_period
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,3 +50,20 @@ def test_the_modules_named_as_sharing_the_stack_are_those_that_use_it():
     using = {path.relative_to(ROOT).as_posix() for path in (ROOT / "tests" / "e2e").glob("test_*.py")
              if uses_the_shared_stack(path)}
     assert using == scheduling.SHARED_STACK_MODULES
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4, 5, 8, 16])
+def test_each_workers_own_months_are_its_alone_and_periods_the_api_accepts(workers, monkeypatch):
+    """Four workers once drew months in the 3100s, which the console's month totals refuse as a period."""
+    blocks = [conftest.month_block(worker, workers) for worker in range(workers)]
+    assert all(len(block) >= 600 for block in blocks)  # a mutation run draws hundreds from one process
+    assert all(earlier.stop <= later.start for earlier, later in zip(blocks, blocks[1:]))
+    for index in (blocks[0][0], blocks[-1][-1]):
+        month = conftest.month_at(index).strftime("%Y-%m")
+        assert parse_period(month) == month and month >= "2100-01"
+    monkeypatch.setattr(conftest, "_months", None)  # as a new worker starts: the last one of `workers`
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{workers - 1}")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
+    drawn = [conftest.own_month() for _ in range(3)]
+    assert len(set(drawn)) == 3 and all(conftest.month_at(blocks[-1][0]) <= month < conftest.month_at(
+        blocks[-1][-1]) for month in drawn)
