@@ -42,13 +42,13 @@ WRITE_BYTECODE := env -u PYTHONDONTWRITEBYTECODE
 run: $(STAMP)
 	$(WRITE_BYTECODE) $(PY) -m dev.stack
 
-# Three pytest workers (pytest-xdist) on the 2-core CI machine: a worker spends much of its time waiting (on its
-# moto server, the stand-in's paced answers, a rate window), so two left the cores a quarter idle; four contend
+# Four pytest workers (pytest-xdist) on the 2-core CI machine: a worker spends much of its time waiting (on its
+# moto server, the stand-in's paced answers, a rate window), and with three, two waiting at once left a core idle
 # (docs/testing.md has the figures). TEST_WORKERS=0 runs in one process. Whole modules go to a worker, in the
 # order collected (the end-to-end ones first): xdist's default hands each worker its first quarter of tests
 # at once, and the first worker got every end-to-end test and finished minutes after the others. The modules
 # that share one stack of processes go to one worker together (tests/scheduling.py), so a run starts it once.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: $(STAMP) console
 	$(WRITE_BYTECODE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
