@@ -300,7 +300,7 @@ _months: Optional[Iterator[int]] = None
 
 def month_block(worker: int, workers: int) -> range:
     """The months (counted from January 2100) that worker `worker` of a run's `workers` draws from: the years
-    2100 to 2999 shared out, so any number of workers stays within the periods the API accepts."""
+    2100 to 2999 shared out, so every worker's months are periods the API accepts."""
     size = (_LAST_YEAR - _FIRST_YEAR + 1) * 12 // max(workers, 1)
     return range(worker * size, (worker + 1) * size)
 
@@ -319,8 +319,10 @@ def own_month():
     one counted the other's mark)."""
     global _months
     if _months is None:
-        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-        block = month_block(worker, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        # A worker that replaces a crashed one gets the next id (gw4 of four): it shares a block, but not a moto.
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % workers
+        block = month_block(worker, workers)
         _months = iter(block[secrets.randbelow(len(block) // 2):])
     return month_at(next(_months))
 

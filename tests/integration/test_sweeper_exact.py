@@ -2,7 +2,7 @@
 accounted for), how it resolves a bucket, and what its abandoned event says.
 
 Reservations are made by the real admission at moments of the test's own (in a month of its own between 2100 and
-7433, conftest.own_month), so no other test's sweep marks share the day of buckets a sweep looks at, and a test run
+2999, conftest.own_month), so no other test's sweep marks share the day of buckets a sweep looks at, and a test run
 again gets a new month.
 """
 from __future__ import annotations

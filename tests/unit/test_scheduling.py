@@ -56,14 +56,16 @@ def test_the_modules_named_as_sharing_the_stack_are_those_that_use_it():
 def test_each_workers_own_months_are_its_alone_and_periods_the_api_accepts(workers, monkeypatch):
     """Four workers once drew months in the 3100s, which the console's month totals refuse as a period."""
     blocks = [conftest.month_block(worker, workers) for worker in range(workers)]
-    assert all(len(block) >= 600 for block in blocks)  # a mutation run draws hundreds from one process
+    assert all(len(block) // 2 >= 300 for block in blocks)  # what a process is sure to draw: from its first half on
     assert all(earlier.stop <= later.start for earlier, later in zip(blocks, blocks[1:]))
     for index in (blocks[0][0], blocks[-1][-1]):
         month = conftest.month_at(index).strftime("%Y-%m")
         assert parse_period(month) == month and month >= "2100-01"
-    monkeypatch.setattr(conftest, "_months", None)  # as a new worker starts: the last one of `workers`
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{workers - 1}")
-    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
-    drawn = [conftest.own_month() for _ in range(3)]
-    assert len(set(drawn)) == 3 and all(conftest.month_at(blocks[-1][0]) <= month < conftest.month_at(
-        blocks[-1][-1]) for month in drawn)
+    # As a worker starts: the last of `workers`, and one that xdist starts in place of a crashed one (the next id).
+    for worker, block in ((workers - 1, blocks[-1]), (workers, blocks[0])):
+        monkeypatch.setattr(conftest, "_months", None)
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", f"gw{worker}")
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(workers))
+        drawn = [conftest.own_month() for _ in range(3)]
+        assert len(set(drawn)) == 3
+        assert all(conftest.month_at(block[0]) <= month < conftest.month_at(block[-1]) for month in drawn)
