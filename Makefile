@@ -88,3 +88,4 @@ budget-check: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mutation
+	find . -path ./.venv -prune -o -name __pycache__ -prune -exec rm -rf {} +
