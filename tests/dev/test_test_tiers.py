@@ -60,7 +60,7 @@ def run_fast_tier(tmp_path: Path, probe: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker of this session
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, "-m", "pytest", str(unit), "-q", "-n", "0", "-p", "no:randomly",
-                           "-p", "no:cacheprovider"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           "-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:anyio"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
 
 
