@@ -59,9 +59,10 @@ def run_fast_tier(tmp_path: Path, probe: str) -> subprocess.CompletedProcess:
     (unit / "test_probe.py").write_text(textwrap.dedent(probe))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker of this session
     env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run([sys.executable, "-m", "pytest", str(unit), "-q", "-n", "0", "-p", "no:randomly",
-                           "-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:anyio"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    options = ["-q", "-n", "0", "-p", "no:randomly", "-p", "no:cacheprovider",
+               "-p", "no:schemathesis", "-p", "no:anyio"]  # the last two as the project's pytest.ini turns them off
+    return subprocess.run([sys.executable, "-m", "pytest", str(unit), *options], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_a_session_of_the_fast_tier_alone_starts_no_server(tmp_path):

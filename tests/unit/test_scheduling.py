@@ -1,4 +1,5 @@
-"""tests/scheduling.py: the modules that share one stack go to a worker together; every other module alone."""
+"""How a run is shared among workers: the modules that share one stack go to a worker together, every other
+module alone (tests/scheduling.py); each worker draws months of its own (own_month, tests/conftest.py)."""
 from __future__ import annotations
 
 import ast
