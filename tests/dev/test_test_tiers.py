@@ -53,16 +53,14 @@ def test_reads_the_table(moto_server):
 def run_fast_tier(tmp_path: Path, probe: str) -> subprocess.CompletedProcess:
     unit = tmp_path / "tests" / "unit"
     unit.mkdir(parents=True)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    shutil.copy(ROOT / "pytest.ini", tmp_path / "pytest.ini")  # the project's options and plugins
     for helper in (ROOT / "tests").glob("*.py"):  # the conftest and the modules beside it that it loads
         shutil.copy(helper, tmp_path / "tests" / helper.name)
     (unit / "test_probe.py").write_text(textwrap.dedent(probe))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker of this session
     env["PYTHONPATH"] = str(ROOT)
-    options = ["-q", "-n", "0", "-p", "no:randomly", "-p", "no:cacheprovider",
-               "-p", "no:schemathesis", "-p", "no:anyio"]  # the last two as the project's pytest.ini turns them off
-    return subprocess.run([sys.executable, "-m", "pytest", str(unit), *options], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pytest", str(unit), "-n", "0", "-p", "no:randomly"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_a_session_of_the_fast_tier_alone_starts_no_server(tmp_path):
