@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from dev.stack import local_stack as stack 
+from test_local_stack import stop_and_check
 
 pytestmark = pytest.mark.e2e
 
@@ -162,7 +163,7 @@ def test_local_stack_on_an_endpoint_starts_no_moto_and_the_app_lives_there(calle
         assert "TESSERA_JWT_SECRET" not in running.env and running.env["TESSERA_JWT_SECRET_ID"] == "tessera/local/jwt"
         assert "AWS_ENDPOINT_URL_DYNAMODB" not in running.env
     finally:
-        running.stop()
+        stop_and_check(running)
 
 
 def test_budget_check_runs_against_the_endpoint_make_run_used(caller):

@@ -11,7 +11,7 @@ import pytest
 
 from dev.stack import local_stack as stack
 from published import PUBLISHED_BATCH
-from test_local_stack import call, developer_shell, free_ports
+from test_local_stack import call, developer_shell, free_ports, stop_and_check
 
 pytestmark = pytest.mark.e2e
 SONNET = "claude-sonnet-4-6"
@@ -27,7 +27,7 @@ def batch_stack():
     try:
         yield running
     finally:
-        running.stop()
+        stop_and_check(running)
 
 
 def new_tenant(api_url):

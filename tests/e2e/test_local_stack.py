@@ -128,17 +128,40 @@ def environment_watched(changed: List[str]):
 CHANGED_WHILE_STARTING: List[str] = []
 
 
-@contextlib.contextmanager
-def started_stack():
+def start_stack() -> stack.LocalStack:
     """moto server, the stand-in and chalice local as real processes, started as `make run` starts them."""
     started = time.monotonic()
     with environment_watched(CHANGED_WHILE_STARTING):
         running = stack.LocalStack(*free_ports(3), environ=developer_shell()).start()
     print(f"LocalStack ready in {time.monotonic() - started:.1f} s")
+    # moto, stand-in, stream worker, chalice local, the streaming function, the local gateway in front
+    assert len(running.processes) == 6 and not any(map(stack.port_is_free, ports_of(running)))
+    return running
+
+
+def ports_of(running: stack.LocalStack) -> List[int]:
+    return [port for port in (running.api_port, running.moto_port, running.standin_port) if port]
+
+
+def stop_and_check(running: stack.LocalStack) -> None:
+    """Stop a stack, then check it left nothing behind: each of its processes ended, none of their process
+    groups remains, each of its ports is free. The module-scoped stacks stop through here, so their
+    teardown is where a run checks `stop()`: five stacks a run, one of them on an AWS endpoint (no moto)."""
+    processes, ports = list(running.processes), ports_of(running)
+    running.stop()
+    assert [p.poll() is not None for p in processes] == [True] * len(processes)
+    assert not any(process_group_exists(p.pid) for p in processes)
+    assert all(map(stack.port_is_free, ports))
+
+
+@contextlib.contextmanager
+def started_stack():
+    """A stack started for the block, stopped and checked after it (`stop_and_check`)."""
+    running = start_stack()
     try:
         yield running
     finally:
-        running.stop()
+        stop_and_check(running)
 
 
 _shared: Optional[Any] = None
@@ -157,9 +180,8 @@ def local_stack(request):
         pytest.fail(f"{module} uses the shared local_stack: name it in SHARED_STACK_MODULES "
                     "(tests/scheduling.py), so the one worker that runs those runs it", pytrace=False)
     if _shared is None:
-        context = started_stack()
-        _shared = context.__enter__()
-        request.config.add_cleanup(lambda: context.__exit__(None, None, None))
+        _shared = start_stack()
+        request.config.add_cleanup(_shared.stop)  # unchecked: under xdist a cleanup's error is not reported
     return _shared
 
 
@@ -264,20 +286,6 @@ def test_app_environment_drops_inherited_aws_and_anthropic_settings(monkeypatch)
     env = stack.app_environment(stack.aws_environment(5001), "http://127.0.0.1:8787", stack.STANDIN_POOL_KEY)
     assert not {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE", "ANTHROPIC_AUTH_TOKEN"} & set(env)
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5001"
-
-
-# --- stopping -------------------------------------------------------------------
-
-def test_stop_ends_every_process_and_frees_every_port():
-    ports = free_ports(3)
-    running = stack.LocalStack(*ports).start()
-    processes = list(running.processes)
-    # moto, stand-in, stream worker, chalice local, the streaming function, the local gateway in front
-    assert len(processes) == 6 and not any(stack.port_is_free(p) for p in ports)
-    running.stop()
-    assert [p.poll() is not None for p in processes] == [True] * 6
-    assert not any(process_group_exists(p.pid) for p in processes)
-    assert all(stack.port_is_free(p) for p in ports)
 
 
 # --- `make run` (python -m dev.stack) ----------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from dev.stack import local_stack as stack
 from test_edges_over_http import new_tenant
-from test_local_stack import call, developer_shell, free_ports
+from test_local_stack import call, developer_shell, free_ports, stop_and_check
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,7 @@ def pool_stack():
     try:
         yield running
     finally:
-        running.stop()
+        stop_and_check(running)
 
 
 def on_plan(pool_stack, plan):
