@@ -17,19 +17,23 @@ PACKAGE_DIR ?= build/$(STAGE)
 .PHONY: run test test-fast console mutation package deploy-dev lock bench budget-check clients clean
 
 # What ships comes from the lock, hash-checked, so the tests run the versions the zip holds. uv installs the
-# packages pip would, 20 s sooner (docs/testing.md has the figures); pip installs uv itself (pinned,
-# hash-checked). Each uv step compiles the bytecode of what it installs on every core, so no process compiles
-# what it imports from source (where PYTHONDONTWRITEBYTECODE is set, each one would). uv reads no pip
-# configuration: it trusts the system's certificates (--system-certs, as pip does), and a mirror is named to
-# it with UV_DEFAULT_INDEX or UV_FIND_LINKS.
+# packages pip would, 20 s sooner (docs/testing.md has the figures); the interpreter's own pip installs uv
+# itself (pinned, hash-checked) into a virtualenv made without pip (ensurepip's copy took 4 s; the pip that
+# packaging runs is pinned in requirements-dev.txt); an interpreter without pip gets ensurepip's. The lock's
+# packages, which every process of the app imports, are compiled to bytecode at install on every core; the
+# tools' (moto, cfn-lint, Schemathesis...) compile as a process first imports them, since a run imports fewer
+# than half of their files. uv reads no pip configuration: it trusts the system's certificates
+# (--system-certs, as pip does), and a mirror is named to it with UV_DEFAULT_INDEX or UV_FIND_LINKS.
 $(STAMP): $(REQUIREMENTS)
 	@test -n "$(PYTHON)" || { echo "make: Python $(PYTHON_WANTED) not found (pyenv install $(PYTHON_WANTED), or PYTHON=/path/to/python$(PYTHON_WANTED))" >&2; exit 1; }
 	@test ! -x $(PY) || $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_WANTED))))' \
 		|| { echo "make: $(VENV) is not Python $(PYTHON_WANTED); rebuilding it" >&2; rm -rf $(VENV); }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) --require-hashes --no-deps -r requirements-uv.txt
+	@test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
+	$(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements-uv.txt 2>/dev/null || { $(PY) -m ensurepip --default-pip && $(PIP) --require-hashes \
+		--no-deps -r requirements-uv.txt; }
 	$(UV) --compile-bytecode --require-hashes --no-deps -r requirements.lock
-	$(UV) --compile-bytecode -r requirements-dev.txt
+	$(UV) -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
