@@ -1,7 +1,7 @@
 """moto's DynamoDB with the same answers at the speed a test suite needs.
 
-Four costs of moto 5.2's DynamoDB server dominate a run of the suite (its two moto servers used about half
-of the run's CPU, more than the tests themselves), and two of them grow with everything written before:
+Five costs of moto 5.2's DynamoDB server dominate a run of the suite (its two moto servers used about half
+of the run's CPU, more than the tests themselves), and three of them grow with everything written before:
 
 - **Query on the table's key** sorts every item of the table, then keeps the queried partition's
   (`Table.query` over `Table.all_items()`): a query's cost grows with the table, not with its answer.
@@ -25,6 +25,10 @@ of the run's CPU, more than the tests themselves), and two of them grow with eve
   a tree node by node as `deepcopy` would, without pickling's protocol; `plain_node_classes` gives the
   parser's classes `type`'s own instance checks (none has a registered virtual subclass, checked when
   installed); `processed_types_once` reads a validator's node types once.
+- **moto keeps every model instance it ever makes** for its dashboard (`/moto-api/data.json`): each item,
+  each copy of one, each stream record, for the server's life. `untracked_items` keeps none of DynamoDB's
+  and DynamoDB Streams' (nothing reads them there; the suite reads the page for SES's messages), so memory
+  stops growing with every write and that page no longer walks hundreds of thousands of them.
 
 `TESSERA_MOTO_CHECK=<file>` makes the server answer every item operation both ways and append any
 difference to that file (which starts with a line saying checking is on); that is how these were checked
@@ -59,6 +63,7 @@ def install() -> None:
     plain_node_copies(check_file)
     plain_node_classes()
     processed_types_once()
+    untracked_items()
 
 
 def partition_queries(check_file: Optional[str] = None) -> None:
@@ -277,3 +282,21 @@ def processed_types_once() -> None:
         return types
 
     DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
+
+
+class _Untracked(list):
+    """A model class's list of its instances that keeps none."""
+
+    def append(self, instance: Any) -> None:
+        pass
+
+
+def untracked_items() -> None:
+    from moto.core.model_instances import model_data
+    import moto.dynamodb.models  # noqa: F401 (registers the classes below)
+    import moto.dynamodbstreams.models  # noqa: F401
+
+    for service in ("dynamodb", "dynamodbstreams"):
+        for cls in model_data[service].values():
+            cls.instances_tracked = _Untracked()
+

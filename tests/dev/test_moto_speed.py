@@ -5,8 +5,10 @@ every Query moto's own way and writes any difference to a file; each test reads 
 (written out here, not asked of moto) and finds that file holding its first line alone."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -190,6 +192,23 @@ def test_the_streams_records_carry_their_images_and_times(checked):
     assert mine[0]["dynamodb"]["NewImage"]["b"] == {"B": b"\x07"}
     assert mine[0]["dynamodb"]["ApproximateCreationDateTime"].year >= 2024  # a time, parsed as one by botocore
     assert differences(check_file) == []
+
+
+def test_the_dashboards_data_keeps_no_table_item_and_still_lists_what_ses_sent(checked):
+    """moto keeps each model instance it ever makes for its dashboard's data.json: every item, every copy of
+    one, every stream record. A server's memory and that page's cost grew with each write; the suite reads
+    the page for SES's messages alone."""
+    client, _, _ = checked
+    client.put_item(TableName=TABLE, Item=item("dashboard", "1"))
+    endpoint = client.meta.endpoint_url
+    ses = boto3.client("ses", endpoint_url=endpoint, region_name="us-east-1")
+    ses.verify_email_identity(EmailAddress="from@example.com")
+    ses.send_email(Source="from@example.com", Destination={"ToAddresses": ["to@example.com"]},
+                   Message={"Subject": {"Data": "s"}, "Body": {"Text": {"Data": "b"}}})
+    with urllib.request.urlopen(endpoint + "/moto-api/data.json") as response:
+        data = json.load(response)
+    assert data["dynamodb"]["Item"] == [] and data["dynamodb"]["StreamRecord"] == []
+    assert [m["destinations"]["ToAddresses"] for m in data["ses"]["Message"]] == [["to@example.com"]]
 
 
 def test_a_difference_from_motos_answer_is_written_down(tmp_path):
