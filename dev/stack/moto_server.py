@@ -45,6 +45,10 @@ makes two underlying writes of every item, prepare then commit (the same
 Developer Guide page), hence the defaults. docs/local-dynamodb.md gives the details and what
 is not modelled.
 
+Connections are kept open between requests (`KeepAliveRequestHandler`): werkzeug's server closes each one
+after its answer, so every AWS call opened a connection and the server started a thread for it, about a
+quarter of the server's CPU for a GetItem or a PutItem.
+
 Options: those of `python -m moto.server` (`-H HOST -p PORT`), and the above.
 """
 from __future__ import annotations
@@ -56,6 +60,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -66,6 +71,51 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import run_simple
 
 from dev.stack import moto_speed
+
+
+class _BodyRead:
+    """A request's input once its body is read whole: werkzeug's reads after the response (meant to discard
+    what the application left unread) find nothing, and leave the next request on the connection alone."""
+
+    def __init__(self, rfile: Any) -> None:
+        self.rfile = rfile
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, keeping each connection open for the client's next request.
+
+    Werkzeug's server answers every request with `Connection: close`, because Python's http.server cannot
+    skip what an application leaves unread of a request's body before the next request line. Here the
+    body (its Content-Length) is read whole before the application runs, so nothing is left unread and the
+    connection can serve the next request: each AWS call no longer opens a connection and starts a thread.
+    A request with a chunked body still closes."""
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no answer waits on Nagle's timer
+
+    def make_environ(self) -> Dict[str, Any]:
+        environ = super().make_environ()
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
+            self.rfile = _BodyRead(self.rfile)
+        return environ
+
+    def run_wsgi(self) -> None:
+        rfile = self.rfile
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = rfile
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and isinstance(self.rfile, _BodyRead):
+            return  # the request's own `Connection: close`, if it sent one, still closes (http.server's rule)
+        super().send_header(keyword, value)
 
 
 class OneRequestAtATime:
@@ -318,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         app = Contention(app, latency)
         print("moto: DynamoDB contention mode (latency: "
               + ", ".join(f"{kind} {ms:g} ms" for kind, ms in latency.items()) + ")", file=sys.stderr, flush=True)
-    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=KeepAliveRequestHandler)
 
 
 if __name__ == "__main__":
