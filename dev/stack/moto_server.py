@@ -54,6 +54,7 @@ Options: those of `python -m moto.server` (`-H HOST -p PORT`), and the above.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import io
 import json
@@ -77,9 +78,6 @@ class _BodyRead:
     """A request's input once its body is read whole: werkzeug's reads after the response (meant to discard
     what the application left unread) find nothing, and leave the next request on the connection alone."""
 
-    def __init__(self, rfile: Any) -> None:
-        self.rfile = rfile
-
     def read(self, size: int = -1) -> bytes:
         return b""
 
@@ -91,18 +89,22 @@ class KeepAliveRequestHandler(MotoRequestHandler):
     skip what an application leaves unread of a request's body before the next request line. Here the
     body (its Content-Length) is read whole before the application runs, so nothing is left unread and the
     connection can serve the next request: each AWS call no longer opens a connection and starts a thread.
-    A request with a chunked body still closes."""
+    A request with a chunked body or a Content-Length that is not a number, an HTTP/1.0 request and one that
+    asks to close still close. A kept connection relies on each answer's framing being exact, which holds
+    for an application that answers with a whole body (`OneRequestAtATime` makes each answer whole)."""
 
     def setup(self) -> None:
         super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no answer waits on Nagle's timer
+        with contextlib.suppress(OSError):  # no answer waits on Nagle's timer (a TCP socket; not on a unix one)
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def make_environ(self) -> Dict[str, Any]:
         environ = super().make_environ()
-        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
-            self.rfile = _BodyRead(self.rfile)
+        length = environ.get("CONTENT_LENGTH") or "0"
+        if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and length.isdigit() \
+                and self.request_version >= "HTTP/1.1" and not self.close_connection:
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+            self.rfile = _BodyRead()
         return environ
 
     def run_wsgi(self) -> None:
@@ -114,7 +116,7 @@ class KeepAliveRequestHandler(MotoRequestHandler):
 
     def send_header(self, keyword: str, value: str) -> None:
         if keyword.lower() == "connection" and value.lower() == "close" and isinstance(self.rfile, _BodyRead):
-            return  # the request's own `Connection: close`, if it sent one, still closes (http.server's rule)
+            return
         super().send_header(keyword, value)
 
 

@@ -74,8 +74,11 @@ def test_one_connection_carries_call_after_call_a_refused_body_included():
     first, _ = send(connection, "PutItem", {"TableName": TABLE, "Item": {**key("kept"), "v": {"S": "x" * 5000}}})
     sock = connection.sock
     refused, _ = send(connection, "PutItem", b'{"TableName": "' + b"x" * 3000)  # JSON cut short: moto's 500
+    connection.request("GET", "/moto-api/data.json", body=b"x" * 4096)  # a body moto never reads
+    unread = connection.getresponse()
+    unread.read()
     read, got = send(connection, "GetItem", {"TableName": TABLE, "Key": key("kept"), "ConsistentRead": True})
-    assert (first.status, refused.status, read.status) == (200, 500, 200)
+    assert (first.status, refused.status, unread.status, read.status) == (200, 500, 200, 200)
     assert json.loads(got)["Item"]["v"] == {"S": "x" * 5000}
     assert connection.sock is sock is not None and first.getheader("Connection") is None
     connection.close()
