@@ -284,19 +284,17 @@ def processed_types_once() -> None:
     DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
 
 
-class _Untracked(list):
-    """A model class's list of its instances that keeps none."""
-
-    def append(self, instance: Any) -> None:
-        pass
-
-
 def untracked_items() -> None:
-    from moto.core.model_instances import model_data
-    import moto.dynamodb.models  # noqa: F401 (registers the classes below)
-    import moto.dynamodbstreams.models  # noqa: F401
+    """moto's `BaseModel` appends each new instance to its class's `instances_tracked`; DynamoDB's and
+    DynamoDB Streams' instances now skip that (a reset of moto's model data, which gives each class a new
+    list, does not bring it back)."""
+    from moto.core.common_models import BaseModel
 
-    for service in ("dynamodb", "dynamodbstreams"):
-        for cls in model_data[service].values():
-            cls.instances_tracked = _Untracked()
+    tracked_new = BaseModel.__new__
 
+    def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls.__module__.startswith(("moto.dynamodb.", "moto.dynamodbstreams.")):
+            return object.__new__(cls)
+        return tracked_new(cls, *args, **kwargs)
+
+    BaseModel.__new__ = staticmethod(__new__)
