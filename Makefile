@@ -20,9 +20,9 @@ PACKAGE_DIR ?= build/$(STAGE)
 # packages pip would, 20 s sooner (docs/testing.md has the figures); the interpreter's own pip installs uv
 # itself (pinned, hash-checked) into a virtualenv made without pip (ensurepip's copy took 4 s; the pip that
 # packaging runs is pinned in requirements-dev.txt); an interpreter without pip gets ensurepip's. The lock's
-# packages, which every process of the app imports, are compiled to bytecode at install on every core; the
-# tools' (moto, cfn-lint, Schemathesis...) compile as a process first imports them, since a run imports fewer
-# than half of their files. uv reads no pip configuration: it trusts the system's certificates
+# packages (what ships, the bulk of what the app's processes import) are compiled to bytecode at install on
+# every core; the rest (the AWS SDK the runtime provides, moto, cfn-lint, Schemathesis...) compile as a
+# process first imports them, since a run imports fewer than half of their files. uv reads no pip configuration: it trusts the system's certificates
 # (--system-certs, as pip does), and a mirror is named to it with UV_DEFAULT_INDEX or UV_FIND_LINKS.
 $(STAMP): $(REQUIREMENTS)
 	@test -n "$(PYTHON)" || { echo "make: Python $(PYTHON_WANTED) not found (pyenv install $(PYTHON_WANTED), or PYTHON=/path/to/python$(PYTHON_WANTED))" >&2; exit 1; }
@@ -38,9 +38,10 @@ $(STAMP): $(REQUIREMENTS)
 	@touch $@
 
 # Where the shell sets PYTHONDONTWRITEBYTECODE, each Python process of the stack and the suite (the workers, the
-# stacks' servers, the tools the tests run) would compile the project's own modules again, and each pytest process
-# rewrite the test modules again (docs/testing.md has the figures). These commands write that bytecode, in
-# __pycache__ folders: git ignores them and packaging copies the project without them (dev/deploy/package.py).
+# stacks' servers, the tools the tests run) would compile the project's own modules again, and the tools' packages
+# not compiled at install, and each pytest process rewrite the test modules again (docs/testing.md has the
+# figures). Every command here that runs the virtualenv's Python writes that bytecode, in __pycache__ folders:
+# git ignores them and packaging copies the project without them (dev/deploy/package.py).
 WRITE_BYTECODE := env -u PYTHONDONTWRITEBYTECODE
 
 run: $(STAMP)
@@ -71,24 +72,24 @@ mutation: $(STAMP)
 	$(WRITE_BYTECODE) $(PY) -m dev.mutation $(MODULE)
 
 package: $(STAMP)
-	$(PY) -m dev.deploy.package --stage $(STAGE) --out $(PACKAGE_DIR)
+	$(WRITE_BYTECODE) $(PY) -m dev.deploy.package --stage $(STAGE) --out $(PACKAGE_DIR)
 
 # The dev stage through `chalice deploy --stage dev`, with a small stack of its resources (dev/deploy/dev_stage.py).
 deploy-dev: $(STAMP)
-	$(PY) -m dev.deploy.dev_stage deploy
+	$(WRITE_BYTECODE) $(PY) -m dev.deploy.dev_stage deploy
 
 lock: $(STAMP)
-	$(PY) -m dev.deploy.package --lock
+	$(WRITE_BYTECODE) $(PY) -m dev.deploy.package --lock
 
 # The real clients the end-to-end tests run (Claude Code, the TypeScript SDK), pinned in dev/clients/.
 clients:
 	$(PYTHON) -m dev.clients.install
 
 bench: $(STAMP)
-	$(PY) -m dev.bench
+	$(WRITE_BYTECODE) $(PY) -m dev.bench
 
 budget-check: $(STAMP)
-	$(PY) -m dev.stack.budget_check
+	$(WRITE_BYTECODE) $(PY) -m dev.stack.budget_check
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mutation

@@ -111,7 +111,7 @@ def test_the_dev_route_is_a_make_target_that_runs_chalice_deploy_for_the_dev_sta
     from dev.deploy import dev_stage
 
     target = re.search(r"^deploy-dev:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert target and target.group(1).split() == ["$(PY)", "-m", "dev.deploy.dev_stage", "deploy"]
+    assert target and target.group(1).split() == ["$(WRITE_BYTECODE)", "$(PY)", "-m", "dev.deploy.dev_stage", "deploy"]
     assert dev_stage.STAGE == "dev" and "dev" in json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
     source = Path(dev_stage.__file__).read_text()
     assert '"deploy", "--stage", stage]' in source
