@@ -22,8 +22,9 @@ PACKAGE_DIR ?= build/$(STAGE)
 # packaging runs is pinned in requirements-dev.txt); an interpreter without pip gets ensurepip's. The lock's
 # packages (what ships, the bulk of what the app's processes import) are compiled to bytecode at install on
 # every core; the rest (the AWS SDK the runtime provides, moto, cfn-lint, Schemathesis...) compile as a
-# process first imports them, since a run imports fewer than half of their files. uv reads no pip configuration: it trusts the system's certificates
-# (--system-certs, as pip does), and a mirror is named to it with UV_DEFAULT_INDEX or UV_FIND_LINKS.
+# process first imports them, since a run imports fewer than half of their files. uv reads no pip
+# configuration: it trusts the system's certificates (--system-certs, as pip does), and a mirror is named to
+# it with UV_DEFAULT_INDEX or UV_FIND_LINKS.
 $(STAMP): $(REQUIREMENTS)
 	@test -n "$(PYTHON)" || { echo "make: Python $(PYTHON_WANTED) not found (pyenv install $(PYTHON_WANTED), or PYTHON=/path/to/python$(PYTHON_WANTED))" >&2; exit 1; }
 	@test ! -x $(PY) || $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != ($(subst .,$(comma),$(PYTHON_WANTED))))' \
